@@ -1,0 +1,106 @@
+"""Builder: ONNX -> frontend -> passes -> layers -> tactics -> memory plan -> Engine."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from .. import dtypes, frontend, passes
+from ..errors import ShapeError, TensorforgeError
+from ..runtime import memory
+from ..runtime.context import _bind_symbols, _lifetimes
+from ..runtime.engine import Engine, default_device
+from ..runtime.plan import ProfileSpec
+from ..runtime.shapes import eval_shape
+from .config import BuilderConfig
+from .lower import lower
+
+log = logging.getLogger("tensorforge")
+
+
+class Builder:
+    """Builds engines from ONNX models according to a BuilderConfig."""
+
+    def __init__(self, config: BuilderConfig | None = None):
+        self.config = config or BuilderConfig()
+
+    def build(self, model) -> Engine:
+        """Build an engine from a path, 'zoo:NAME' or onnx.ModelProto."""
+        cfg = self.config
+        cfg.validate()
+        t0 = time.perf_counter()
+        device = torch.device(cfg.device) if cfg.device else default_device()
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
+        g = frontend.load(model)
+        n_nodes = len(g.nodes)
+        g = passes.run_pipeline(g)
+        plan, weights = lower(g)
+        plan.profiles, implicit = _profiles(plan, cfg)
+        plan.meta["implicit_profile"] = implicit
+        plan.config = cfg.to_json()
+        plan.device_memory_size, plan.meta["activation_bytes_unshared"] = _memory_at_max(plan)
+        if cfg.tf32 and device.type == "cuda":
+            plan.meta["tf32"] = True
+        build_s = time.perf_counter() - t0
+        info = {"build_time_s": round(build_s, 3), "onnx_nodes": n_nodes, "layers": len(plan.layers)}
+        log.info("Engine built in %.3f sec: %d ONNX nodes -> %d layers, activation memory %.2f MiB",
+                 build_s, n_nodes, len(plan.layers), plan.device_memory_size / 2**20)
+        return Engine(plan, weights, device, build_info=info)
+
+
+def _profiles(plan, cfg: BuilderConfig):
+    """Validate the config's profiles against the network inputs; make an implicit one if needed."""
+    dynamic = {n: plan.tensors[n].shape for n in plan.inputs
+               if any(not isinstance(d, int) for d in plan.tensors[n].shape)}
+    if not cfg.profiles:
+        if dynamic:
+            log.warning("no optimization profile given for dynamic input(s) %s; tuning for dims = 1, "
+                        "any shape accepted at run time", ", ".join(dynamic))
+        shapes = {n: [[1 if not isinstance(d, int) else d for d in s]] * 3 for n, s in dynamic.items()}
+        return ([ProfileSpec(shapes)] if dynamic else []), True
+    out = []
+    for i, prof in enumerate(cfg.profiles):
+        for name in prof.shapes:
+            if name not in plan.inputs:
+                raise ShapeError(f"profile {i}: '{name}' is not a network input (inputs: {', '.join(plan.inputs)})")
+        shapes = {}
+        for name in plan.inputs:
+            spec = plan.tensors[name].shape
+            if name not in prof.shapes:
+                if name in dynamic:
+                    raise ShapeError(f"profile {i}: no shapes for dynamic input '{name}' ({spec})")
+                continue
+            mn, op, mx = prof.shapes[name]
+            for s in (mn, op, mx):
+                if len(s) != len(spec):
+                    raise ShapeError(f"profile {i}: '{name}' has rank {len(spec)}, profile gives {len(s)}")
+                for d, sd in zip(s, spec):
+                    if isinstance(sd, int) and d != sd:
+                        raise ShapeError(f"profile {i}: '{name}' static dim {sd} given as {d}")
+            shapes[name] = [list(mn), list(op), list(mx)]
+        out.append(ProfileSpec(shapes))
+    return out, False
+
+
+def _memory_at_max(plan):
+    """Arena bytes at the largest profile shapes, and the no-reuse baseline for comparison."""
+    best, unshared = 0, 0
+    lifetimes = _lifetimes(plan)
+    for prof in plan.profiles or [ProfileSpec({})]:
+        shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
+                  for n in plan.inputs}
+        env = _bind_symbols(plan, shapes)
+        bufs = []
+        for name, (first, last) in lifetimes.items():
+            try:
+                shp = eval_shape(plan.tensors[name].shape, env)
+            except (NameError, KeyError):
+                continue
+            size = int(np.prod(shp)) * dtypes.itemsize(plan.tensors[name].dtype)
+            bufs.append(memory.Buffer(name, size, first, last))
+        best = max(best, memory.plan(bufs)[1])
+        unshared = max(unshared, memory.total_unshared(bufs))
+    return best, unshared

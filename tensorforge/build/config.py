@@ -1,0 +1,68 @@
+"""BuilderConfig and OptimizationProfile: explicit build configuration (stored in the engine)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import ShapeError, TensorforgeError
+
+
+class OptimizationProfile:
+    """Per-input (min, opt, max) shapes; tactics are tuned at opt and valid over [min, max]."""
+
+    def __init__(self):
+        self.shapes: dict[str, tuple] = {}
+
+    def set_shape(self, name: str, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
+        mn, op, mx = (tuple(int(d) for d in s) for s in (min, opt, max))
+        if not (len(mn) == len(op) == len(mx)):
+            raise ShapeError(f"profile for '{name}': min/opt/max have different ranks")
+        if any(not (a <= b <= c) for a, b, c in zip(mn, op, mx)):
+            raise ShapeError(f"profile for '{name}': need min <= opt <= max, got {list(mn)}, {list(op)}, {list(mx)}")
+        if any(d < 0 for d in mn):
+            raise ShapeError(f"profile for '{name}': negative dims")
+        self.shapes[name] = (mn, op, mx)
+
+    def get_shape(self, name: str):
+        return self.shapes[name]
+
+    def __repr__(self):
+        return f"OptimizationProfile({self.shapes})"
+
+
+@dataclass
+class BuilderConfig:
+    """Everything that shapes a build. Stored (minus profiles' objects) in the engine header."""
+    fp16: bool = False
+    bf16: bool = False
+    int8: bool = False
+    fp8: bool = False
+    tf32: bool = True
+    strongly_typed: bool = False
+    opt_level: int = 3
+    timing_cache: str | None = None
+    max_aux_streams: int | None = None
+    mem_pool_size: dict = field(default_factory=dict)
+    tactic_sources: list | None = None
+    profiling_verbosity: str = "layer_names_only"
+    avg_timing: int = 4
+    precision_constraints: str = "none"
+    layer_precisions: dict = field(default_factory=dict)
+    layer_output_types: dict = field(default_factory=dict)
+    profiles: list = field(default_factory=list)
+    device: str | None = None
+    verbose: bool = False
+
+    def validate(self) -> None:
+        if not 0 <= int(self.opt_level):
+            raise TensorforgeError(f"builder optimization level must be 0..5, got {self.opt_level}")
+        if self.precision_constraints not in ("none", "prefer", "obey"):
+            raise TensorforgeError(f"precision_constraints must be none|prefer|obey, got {self.precision_constraints!r}")
+        if self.fp8 and self.int8:
+            raise TensorforgeError("fp8 and int8 cannot both be enabled")
+        if self.profiling_verbosity not in ("layer_names_only", "detailed", "none"):
+            raise TensorforgeError(f"profiling_verbosity must be layer_names_only|detailed|none")
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["profiles"] = [{k: [list(s) for s in v] for k, v in p.shapes.items()} for p in self.profiles]
+        return d

@@ -1,0 +1,93 @@
+"""Shape, dtype and value inference over the IR (the project's own; declared shapes are ignored).
+
+For every node in order: if all its inputs are constants it is evaluated with the reference
+(values become constants); else if its op can propagate symbolic values (shape arithmetic) and
+all inputs are known, the symbolic contents are computed; then its dtype/shape rule runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import dtypes
+from ..errors import ShapeError, TensorforgeError
+from ..ir import Graph, Node
+from ..ir.symbolic import norm
+from ..ops import registry
+from ..ops.common import to_obj
+
+FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants while inferring
+
+
+def _const_inputs(node: Node) -> bool:
+    return all(v is None or v.const is not None for v in node.inputs) and any(
+        v is not None for v in node.inputs) or (not node.inputs)
+
+
+def _fits(shapes) -> bool:
+    for s in shapes:
+        if s is None or not all(isinstance(d, int) for d in s):
+            return False
+        if int(np.prod(s, dtype=np.int64)) > FOLD_MAX_ELEMENTS:
+            return False
+    return True
+
+
+def infer_node(g: Graph, node: Node) -> None:
+    """Fill dtype/shape (and const/sym when computable) of a node's outputs."""
+    op = registry.get(node.op, node.domain, node.name)
+    for k, a in node.attrs.items():
+        if type(a).__name__ == "_SubgraphAttr":
+            raise TensorforgeError(f"unsupported op '{node.op}' (node '{node.name}'): graph attributes "
+                                   "(control flow) are not supported; `tensorforge ops` prints the supported list")
+    for i, v in enumerate(node.inputs):
+        if v is not None and (v.dtype is None or v.shape is None):
+            if v.const is not None:
+                v.dtype, v.shape = dtypes.from_torch(v.const.dtype), tuple(v.const.shape)
+            else:
+                raise ShapeError(f"node '{node.name}' ({node.op}): input {i} '{v.name}' has unknown shape")
+    try:
+        infos = op.infer(node)
+    except TensorforgeError:
+        raise
+    except Exception as e:  # a rule failing on odd input is a user-facing shape error
+        raise ShapeError(f"node '{node.name}' ({node.op}): cannot infer output shape ({type(e).__name__}: {e})") from None
+    if len(infos) < len(node.outputs):
+        raise ShapeError(f"node '{node.name}' ({node.op}): {len(node.outputs)} outputs, rule gave {len(infos)}")
+    for v, (dt, shp) in zip(node.outputs, infos):
+        v.dtype, v.shape = dt, tuple(norm(d) for d in shp)
+    if op.deterministic and _const_inputs(node) and _fits([v.shape for v in node.outputs]):
+        ins = [None if v is None else v.const for v in node.inputs]
+        try:
+            outs = op.run(ins, node.attrs, g.opset)
+        except TensorforgeError:
+            raise
+        except Exception as e:
+            raise ShapeError(f"node '{node.name}' ({node.op}): evaluation of constant inputs failed "
+                             f"({type(e).__name__}: {e})") from None
+        for v, t in zip(node.outputs, outs):
+            if t is not None:
+                v.const = t.contiguous() if isinstance(t, torch.Tensor) else torch.as_tensor(t)
+                if tuple(v.const.shape) != v.shape:
+                    raise ShapeError(f"node '{node.name}' ({node.op}): inferred shape {list(v.shape)} "
+                                     f"but evaluated {list(v.const.shape)}")
+        return
+    if op.symval is not None:
+        vals = [to_obj(v) if v is not None else None for v in node.inputs]
+        if op.symval_always or (all(x is not None for x, v in zip(vals, node.inputs) if v is not None)
+                                and any(v is not None and v.sym is not None for v in node.inputs)):
+            res = op.symval(node, *vals)
+            if res is not None:
+                for v, r in zip(node.outputs, res):
+                    if r is not None and np.asarray(r).size <= 4096:
+                        v.sym = np.asarray(r, dtype=object).reshape(tuple(int(d) for d in v.shape))
+
+
+def infer_graph(g: Graph) -> Graph:
+    """Infer every node in order; constants get their dtype/shape from their data."""
+    for v in g.values.values():
+        if v.const is not None and v.producer is None:
+            v.dtype, v.shape = dtypes.from_torch(v.const.dtype), tuple(v.const.shape)
+    for node in g.nodes:
+        infer_node(g, node)
+    return g

@@ -1,0 +1,166 @@
+"""Read an ONNX model (path, 'zoo:NAME' or ModelProto) into an ir.Graph."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from .. import dtypes
+from ..errors import TensorforgeError
+from ..ir import Graph
+from ..ir.symbolic import symbol
+
+MIN_IR_VERSION = 3
+
+
+def load_model_proto(model) -> onnx.ModelProto:
+    """Resolve a path / 'zoo:NAME' / ModelProto into a ModelProto with external data loaded."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise TensorforgeError(f"expected an ONNX path, 'zoo:NAME' or onnx.ModelProto, got {type(model).__name__}")
+    spec = str(model)
+    if spec.startswith("zoo:"):
+        from .. import zoo
+        return zoo.load(spec)
+    path = os.path.expanduser(spec)
+    if not os.path.exists(path):
+        raise TensorforgeError(f"model file not found: {spec}")
+    if os.path.isdir(path):
+        raise TensorforgeError(f"model path is a directory, not an ONNX file: {spec}")
+    try:
+        proto = onnx.load(path, load_external_data=True)
+    except FileNotFoundError as e:
+        raise TensorforgeError(f"{spec}: external data file missing ({e.filename or e})") from None
+    except Exception as e:  # protobuf DecodeError and friends
+        raise TensorforgeError(f"{spec}: not a valid ONNX model ({type(e).__name__})") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise TensorforgeError(f"{spec}: not a valid ONNX model (empty graph)")
+    return proto
+
+
+def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
+    """Convert an ONNX TensorProto to a CPU torch tensor (bfloat16/float8 included)."""
+    if t.data_type == onnx.TensorProto.STRING:
+        raise TensorforgeError(f"tensor '{t.name}': string tensors are not supported")
+    name = dtypes.from_onnx(t.data_type)
+    if t.data_location == onnx.TensorProto.EXTERNAL and not t.raw_data:
+        raise TensorforgeError(f"tensor '{t.name}': external data was not loaded")
+    arr = numpy_helper.to_array(t)
+    if name in ("bfloat16",) or name.startswith("float8"):
+        bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)
+        return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
+    arr = np.array(arr, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
+    if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
+        return torch.from_numpy(arr.astype(np.int64)).to(dtypes.to_torch(name))
+    return torch.from_numpy(arr.copy())
+
+
+def _attr_value(a: onnx.AttributeProto):
+    t = a.type
+    A = onnx.AttributeProto
+    if t == A.FLOAT:
+        return float(a.f)
+    if t == A.INT:
+        return int(a.i)
+    if t == A.STRING:
+        return a.s.decode("utf-8", errors="replace")
+    if t == A.TENSOR:
+        return tensor_to_torch(a.t)
+    if t == A.FLOATS:
+        return [float(x) for x in a.floats]
+    if t == A.INTS:
+        return [int(x) for x in a.ints]
+    if t == A.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in a.strings]
+    if t in (A.GRAPH, A.GRAPHS):
+        return _SubgraphAttr(a.name)
+    if t == A.SPARSE_TENSOR:
+        raise TensorforgeError(f"attribute '{a.name}': sparse tensors are not supported")
+    return None
+
+
+class _SubgraphAttr:
+    """Marker for graph-valued attributes (If/Loop/Scan bodies), which are not supported."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"<subgraph {self.name}>"
+
+
+def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
+    tt = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type"):
+        raise TensorforgeError(f"input '{vi.name}': only tensor inputs are supported")
+    dtype = dtypes.from_onnx(tt.elem_type) if tt.elem_type else None
+    if dtype is None:
+        raise TensorforgeError(f"input '{vi.name}' has no element type")
+    if not tt.HasField("shape"):
+        raise TensorforgeError(f"input '{vi.name}' has no shape (rank unknown)")
+    shape = []
+    for i, d in enumerate(tt.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            shape.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param:
+            shape.append(symbol(d.dim_param))
+        else:
+            shape.append(symbol(f"{vi.name}_dim{i}"))
+            unk_counter[0] += 1
+    return dtype, tuple(shape)
+
+
+def to_graph(proto: onnx.ModelProto) -> Graph:
+    """Convert a ModelProto into an (un-inferred) ir.Graph."""
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is None:
+        raise TensorforgeError("model has no default-domain opset import")
+    if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
+        raise TensorforgeError(f"ONNX IR version {proto.ir_version} is too old (need >= {MIN_IR_VERSION})")
+    gp = proto.graph
+    g = Graph(gp.name or "graph", opset)
+    g.metadata = {"producer": proto.producer_name, "ir_version": proto.ir_version,
+                  "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}}
+    for init in gp.initializer:
+        g.value(init.name).const = tensor_to_torch(init)
+    for sp in gp.sparse_initializer:
+        raise TensorforgeError(f"sparse initializer '{sp.values.name}' is not supported")
+    unk = [0]
+    for vi in gp.input:
+        if vi.name in g.values and g.values[vi.name].const is not None:
+            continue  # initializer also listed as an input (IR < 4): it is a constant
+        dtype, shape = _value_info_shape(vi, unk)
+        v = g.value(vi.name, dtype, shape)
+        g.inputs.append(v)
+    for i, n in enumerate(gp.node):
+        name = n.name or f"{n.op_type}_{i}"
+        attrs = {a.name: _attr_value(a) for a in n.attribute}
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            g.value(n.output[0]).const = _constant_value(attrs, name)
+            continue
+        ins = [g.value(x) if x else None for x in n.input]
+        for x, v in zip(n.input, ins):
+            if v is not None and v.const is None and v.producer is None and v not in g.inputs:
+                raise TensorforgeError(f"node '{name}' ({n.op_type}) reads '{x}', which nothing produces")
+        outs = [g.value(x) if x else g.new_value(f"{name}_unused{j}") for j, x in enumerate(n.output)]
+        g.add_node(n.op_type, ins, outs, attrs, name=g.unique_node_name(name), domain=n.domain,
+                   origin=[name])
+    for vi in gp.output:
+        if vi.name not in g.values:
+            raise TensorforgeError(f"graph output '{vi.name}' is never produced")
+        g.outputs.append(g.values[vi.name])
+    return g
+
+
+def _constant_value(attrs, name) -> torch.Tensor:
+    if "value" in attrs:
+        return attrs["value"]
+    for key, dt in (("value_float", torch.float32), ("value_floats", torch.float32),
+                    ("value_int", torch.int64), ("value_ints", torch.int64)):
+        if key in attrs:
+            return torch.tensor(attrs[key], dtype=dt)
+    raise TensorforgeError(f"Constant node '{name}': unsupported value kind {sorted(attrs)}")

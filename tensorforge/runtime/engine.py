@@ -1,0 +1,175 @@
+"""Engine: a built, serializable plan plus weights; creates execution contexts."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .. import __version__
+from ..errors import EngineFormatError
+from . import format as fmt
+from .plan import EnginePlan
+
+
+@dataclass(frozen=True)
+class TensorDesc:
+    """An engine input or output: name, dtype name and shape (-1 for dynamic dims)."""
+    name: str
+    dtype: str
+    shape: tuple
+    is_input: bool
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer as users see it (layer info, profiles, inspect)."""
+    name: str
+    type: str
+    tactic: str
+    inputs: list
+    outputs: list
+    origin: list
+    attrs: dict
+    precision: str
+    stream: int = 0
+
+
+def device_info(device: torch.device) -> dict:
+    """Name, type and compute capability of a device (what the engine file records)."""
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        p = torch.cuda.get_device_properties(idx)
+        return {"type": "cuda", "name": p.name, "capability": [p.major, p.minor]}
+    return {"type": "cpu", "name": "cpu", "capability": None}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+class Engine:
+    """A built engine: plan + weights (+ compiled artifacts). Immutable once built."""
+
+    def __init__(self, plan: EnginePlan, weights: dict, device=None, artifacts: bytes = b"",
+                 build_info: dict | None = None):
+        self.plan = plan
+        self.device = torch.device(device) if device is not None else default_device()
+        self.artifacts = artifacts
+        self.build_info = build_info or {}
+        self.weights = {}
+        for k, w in weights.items():
+            spec = plan.tensors.get(k)
+            self.weights[k] = w if (spec is not None and spec.host) or self.device.type == "cpu" \
+                else w.to(self.device, non_blocking=True)
+        self.load_time_s = None
+        self._size_bytes = None
+
+    # ---- serialization -----------------------------------------------------------------
+    def serialize(self) -> bytes:
+        header = {"tensorforge_version": __version__, "torch_version": torch.__version__,
+                  "device": device_info(self.device), "build": self.build_info,
+                  "plan": self.plan.to_json()}
+        data = fmt.pack(header, self.weights, self.artifacts)
+        self._size_bytes = len(data)
+        return data
+
+    def save(self, path: str) -> None:
+        fmt.save(str(path), self.serialize())
+
+    @classmethod
+    def deserialize(cls, data: bytes, device=None, source="<bytes>") -> "Engine":
+        t0 = time.perf_counter()
+        header, weights, artifacts = fmt.unpack(data, source)
+        eng = cls._from_parts(header, weights, artifacts, device, source)
+        eng._size_bytes = len(data)
+        eng.load_time_s = time.perf_counter() - t0
+        return eng
+
+    @classmethod
+    def load(cls, path, device=None) -> "Engine":
+        t0 = time.perf_counter()
+        header, weights, artifacts = fmt.read(str(path))
+        eng = cls._from_parts(header, weights, artifacts, device, str(path))
+        import os
+        eng._size_bytes = os.path.getsize(path)
+        eng.load_time_s = time.perf_counter() - t0
+        return eng
+
+    @classmethod
+    def _from_parts(cls, header, weights, artifacts, device, source):
+        try:
+            built = header["device"]
+            plan = EnginePlan.from_json(header["plan"])
+        except (KeyError, TypeError) as e:
+            raise EngineFormatError(f"{source}: engine header is incomplete ({e})") from None
+        dev = torch.device(device) if device is not None else (
+            torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
+        check_device(built, dev, source)
+        return cls(plan, weights, dev, artifacts, header.get("build", {}))
+
+    # ---- introspection ------------------------------------------------------------------
+    @property
+    def inputs(self) -> list[TensorDesc]:
+        return [self._desc(n, True) for n in self.plan.inputs]
+
+    @property
+    def outputs(self) -> list[TensorDesc]:
+        return [self._desc(n, False) for n in self.plan.outputs]
+
+    def _desc(self, name, is_input):
+        t = self.plan.tensors[name]
+        return TensorDesc(name, t.dtype, tuple(d if isinstance(d, int) else -1 for d in t.shape), is_input)
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        from ..kernels import tactic_key
+        return [LayerInfo(lay.name, lay.type, tactic_key(lay.tactic), list(lay.inputs), list(lay.outputs),
+                          list(lay.origin), dict(lay.attrs), lay.precision, lay.stream)
+                for lay in self.plan.layers]
+
+    @property
+    def device_memory_size(self) -> int:
+        return self.plan.device_memory_size
+
+    @property
+    def size_bytes(self) -> int:
+        if self._size_bytes is None:
+            self.serialize()
+        return self._size_bytes
+
+    @property
+    def num_profiles(self) -> int:
+        return len(self.plan.profiles)
+
+    @property
+    def num_aux_streams(self) -> int:
+        return self.plan.num_aux_streams
+
+    def get_profile_shape(self, profile: int, name: str):
+        p = self.plan.profiles[profile].shapes
+        if name not in p:
+            shp = self._desc(name, True).shape
+            return shp, shp, shp
+        return tuple(tuple(s) for s in p[name])
+
+    def create_execution_context(self, **kw):
+        from .context import ExecutionContext
+        return ExecutionContext(self, **kw)
+
+
+def check_device(built: dict, dev: torch.device, source: str) -> None:
+    """An engine runs only on the device type and GPU architecture it was built for."""
+    if built["type"] == "cpu":
+        if dev.type != "cpu":
+            raise EngineFormatError(f"{source}: engine was built for the CPU; rebuild it on the GPU")
+        return
+    cap = built.get("capability")
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        raise EngineFormatError(f"{source}: engine was built for {built['name']} (sm_{cap[0]}{cap[1]}); "
+                                "no CUDA device is available here")
+    cur = device_info(dev)
+    if list(cur["capability"]) != list(cap):
+        raise EngineFormatError(f"{source}: engine was built for {built['name']} (sm_{cap[0]}{cap[1]}) "
+                                f"but this GPU is {cur['name']} (sm_{cur['capability'][0]}"
+                                f"{cur['capability'][1]}); rebuild the engine")

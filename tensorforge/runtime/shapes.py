@@ -1,0 +1,43 @@
+"""Evaluate dim expressions (strings written by the builder) without sympy, safely."""
+from __future__ import annotations
+
+import ast
+import math
+from functools import lru_cache
+
+_FUNCS = {"floor": math.floor, "ceiling": math.ceil, "Max": max, "Min": min,
+          "Mod": lambda a, b: a % b, "Abs": abs}
+_OK_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast.Call, ast.Load,
+             ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
+
+
+@lru_cache(maxsize=4096)
+def compile_dim(expr: str):
+    """Compile a dim expression into a function of a symbol environment (whitelisted syntax)."""
+    tree = ast.parse(expr, mode="eval")
+    for n in ast.walk(tree):
+        if not isinstance(n, _OK_NODES):
+            raise ValueError(f"illegal dim expression: {expr!r}")
+        if isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _FUNCS):
+            raise ValueError(f"illegal function in dim expression: {expr!r}")
+    code = compile(tree, "<dim>", "eval")
+
+    def f(env):
+        v = eval(code, {"__builtins__": {}, **_FUNCS}, env)  # noqa: S307 - AST whitelisted above
+        return int(round(v)) if isinstance(v, float) else int(v)
+    return f
+
+
+def eval_dim(d, env) -> int:
+    return d if isinstance(d, int) else compile_dim(d)(env)
+
+
+def eval_shape(shape, env) -> tuple:
+    return tuple(eval_dim(d, env) for d in shape)
+
+
+def symbols_of(d) -> set:
+    if isinstance(d, int):
+        return set()
+    return {n.id for n in ast.walk(ast.parse(d, mode="eval")) if isinstance(n, ast.Name)
+            and n.id not in _FUNCS}
