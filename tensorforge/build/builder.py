@@ -16,6 +16,8 @@ from ..runtime.plan import ProfileSpec
 from ..runtime.shapes import eval_shape
 from .config import BuilderConfig
 from .lower import lower
+from .precision import assign_precision
+from .tactics import select_tactics
 
 log = logging.getLogger("tensorforge")
 
@@ -37,9 +39,11 @@ class Builder:
         g = frontend.load(model)
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g)
+        g = assign_precision(g, cfg)
         plan, weights = lower(g)
         plan.profiles, implicit = _profiles(plan, cfg)
         plan.meta["implicit_profile"] = implicit
+        plan = select_tactics(plan, weights, cfg, device)
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"] = _memory_at_max(plan)
         if cfg.tf32 and device.type == "cuda":
