@@ -1,0 +1,72 @@
+"""Test helpers: build tiny ONNX models, run them in tensorforge and ONNX Runtime, compare."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+ORT_MAX_IR = 10  # onnxruntime 1.31 reads IR <= 13; keep generated models conservative
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=8, name="test"):
+    """A ModelProto from NodeProtos; inputs/outputs are (name, elem_type, shape) or ValueInfoProtos."""
+    def vi(x):
+        if isinstance(x, onnx.ValueInfoProto):
+            return x
+        n, t, s = x
+        return helper.make_tensor_value_info(n, t, s)
+    g = helper.make_graph(list(nodes), name, [vi(x) for x in inputs], [vi(x) for x in outputs],
+                          list(initializers))
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+
+
+def run_ort(model: onnx.ModelProto, feed: dict) -> dict:
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feed)))
+
+
+def run_tf(model, feed: dict, config=None, device="cpu") -> dict:
+    """Build (CPU by default) and run once; returns numpy outputs."""
+    from . import Builder, BuilderConfig
+    cfg = config or BuilderConfig(device=device)
+    if config is None:
+        cfg.device = device
+    eng = Builder(cfg).build(model)
+    out = eng.create_execution_context().infer(feed)
+    return {k: v.detach().float().cpu().numpy() if v.dtype.is_floating_point and v.dtype != __import__("torch").float64
+            else v.detach().cpu().numpy() for k, v in out.items()}
+
+
+def assert_close(got: dict, ref: dict, rtol=1e-5, atol=1e-5):
+    """Every reference output present, same shape, close (NaN positions equal)."""
+    for k, r in ref.items():
+        assert k in got, f"missing output {k}"
+        g = got[k]
+        assert tuple(g.shape) == tuple(np.shape(r)), f"{k}: shape {g.shape} != {np.shape(r)}"
+        if r.dtype == np.bool_ or np.issubdtype(r.dtype, np.integer):
+            np.testing.assert_array_equal(g.astype(r.dtype), r, err_msg=k)
+        else:
+            np.testing.assert_allclose(g.astype(np.float64), r.astype(np.float64), rtol=rtol, atol=atol,
+                                       equal_nan=True, err_msg=k)
+
+
+def check_against_ort(model, feed, rtol=1e-5, atol=1e-5, **kw) -> dict:
+    """Run tensorforge and ORT on the same feed and assert the outputs agree."""
+    ref = run_ort(model, feed)
+    got = run_tf(model, feed, **kw)
+    assert_close(got, ref, rtol, atol)
+    return got
+
+
+def rand(shape, dtype=np.float32, seed=0, lo=-1.0, hi=1.0):
+    """Random (never all-zero) test data."""
+    rng = np.random.default_rng(seed)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        return rng.integers(int(lo), int(hi) + 1, size=shape).astype(dtype)
+    if np.dtype(dtype) == np.bool_:
+        return rng.random(shape) > 0.5
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
