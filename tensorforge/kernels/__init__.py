@@ -9,11 +9,33 @@ import json
 from ..errors import EngineFormatError
 
 _SOURCES = {}
+_CANDIDATES = {}
 
 
-def register_source(name: str, factory) -> None:
-    """Register `factory(layer, opset, device) -> fn(inputs) -> list[outputs]` for a source."""
+def register_source(name: str, factory, candidates=None) -> None:
+    """Register a tactic source.
+
+    factory(layer, opset, device) -> fn(inputs) -> list[outputs]
+    candidates(layer, device) -> list of tactic dicts {source, name, params} valid for the layer
+    """
     _SOURCES[name] = factory
+    if candidates is not None:
+        _CANDIDATES[name] = candidates
+
+
+def candidates(layer, device) -> list[dict]:
+    """All tactics any available source offers for a layer (aten's reference is always last)."""
+    from . import aten  # noqa: F401
+    if getattr(device, "type", str(device)) == "cuda":
+        try:
+            from . import triton  # noqa: F401  (lazy: needs CUDA + triton)
+        except ImportError:
+            pass
+    out = []
+    for src, fn in _CANDIDATES.items():
+        out += [t for t in fn(layer, device) if t is not None]
+    ref = {"source": "aten", "name": "reference", "params": {}}
+    return [t for t in out if t != ref] + [ref]
 
 
 def make_kernel(layer, opset: int, device):
