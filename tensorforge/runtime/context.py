@@ -48,6 +48,7 @@ class ExecutionContext:
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
         self._lifetimes = _lifetimes(p)
+        self._tf32 = bool(p.meta.get("tf32", False))
         self.replans = 0
 
     # ---- shapes and profiles -----------------------------------------------------------------
@@ -82,9 +83,17 @@ class ExecutionContext:
     def get_tensor_shape(self, name: str) -> tuple:
         if name in self._shapes:
             return self._shapes[name]
-        self._prepare()
-        t = self._slot_tensor(name)
-        return tuple(t.shape) if t is not None else tuple(self.plan.tensors[name].shape)
+        if name not in self.plan.tensors:
+            raise TensorforgeError(f"'{name}' is not a tensor of this engine")
+        missing = [n for n in self.plan.inputs if n not in self._shapes]
+        if missing:
+            raise ShapeError(f"input shape not set for {', '.join(missing)} (call set_input_shape)")
+        try:
+            return eval_shape(self.plan.tensors[name].shape, _bind_symbols(self.plan, self._shapes))
+        except (NameError, KeyError):  # data-dependent: -1 until an inference has run
+            t = self._slots.get(name) if getattr(self, "_slots", None) else None
+            return tuple(t.shape) if t is not None else tuple(
+                d if isinstance(d, int) else -1 for d in self.plan.tensors[name].shape)
 
     @property
     def all_shapes_specified(self) -> bool:
@@ -193,15 +202,15 @@ class ExecutionContext:
         self._validated = False
         self._has_dynamic = any(o is None for s in self._steps for o in s[4]) or any(s[5] for s in self._steps)
 
-    def _slot_tensor(self, name):
-        return self._slots.get(name)
-
     # ---- execution ---------------------------------------------------------------------------------
     def execute_async(self, stream=None) -> bool:
         """Enqueue one inference on `stream` (CUDA) or run it (CPU). Returns True."""
         self._prepare()
         if self.device.type == "cuda":
             stream = stream or torch.cuda.current_stream(self.device)
+            # TF32 is a math mode of cuBLAS/cuDNN: set it from the build config before enqueueing
+            torch.backends.cuda.matmul.allow_tf32 = self._tf32
+            torch.backends.cudnn.allow_tf32 = self._tf32
             with torch.cuda.stream(stream):
                 if self.use_cuda_graph and not self._has_dynamic and self.profiler is None:
                     self._run_graph(stream)

@@ -1,0 +1,105 @@
+"""`tensorforge inspect`: model summary (I/O, opset, op histogram, parameters) or engine summary."""
+from __future__ import annotations
+
+import collections
+import os
+
+from ..errors import TensorforgeError
+
+
+def _is_engine(path: str) -> bool:
+    from ..runtime.format import MAGIC
+    if path.startswith("zoo:") or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC)) == MAGIC
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def inspect_model(spec: str) -> str:
+    """Summary of an ONNX model: inputs/outputs (dynamic dims by name), opset, ops, parameters."""
+    import onnx
+
+    from ..frontend import load_model_proto
+    m = load_model_proto(spec)
+    g = m.graph
+    inits = {t.name for t in g.initializer}
+
+    def vi_str(vi):
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            dt = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
+            return f"  {vi.name}: {dt} (shape not declared)"
+        dims = [d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?")
+                for d in tt.shape.dim] if tt.HasField("shape") else ["?"]
+        dt = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
+        dyn = [str(d) for d in dims if not isinstance(d, int)]
+        return f"  {vi.name}: {dt} {_dims(dims)}" + (f"  (dynamic: {', '.join(dyn)})" if dyn else "")
+
+    opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in m.opset_import)
+    hist = collections.Counter(n.op_type for n in g.node)
+    params = sum(_numel(t) for t in g.initializer)
+    params += sum(_numel(a.t) for n in g.node if n.op_type == "Constant" for a in n.attribute if a.name == "value")
+    lines = [f"==== ONNX Model: {spec} ====", f"Graph: {g.name} | IR version {m.ir_version} | Opset: {opsets}",
+             f"Producer: {m.producer_name} {m.producer_version}".rstrip(),
+             f"---- {sum(1 for i in g.input if i.name not in inits)} Input(s) ----"]
+    lines += [vi_str(i) for i in g.input if i.name not in inits]
+    lines += [f"---- {len(g.output)} Output(s) ----"] + [vi_str(o) for o in g.output]
+    lines += [f"---- {len(g.node)} Node(s), {len(hist)} op type(s) ----"]
+    lines += [f"  {op:<28} {n}" for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))]
+    lines += [f"Parameters: {params:,} ({len(g.initializer)} initializers)"]
+    return "\n".join(lines)
+
+
+def _numel(t) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
+
+
+def inspect_engine(path: str) -> str:
+    """Summary of an engine: build info, I/O, profiles, memory, and every layer with its tactic."""
+    from ..runtime import Engine
+    from ..runtime.format import read
+    from ..runtime.plan import EnginePlan
+    header, weights, artifacts = read(path)  # inspect never needs the GPU: keep weights on the host
+    eng = Engine(EnginePlan.from_json(header["plan"]), weights, "cpu", artifacts, header.get("build", {}))
+    p = eng.plan
+    dev = header.get("device", {})
+    cap = dev.get("capability")
+    lines = [f"==== tensorforge Engine: {path} ====",
+             f"Size: {os.path.getsize(path) / 2**20:.2f} MiB | built for: {dev.get('name')}"
+             + (f" (sm_{cap[0]}{cap[1]})" if cap else "") + f" | opset {p.opset} | "
+             f"tensorforge {header.get('tensorforge_version')} | torch {header.get('torch_version')}",
+             f"Build: {eng.build_info}",
+             f"Activation memory: {p.device_memory_size / 2**20:.2f} MiB "
+             f"(without reuse: {p.meta.get('activation_bytes_unshared', 0) / 2**20:.2f} MiB)",
+             f"Weights: {sum(w.numel() * w.element_size() for w in eng.weights.values()) / 2**20:.2f} MiB "
+             f"in {len(eng.weights)} tensors",
+             f"---- {len(eng.inputs)} Input(s) ----"]
+    lines += [f"  {n}: {p.tensors[n].dtype} {_dims(p.tensors[n].shape)}" for n in p.inputs]
+    lines += [f"---- {len(p.outputs)} Output(s) ----"]
+    lines += [f"  {n}: {p.tensors[n].dtype} {_dims(p.tensors[n].shape)}" for n in p.outputs]
+    for i, prof in enumerate(p.profiles):
+        for name, (mn, op, mx) in prof.shapes.items():
+            lines.append(f"  profile {i}: {name} min={_dims(mn)} opt={_dims(op)} max={_dims(mx)}")
+    lines.append(f"---- {len(p.layers)} Layer(s) ----")
+    for i, lay in enumerate(eng.layers):
+        tac = lay.tactic[:-3] if lay.tactic.endswith(":{}") else lay.tactic
+        if p.layers[i].mode == "view":
+            tac = "view (no kernel: aliases its input)"
+        origin = f" | from {', '.join(lay.origin)}" if len(lay.origin) > 1 else ""
+        lines.append(f"  [{i}] {lay.name} | {lay.type} | {lay.precision} | {tac}{origin}")
+    hist = collections.Counter(lay.type for lay in p.layers)
+    lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def inspect_path(path: str) -> str:
+    if not path.startswith("zoo:") and not os.path.exists(os.path.expanduser(path)):
+        raise TensorforgeError(f"file not found: {path}")
+    return inspect_engine(path) if _is_engine(path) else inspect_model(path)

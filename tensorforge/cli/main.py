@@ -1,0 +1,68 @@
+"""`tensorforge` command: inspect, compare, ops. Thin layer over the API."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import TensorforgeError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tensorforge", description="ONNX inference optimizer and runtime")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    i = sub.add_parser("inspect", help="summarize an ONNX model or a tensorforge engine")
+    i.add_argument("path", help="ONNX file, zoo:NAME or engine file")
+    i.add_argument("--layers", action="store_true", help="list every layer of an engine (default: on)")
+    c = sub.add_parser("compare", help="run tensorforge and ONNX Runtime (CPU) on the same inputs")
+    c.add_argument("model", help="ONNX file or zoo:NAME")
+    c.add_argument("--shapes", default="", help="input shapes, e.g. input:2x3x224x224,mask:2x128")
+    c.add_argument("--load-inputs", default=None, help=".npz file with one array per input name")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--atol", type=float, default=1e-4)
+    c.add_argument("--rtol", type=float, default=1e-4)
+    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    for flag in ("fp16", "bf16", "noTF32"):
+        c.add_argument(f"--{flag}", action="store_true")
+    c.add_argument("--opt-level", type=int, default=3)
+    sub.add_parser("ops", help="list the supported ONNX ops")
+    for sp in (i, c):
+        sp.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd is None:
+        _parser().print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="[%(levelname).1s] %(message)s", stream=sys.stderr)
+    try:
+        if args.cmd == "inspect":
+            from .inspect_cmd import inspect_path
+            print(inspect_path(args.path))
+            return 0
+        if args.cmd == "compare":
+            from .compare_cmd import compare
+            return compare(args)
+        if args.cmd == "ops":
+            from ..ops import supported_ops
+            ops = supported_ops()
+            print(f"{len(ops)} supported ONNX ops:")
+            print("\n".join(ops))
+            return 0
+    except TensorforgeError as e:
+        print(f"tensorforge: error: {e}", file=sys.stderr)
+        return 2 if args.cmd != "compare" else 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
