@@ -32,14 +32,30 @@ def load_model_proto(model) -> onnx.ModelProto:
     if os.path.isdir(path):
         raise TensorforgeError(f"model path is a directory, not an ONNX file: {spec}")
     try:
-        proto = onnx.load(path, load_external_data=True)
-    except FileNotFoundError as e:
-        raise TensorforgeError(f"{spec}: external data file missing ({e.filename or e})") from None
+        proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
         raise TensorforgeError(f"{spec}: not a valid ONNX model ({type(e).__name__})") from None
+    _load_external(proto, os.path.dirname(os.path.abspath(path)), spec)
     if not proto.graph.node and not proto.graph.output:
         raise TensorforgeError(f"{spec}: not a valid ONNX model (empty graph)")
     return proto
+
+
+def _load_external(proto, base_dir: str, spec: str) -> None:
+    """Load external-data tensors, with a clear error naming a missing data file."""
+    from onnx.external_data_helper import _get_all_tensors, load_external_data_for_model
+    missing = set()
+    for t in _get_all_tensors(proto):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            loc = next((e.value for e in t.external_data if e.key == "location"), None)
+            if loc is None or not os.path.exists(os.path.join(base_dir, loc)):
+                missing.add(loc)
+    if missing:
+        raise TensorforgeError(f"{spec}: external data file missing: {', '.join(sorted(map(str, missing)))}")
+    try:
+        load_external_data_for_model(proto, base_dir)
+    except Exception as e:
+        raise TensorforgeError(f"{spec}: cannot read external data ({type(e).__name__}: {e})") from None
 
 
 def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
