@@ -51,6 +51,7 @@ class BuilderConfig:
     profiles: list = field(default_factory=list)
     device: str | None = None
     verbose: bool = False
+    error_on_timing_cache_miss: bool = False
 
     def validate(self) -> None:
         if not 0 <= int(self.opt_level):

@@ -1,18 +1,206 @@
-"""Tactic selection: enumerate candidate kernels per layer, time them, keep the fastest.
+"""Tactic selection: for every kernel layer, enumerate candidate kernels, check them against the
+reference, time them and keep the fastest (the timing cache remembers timings across builds).
 
-Foundation: take the first candidate each source offers (no timing yet); aten's reference is
-always available as the last candidate."""
+Builder optimization levels (values above 5 act as 5):
+  0  no timing: the first (heuristic-preferred) candidate; the timing cache is ignored
+  1  time the top 2 candidates in heuristic order
+  2  time the top 4 candidates
+  3  time all default candidates (the default)
+  4  also tactics of the extended spaces (tactics tagged level 4, e.g. more Triton configs)
+  5  everything (tactics tagged level 5)
+A layer with a single candidate is never timed. Identical layers (same signature) are timed once.
+"""
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
+
+import torch
+
 from .. import kernels
+from ..errors import TensorforgeError
+from ..runtime.context import _bind_symbols
 from ..runtime.plan import EnginePlan
+from . import autotune as at
 from .config import BuilderConfig
+from .timing_cache import TimingCache, environment, make_key
+
+log = logging.getLogger("tensorforge")
+REFERENCE = {"source": "aten", "name": "reference", "params": {}}
+TOP_K = {1: 2, 2: 4}
+TIMER = None  # tests may inject fn(layer, tactic, bench) -> ms instead of real timing
 
 
 def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) -> EnginePlan:
-    """Fill layer.tactic for every layer; may rewrite weights (layouts/dtypes) in place."""
-    for lay in plan.layers:
-        if lay.mode != "kernel":
-            continue
-        lay.tactic = kernels.candidates(lay, device)[0]
+    """Fill layer.tactic for every kernel layer; lays weights out (e.g. channels-last) in place."""
+    t0 = time.perf_counter()
+    level = max(0, min(5, int(cfg.opt_level)))
+    path = cfg.timing_cache if level > 0 else None
+    cache = TimingCache.load(path) if path else TimingCache()
+    sel = Selector(plan, weights, cfg, device, level, cache)
+    with _math_modes(cfg, device):
+        for lay in plan.layers:
+            if lay.mode == "kernel":
+                lay.tactic = sel.select(lay)
+    apply_layouts(plan, weights)
+    if path:
+        try:
+            cache.save(path)
+        except OSError as e:
+            log.warning("Could not write timing cache to %s: %s", path, e.strerror)
+    sel.stats["time_s"] = round(time.perf_counter() - t0, 3)
+    plan.meta["tactic_selection"] = sel.stats
+    log.info("Tactic selection (level %d): %d layers, %d signatures timed, %d cache hits, %.3f s",
+             level, sel.stats["layers"], sel.stats["timed"], sel.stats["cache_hits"], sel.stats["time_s"])
     return plan
+
+
+class Selector:
+    """Per-build selection state: opt-shape environment, timed signatures, device weights."""
+
+    def __init__(self, plan, weights, cfg, device, level, cache):
+        self.plan, self.weights, self.cfg, self.device = plan, weights, cfg, device
+        self.level, self.cache = level, cache
+        self.env = opt_env(plan)
+        self.tf32 = bool(cfg.tf32) and getattr(device, "type", "cpu") == "cuda"
+        self.libs_off = disabled_libraries(cfg.tactic_sources)
+        self.hw = environment(device)
+        self.memo: dict[str, dict] = {}
+        self.dev_weights: dict = {}
+        self.stats = {"opt_level": level, "layers": 0, "timed": 0, "cache_hits": 0, "tactics_timed": 0,
+                      "failed": 0}
+
+    def candidates(self, lay, info) -> list[dict]:
+        """Candidates valid for the layer at this level, heuristic order, reference last."""
+        lay.shape_info = info
+        try:
+            cands = kernels.candidates(lay, self.device)
+        finally:
+            del lay.shape_info
+        cands = [c for c in cands if c == REFERENCE or kernels_library(c) not in self.libs_off]
+        cands = [c for c in cands if c.get("level", 1) <= max(self.level, 1)]
+        cands = [{k: v for k, v in c.items() if k != "level"} for c in cands]
+        if self.level in TOP_K:
+            cands = cands[:TOP_K[self.level]]
+        return cands
+
+    def select(self, lay) -> dict:
+        """The tactic for one kernel layer."""
+        self.stats["layers"] += 1
+        info = at.shape_info(self.plan, lay, self.env, self.weights)
+        cands = self.candidates(lay, info)
+        if self.level == 0 or len(cands) == 1 or info is None:
+            return cands[0]
+        key = make_key(at.signature(lay, info, self.tf32), self.hw)
+        if key in self.memo:
+            return dict(self.memo[key])
+        by_key = {kernels.tactic_key(c): c for c in cands}
+        entry = self.cache.lookup(key) or {}
+        known = {k: ms for k, ms in entry.get("timings", {}).items() if k in by_key}
+        todo = [c for k, c in by_key.items() if k not in known]
+        if todo and getattr(self.cfg, "error_on_timing_cache_miss", False) and self.cfg.timing_cache:
+            raise TensorforgeError(f"timing cache miss for layer '{lay.name}' (--errorOnTimingCacheMiss)")
+        fresh = self.measure(lay, info, todo) if todo else {}
+        self.stats["cache_hits" if not todo else "timed"] += 1
+        timings = {**known, **fresh}
+        best = at.choose(timings)
+        chosen = by_key[best] if best is not None else dict(REFERENCE)
+        if fresh:
+            self.cache.update(key, {"tactic": chosen, "ms": timings.get(best), "timings": fresh,
+                                    "layer": f"{lay.type} {lay.precision}"})
+        self.memo[key] = chosen
+        log.debug("[Layer] %s: %s -> %s%s", lay.name, ", ".join(
+            f"{at.display(by_key[k])} {_fmt_ms(ms)}" for k, ms in timings.items()), at.display(chosen),
+            "" if todo else " (timing cache)")
+        return dict(chosen)
+
+    def measure(self, lay, info, todo) -> dict:
+        """{tactic_key: ms or None} for candidates not yet timed (None: failed or mismatched)."""
+        bench = at.LayerBench(self.plan, lay, info, self.weights, self.device, self.dev_weights)
+        ref_fn = at.layer_fn(lay, REFERENCE, self.plan.opset, self.device)
+        tol = at.tolerance(lay, self.tf32)
+        out = {}
+        for c in todo:
+            k = kernels.tactic_key(c)
+            try:
+                fn = ref_fn if c == REFERENCE else at.layer_fn(lay, c, self.plan.opset, self.device)
+                if c != REFERENCE:
+                    ok, err = at.check(fn, ref_fn, bench, tol)
+                    if not ok:
+                        log.warning("layer '%s': tactic %s does not match the reference (error %.3g > %.3g);"
+                                    " skipped", lay.name, at.display(c), err, tol)
+                        out[k] = None
+                        self.stats["failed"] += 1
+                        continue
+                out[k] = self.time(lay, c, fn, bench)
+                self.stats["tactics_timed"] += 1
+            except Exception as e:  # noqa: BLE001 - a tactic that cannot run is skipped
+                if c == REFERENCE:
+                    raise
+                log.warning("layer '%s': tactic %s failed (%s: %s); skipped", lay.name, at.display(c),
+                            type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+                out[k] = None
+                self.stats["failed"] += 1
+        return out
+
+    def time(self, lay, tactic, fn, bench) -> float:
+        if TIMER is not None:
+            return float(TIMER(lay, tactic, bench))
+        iters = max(1, int(self.cfg.avg_timing))
+        if getattr(self.device, "type", "cpu") == "cuda":
+            return at.time_cuda(fn, bench, iters)
+        return at.time_cpu(fn, bench, iters)
+
+
+def kernels_library(tactic: dict) -> str:
+    """Library of a tactic for --tacticSources filtering."""
+    from ..kernels import aten
+    return aten.library_of(tactic)
+
+
+def disabled_libraries(spec) -> set:
+    """Disabled tactic libraries from {NAME: enabled} or ["+NAME", "-NAME", ...]."""
+    if not spec:
+        return set()
+    if isinstance(spec, dict):
+        return {k.upper() for k, on in spec.items() if not on}
+    return {s[1:].upper() for s in spec if isinstance(s, str) and s.startswith("-")}
+
+
+def opt_env(plan) -> dict:
+    """Symbol bindings at profile 0's opt shapes (tactics are tuned there)."""
+    shapes = {}
+    prof = plan.profiles[0].shapes if plan.profiles else {}
+    for n in plan.inputs:
+        spec = plan.tensors[n].shape
+        shapes[n] = tuple(prof[n][1]) if n in prof else tuple(d if isinstance(d, int) else 1 for d in spec)
+    return _bind_symbols(plan, shapes)
+
+
+def apply_layouts(plan, weights) -> None:
+    """Lay weights out once as the chosen tactics want them (param weight_layout)."""
+    for lay in plan.layers:
+        if lay.tactic.get("params", {}).get("weight_layout") == "channels_last":
+            name = lay.inputs[1]
+            w = weights.get(name)
+            if w is not None and w.dim() == 4:
+                weights[name] = w.contiguous(memory_format=torch.channels_last)
+
+
+@contextlib.contextmanager
+def _math_modes(cfg, device):
+    """Time under the math modes the engine will run with (TF32 on/off)."""
+    if getattr(device, "type", "cpu") != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _fmt_ms(ms):
+    return "failed" if ms is None else f"{ms:.4f} ms"

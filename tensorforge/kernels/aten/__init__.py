@@ -1,15 +1,71 @@
-"""The aten tactic source: layers run through the ops' torch implementations (cuBLAS/cuDNN on
-CUDA, ATen CPU kernels on CPU)."""
+"""The aten tactic source: layers run through torch ops (cuBLAS/cuBLASLt, cuDNN, SDPA on CUDA; ATen
+CPU kernels on CPU).
+
+Tactic "reference" runs the op's reference implementation. Other tactics are variants registered
+by the modules of this package (gemm, conv, attention): `@variant(name, library)` registers a
+kernel factory `f(layer, attrs, opset, device, params) -> fn(inputs) -> outputs`, and `@offers`
+registers a candidates function `g(layer, device) -> [tactic, ...]`.
+
+Candidates functions read the layer's concrete shapes from `layer.shape_info` (set by the builder
+while it selects tactics): {"inputs": [{"dtype", "shape", "kind"} | None, ...], "outputs": [...]}
+at the profile's opt shapes; without it only the reference is offered. A tactic may carry a
+top-level "level" key: the lowest builder optimization level that considers it (default 1).
+"""
 from __future__ import annotations
 
+from ...errors import EngineFormatError
 from ...ir.attrs import from_json
 from ...ops import registry
 from .. import register_source
 
+REFERENCE = {"source": "aten", "name": "reference", "params": {}}
+_VARIANTS: dict = {}
+_LIBRARY: dict = {}
+_OFFERS: list = []
+
+
+def variant(name: str, library: str = "ATEN"):
+    """Register a kernel factory for tactic `name` (library: the --tacticSources name it belongs to)."""
+    def deco(fn):
+        _VARIANTS[name] = fn
+        _LIBRARY[name] = library
+        return fn
+    return deco
+
+
+def offers(fn):
+    """Register a candidates function `fn(layer, device) -> list of tactics`."""
+    _OFFERS.append(fn)
+    return fn
+
+
+def library_of(tactic: dict) -> str:
+    """The tactic-source library a tactic belongs to (CUBLAS, CUBLAS_LT, CUDNN, ATEN, TRITON...)."""
+    if tactic.get("source") != "aten":
+        return str(tactic.get("source", "")).upper()
+    name = tactic.get("name")
+    if name == "sdpa":
+        return {"cudnn": "CUDNN"}.get(tactic.get("params", {}).get("backend"), "ATEN")
+    return _LIBRARY.get(name, "ATEN")
+
+
+def tactic(name: str, level: int = 1, **params) -> dict:
+    """A tactic dict of this source (level: lowest optimization level that times it)."""
+    t = {"source": "aten", "name": name, "params": params}
+    if level > 1:
+        t["level"] = level
+    return t
+
 
 def _factory(layer, opset, device):
-    op = registry.get(layer.type, layer.domain, layer.name)
     attrs = {k: from_json(a) for k, a in layer.attrs.items()}
+    name = layer.tactic.get("name", "reference")
+    if name != "reference":
+        make = _VARIANTS.get(name)
+        if make is None:
+            raise EngineFormatError(f"layer '{layer.name}': unknown aten tactic '{name}'")
+        return make(layer, attrs, opset, device, dict(layer.tactic.get("params", {})))
+    op = registry.get(layer.type, layer.domain, layer.name)
     run = op.run
 
     def fn(inputs):
@@ -18,7 +74,13 @@ def _factory(layer, opset, device):
 
 
 def _candidates(layer, device):
-    return [{"source": "aten", "name": "reference", "params": {}}]
+    out = []
+    if getattr(layer, "shape_info", None) is not None:
+        for fn in _OFFERS:
+            out += [t for t in fn(layer, device) if t is not None]
+    return out + [dict(REFERENCE)]
 
 
 register_source("aten", _factory, _candidates)
+
+from . import attention, conv, gemm  # noqa: E402,F401  (register variants)

@@ -1,0 +1,213 @@
+"""Autotuning primitives: layer signatures, test inputs at the opt shapes, the check against the
+reference, the timers (CUDA events / perf_counter) and the pure selection rule."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import torch
+
+from .. import dtypes, kernels
+from ..runtime.shapes import eval_shape
+
+L2_BYTES = 50 << 20  # H100/H200 L2: two input sets are rotated when one fits in it
+# max |got - ref| / max |ref| allowed when a tactic is checked against the reference
+TOLERANCE = {"float32": 1e-4, "tf32": 5e-3, "float16": 1e-2, "bfloat16": 5e-2}
+
+
+def choose(timings: dict):
+    """The fastest tactic key of {tactic_key: ms | None}; None entries failed. Ties: smaller key."""
+    ok = [(ms, k) for k, ms in timings.items() if ms is not None and math.isfinite(ms)]
+    return min(ok)[1] if ok else None
+
+
+def parse_tactic_key(key: str) -> dict:
+    """Inverse of kernels.tactic_key: 'src:name:{params}' -> tactic dict."""
+    src, name, params = key.split(":", 2)
+    return {"source": src, "name": name, "params": json.loads(params)}
+
+
+def display(tactic: dict) -> str:
+    """Short human form of a tactic: aten:conv2d_nhwc[weight_layout=channels_last]."""
+    p = tactic.get("params") or {}
+    ps = ",".join(f"{k}={v}" for k, v in sorted(p.items()))
+    return f"{tactic['source']}:{tactic['name']}" + (f"[{ps}]" if ps else "")
+
+
+def tensor_info(plan, name, env, weights) -> dict | None:
+    """{"dtype", "shape", "kind"} of a plan tensor at the symbol bindings env (None if unknown)."""
+    if name is None:
+        return None
+    t = plan.tensors[name]
+    try:
+        shape = list(eval_shape(t.shape, env))
+    except (NameError, KeyError, ValueError):
+        return None
+    d = {"dtype": t.dtype, "shape": shape, "kind": t.kind}
+    if t.kind == "shape":
+        d["value"] = [v if isinstance(v, int) else eval_shape([v], env)[0] for v in t.sym]
+    elif t.kind == "weight" and t.host and name in weights and weights[name].numel() <= 64:
+        d["value"] = weights[name].reshape(-1).tolist()
+    return d
+
+
+def shape_info(plan, lay, env, weights) -> dict | None:
+    """The layer's concrete input/output descriptions, or None when a shape is data-dependent."""
+    ins = [tensor_info(plan, n, env, weights) for n in lay.inputs]
+    outs = [tensor_info(plan, n, env, weights) for n in lay.outputs]
+    if any(i is None for i, n in zip(ins, lay.inputs) if n) or any(o is None for o in outs):
+        return None
+    return {"inputs": ins, "outputs": outs}
+
+
+def signature(lay, info: dict, tf32: bool) -> dict:
+    """What makes two layers interchangeable for tactic selection (names excluded)."""
+    ins = [None if i is None else [i["dtype"], i["shape"], "weight" if i["kind"] == "weight" else "act",
+                                   i.get("value")] for i in info["inputs"]]
+    return {"type": lay.type, "domain": lay.domain, "attrs": lay.attrs, "inputs": ins,
+            "outputs": [[o["dtype"], o["shape"]] for o in info["outputs"]], "precision": lay.precision,
+            "layout": "nchw", "tf32": bool(tf32 and lay.precision == "float32"),
+            "host_inputs": lay.host_inputs}
+
+
+def _random(info: dict, device, seed: int) -> torch.Tensor:
+    """Random data of a layer input (never all zeros; ints in [0, 2), bools mostly True)."""
+    g = torch.Generator().manual_seed(seed)
+    dt = dtypes.to_torch(info["dtype"])
+    shape = info["shape"]
+    if dt.is_floating_point:
+        t = torch.rand(shape, generator=g, dtype=torch.float32) * 2 - 1
+    elif dt == torch.bool:
+        t = torch.rand(shape, generator=g) > 0.1
+    else:
+        t = torch.randint(0, 2, shape, generator=g)
+    return t.to(dt).to(device)
+
+
+class LayerBench:
+    """Inputs for one layer at the opt shapes: real weights, random activations (several sets)."""
+
+    def __init__(self, plan, lay, info, weights, device, dev_weights: dict):
+        self.lay, self.info, self.device = lay, info, device
+        fixed, rand = {}, []
+        for i, (name, inf) in enumerate(zip(lay.inputs, info["inputs"])):
+            if name is None:
+                fixed[i] = None
+            elif inf["kind"] == "weight":
+                on_host = plan.tensors[name].host
+                if on_host:
+                    fixed[i] = weights[name]
+                else:
+                    if name not in dev_weights:
+                        dev_weights[name] = weights[name].to(device)
+                    fixed[i] = dev_weights[name]
+            elif inf["kind"] == "shape":
+                fixed[i] = torch.tensor(inf["value"], dtype=dtypes.to_torch(inf["dtype"])).reshape(inf["shape"])
+            else:
+                rand.append(i)
+        self.fixed, self.rand = fixed, rand
+        nbytes = sum(int(np.prod(info["inputs"][i]["shape"])) * dtypes.itemsize(info["inputs"][i]["dtype"])
+                     for i in rand)
+        self.nbytes = nbytes
+        n_sets = 2 if 0 < nbytes <= L2_BYTES else 1
+        self.sets = [self._make(seed) for seed in range(n_sets)]
+
+    def _make(self, seed):
+        ins = [self.fixed.get(i) for i in range(len(self.lay.inputs))]
+        for i in self.rand:
+            ins[i] = _random(self.info["inputs"][i], self.device, seed * 131 + i)
+        return ins
+
+    def outputs(self):
+        """Contiguous output buffers like the runtime's arena slots."""
+        return [torch.empty(o["shape"], dtype=dtypes.to_torch(o["dtype"]), device=self.device)
+                for o in self.info["outputs"]]
+
+
+def layer_fn(lay, tactic, opset, device):
+    """The kernel callable of a layer under a given tactic (the layer itself is not modified)."""
+    saved = lay.tactic
+    lay.tactic = tactic
+    try:
+        return kernels.make_kernel(lay, opset, device)
+    finally:
+        lay.tactic = saved
+
+
+def check(fn, ref_fn, bench: LayerBench, tol: float) -> tuple[bool, float]:
+    """Run the tactic and the reference on the first input set; (ok, relative error)."""
+    got = fn(list(bench.sets[0]))
+    ref = ref_fn(list(bench.sets[0]))
+    worst = 0.0
+    for g, r in zip(got, ref):
+        if g is None or r is None or tuple(g.shape) != tuple(r.shape) or g.dtype != r.dtype:
+            return False, math.inf
+        if not r.is_floating_point():
+            if not torch.equal(g, r):
+                return False, math.inf
+            continue
+        gf, rf = g.float(), r.float()
+        if not torch.equal(torch.isnan(gf), torch.isnan(rf)):
+            return False, math.inf
+        fin = torch.isfinite(rf)
+        scale = rf[fin].abs().max().item() if fin.any() else 1.0
+        err = (gf[fin] - rf[fin]).abs().max().item() / max(scale, 1e-6) if fin.any() else 0.0
+        worst = max(worst, err)
+    return worst <= tol, worst
+
+
+def tolerance(lay, tf32: bool) -> float:
+    if lay.precision == "float32":
+        return TOLERANCE["tf32"] if tf32 else TOLERANCE["float32"]
+    return TOLERANCE.get(lay.precision, 1e-2)
+
+
+def _runner(fn, bench: LayerBench):
+    """One timed step as the runtime does it: run the kernel, copy results into planned buffers."""
+    outs = bench.outputs()
+    sets = bench.sets
+    state = {"i": 0}
+
+    def step():
+        ins = sets[state["i"] % len(sets)]
+        state["i"] += 1
+        for o, r in zip(outs, fn(list(ins))):
+            o.copy_(r)
+    return step
+
+
+def time_cuda(fn, bench: LayerBench, iters: int, repeats: int = 3) -> float:
+    """ms per run: warm-up, then CUDA events around `iters` back-to-back runs; min over repeats.
+
+    A GPU sleep is queued first so the host enqueues the runs before the GPU reaches them: the
+    events then measure GPU time, not Python launch overhead (as replaying a CUDA graph would)."""
+    step = _runner(fn, bench)
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    best = math.inf
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(2_000_000 + 200_000 * iters)
+        start.record()
+        for _ in range(iters):
+            step()
+        end.record()
+        end.synchronize()
+        best = min(best, start.elapsed_time(end) / iters)
+    return best
+
+
+def time_cpu(fn, bench: LayerBench, iters: int, repeats: int = 3) -> float:
+    """ms per run on the host clock (CPU engines)."""
+    step = _runner(fn, bench)
+    step()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        best = min(best, (time.perf_counter() - t0) * 1e3 / iters)
+    return best

@@ -1,0 +1,49 @@
+import pytest
+
+from tensorforge.build import tactics
+
+
+class FakeTimer:
+    """Deterministic tactic times: ms from a table by tactic name (default 1.0); counts calls."""
+
+    def __init__(self, table=None, default=1.0):
+        self.table, self.default, self.calls = dict(table or {}), default, []
+
+    def __call__(self, layer, tactic, bench):
+        self.calls.append((layer.name, tactic["name"]))
+        t = self.table.get(tactic["name"], self.default)
+        return t(layer, tactic) if callable(t) else t
+
+
+@pytest.fixture
+def fake_timer(monkeypatch):
+    """Install a FakeTimer as the tactic timer (tests set .table)."""
+    t = FakeTimer()
+    monkeypatch.setattr(tactics, "TIMER", t)
+    return t
+
+
+@pytest.fixture
+def fake_source(monkeypatch):
+    """Register an extra tactic source 'fake' whose tactics run the reference (or a wrong result)."""
+    from tensorforge import kernels
+    from tensorforge.kernels import aten
+    offered = []
+
+    def cands(layer, device):
+        return [dict(t) for t in offered] if layer.type in ("Conv", "Gemm", "MatMul") else []
+
+    def factory(layer, opset, device):
+        from tensorforge.build.autotune import layer_fn
+        ref = layer_fn(layer, dict(aten.REFERENCE), opset, device)
+        p = layer.tactic.get("params", {})
+        if p.get("wrong"):
+            return lambda ins: [o + 1.0 for o in ref(ins)]
+        if p.get("raises"):
+            def boom(ins):
+                raise RuntimeError("no kernel for this shape")
+            return boom
+        return ref
+    monkeypatch.setitem(kernels._SOURCES, "fake", factory)
+    monkeypatch.setitem(kernels._CANDIDATES, "fake", cands)
+    return offered
