@@ -12,7 +12,7 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..ir import Graph, Node
-from ..ir.symbolic import norm
+from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, norm
 from ..ops import registry
 from ..ops.common import to_obj
 
@@ -79,8 +79,14 @@ def infer_node(g: Graph, node: Node) -> None:
             res = op.symval(node, *vals)
             if res is not None:
                 for v, r in zip(node.outputs, res):
-                    if r is not None and np.asarray(r).size <= 4096:
+                    if r is not None and np.asarray(r).size <= 4096 and not _data_dependent(r):
                         v.sym = np.asarray(r, dtype=object).reshape(tuple(int(d) for d in v.shape))
+
+
+def _data_dependent(r) -> bool:
+    """Contents that name a data-dependent dim (dd_*) are known only at run time: no sym."""
+    names = free_symbols(np.asarray(r, dtype=object).reshape(-1).tolist())
+    return any(n.startswith(DATA_DEPENDENT_PREFIX) for n in names)
 
 
 def infer_graph(g: Graph) -> Graph:
