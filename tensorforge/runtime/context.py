@@ -301,7 +301,7 @@ class ExecutionContext:
 
 def _as_tensor(name, x, dtype_name):
     want = dtypes.to_torch(dtype_name)
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x, order="C", copy=False) if np.ndim(x) else np.array(x))
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x) if np.ndim(x) else np.array(x))
     if t.dtype != want:
         if t.is_floating_point() != want.is_floating_point and want != torch.bool:
             raise TensorforgeError(f"input '{name}' has dtype {t.dtype}, engine expects {want}")
