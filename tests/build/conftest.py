@@ -2,6 +2,8 @@ import pytest
 
 from tensorforge.build import tactics
 
+ANCHORS = ("Conv", "fused.ConvAct", "Gemm", "fused.GemmAct", "MatMul", "fused.MatMulAct")
+
 
 class FakeTimer:
     """Deterministic tactic times: ms from a table by tactic name (default 1.0); counts calls."""
@@ -31,7 +33,7 @@ def fake_source(monkeypatch):
     offered = []
 
     def cands(layer, device):
-        return [dict(t) for t in offered] if layer.type in ("Conv", "Gemm", "MatMul") else []
+        return [dict(t) for t in offered] if layer.type in ANCHORS else []
 
     def factory(layer, opset, device):
         from tensorforge.build.autotune import layer_fn

@@ -43,7 +43,7 @@ def masked_scores(seed=0):
     rng = np.random.default_rng(seed)
     inits = [_w(rng, "Wq", 8, 8), numpy_helper.from_array(np.array(1.0, np.float32), "one"),
              numpy_helper.from_array(np.array(-3.4e38, np.float32), "big"),
-             numpy_helper.from_array(np.array(1e-12, np.float32), "eps")]
+             numpy_helper.from_array(np.array([1e-12], np.float32), "eps")]
     nodes = [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT, name="cast_mask"),
              helper.make_node("Sub", ["one", "mf"], ["inv"], name="sub_mask"),
              helper.make_node("Mul", ["inv", "big"], ["bias"], name="mul_mask"),

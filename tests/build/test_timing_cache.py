@@ -116,7 +116,7 @@ def test_level0_ignores_the_cache(fake_timer, tmp_path):
 def test_error_on_cache_miss(fake_timer, tmp_path):
     path = str(tmp_path / "tc.json")
     cfg = tf.BuilderConfig(device="cpu", timing_cache=path, error_on_timing_cache_miss=True)
-    with pytest.raises(TensorforgeError, match="timing cache miss for layer 'conv1'"):
+    with pytest.raises(TensorforgeError, match="timing cache miss for layer 'conv1"):
         tf.Builder(cfg).build(twin_convs())
     tf.Builder(tf.BuilderConfig(device="cpu", timing_cache=path)).build(twin_convs())
     tf.Builder(cfg).build(twin_convs())  # warm cache: no miss

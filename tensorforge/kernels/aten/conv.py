@@ -1,18 +1,23 @@
-"""cuDNN convolution tactics: NHWC (channels-last) 2-D convolution, fused conv+bias(+add)+ReLU.
+"""cuDNN convolution tactics for Conv and fused.ConvAct layers: NHWC (channels-last) convolution,
+and cuDNN's fused conv+bias+ReLU / conv+bias+add+ReLU (torch.cudnn_convolution_relu /
+torch.cudnn_convolution_add_relu) for the epilogues relu(y) and relu(y + residual).
 
 Weights wanted channels-last are laid out once at build time (tactic param weight_layout, applied
-by build/tactics); a kernel given NCHW weights (e.g. an engine file reloaded, whose weights are
-stored contiguous) converts them once on its first call and keeps the copy."""
+by build/tactics); a kernel given NCHW weights (an engine file reloaded: weights are stored
+contiguous) converts them once on its first call and keeps the copy. Activations stay NCHW in the
+arena: an NHWC tactic converts its input and the runtime copies its NHWC result back."""
 from __future__ import annotations
 
 import torch
 
+from ...ops.fused_expr import eval_expr
 from ...ops.nn import conv_ref, resolve_pads
 from . import offers, tactic, variant
 from .common import FLOATS, cached, inp, is_cuda, is_weight
 
 CL = torch.channels_last
-CONV_TYPES = ("Conv",)
+CONV_TYPES = ("Conv", "fused.ConvAct")
+_NOT_CONV = ("transpose", "epilogue", "output_padding", "output_shape")
 
 
 def _to_cl(t):
@@ -20,10 +25,30 @@ def _to_cl(t):
 
 
 def _conv2d_ok(layer) -> bool:
-    """A 2-D convolution with a constant weight on float data."""
+    """A 2-D (not transposed) convolution with a constant weight on float data."""
     x, w = inp(layer, 0), inp(layer, 1)
-    return (x is not None and is_weight(w) and len(w["shape"]) == 4 and len(x["shape"]) == 4
+    return (layer.type in CONV_TYPES and not layer.attrs.get("transpose") and x is not None
+            and is_weight(w) and len(w["shape"]) == 4 and len(x["shape"]) == 4
             and x["dtype"] in FLOATS and w["dtype"] == x["dtype"])
+
+
+def epilogue_kind(layer) -> str | None:
+    """'none', 'relu' (relu(y)), 'add_relu' (relu(y + extra0)) or None for other epilogues."""
+    e = layer.attrs.get("epilogue")
+    if not e:
+        return "none"
+    nodes, out = e["nodes"], e["out"]
+    ops = [n for n in nodes if n["op"] not in ("input", "const")]
+    top = nodes[out]
+    if top["op"] != "Relu" or len(ops) > 2:
+        return None
+    arg = nodes[top["args"][0]]
+    if arg == {"op": "input", "i": 0}:
+        return "relu" if len(ops) == 1 else None
+    if arg["op"] == "Add" and len(ops) == 2:
+        ins = sorted((nodes[a].get("op"), nodes[a].get("i")) for a in arg["args"])
+        return "add_relu" if ins == [("input", 0), ("input", 1)] else None
+    return None
 
 
 def _sym_pads(layer):
@@ -39,56 +64,73 @@ def _sym_pads(layer):
 
 @offers
 def conv_candidates(layer, device):
-    """NHWC conv for any 2-D conv (CUDA and CPU); cuDNN fused bias+ReLU for Conv->Relu layers."""
-    if layer.type not in CONV_TYPES or not _conv2d_ok(layer):
+    """cuDNN fused tactics first (CUDA), then NHWC conv (CUDA and CPU); the reference is NCHW."""
+    if not _conv2d_ok(layer):
         return []
-    out = [tactic("conv2d_nhwc", weight_layout="channels_last")]
+    out = []
+    kind = epilogue_kind(layer)
+    if is_cuda(device) and kind in ("relu", "add_relu") and _sym_pads(layer) is not None:
+        res = inp(layer, 3)
+        outs = getattr(layer, "shape_info", {}).get("outputs") or [None]
+        if kind == "relu" or (res is not None and outs[0] is not None and res["shape"] == outs[0]["shape"]
+                              and res["dtype"] == outs[0]["dtype"]):
+            pads = _sym_pads(layer)
+            out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
+                    tactic(f"conv2d_{kind}", pads=pads)]
+    out.append(tactic("conv2d_nhwc", weight_layout="channels_last"))
     return out
+
+
+def _split(attrs):
+    return {k: v for k, v in attrs.items() if k not in _NOT_CONV}, attrs.get("epilogue")
 
 
 @variant("conv2d_nhwc", "CUDNN")
 def conv2d_nhwc(layer, attrs, opset, device, params):
-    """Convolution on channels-last activations and weights; the result is channels-last."""
+    """Convolution on channels-last activations and weights (+ the layer's epilogue, unfused)."""
     wcl = cached(_to_cl)
+    conv, epi = _split(attrs)
 
     def fn(inputs):
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
         if not w.is_contiguous(memory_format=CL):
             w = wcl(w)
-        return (conv_ref(_to_cl(x), w, b, **attrs),)
+        y = conv_ref(_to_cl(x), w, b, **conv)
+        return (eval_expr(epi, [y, *inputs[3:]], opset) if epi else y,)
     return fn
+
+
+def _fused_setup(attrs, params):
+    st = attrs.get("strides") or [1, 1]
+    dil = attrs.get("dilations") or [1, 1]
+    return st, list(params["pads"]), dil, attrs.get("group", 1), params.get("weight_layout") == "channels_last"
 
 
 @variant("conv2d_relu", "CUDNN")
 def conv2d_relu(layer, attrs, opset, device, params):
-    """relu(conv(x, w) + b) in one cuDNN call (torch.cudnn_convolution_relu; symmetric pads)."""
-    layout = params.get("weight_layout")
+    """relu(conv(x, w) + b) in one cuDNN call (symmetric pads)."""
+    st, pads, dil, group, cl = _fused_setup(attrs, params)
     wcl = cached(_to_cl)
-    st = attrs.get("strides") or [1, 1]
-    dil = attrs.get("dilations") or [1, 1]
-    group = attrs.get("group", 1)
-    pads = params["pads"]
 
     def fn(inputs):
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
-        if layout == "channels_last":
-            x = _to_cl(x)
-            w = w if w.is_contiguous(memory_format=CL) else wcl(w)
+        if cl:
+            x, w = _to_cl(x), (w if w.is_contiguous(memory_format=CL) else wcl(w))
         return (torch.cudnn_convolution_relu(x, w, b, st, pads, dil, group),)
     return fn
 
 
-def fused_relu_candidates(layer, device):
-    """cuDNN conv+bias+ReLU tactics for a layer computing relu(conv(x) + b) (CUDA only)."""
-    if not (is_cuda(device) and _conv2d_ok(layer) and hasattr(torch, "cudnn_convolution_relu")):
-        return []
-    pads = _sym_pads(layer)
-    if pads is None:
-        return []
-    return [tactic("conv2d_relu", weight_layout="channels_last", pads=pads),
-            tactic("conv2d_relu", pads=pads)]
+@variant("conv2d_add_relu", "CUDNN")
+def conv2d_add_relu(layer, attrs, opset, device, params):
+    """relu(conv(x, w) + b + z) in one cuDNN call (z: the residual, same shape as the output)."""
+    st, pads, dil, group, cl = _fused_setup(attrs, params)
+    wcl = cached(_to_cl)
 
-
-_ = is_cuda
+    def fn(inputs):
+        x, w, b, z = inputs[0], inputs[1], inputs[2], inputs[3]
+        if cl:
+            x, w, z = _to_cl(x), (w if w.is_contiguous(memory_format=CL) else wcl(w)), _to_cl(z)
+        return (torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, st, pads, dil, group),)
+    return fn

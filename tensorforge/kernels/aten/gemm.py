@@ -1,49 +1,83 @@
-"""cuBLAS/cuBLASLt GEMM tactics: Gemm with the bias fused into the GEMM epilogue (addmm), and
-cuBLASLt bias+ReLU/GELU epilogues (torch._addmm_activation) for GEMM layers with an activation."""
+"""cuBLAS/cuBLASLt GEMM tactics: bias fused into the GEMM epilogue (addmm) for Gemm / fused.GemmAct,
+and cuBLASLt bias+ReLU / bias+GELU(tanh) epilogues (torch._addmm_activation) for fused.GemmAct and
+fused.MatMulAct layers whose epilogue is exactly that activation."""
 from __future__ import annotations
 
 import torch
 
+from ...ops.fused_expr import eval_expr
 from . import offers, tactic, variant
-from .common import FLOATS, inp, is_cuda
+from .common import FLOATS, inp, is_cuda, is_weight
 
-_ACTS = ("relu", "gelu")
+
+def act_of(layer) -> str | None:
+    """'none', 'relu' or 'gelu' (tanh form) when the layer's epilogue is exactly that, else None."""
+    e = layer.attrs.get("epilogue")
+    if not e:
+        return "none"
+    nodes = e["nodes"]
+    top = nodes[e["out"]]
+    if len(nodes) != 2 or nodes[top.get("args", [None])[0]] != {"op": "input", "i": 0}:
+        return None
+    if top["op"] == "Relu":
+        return "relu"
+    if top["op"] == "Gelu" and top.get("attrs", {}).get("approximate") == "tanh":
+        return "gelu"  # cuBLASLt's GELU epilogue is the tanh approximation
+    return None
 
 
 def _gemm_ok(layer) -> bool:
-    """Gemm(a, b, c): 2-D a, transA=0, alpha=beta=1, c omitted or a row vector of N."""
+    """Gemm(a, b, c): 2-D a, transA=0, alpha=beta=1, c a row vector of N."""
     a, b, c = inp(layer, 0), inp(layer, 1), inp(layer, 2)
     at = layer.attrs
-    if a is None or b is None or len(a["shape"]) != 2 or len(b["shape"]) != 2 or a["dtype"] not in FLOATS:
+    if a is None or b is None or c is None or len(a["shape"]) != 2 or len(b["shape"]) != 2:
         return False
-    if at.get("transA", 0) or float(at.get("alpha", 1.0)) != 1.0 or float(at.get("beta", 1.0)) != 1.0:
+    if a["dtype"] not in FLOATS or at.get("transA", 0) or float(at.get("alpha", 1.0)) != 1.0 \
+            or float(at.get("beta", 1.0)) != 1.0:
         return False
     n = b["shape"][0] if at.get("transB", 0) else b["shape"][1]
-    return c is None or (c["dtype"] == a["dtype"] and list(c["shape"]) in ([n], [1, n]))
+    return c["dtype"] == a["dtype"] and list(c["shape"]) in ([n], [1, n])
+
+
+def _matmul_ok(layer) -> bool:
+    """MatMulAct(a, b, bias): a rank >= 2, b a 2-D weight, bias 1-D, alpha 1."""
+    a, b, c = inp(layer, 0), inp(layer, 1), inp(layer, 2)
+    return (a is not None and is_weight(b) and c is not None and len(a["shape"]) >= 2 and len(b["shape"]) == 2
+            and len(c["shape"]) == 1 and a["dtype"] in FLOATS and float(layer.attrs.get("alpha", 1.0)) == 1.0)
 
 
 @offers
 def gemm_candidates(layer, device):
-    """addmm (bias in the cuBLASLt epilogue) for Gemm layers with a bias (CUDA only)."""
-    if layer.type != "Gemm" or not is_cuda(device) or not _gemm_ok(layer) or inp(layer, 2) is None:
+    """Epilogue-fused cuBLASLt tactics (CUDA only)."""
+    if not is_cuda(device):
         return []
-    return [tactic("gemm_addmm")]
+    act = act_of(layer)
+    out = []
+    if layer.type in ("Gemm", "fused.GemmAct") and _gemm_ok(layer):
+        if act in ("relu", "gelu"):
+            out.append(tactic("gemm_addmm_act", act=act))
+        out.append(tactic("gemm_addmm"))
+    elif layer.type == "fused.MatMulAct" and _matmul_ok(layer) and act in ("relu", "gelu"):
+        out.append(tactic("matmul_addmm_act", act=act))
+    return out
 
 
 def _operands(inputs, attrs):
     a, b = inputs[0], inputs[1]
-    c = inputs[2] if len(inputs) > 2 else None
     if attrs.get("transB", 0):
         b = b.t()
-    return a, b, (c.reshape(-1) if c is not None else None)
+    return a, b, inputs[2].reshape(-1)
 
 
 @variant("gemm_addmm", "CUBLAS_LT")
 def gemm_addmm(layer, attrs, opset, device, params):
-    """y = c + a @ b in one GEMM call (cuBLASLt bias epilogue when c is a row vector)."""
+    """y = c + a @ b in one GEMM call (cuBLASLt bias epilogue), then the layer's epilogue if any."""
+    epi = attrs.get("epilogue")
+
     def fn(inputs):
         a, b, c = _operands(inputs, attrs)
-        return (torch.addmm(c, a, b) if c is not None else torch.mm(a, b),)
+        y = torch.addmm(c, a, b)
+        return (eval_expr(epi, [y, *inputs[3:]], opset) if epi else y,)
     return fn
 
 
@@ -58,10 +92,13 @@ def gemm_addmm_act(layer, attrs, opset, device, params):
     return fn
 
 
-def act_candidates(layer, device, act: str):
-    """cuBLASLt epilogue tactics for a layer computing act(a @ b + c) (CUDA, fp16/bf16/fp32)."""
-    if act not in _ACTS or not is_cuda(device) or not _gemm_ok(layer) or inp(layer, 2) is None:
-        return []
-    if not hasattr(torch, "_addmm_activation"):
-        return []
-    return [tactic("gemm_addmm_act", act=act)]
+@variant("matmul_addmm_act", "CUBLAS_LT")
+def matmul_addmm_act(layer, attrs, opset, device, params):
+    """act(a @ b + bias) for a of any rank >= 2: rows folded into one cuBLASLt GEMM."""
+    gelu = params.get("act") == "gelu"
+
+    def fn(inputs):
+        a, b, c = inputs[0], inputs[1], inputs[2]
+        y = torch._addmm_activation(c, a.reshape(-1, a.shape[-1]), b, use_gelu=gelu)
+        return (y.reshape(*a.shape[:-1], b.shape[-1]),)
+    return fn
