@@ -3,7 +3,6 @@ cuDNN, memory-efficient), forced with torch.nn.attention.sdpa_kernel. The refere
 dispatcher choose."""
 from __future__ import annotations
 
-from ...ops.fused_attention import attention_ref, view_shape
 from . import offers, tactic, variant
 from .common import FLOATS, LOW, capability, inp, is_cuda
 
@@ -11,6 +10,7 @@ ATTENTION_TYPES = ("fused.Attention",)
 
 
 def _head_dim(layer):
+    from ...ops.fused_attention import view_shape
     q = inp(layer, 0)
     return view_shape(q["shape"], layer.attrs.get("q_view"))[-1] if q is not None else None
 
@@ -46,6 +46,8 @@ def _backend(name):
 def sdpa(layer, attrs, opset, device, params):
     """The fused.Attention reference with one SDPA backend forced."""
     from torch.nn.attention import sdpa_kernel
+
+    from ...ops.fused_attention import attention_ref
     backend = _backend(params["backend"])
 
     def fn(inputs):

@@ -46,3 +46,9 @@ def cached(convert):
             hit = memo[key] = convert(t)
         return hit
     return get
+
+
+def eval_expr(expr, inputs, opset):
+    """Evaluate a fused layer's epilogue expression (imported lazily: fused ops are optional)."""
+    from ...ops.fused_expr import eval_expr as ev
+    return ev(expr, inputs, opset)

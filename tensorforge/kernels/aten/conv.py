@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ...ops.fused_expr import eval_expr
 from ...ops.nn import conv_ref, resolve_pads
 from . import offers, tactic, variant
-from .common import FLOATS, cached, inp, is_cuda, is_weight
+from .common import FLOATS, cached, eval_expr, inp, is_cuda, is_weight
 
 CL = torch.channels_last
 CONV_TYPES = ("Conv", "fused.ConvAct")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ...ops.fused_expr import eval_expr
 from . import offers, tactic, variant
-from .common import FLOATS, inp, is_cuda, is_weight
+from .common import FLOATS, eval_expr, inp, is_cuda, is_weight
 
 
 def act_of(layer) -> str | None:
