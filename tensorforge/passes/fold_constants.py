@@ -1,23 +1,65 @@
-"""Constant folding: nodes whose outputs inference already evaluated become constants.
+"""Constant folding: any node whose inputs are all constants becomes a constant.
 
-Algebra: f(c1, ..., cn) -> c  when every input is constant (incl. shape arithmetic: Shape(x) of a
-statically known x, and symbolic shape values such as [N, 128, 12, 64] computed from Shape(x)).
+Algebra: f(c1, ..., cn) -> c. Shape arithmetic is included: a shape value whose symbolic
+contents are all integers (Shape of a static tensor, and everything computed from it) becomes a
+constant too, so that float math on shapes (sqrt(head_dim)) folds; symbolic shape values (a
+dynamic batch) stay as runtime-evaluated shape tensors and their producer nodes are dropped.
 """
 from __future__ import annotations
 
 import logging
 
+import numpy as np
+import torch
+
+from .. import dtypes
 from ..ir import Graph
+from ..ir.symbolic import is_static
+from ..ops import registry
 
 log = logging.getLogger("tensorforge")
+FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants
+
+
+def _static_sym_to_const(v) -> None:
+    if v.const is None and v.sym is not None and v.dtype in ("int64", "int32"):
+        flat = v.sym.reshape(-1).tolist()
+        if all(isinstance(x, (int, np.integer)) for x in flat):
+            v.const = torch.tensor([int(x) for x in flat], dtype=dtypes.to_torch(v.dtype)).reshape(
+                tuple(int(d) for d in v.shape))
+
+
+def _evaluate(g: Graph, node) -> bool:
+    """Evaluate a node whose inputs are all constants; False when it must stay."""
+    op = registry.get(node.op, node.domain, node.name)
+    if not op.deterministic or op.data_dependent:
+        return False
+    if not all(is_static(v.shape) and int(np.prod(v.shape, dtype=np.int64)) <= FOLD_MAX_ELEMENTS
+               for v in node.outputs):
+        return False
+    outs = op.run([None if v is None else v.const for v in node.inputs], node.attrs, g.opset)
+    for v, t in zip(node.outputs, outs):
+        if t is None or tuple(t.shape) != tuple(v.shape):
+            return False
+    for v, t in zip(node.outputs, outs):
+        v.const = t.contiguous()
+    return True
 
 
 def fold_constants(g: Graph) -> Graph:
-    """Drop nodes whose every output has a known constant or symbolic value."""
+    """Fold nodes with constant inputs (and static shape values) into constants."""
+    for v in list(g.values.values()):
+        _static_sym_to_const(v)
     folded = 0
     for node in list(g.nodes):
-        if node.outputs and all(v.const is not None or (v.sym is not None and v.dtype in ("int64", "int32"))
-                                for v in node.outputs):
+        for v in node.outputs:
+            _static_sym_to_const(v)
+        known = node.outputs and all(
+            v.const is not None or (v.sym is not None and v.dtype in ("int64", "int32")) for v in node.outputs)
+        ins = [v for v in node.inputs if v is not None]
+        if not known and ins and all(v.const is not None for v in ins):
+            known = _evaluate(g, node)
+        if known:
             g.remove_node(node)
             folded += 1
     if folded:

@@ -38,7 +38,7 @@ def test_header_records_versions_device_config_layers(engine):
     assert header["device"]["type"] == "cpu"
     plan = header["plan"]
     assert plan["config"]["opt_level"] == 3
-    assert [lay["name"] for lay in plan["layers"]][:2] == ["conv1", "relu1"]
+    assert plan["layers"][0]["origin"][:2] == ["conv1", "relu1"]  # fused: "conv1 + relu1 ..."
     assert all("tactic" in lay for lay in plan["layers"])
     assert set(weights) >= {"w1", "b1", "fc_w"}
 

@@ -1,0 +1,144 @@
+"""Fused reductions: LayerNorm / RMSNorm (+ epilogue), Softmax / LogSoftmax, and fused.Reduce
+(a reduction of a pointwise prologue, then an optional finishing map: L1, L2, LogSumExp ...).
+
+Axes are stored normalized to negative indices (-1 = last) so a layer's attributes alone say
+whether the reduced axes are the trailing ones (what the row kernels need)."""
+from __future__ import annotations
+
+import torch
+
+from ..ir.symbolic import broadcast
+from .fused import _epilogue, _epilogue_info
+from .fused_expr import eval_expr, expr_dtype
+from .registry import infer, reference
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _up(x):
+    return x.float() if x.dtype in _HALF else x
+
+
+def _dims(axes, rank):
+    return tuple(sorted(a % rank for a in axes))
+
+
+# ---- LayerNorm / RMSNorm --------------------------------------------------------------------
+@reference("fused.LayerNorm")
+def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilogue=None, _opset=17):
+    dims = tuple(range(axis % x.dim(), x.dim()))
+    xf = _up(x)
+    mean = xf.mean(dims, keepdim=True)
+    d = xf - mean
+    y = d * torch.rsqrt((d * d).mean(dims, keepdim=True) + epsilon)
+    y = _affine(y, scale, bias).to(x.dtype)
+    return _epilogue(y, epilogue, extra, _opset)
+
+
+@reference("fused.RMSNorm")
+def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, _opset=17):
+    dims = tuple(range(axis % x.dim(), x.dim()))
+    xf = _up(x)
+    y = xf * torch.rsqrt((xf * xf).mean(dims, keepdim=True) + epsilon)
+    y = _affine(y, scale, None).to(x.dtype)
+    return _epilogue(y, epilogue, extra, _opset)
+
+
+def _affine(y, scale, bias):
+    if scale is not None:
+        y = y * _up(scale)
+    if bias is not None:
+        y = y + _up(bias)
+    return y
+
+
+@infer("fused.LayerNorm")
+def layernorm_infer(node):
+    return _norm_info(node, 3)
+
+
+@infer("fused.RMSNorm")
+def rmsnorm_infer(node):
+    return _norm_info(node, 2)
+
+
+def _norm_info(node, n_params):
+    x = node.inputs[0]
+    return [_epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), node.inputs[n_params:])]
+
+
+# ---- Softmax / LogSoftmax over one axis or several trailing axes -------------------------------
+def _softmax(fn):
+    def ref(x, axes=(-1,)):
+        dims = _dims(axes, x.dim())
+        if len(dims) == 1:
+            return fn(x, dims[0])
+        lead = x.shape[:dims[0]]
+        return fn(x.reshape(*lead, -1), -1).reshape(x.shape)
+    return ref
+
+
+reference("fused.Softmax")(_softmax(lambda x, a: torch.softmax(x, a)))
+reference("fused.LogSoftmax")(_softmax(lambda x, a: torch.log_softmax(x, a)))
+infer("fused.Softmax", "fused.LogSoftmax")(lambda node: [(node.inputs[0].dtype, node.inputs[0].shape)])
+
+
+# ---- fused.Reduce ---------------------------------------------------------------------------
+def _rsum(x, d, k):
+    return torch.sum(x, d, keepdim=k, dtype=x.dtype)
+
+
+def _rmean(x, d, k):
+    if x.is_floating_point():
+        return torch.mean(x, d, keepdim=k)
+    n = 1
+    for a in d:
+        n *= x.shape[a]
+    return torch.div(torch.sum(x, d, keepdim=k), n, rounding_mode="trunc").to(x.dtype)
+
+
+def _rprod(x, d, k):
+    for a in sorted(d, reverse=True):
+        x = torch.prod(x, a, keepdim=k)
+    return x
+
+
+# kind -> (pre-map, reduction, post-map)
+REDUCE_KINDS = {
+    "sum": (None, _rsum, None),
+    "mean": (None, _rmean, None),
+    "max": (None, lambda x, d, k: torch.amax(x, d, keepdim=k), None),
+    "min": (None, lambda x, d, k: torch.amin(x, d, keepdim=k), None),
+    "prod": (None, _rprod, None),
+    "l1": (torch.abs, _rsum, None),
+    "l2": (lambda x: x * x, _rsum, torch.sqrt),
+    "sumsquare": (lambda x: x * x, _rsum, None),
+    "logsum": (None, _rsum, torch.log),
+    "logsumexp": (None, lambda x, d, k: torch.logsumexp(x, d, keepdim=k), None),
+}
+
+
+@reference("fused.Reduce")
+def reduce_ref(*inputs, kind, axes, keepdims=1, prologue=None, _opset=17):
+    """kind-reduce(prologue(inputs)) over `axes`; half inputs accumulate in float32."""
+    x = eval_expr(prologue, inputs, _opset) if prologue else inputs[0]
+    pre, red, post = REDUCE_KINDS[kind]
+    y = _up(x) if kind not in ("max", "min") else x
+    y = pre(y) if pre is not None else y
+    y = red(y, _dims(axes, x.dim()), bool(keepdims))
+    y = post(y) if post is not None else y
+    return y.to(x.dtype)
+
+
+@infer("fused.Reduce")
+def reduce_infer(node):
+    prologue = node.attrs.get("prologue")
+    ins = node.inputs
+    dt = expr_dtype(prologue, [v.dtype for v in ins]) if prologue else ins[0].dtype
+    shp = broadcast(*[v.shape for v in ins]) if prologue else ins[0].shape
+    dims = _dims(node.attrs["axes"], len(shp))
+    if node.attrs.get("keepdims", 1):
+        out = tuple(1 if i in dims else d for i, d in enumerate(shp))
+    else:
+        out = tuple(d for i, d in enumerate(shp) if i not in dims)
+    return [(dt, out)]
