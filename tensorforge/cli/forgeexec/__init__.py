@@ -1,0 +1,1 @@
+"""forgeexec: the trtexec-compatible benchmarking CLI (TensorRT 10.x flags, loop, report and exports)."""

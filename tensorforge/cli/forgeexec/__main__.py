@@ -1,0 +1,4 @@
+"""`python -m tensorforge.cli.forgeexec`."""
+from .main import entry
+
+entry()

@@ -1,0 +1,141 @@
+"""Build phase: BuilderConfig from the flags, build profiles from shape flags, build/save/load engines."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from . import api
+from .log import Logger, fmt
+from .shapes import UsageError, check_names, fmt_dims, lookup
+
+# What each builder flag does in the library today (one place to update as the library grows).
+LIBRARY_STATUS = {
+    "--int8": "stored in the BuilderConfig; tensorforge has no int8 kernels or calibration yet, so no layer runs "
+              "in int8",
+    "--fp8": "stored in the BuilderConfig; tensorforge has no fp8 kernels yet, so no layer runs in fp8",
+    "--int4": "BuilderConfig has no int4 setting; the flag is ignored",
+    "--best": "enables fp16 and bf16 (and int8, which has no kernels yet)",
+    "--memPoolSize": "stored in the BuilderConfig; the memory planner does not enforce pool limits yet",
+    "--maxAuxStreams": "stored in the BuilderConfig; the builder does not schedule auxiliary streams yet",
+}
+_FIELD_FLAGS = {"error_on_timing_cache_miss": "--errorOnTimingCacheMiss", "verbose": "--verbose"}
+
+
+def select_device(opts) -> torch.device:
+    """cuda:N when CUDA is available (N from --device), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    if opts.device >= torch.cuda.device_count():
+        raise api.error(f"Cannot find device ID {opts.device}! ({torch.cuda.device_count()} device(s) found)")
+    torch.cuda.set_device(opts.device)
+    return torch.device("cuda", opts.device)
+
+
+def precision_flags(opts, device: torch.device) -> dict:
+    """fp16/bf16/int8/fp8 after --best (bf16 only on SM >= 8.0 or the CPU)."""
+    flags = {p: bool(getattr(opts, p)) for p in ("fp16", "bf16", "int8", "fp8")}
+    if opts.best and not opts.stronglyTyped:
+        cap = torch.cuda.get_device_capability(device) if device.type == "cuda" else (8, 0)
+        flags.update(fp16=True, int8=cap != (10, 3) or flags["int8"], bf16=cap >= (8, 0) or flags["bf16"])
+    return flags
+
+
+def config_fields(opts, device: torch.device, profiles: list) -> dict:
+    """BuilderConfig keyword arguments from the flags."""
+    return dict(**precision_flags(opts, device), tf32=not opts.noTF32, strongly_typed=opts.stronglyTyped,
+                opt_level=3 if opts.builderOptimizationLevel is None else opts.builderOptimizationLevel,
+                timing_cache=None if opts.noBuilderCache else opts.timingCacheFile,
+                max_aux_streams=opts.maxAuxStreams, mem_pool_size=dict(opts.mem_pools),
+                tactic_sources=opts.tactic_sources, profiling_verbosity=opts.profilingVerbosity,
+                error_on_timing_cache_miss=opts.errorOnTimingCacheMiss,
+                avg_timing=opts.avgTiming, precision_constraints=opts.precisionConstraints,
+                layer_precisions=dict(opts.layer_precisions), layer_output_types=dict(opts.layer_output_types),
+                profiles=[api.make_profile(p) for p in profiles], device=str(device), verbose=opts.verbose)
+
+
+def resolve_profiles(inputs: list, opts, log: Logger) -> list[dict]:
+    """Build profiles from min/opt/max (or --shapes as min=opt=max); missing dynamic dims become 1."""
+    names = [n for n, _, _ in inputs]
+    dynamic = [(n, s) for n, _, s in inputs if -1 in s]
+    for p in opts.profiles:
+        check_names(p, names, "input")
+    if opts.profiles and not dynamic:
+        raise UsageError("Static model does not take explicit shapes since the shape of inference tensors will be "
+                         "determined by the model itself")
+    if not dynamic:
+        return []
+    check_names(opts.shapes, names, "input")
+    out = []
+    for p in opts.profiles or [{}]:
+        prof = {}
+        for name, shape in dynamic:
+            triple = lookup(p, name)
+            if triple is None and lookup(opts.shapes, name) is not None:
+                s = lookup(opts.shapes, name)
+                triple = (s, s, s)
+            if triple is None:
+                s = tuple(1 if d == -1 else d for d in shape)
+                log.warn(f"Dynamic dimensions required for input: {name}, but no shapes were provided. "
+                         f"Automatically overriding shape to: {fmt_dims(s)}")
+                triple = (s, s, s)
+            prof[name] = tuple(tuple(x) for x in triple)
+        for name in names:
+            if name not in prof and lookup(p, name) is not None:
+                prof[name] = lookup(p, name)
+        out.append(prof)
+    return out
+
+
+def log_profiles(profiles: list[dict], log: Logger) -> None:
+    """`Set shape of input tensor X for optimization profile i to: MIN=... OPT=... MAX=...`."""
+    for i, prof in enumerate(profiles):
+        for name, (mn, op, mx) in prof.items():
+            log.info(f"Set shape of input tensor {name} for optimization profile {i} to: MIN={fmt_dims(mn)} "
+                     f"OPT={fmt_dims(op)} MAX={fmt_dims(mx)}")
+
+
+def build_engine(opts, device: torch.device, log: Logger):
+    """Build from --onnx (logging the config notes, build time and size) and save with --saveEngine."""
+    proto = api.load_model(opts.onnx)
+    profiles = resolve_profiles(api.model_inputs(proto), opts, log)
+    log_profiles(profiles, log)
+    cfg, dropped = api.make_config(config_fields(opts, device, profiles))
+    for name in dict.fromkeys(opts.given):
+        if name in LIBRARY_STATUS:
+            log.info(f"{name}: {LIBRARY_STATUS[name]}.")
+    for field in dropped:
+        flag = _FIELD_FLAGS.get(field)
+        (log.info if flag in opts.given else log.verb)(
+            f"{flag or field}: BuilderConfig has no '{field}' setting yet; it was not passed on.")
+    t0 = time.perf_counter()
+    engine = api.build(cfg, proto)
+    log.info(f"Engine built in {fmt(time.perf_counter() - t0)} sec.")
+    log.info(f"Created engine with size: {fmt(api.engine_size(engine) / 2 ** 20)} MiB")
+    if opts.saveEngine:
+        api.save_engine(engine, opts.saveEngine)
+        log.info(f"Saved engine to {opts.saveEngine}")
+    return engine
+
+
+def load_engine(path: str, device: torch.device, log: Logger):
+    """Load --loadEngine and log the deserialization time."""
+    log.info(f"Loading engine from {path}")
+    t0 = time.perf_counter()
+    engine = api.load_engine(path)
+    log.info(f"Engine deserialized in {fmt(time.perf_counter() - t0)} sec.")
+    return engine
+
+
+def time_deserialize(path: str, log: Logger, iterations: int = 20) -> None:
+    """--timeDeserialize: time the first and then `iterations` more deserializations."""
+    t0 = time.perf_counter()
+    api.load_engine(path)
+    first = (time.perf_counter() - t0) * 1000
+    log.info(f"First deserialization time = {fmt(first)} milliseconds")
+    t0 = time.perf_counter()
+    for _ in range(iterations):
+        api.load_engine(path)
+    total = (time.perf_counter() - t0) * 1000
+    log.info(f"Total deserialization time = {fmt(total)} milliseconds in {iterations} iterations, average "
+             f"{fmt(total / iterations)} milliseconds/iteration")

@@ -1,0 +1,110 @@
+"""forgeexec entry point: parse, print the banner, build or load, run, report; exit 0 (PASSED) or 1 (FAILED)."""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from . import api
+from .banner import options_lines
+from .flags import help_text
+from .log import Logger
+from .options import UnknownOptions, deprecations, parse, wants_help
+from .run import run
+from .shapes import UsageError
+from .validate import validate
+
+PROG = "forgeexec"
+TEST_NAME = "tensorforge.forgeexec"
+
+
+class _Bridge(logging.Handler):
+    """Routes the library's `tensorforge` logger into forgeexec's log (library INFO shows with --verbose)."""
+
+    def __init__(self, log: Logger):
+        super().__init__(logging.DEBUG)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Forward one record."""
+        sev = "E" if record.levelno >= logging.ERROR else "W" if record.levelno >= logging.WARNING else "V"
+        self.log.log(sev, record.getMessage())
+
+
+def _finish(ok: bool, cmdline: str) -> int:
+    """Print the &&&& PASSED/FAILED line and return the exit code."""
+    Logger.raw(f"&&&& {'PASSED' if ok else 'FAILED'} {TEST_NAME} # {cmdline}")
+    return 0 if ok else 1
+
+
+def _parse(argv: list[str], log: Logger):
+    """Parse and validate; on error print the help and the error, return None."""
+    try:
+        opts = parse(argv)
+        warns = validate(opts)
+    except UnknownOptions as e:
+        Logger.raw(help_text())
+        for name, value in e.items:
+            log.error(f"Unknown option: {name} {value}")
+        return None
+    except UsageError as e:
+        Logger.raw(help_text())
+        log.error(str(e))
+        return None
+    return opts, warns
+
+
+def _run_guarded(opts, log: Logger) -> bool:
+    """Run, turning library and usage errors into one [E] line (never a traceback)."""
+    try:
+        run(opts, log)
+        return True
+    except (UsageError, *api.error_types()) as e:
+        log.error(str(e))
+    except KeyboardInterrupt:
+        log.error("Interrupted.")
+    except Exception as e:  # an internal bug: still one line, the traceback only with --verbose
+        log.error(f"Internal error: {type(e).__name__}: {e}")
+        log.verb(traceback.format_exc().rstrip())
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run forgeexec with argv (default sys.argv[1:]); return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cmdline = " ".join([PROG, *argv])
+    log = Logger()
+    Logger.raw(f"&&&& RUNNING {TEST_NAME} # {cmdline}")
+    if wants_help(argv):
+        Logger.raw(help_text())
+        return 0
+    parsed = _parse(argv, log)
+    if parsed is None:
+        return _finish(False, cmdline)
+    opts, warns = parsed
+    log.verbose = opts.verbose
+    for w in deprecations(opts) + warns:
+        log.warn(w)
+    lib_log = logging.getLogger("tensorforge")
+    bridge, old = _Bridge(log), (lib_log.level, lib_log.propagate)
+    lib_log.addHandler(bridge)
+    lib_log.setLevel(logging.DEBUG if opts.verbose else logging.INFO)
+    lib_log.propagate = False
+    try:
+        for line in options_lines(opts):
+            log.info(line)
+        ok = _run_guarded(opts, log)
+    finally:
+        lib_log.removeHandler(bridge)
+        lib_log.setLevel(old[0])
+        lib_log.propagate = old[1]
+    return _finish(ok, cmdline)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

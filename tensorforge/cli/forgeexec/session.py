@@ -1,0 +1,94 @@
+"""Inference setup: profile choice, inference shapes, contexts and buffers per stream, timed runs."""
+from __future__ import annotations
+
+from . import api
+from .bindings import StreamBuffers
+from .inputs import make_inputs
+from .log import Logger, fmt
+from .loop import Iteration, LoopConfig, run_inference
+from .shapes import check_names, lookup
+
+
+def choose_profile(engine, opts, log: Logger) -> int:
+    """--useProfile (default 0, with a warning when the engine has several profiles)."""
+    n = api.num_profiles(engine)
+    if opts.useProfile is None:
+        if n > 1:
+            log.warn(f"The engine has {n} optimization profiles but --useProfile is not specified; profile 0 is "
+                     "used.")
+        return 0
+    if opts.useProfile >= n:
+        raise api.error(f"--useProfile={opts.useProfile} is out of range: the engine has {n} optimization "
+                        "profile(s)")
+    return opts.useProfile
+
+
+def inference_shapes(engine, opts, profile: int) -> dict[str, tuple]:
+    """Shape of each input: --shapes, else the profile's opt for dynamic inputs, else the static shape."""
+    try:
+        check_names(opts.shapes, [t.name for t in api.io_tensors(engine)], "input")
+    except Exception as e:  # UsageError: a --shapes name the engine does not have
+        raise api.error(str(e)) from None
+    out = {}
+    for t in engine.inputs:
+        s = lookup(opts.shapes, t.name)
+        if s is None:
+            s = api.profile_shape(engine, profile, t.name)[1] if -1 in t.shape else t.shape
+        out[t.name] = tuple(s)
+    return out
+
+
+def loop_config(opts, skip_transfers: bool) -> LoopConfig:
+    """LoopConfig from the inference flags."""
+    return LoopConfig(iterations=opts.iterations, duration_s=opts.duration, warmup_ms=opts.warmUp,
+                      idle_ms=opts.idleTime, sleep_ms=opts.sleepTime, skip_transfers=skip_transfers,
+                      threads=opts.threads)
+
+
+class Session:
+    """One context and one set of bindings per inference stream, sharing the same input data."""
+
+    def __init__(self, engine, opts, backend, log: Logger):
+        self.engine, self.opts, self.backend, self.log = engine, opts, backend, log
+        self.profile = choose_profile(engine, opts, log)
+        self.shapes = inference_shapes(engine, opts, self.profile)
+        names = [t.name for t in engine.inputs]
+        try:
+            check_names(opts.load_inputs, names, "input")
+        except Exception as e:  # UsageError: a --loadInputs name the engine does not have
+            raise api.error(str(e)) from None
+        files = {n: lookup(opts.load_inputs, n) for n in names if lookup(opts.load_inputs, n) is not None}
+        data = make_inputs(engine.inputs, self.shapes, files, api.zoo_value_ranges(opts.onnx))
+        self.skip_transfers = bool(opts.noDataTransfers or backend.host_timing)
+        self.contexts, self.buffers = [], []
+        for _ in range(opts.infStreams):
+            ctx = engine.create_execution_context()
+            if getattr(engine, "num_profiles", 0):
+                ctx.set_optimization_profile(self.profile)
+            self.contexts.append(ctx)
+            mem = getattr(engine, "device_memory_size", None)
+            if mem is not None:
+                log.info(f"Created execution context with device memory size: {fmt(mem / 2 ** 20)} MiB")
+            self.buffers.append(StreamBuffers(engine, ctx, backend, data, not self.skip_transfers))
+        self.cfg = loop_config(opts, self.skip_transfers)
+
+    def iterations(self, use_graph: bool) -> list[Iteration]:
+        """Fresh Iteration objects (streams, events, optional CUDA graph) for one run."""
+        depth = 1 if self.opts.exposeDMA else 2
+        its = []
+        for i, (ctx, buf) in enumerate(zip(self.contexts, self.buffers)):
+            it = Iteration(i, ctx, buf, self.backend, depth, self.skip_transfers)
+            if self.skip_transfers:
+                buf.upload()
+            if use_graph:
+                it.capture_graph(self.log.warn, self.log.info)
+            its.append(it)
+        return its
+
+    def run(self, use_graph: bool):
+        """One full timed run; returns the sorted traces."""
+        return run_inference(self.iterations(use_graph), self.backend, self.cfg)
+
+    def outputs(self) -> dict:
+        """Outputs of context 0 (copied to the host)."""
+        return self.buffers[0].download()
