@@ -80,6 +80,7 @@ def test_choose_is_pure_min_with_failures_skipped():
 
 # ---- through the builder (CPU, injected timer) ----------------------------------------------------
 def _build(model, **kw):
+    kw.setdefault("opt_level", 4)  # on CPU the NHWC conv is an extended-search (level 4) tactic
     cfg = tf.BuilderConfig(device="cpu", **kw)
     return tf.Builder(cfg).build(model)
 
@@ -127,20 +128,26 @@ def _offer(fake_source, *tactic_specs):
         fake_source.append(t)
 
 
-@pytest.mark.parametrize("level,timed", [(0, 0), (1, 2), (2, 4), (3, 5), (4, 6), (5, 7)])
+@pytest.mark.parametrize("level,timed", [(0, 0), (1, 2), (2, 4), (3, 4), (4, 6), (5, 7)])
 def test_optimization_levels_bound_the_search(fake_timer, fake_source, level, timed):
     _offer(fake_source, ("f1", 1, {}), ("f2", 1, {}), ("f3", 1, {}), ("x4", 4, {}), ("x5", 5, {}))
-    # conv candidates: aten nhwc, f1, f2, f3, [x4], [x5], reference
+    # conv candidates on CPU: [aten nhwc (level 4)], f1, f2, f3, [x4], [x5], reference
     eng = _build(twin_convs(), opt_level=level)
     first = next(lay.name for lay in eng.plan.layers if lay.type in ("Conv", "fused.ConvAct"))
     per_layer = [t for name, t in fake_timer.calls if name == first]
     assert len(per_layer) == timed
-    if level in (1, 2):
-        assert per_layer == ["conv2d_nhwc", "f1", "f2", "f3"][:timed]
+    if level in (1, 2, 3):
+        assert per_layer == ["f1", "f2", "f3", "reference"][:timed]
 
 
-def test_level0_takes_first_candidate_without_timing(fake_timer):
-    assert _conv_tactics(_build(twin_convs(), opt_level=0)) == ["conv2d_nhwc"] * 3
+def test_level0_takes_first_candidate_without_timing(fake_timer, fake_source):
+    _offer(fake_source, ("f1", 1, {}), ("f2", 1, {}))
+    assert _conv_tactics(_build(twin_convs(), opt_level=0)) == ["f1"] * 3
+    assert fake_timer.calls == []
+
+
+def test_cpu_default_level_times_nothing(fake_timer):
+    assert _conv_tactics(_build(twin_convs(), opt_level=3)) == ["reference"] * 3
     assert fake_timer.calls == []
 
 

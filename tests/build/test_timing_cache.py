@@ -93,15 +93,15 @@ def test_same_cache_same_tactics_and_no_timing(fake_timer, tmp_path):
     first = None
     for seed in range(6):  # random timings until both outcomes occurred once
         fake_timer.table = _random_timer(seed)
-        eng = tf.Builder(tf.BuilderConfig(device="cpu", timing_cache=str(tmp_path / f"s{seed}.json"))).build(twin_convs())
+        eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=4, timing_cache=str(tmp_path / f"s{seed}.json"))).build(twin_convs())
         picks.add(tuple(t["name"] for _, t in _tactics(eng)))
     assert len(picks) > 1  # timings really decide
     fake_timer.table = _random_timer(100)
-    first = tf.Builder(tf.BuilderConfig(device="cpu", timing_cache=path)).build(twin_convs())
+    first = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=4, timing_cache=path)).build(twin_convs())
     n_calls = len(fake_timer.calls)
     for seed in (101, 102):
         fake_timer.table = _random_timer(seed)
-        again = tf.Builder(tf.BuilderConfig(device="cpu", timing_cache=path)).build(twin_convs())
+        again = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=4, timing_cache=path)).build(twin_convs())
         assert _tactics(again) == _tactics(first)
         assert len(fake_timer.calls) == n_calls  # nothing timed: every signature hit the cache
         assert again.plan.meta["tactic_selection"]["cache_hits"] == 2
@@ -115,10 +115,10 @@ def test_level0_ignores_the_cache(fake_timer, tmp_path):
 
 def test_error_on_cache_miss(fake_timer, tmp_path):
     path = str(tmp_path / "tc.json")
-    cfg = tf.BuilderConfig(device="cpu", timing_cache=path, error_on_timing_cache_miss=True)
+    cfg = tf.BuilderConfig(device="cpu", opt_level=4, timing_cache=path, error_on_timing_cache_miss=True)
     with pytest.raises(TensorforgeError, match="timing cache miss for layer 'conv1"):
         tf.Builder(cfg).build(twin_convs())
-    tf.Builder(tf.BuilderConfig(device="cpu", timing_cache=path)).build(twin_convs())
+    tf.Builder(tf.BuilderConfig(device="cpu", opt_level=4, timing_cache=path)).build(twin_convs())
     tf.Builder(cfg).build(twin_convs())  # warm cache: no miss
 
 

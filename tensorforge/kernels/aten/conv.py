@@ -63,7 +63,7 @@ def _sym_pads(layer):
 
 @offers
 def conv_candidates(layer, device):
-    """cuDNN fused tactics first (CUDA), then NHWC conv (CUDA and CPU); the reference is NCHW."""
+    """cuDNN fused tactics first (CUDA), then NHWC conv; the reference is NCHW."""
     if not _conv2d_ok(layer):
         return []
     out = []
@@ -76,7 +76,8 @@ def conv_candidates(layer, device):
             pads = _sym_pads(layer)
             out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
                     tactic(f"conv2d_{kind}", pads=pads)]
-    out.append(tactic("conv2d_nhwc", weight_layout="channels_last"))
+    # on CPU (speed is not the point there) only the extended search (level >= 4) tries it
+    out.append(tactic("conv2d_nhwc", level=1 if is_cuda(device) else 4, weight_layout="channels_last"))
     return out
 
 

@@ -1,0 +1,53 @@
+"""FP16/BF16 engines of the zoo models agree with the FP32 reference (ONNX Runtime on CPU):
+output cosine >= 0.999, and top-1 agreement for classifiers (where the reference's top-2 margin
+is not a near tie)."""
+import numpy as np
+import pytest
+
+import tensorforge as tf
+from tensorforge.testing import run_ort
+
+CLASSIFIERS = ["resnet50", "mobilenetv2", "vit_b16"]
+OTHERS = ["bert_base", "gpt2_small", "yolo_det"]
+
+
+def _cos(a, b):
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _run(name, precision, batch=4):
+    from tensorforge import zoo
+    model = zoo.get_model(name)
+    feed = zoo.random_inputs(name, batch, seed=7)
+    eng = tf.Builder(tf.BuilderConfig(device="cuda", **{precision: True})).build(model)
+    got = eng.create_execution_context().infer(feed)
+    return eng, {k: v.float().cpu().numpy() for k, v in got.items()}, run_ort(model, feed)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", CLASSIFIERS + OTHERS)
+def test_reduced_precision_zoo_agrees_with_fp32(name, precision):
+    eng, got, ref = _run(name, precision)
+    low = {"fp16": "float16", "bf16": "bfloat16"}[precision]
+    assert any(lay.precision == low for lay in eng.plan.layers)
+    assert all(o.dtype == str(ref[o.name].dtype) for o in eng.outputs)  # I/O keep their ONNX types
+    for k, r in ref.items():
+        g = got[k]
+        assert np.isfinite(g).all(), k
+        if not np.issubdtype(r.dtype, np.floating):
+            continue
+        assert _cos(g, r) >= 0.999, (k, _cos(g, r))
+        if name in CLASSIFIERS:
+            top2 = np.sort(r, axis=-1)[..., -2:]
+            clear = (top2[..., 1] - top2[..., 0]) > 1e-2 * (r.max(-1) - r.min(-1))
+            agree = g.argmax(-1) == r.argmax(-1)
+            assert agree[clear].all(), (k, agree, clear)
+
+
+def test_sensitive_layers_keep_fp32_math():
+    """Softmax / norm layers may run with fp16 I/O, overflow-prone ones (Exp, sums) run in fp32."""
+    eng, _, _ = _run("bert_base", "fp16", batch=2)
+    prec = {lay.type: lay.precision for lay in eng.plan.layers}
+    for t in ("Exp", "Pow", "ReduceSum"):
+        assert prec.get(t, "float32") == "float32", t
