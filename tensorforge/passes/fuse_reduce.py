@@ -135,6 +135,12 @@ def reduce_prologue(g: Graph, m) -> bool:
     return False
 
 
+def _pending(g, red) -> bool:
+    """True while a single-use pointwise producer is still to be absorbed as a prologue."""
+    v = red.inputs[0]
+    return v.producer is not None and is_pointwise(v.producer) and len(v.users) == 1 and not g.is_output(v)
+
+
 def _special(kind, ops):
     def rule(g: Graph, m) -> bool:
         n = m.root
@@ -165,7 +171,7 @@ def _is_unary_of_input(expr, ops) -> bool:
 def _finish(kind, outer, inner_kind, inner_ops=None):
     def rule(g: Graph, m) -> bool:
         red = m["red"]
-        if red.attrs["kind"] != inner_kind or len(red.inputs) != 1:
+        if red.attrs["kind"] != inner_kind or len(red.inputs) != 1 or _pending(g, red):
             return False
         pro = red.attrs.get("prologue")
         if inner_ops is None and pro:
