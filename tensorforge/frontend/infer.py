@@ -76,7 +76,10 @@ def infer_node(g: Graph, node: Node) -> None:
         vals = [to_obj(v) if v is not None else None for v in node.inputs]
         if op.symval_always or (all(x is not None for x, v in zip(vals, node.inputs) if v is not None)
                                 and any(v is not None and v.sym is not None for v in node.inputs)):
-            res = op.symval(node, *vals)
+            try:
+                res = op.symval(node, *vals)
+            except (TypeError, ValueError, IndexError):  # symbolic contents are optional: skip
+                res = None
             if res is not None:
                 for v, r in zip(node.outputs, res):
                     if r is not None and np.asarray(r).size <= 4096 and not _data_dependent(r):
