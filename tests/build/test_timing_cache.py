@@ -70,7 +70,7 @@ def test_save_combines_with_file_written_meanwhile(tmp_path, caplog):
     b.save(path)
     with caplog.at_level(logging.INFO, logger="tensorforge"):
         a.save(path)
-    assert f"Saved " in caplog.text and f"bytes of timing cache to {path}" in caplog.text
+    assert "Saved " in caplog.text and f"bytes of timing cache to {path}" in caplog.text
     disk = TimingCache.load(path)
     assert set(disk.entries) == {"0xa", "0xb"}
     # entries of the saving cache win on conflicts; timings of other tactics are merged in
