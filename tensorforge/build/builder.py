@@ -10,6 +10,7 @@ import torch
 from .. import dtypes, frontend, passes
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
+from ..ir.symbolic import to_str
 from ..runtime.context import _bind_symbols, _lifetimes
 from ..runtime.engine import Engine, default_device
 from ..runtime.plan import ProfileSpec
@@ -17,6 +18,7 @@ from ..runtime.shapes import eval_shape
 from .config import BuilderConfig
 from .lower import lower
 from .precision import assign_precision
+from .streams import assign_streams
 from .tactics import select_tactics
 
 log = logging.getLogger("tensorforge")
@@ -41,9 +43,11 @@ class Builder:
         g = passes.run_pipeline(g)
         g = assign_precision(g, cfg)
         plan, weights = lower(g)
+        _mark_shape_inputs(plan, g)
         plan.profiles, implicit = _profiles(plan, cfg)
         plan.meta["implicit_profile"] = implicit
         plan = select_tactics(plan, weights, cfg, device)
+        assign_streams(plan, cfg.max_aux_streams)
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"] = _memory_at_max(plan)
         if cfg.tf32 and device.type == "cuda":
@@ -55,10 +59,41 @@ class Builder:
         return Engine(plan, weights, device, build_info=info)
 
 
+def _mark_shape_inputs(plan, g) -> None:
+    """Shape-tensor inputs (given symbolic contents by the frontend) keep them in the plan."""
+    for v in g.inputs:
+        if v.sym is not None and v.name in plan.tensors:
+            plan.tensors[v.name].sym = [to_str(x) for x in v.sym.reshape(-1).tolist()]
+
+
+def _profile_values(plan, i, prof, shape_inputs) -> dict:
+    """Validated {shape input: [min, opt, max] values} of one profile."""
+    given = getattr(prof, "values", {}) or {}
+    for name in given:
+        if name not in shape_inputs:
+            raise ShapeError(f"profile {i}: '{name}' is not a shape tensor input (shape tensor inputs: "
+                             f"{', '.join(shape_inputs) or 'none'})")
+    out = {}
+    for name in shape_inputs:
+        if name not in given:
+            raise ShapeError(f"profile {i}: no values for shape tensor input '{name}' "
+                             "(OptimizationProfile.set_shape_input)")
+        n = len(plan.tensors[name].sym)
+        if any(len(v) != n for v in given[name]):
+            raise ShapeError(f"profile {i}: shape tensor input '{name}' has {n} values, profile gives "
+                             f"{len(given[name][0])}")
+        out[name] = [list(v) for v in given[name]]
+    return out
+
+
 def _profiles(plan, cfg: BuilderConfig):
     """Validate the config's profiles against the network inputs; make an implicit one if needed."""
     dynamic = {n: plan.tensors[n].shape for n in plan.inputs
                if any(not isinstance(d, int) for d in plan.tensors[n].shape)}
+    shape_inputs = [n for n in plan.inputs if plan.tensors[n].sym is not None]
+    if shape_inputs and not cfg.profiles:
+        raise ShapeError(f"shape tensor input(s) {', '.join(shape_inputs)} need an optimization profile "
+                         "with their values (OptimizationProfile.set_shape_input)")
     if not cfg.profiles:
         if dynamic:
             log.warning("no optimization profile given for dynamic input(s) %s; tuning for dims = 1, "
@@ -85,7 +120,7 @@ def _profiles(plan, cfg: BuilderConfig):
                     if isinstance(sd, int) and d != sd:
                         raise ShapeError(f"profile {i}: '{name}' static dim {sd} given as {d}")
             shapes[name] = [list(mn), list(op), list(mx)]
-        out.append(ProfileSpec(shapes))
+        out.append(ProfileSpec(shapes, _profile_values(plan, i, prof, shape_inputs)))
     return out, False
 
 
@@ -96,7 +131,7 @@ def _memory_at_max(plan):
     for prof in plan.profiles or [ProfileSpec({})]:
         shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
                   for n in plan.inputs}
-        env = _bind_symbols(plan, shapes)
+        env = _bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
         bufs = []
         for name, (first, last) in lifetimes.items():
             try:

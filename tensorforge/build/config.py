@@ -11,6 +11,7 @@ class OptimizationProfile:
 
     def __init__(self):
         self.shapes: dict[str, tuple] = {}
+        self.values: dict[str, tuple] = {}
 
     def set_shape(self, name: str, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
         mn, op, mx = (tuple(int(d) for d in s) for s in (min, opt, max))
@@ -25,8 +26,33 @@ class OptimizationProfile:
     def get_shape(self, name: str):
         return self.shapes[name]
 
+    def set_shape_input(self, name: str, min, opt, max) -> None:  # noqa: A002 - TensorRT's names
+        """(min, opt, max) VALUES of a shape-tensor input (an int input read as a shape); positive."""
+        mn, op, mx = (tuple(int(v) for v in _flat(s)) for s in (min, opt, max))
+        if not (len(mn) == len(op) == len(mx)):
+            raise ShapeError(f"profile for shape input '{name}': min/opt/max have different lengths")
+        if any(not (a <= b <= c) for a, b, c in zip(mn, op, mx)):
+            raise ShapeError(f"profile for shape input '{name}': need min <= opt <= max, got {list(mn)}, "
+                             f"{list(op)}, {list(mx)}")
+        if any(v < 1 for v in mn):
+            raise ShapeError(f"profile for shape input '{name}': values must be positive, got {list(mn)}")
+        self.values[name] = (mn, op, mx)
+
+    def get_shape_input(self, name: str):
+        return self.values[name]
+
     def __repr__(self):
-        return f"OptimizationProfile({self.shapes})"
+        return f"OptimizationProfile({self.shapes}, values={self.values})"
+
+
+def _flat(x):
+    """Values given as an int, a sequence or an array, flattened."""
+    if isinstance(x, int):
+        return [x]
+    try:
+        return list(x.reshape(-1).tolist())  # numpy / torch
+    except AttributeError:
+        return list(x)
 
 
 @dataclass
@@ -66,4 +92,7 @@ class BuilderConfig:
     def to_json(self) -> dict:
         d = asdict(self)
         d["profiles"] = [{k: [list(s) for s in v] for k, v in p.shapes.items()} for p in self.profiles]
+        if any(getattr(p, "values", None) for p in self.profiles):
+            d["profile_values"] = [{k: [list(s) for s in v] for k, v in getattr(p, "values", {}).items()}
+                                   for p in self.profiles]
         return d

@@ -4,11 +4,14 @@ from __future__ import annotations
 from ..ir import Graph
 from .infer import infer_graph, infer_node
 from .onnx_loader import load_model_proto, to_graph
+from .shape_tensors import mark_shape_tensors
 
 
 def load(model) -> Graph:
     """Load a path, 'zoo:NAME' or ModelProto into an inferred ir.Graph."""
-    return infer_graph(to_graph(load_model_proto(model)))
+    g = to_graph(load_model_proto(model))
+    mark_shape_tensors(g)  # int inputs feeding shape parameters get symbolic values
+    return infer_graph(g)
 
 
 __all__ = ["load", "load_model_proto", "to_graph", "infer_graph", "infer_node"]

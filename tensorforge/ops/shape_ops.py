@@ -270,6 +270,13 @@ def _slice_dim(dim, start, end, step):
     raise ShapeError(f"slice {start}:{end}:{step} on symbolic dim {dim} is not supported")
 
 
+def _slice_dim_symbolic_bounds(node, dim, start, end, step):
+    """Length of [start:end] with symbolic (positive) bounds, e.g. position_ids[:, :seq_len]; step 1."""
+    if step != 1 or any(isinstance(v, int) and v < 0 for v in (start, end)):
+        raise ShapeError(f"Slice '{node.name}': symbolic slice bounds need step 1 and non-negative bounds")
+    return norm(sympy.Max(0, sympy.Min(dim, end) - sympy.Min(dim, start)))
+
+
 @reference("Slice", host_inputs=(1, 2, 3, 4))
 def slice_ref(x, starts=None, ends=None, axes=None, steps=None):
     starts, ends = tensor_arg(starts), tensor_arg(ends)
@@ -295,16 +302,19 @@ def slice_ref(x, starts=None, ends=None, axes=None, steps=None):
 def slice_infer(node):
     shp = list(node.inputs[0].shape)
     starts, ends, axes, steps = _slice_params(node, len(shp))
-    if any(isinstance(v, sympy.Basic) for v in list(starts) + list(ends)):
-        raise ShapeError(f"Slice '{node.name}': symbolic slice bounds are not supported")
     for s, e, a, st in zip(starts, ends, axes, steps):
-        shp[a] = _slice_dim(shp[a], s, e, st)
+        if isinstance(s, sympy.Basic) or isinstance(e, sympy.Basic):
+            shp[a] = _slice_dim_symbolic_bounds(node, shp[a], s, e, st)
+        else:
+            shp[a] = _slice_dim(shp[a], s, e, st)
     return [(node.inputs[0].dtype, tuple(shp))]
 
 
 @symval("Slice")
 def slice_sym(node, x, *_):
     starts, ends, axes, steps = _slice_params(node, x.ndim)
+    if any(isinstance(v, sympy.Basic) for v in list(starts) + list(ends)):
+        return None  # symbolic bounds: the contents stay unknown
     idx = [slice(None)] * x.ndim
     for s, e, a, st in zip(starts, ends, axes, steps):
         idx[a] = slice(*slice(s, e, st).indices(x.shape[a]))

@@ -1,7 +1,14 @@
-"""ExecutionContext: owns activation memory, binds I/O, runs the layer list, captures CUDA graphs."""
+"""ExecutionContext: owns activation memory, binds I/O, runs the layer list (on the main stream and
+the engine's auxiliary streams), captures CUDA graphs per shape set.
+
+Shape changes: the first inference after an input shape, shape-tensor value, address or profile
+change re-plans (symbol binding, arena offsets, steps: counted in `replans`); later inferences with
+the same key reuse that plan. With use_cuda_graph, a graph is captured per key (LRU of
+graph_cache_size): the first inference of a key runs eagerly (shapes resolved, outputs checked),
+then the graph is captured and replayed; capture never happens during that eager run.
+"""
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -11,24 +18,24 @@ from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..kernels import make_kernel
 from . import memory
-from .shapes import eval_shape, symbols_of
+from . import streams as st
+from .binding import _DevicePtr, _as_tensor, _bind_symbols, _fmt, profile_values
+from .memory import lifetimes as _lifetimes
+from .shapes import eval_shape
+from .steps import build_steps, run_steps
 
 GRAPH_CACHE_SIZE = 8
-
-
-class _DevicePtr:
-    """Wraps a raw device pointer so torch.as_tensor can view it (CUDA array interface)."""
-
-    def __init__(self, ptr, shape, dtype: torch.dtype):
-        self.__cuda_array_interface__ = {
-            "shape": tuple(shape), "typestr": np.dtype(torch.empty((), dtype=dtype).numpy().dtype).str
-            if dtype != torch.bfloat16 else "<V2", "data": (int(ptr), False), "version": 3}
+__all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
 
 
 class ExecutionContext:
-    """Per-request state for one engine: shapes, bindings, activation arena, CUDA graphs."""
+    """Per-request state for one engine: shapes, bindings, activation arena, streams, CUDA graphs.
 
-    def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE):
+    Contexts share the engine's weights; use one context (and one stream) per thread. Contexts used
+    one after the other may share one activation arena (`device_memory` / `set_device_memory`)."""
+
+    def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
+                 device_memory: torch.Tensor | None = None, allocate_memory: bool = True):
         self.engine = engine
         self.plan = p = engine.plan
         self.device = engine.device
@@ -37,6 +44,7 @@ class ExecutionContext:
         self.graph_cache_size = graph_cache_size
         self.profile_index = 0
         self._kernels = {lay.name: make_kernel(lay, p.opset, self.device) for lay in p.layers}
+        self._shape_inputs = [n for n in p.inputs if p.tensors[n].sym is not None]
         self._shapes: dict[str, tuple] = {}
         for n in p.inputs:
             spec = p.tensors[n].shape
@@ -47,17 +55,35 @@ class ExecutionContext:
         self._arena = None
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
+        self._external_memory = device_memory is not None or not allocate_memory
+        if device_memory is not None:
+            self.set_device_memory(device_memory)
         self._lifetimes = _lifetimes(p)
         self._tf32 = bool(p.meta.get("tf32", False))
+        self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
+        self._consumed_event = None
+        self._slots = None
         self.replans = 0
 
     # ---- shapes and profiles -----------------------------------------------------------------
     def set_optimization_profile(self, index: int, stream=None) -> None:
+        """Select profile `index`; input shapes outside it must be set again. Re-plans once."""
         if not 0 <= index < max(1, self.engine.num_profiles):
             raise ShapeError(f"optimization profile {index} does not exist (engine has "
                              f"{self.engine.num_profiles})")
         self.profile_index = index
         self._prepared_key = None
+        for n, shp in list(self._shapes.items()):
+            if self._outside(n, shp):
+                del self._shapes[n]
+
+    def _outside(self, name, shape) -> bool:
+        p = self.plan
+        if not p.profiles or p.meta.get("implicit_profile"):
+            return False
+        spec = p.tensors[name].shape
+        mn, _, mx = p.profiles[self.profile_index].shapes.get(name, (spec, spec, spec))
+        return any(not (a <= d <= b) for d, a, b in zip(shape, mn, mx) if isinstance(a, int))
 
     def set_input_shape(self, name: str, shape) -> None:
         p = self.plan
@@ -73,12 +99,43 @@ class ExecutionContext:
                 raise ShapeError(f"input '{name}': dim {i} is {d}, engine requires {s} ({_fmt(spec)})")
             if d < 0:
                 raise ShapeError(f"input '{name}': negative dim {d}")
-        if p.profiles and not p.meta.get("implicit_profile"):
-            mn, _, mx = p.profiles[self.profile_index].shapes.get(name, (spec, spec, spec))
-            if any(not (a <= d <= b) for d, a, b in zip(shape, mn, mx) if isinstance(a, int)):
-                raise ShapeError(f"input '{name}': shape {_fmt(shape)} is outside optimization profile "
-                                 f"{self.profile_index} (min {_fmt(mn)}, max {_fmt(mx)})")
+        if self._outside(name, shape):
+            mn, _, mx = p.profiles[self.profile_index].shapes[name]
+            raise ShapeError(f"input '{name}': shape {_fmt(shape)} is outside optimization profile "
+                             f"{self.profile_index} (min {_fmt(mn)}, max {_fmt(mx)})")
         self._shapes[name] = shape
+
+    def set_shape_input(self, name: str, values) -> None:
+        """Give the values of a shape-tensor input (kept in a host tensor owned by the context)."""
+        if name not in self._shape_inputs:
+            raise ShapeError(f"'{name}' is not a shape tensor input of this engine")
+        t = torch.tensor([int(v) for v in np.asarray(values).reshape(-1)],
+                         dtype=dtypes.to_torch(self.plan.tensors[name].dtype))
+        shape = tuple(self.plan.tensors[name].shape)
+        self._owned[name] = t.reshape(shape)
+        self._bound[name] = self._owned[name]
+
+    def _values(self) -> dict:
+        """{shape input: tuple of values} read from the bound host tensors."""
+        out = {}
+        for n in self._shape_inputs:
+            if n not in self._bound:
+                raise ShapeError(f"values of shape tensor input '{n}' not set (bind a host tensor with "
+                                 "set_tensor_address or call set_shape_input)")
+            t = self._binding(n, tuple(self.plan.tensors[n].shape))
+            out[n] = tuple(int(v) for v in t.reshape(-1).tolist())
+        return out
+
+    def _check_values(self, vals: dict) -> None:
+        p = self.plan
+        for n, v in vals.items():
+            if any(x < 1 for x in v):
+                raise ShapeError(f"shape tensor input '{n}': values must be positive, got {list(v)}")
+            if p.profiles and not p.meta.get("implicit_profile"):
+                mn, _, mx = profile_values(p, self.profile_index, n)
+                if any(not (a <= x <= b) for x, a, b in zip(v, mn, mx)):
+                    raise ShapeError(f"shape tensor input '{n}': values {list(v)} are outside optimization "
+                                     f"profile {self.profile_index} (min {list(mn)}, max {list(mx)})")
 
     def get_tensor_shape(self, name: str) -> tuple:
         if name in self._shapes:
@@ -89,9 +146,10 @@ class ExecutionContext:
         if missing:
             raise ShapeError(f"input shape not set for {', '.join(missing)} (call set_input_shape)")
         try:
-            return eval_shape(self.plan.tensors[name].shape, _bind_symbols(self.plan, self._shapes))
+            return eval_shape(self.plan.tensors[name].shape, _bind_symbols(self.plan, self._shapes,
+                                                                           self._values()))
         except (NameError, KeyError):  # data-dependent: -1 until an inference has run
-            t = self._slots.get(name) if getattr(self, "_slots", None) else None
+            t = self._slots.get(name) if self._slots else None
             return tuple(t.shape) if t is not None else tuple(
                 d if isinstance(d, int) else -1 for d in self.plan.tensors[name].shape)
 
@@ -99,14 +157,16 @@ class ExecutionContext:
     def all_shapes_specified(self) -> bool:
         return all(n in self._shapes for n in self.plan.inputs)
 
-    # ---- bindings ----------------------------------------------------------------------------
+    # ---- bindings and memory ---------------------------------------------------------------------
     def set_tensor_address(self, name: str, tensor_or_ptr) -> None:
+        """Bind an I/O tensor (or raw pointer); shape-tensor inputs must be in host memory."""
         if name not in self.plan.inputs and name not in self.plan.outputs:
             raise TensorforgeError(f"'{name}' is not an input or output of this engine")
         if isinstance(tensor_or_ptr, torch.Tensor):
-            if tensor_or_ptr.device.type != self.device.type:
-                raise TensorforgeError(f"tensor '{name}' is on {tensor_or_ptr.device}, engine runs on "
-                                       f"{self.device}")
+            want = "cpu" if name in self._shape_inputs else self.device.type
+            if tensor_or_ptr.device.type != want:
+                raise TensorforgeError(f"tensor '{name}' is on {tensor_or_ptr.device}, engine expects it on "
+                                       f"{want}" + (" (shape tensor input: host memory)" if want == "cpu" else ""))
         elif not isinstance(tensor_or_ptr, int):
             raise TensorforgeError(f"set_tensor_address('{name}'): expected a torch tensor or an int pointer")
         self._bound[name] = tensor_or_ptr
@@ -115,6 +175,20 @@ class ExecutionContext:
         t = self._bound.get(name)
         return t.data_ptr() if isinstance(t, torch.Tensor) else t
 
+    def set_device_memory(self, memory_: torch.Tensor) -> None:
+        """Use `memory_` (>= engine.device_memory_size bytes on the engine device) as the arena."""
+        if not isinstance(memory_, torch.Tensor) or memory_.device.type != self.device.type \
+                or not memory_.is_contiguous():
+            raise TensorforgeError(f"device memory must be a contiguous torch tensor on {self.device}")
+        self._arena = memory_.reshape(-1).view(torch.uint8)
+        self._external_memory = True
+        self._prepared_key = None
+        self._graphs.clear()
+
+    @property
+    def device_memory(self):
+        return self._arena
+
     def _binding(self, name, shape):
         """The bound tensor for an I/O name, checked against the current shape."""
         b = self._bound.get(name)
@@ -122,7 +196,7 @@ class ExecutionContext:
         if b is None:
             raise TensorforgeError(f"no address set for '{name}' (call set_tensor_address)")
         if isinstance(b, int):
-            if self.device.type == "cuda":
+            if self.device.type == "cuda" and name not in self._shape_inputs:
                 return torch.as_tensor(_DevicePtr(b, shape, dt), device=self.device)
             import ctypes
             n = int(np.prod(shape)) * dtypes.itemsize(self.plan.tensors[name].dtype)
@@ -136,20 +210,34 @@ class ExecutionContext:
             raise ShapeError(f"tensor '{name}' has shape {list(b.shape)}, engine expects {list(shape)}")
         return b
 
+    # ---- input-consumed event ------------------------------------------------------------------------
+    def set_input_consumed_event(self, event) -> None:
+        """Event recorded once every layer reading a graph input has been enqueued (eager), or after
+        the graph replay (CUDA graph). On the CPU an object with `set()` (threading.Event) is set."""
+        self._consumed_event = event
+
+    def get_input_consumed_event(self):
+        return self._consumed_event
+
     # ---- planning (per shape set) ----------------------------------------------------------------
     def _key(self):
         return (tuple(self._shapes.get(n) for n in self.plan.inputs),
+                tuple(sorted(self._values().items())) if self._shape_inputs else (),
                 tuple((n, self.get_tensor_address(n)) for n in sorted(self._bound)))
 
     def _prepare(self) -> None:
-        key = self._key()
-        if key == self._prepared_key:
-            return
         missing = [n for n in self.plan.inputs if n not in self._shapes]
         if missing:
             raise ShapeError(f"input shape not set for {', '.join(missing)} (call set_input_shape)")
-        self._env = _bind_symbols(self.plan, self._shapes)
-        self._build_slots()
+        key = self._key()
+        if key == self._prepared_key:
+            return
+        if self._external_memory and self._arena is None:
+            raise TensorforgeError("context has no device memory (call set_device_memory)")
+        vals = dict(key[1])
+        self._check_values(vals)
+        self._env = _bind_symbols(self.plan, self._shapes, vals)
+        build_steps(self)
         self._prepared_key = key
         self.replans += 1
 
@@ -159,86 +247,73 @@ class ExecutionContext:
         except (NameError, KeyError):
             return None  # data-dependent: known only after the producing layer runs
 
-    def _build_slots(self):
-        p, dev = self.plan, self.device
-        slots: dict[str, torch.Tensor | None] = {}
-        for name, t in p.tensors.items():
-            if t.kind == "weight":
-                slots[name] = self.engine.weights[name]
-            elif t.kind == "shape":
-                vals = [v if isinstance(v, int) else eval_shape([v], self._env)[0] for v in t.sym]
-                slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(
-                    eval_shape(t.shape, self._env))
-        for n in p.inputs:
-            slots[n] = self._binding(n, self._shapes[n])
-        for n in p.outputs:
-            shp = self._shape_of(n)
-            slots[n] = self._binding(n, shp) if shp is not None else None
+    def _plan_arena(self, slots) -> None:
+        """Offsets for this shape set in the arena (own arena grows; external must be big enough)."""
+        p = self.plan
         bufs = []
         for name, (first, last) in self._lifetimes.items():
             shp = self._shape_of(name)
-            if shp is None:
-                continue
-            size = int(np.prod(shp)) * dtypes.itemsize(p.tensors[name].dtype)
-            bufs.append(memory.Buffer(name, size, first, last))
+            if shp is not None:
+                bufs.append(memory.Buffer(name, int(np.prod(shp)) * dtypes.itemsize(p.tensors[name].dtype),
+                                          first, last))
         offsets, total = memory.plan(bufs)
-        if self._arena is None or self._arena.numel() < total:
-            self._arena = torch.empty(max(total, 1), dtype=torch.uint8, device=dev)
+        have = 0 if self._arena is None else self._arena.numel()
+        if have < total:
+            if self._external_memory:
+                raise TensorforgeError(f"device memory too small: these shapes need {total} bytes, "
+                                       f"{have} given (engine.device_memory_size = {p.device_memory_size})")
+            self._graphs.clear()  # captured graphs point into the old arena
+            self._arena = torch.empty(max(total, p.device_memory_size, 1), dtype=torch.uint8,
+                                      device=self.device)
         for b in bufs:
             dt = dtypes.to_torch(p.tensors[b.name].dtype)
-            shp = self._shape_of(b.name)
-            slots[b.name] = self._arena[offsets[b.name]:offsets[b.name] + b.size].view(dt).view(shp)
-        self._steps = []
+            off = offsets[b.name]
+            slots[b.name] = self._arena[off:off + b.size].view(dt).view(self._shape_of(b.name))
         self.arena_bytes = total
-        for lay in p.layers:
-            fn = self._kernels[lay.name]
-            if lay.mode == "view" and all(slots.get(i) is not None for i in lay.inputs if i):
-                res = fn([slots[i] if i else None for i in lay.inputs])
-                slots[lay.outputs[0]] = res[0]
-                continue
-            outs = [slots.get(o) for o in lay.outputs]
-            self._steps.append((lay.name, fn, list(lay.inputs), list(lay.outputs), outs, lay.mode == "view"))
-        self._slots = slots
-        self._validated = False
-        self._has_dynamic = any(o is None for s in self._steps for o in s[4]) or any(s[5] for s in self._steps)
 
     # ---- execution ---------------------------------------------------------------------------------
     def execute_async(self, stream=None) -> bool:
         """Enqueue one inference on `stream` (CUDA) or run it (CPU). Returns True."""
-        self._prepare()
         if self.device.type == "cuda":
             stream = stream or torch.cuda.current_stream(self.device)
             # TF32 is a math mode of cuBLAS/cuDNN: set it from the build config before enqueueing
             torch.backends.cuda.matmul.allow_tf32 = self._tf32
             torch.backends.cudnn.allow_tf32 = self._tf32
             with torch.cuda.stream(stream):
-                if self.use_cuda_graph and not self._has_dynamic and self.profiler is None:
+                self._prepare()  # allocations (arena, device copies) are ordered on this stream
+                if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
+                    self._run(stream, capturing=True)
+                elif self.use_cuda_graph and not self._has_dynamic and self.profiler is None:
                     self._run_graph(stream)
                 else:
                     self._run(stream)
         else:
+            self._prepare()
             self._run(None)
         return True
 
-    def _run(self, stream):
-        slots = self._slots
-        prof = self.profiler
-        marks = []
-        for name, fn, ins, outs_names, outs, is_view in self._steps:
-            if prof is not None:
-                marks.append(_mark(stream))
-            res = fn([slots[i] if i else None for i in ins])
-            for j, (o, r) in enumerate(zip(outs, res)):
-                if o is None:
-                    slots[outs_names[j]] = r
-                else:
-                    if not self._validated:
-                        _check(name, outs_names[j], o, r)
-                    o.copy_(r)
-        self._validated = True
-        if prof is not None:
-            marks.append(_mark(stream))
-            self._report(marks)
+    def _run(self, stream, capturing=False):
+        run_steps(self, stream, None if capturing else self._consumed_event)
+
+    def _run_graph(self, stream):
+        key = self._prepared_key
+        entry = self._graphs.get(key)
+        if entry is None:
+            self._run(stream)  # resolves shapes and validates outputs; never captured
+            g = torch.cuda.CUDAGraph()
+            cap = self._ss.stream("capture", stream)
+            cap.wait_stream(stream)
+            with torch.cuda.graph(g, stream=cap, capture_error_mode="thread_local"):
+                self._run(cap, capturing=True)
+            stream.wait_stream(cap)
+            self._graphs[key] = (g, self._slots, self._arena)  # keep what the graph points to alive
+            while len(self._graphs) > self.graph_cache_size:
+                self._graphs.popitem(last=False)
+            return
+        self._graphs.move_to_end(key)
+        entry[0].replay()
+        if self._consumed_event is not None:
+            self._consumed_event.record(stream)
 
     def _report(self, marks):
         if self.device.type == "cuda":
@@ -248,21 +323,6 @@ class ExecutionContext:
             times = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
         for (name, *_), ms in zip(self._steps, times):
             self.profiler.report_layer_time(name, ms)
-
-    def _run_graph(self, stream):
-        key = self._prepared_key
-        g = self._graphs.get(key)
-        if g is None:
-            self._run(stream)  # warm-up run outside capture (lazy init, validation)
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, stream=stream):
-                self._run(stream)
-            self._graphs[key] = g
-            while len(self._graphs) > self.graph_cache_size:
-                self._graphs.popitem(last=False)
-        else:
-            self._graphs.move_to_end(key)
-        g.replay()
 
     # ---- convenience -------------------------------------------------------------------------------
     def infer(self, feed: dict) -> dict:
@@ -276,12 +336,13 @@ class ExecutionContext:
                 raise TensorforgeError(f"missing input '{n}'")
             t = _as_tensor(n, feed[n], p.tensors[n].dtype)
             self.set_input_shape(n, tuple(t.shape))
+            dev = torch.device("cpu") if n in self._shape_inputs else self.device
             own = self._owned.get(n)
             if own is None or own.shape != t.shape:
-                own = self._owned[n] = torch.empty(t.shape, dtype=t.dtype, device=self.device)
+                own = self._owned[n] = torch.empty(t.shape, dtype=t.dtype, device=dev)
             own.copy_(t)
             self.set_tensor_address(n, own)
-        env = _bind_symbols(p, self._shapes)
+        env = _bind_symbols(p, self._shapes, self._values())
         for n in p.outputs:
             try:
                 shp = eval_shape(p.tensors[n].shape, env)
@@ -298,67 +359,3 @@ class ExecutionContext:
             torch.cuda.current_stream(self.device).synchronize()
         return {n: self._slots[n].clone() for n in p.outputs}
 
-
-def _as_tensor(name, x, dtype_name):
-    want = dtypes.to_torch(dtype_name)
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x) if np.ndim(x) else np.array(x))
-    if t.dtype != want:
-        if t.is_floating_point() != want.is_floating_point and want != torch.bool:
-            raise TensorforgeError(f"input '{name}' has dtype {t.dtype}, engine expects {want}")
-        t = t.to(want)
-    return t
-
-
-def _bind_symbols(plan, shapes) -> dict:
-    env = {}
-    for n in plan.inputs:
-        for i, (d, s) in enumerate(zip(shapes[n], plan.tensors[n].shape)):
-            if isinstance(s, int):
-                continue
-            names = symbols_of(s)
-            if len(names) == 1 and s.strip() == next(iter(names)):
-                sym = s.strip()
-                if sym in env and env[sym] != d:
-                    raise ShapeError(f"input '{n}' dim {i} is {d} but '{sym}' is {env[sym]} elsewhere")
-                env[sym] = d
-    return env
-
-
-def _lifetimes(plan) -> dict:
-    """{activation: (first step, last step)} with view aliases folded into their root buffer."""
-    root = {}
-    first, last = {}, {}
-    for i, lay in enumerate(plan.layers):
-        for n in lay.inputs:
-            if n:
-                last[root.get(n, n)] = i
-        for o in lay.outputs:
-            if lay.mode == "view" and lay.inputs and lay.inputs[0]:
-                root[o] = root.get(lay.inputs[0], lay.inputs[0])
-            else:
-                first.setdefault(o, i)
-                last.setdefault(o, i)
-    out = {}
-    for n, f in first.items():
-        t = plan.tensors[n]
-        if t.kind == "activation" and not t.dynamic:
-            out[n] = (f, last.get(n, f))
-    return out
-
-
-def _mark(stream):
-    if stream is None:
-        return time.perf_counter()
-    e = torch.cuda.Event(enable_timing=True)
-    e.record(stream)
-    return e
-
-
-def _check(layer, name, o, r):
-    if tuple(o.shape) != tuple(r.shape) or o.dtype != r.dtype:
-        raise TensorforgeError(f"layer '{layer}': output '{name}' computed as {r.dtype}{list(r.shape)}, "
-                               f"planned {o.dtype}{list(o.shape)} (shape inference bug)")
-
-
-def _fmt(shape):
-    return "x".join(str(d) for d in shape)

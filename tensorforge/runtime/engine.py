@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import __version__
-from ..errors import EngineFormatError
+from ..errors import EngineFormatError, ShapeError
 from . import format as fmt
 from .plan import EnginePlan
 
@@ -153,9 +153,32 @@ class Engine:
             return shp, shp, shp
         return tuple(tuple(s) for s in p[name])
 
-    def create_execution_context(self, **kw):
+    def get_tensor_profile_values(self, profile: int, name: str):
+        """(min, opt, max) values of a shape-tensor input in a profile."""
+        from .binding import profile_values
+        if not self.is_shape_inference_io(name):
+            raise ShapeError(f"'{name}' is not a shape tensor input of this engine")
+        vals = profile_values(self.plan, profile, name)
+        if vals is None:
+            raise ShapeError(f"profile {profile} has no values for shape tensor input '{name}'")
+        return vals
+
+    def is_shape_inference_io(self, name: str) -> bool:
+        """True for shape-tensor inputs: their values (given in host memory) set shapes."""
+        t = self.plan.tensors.get(name)
+        return t is not None and name in self.plan.inputs and t.sym is not None
+
+    def create_execution_context(self, device_memory=None, **kw):
+        """A new context; several share this engine's weights. device_memory: a uint8 tensor of at
+        least device_memory_size bytes to use as the activation arena (e.g. shared by contexts that
+        run one after the other), else the context allocates its own."""
         from .context import ExecutionContext
-        return ExecutionContext(self, **kw)
+        return ExecutionContext(self, device_memory=device_memory, **kw)
+
+    def create_execution_context_without_device_memory(self, **kw):
+        """A context without an arena: call ctx.set_device_memory(tensor) before executing."""
+        from .context import ExecutionContext
+        return ExecutionContext(self, allocate_memory=False, **kw)
 
 
 def check_device(built: dict, dev: torch.device, source: str) -> None:

@@ -39,3 +39,28 @@ def plan(buffers: list[Buffer]) -> tuple[dict[str, int], int]:
 def total_unshared(buffers: list[Buffer]) -> int:
     """Bytes needed if every activation had its own buffer (the no-reuse baseline)."""
     return sum(_align(max(b.size, 1)) for b in buffers)
+
+
+def concurrent_lifetimes(access: dict, horizon: list) -> dict:
+    """{buffer: (first, last)} from each buffer's accessing steps, `last` extended to the last step
+    that may run concurrently with any access (horizon[i]; i itself when steps run in order).
+
+    The planner shares memory only between buffers with disjoint [first, last]; after this
+    extension, a buffer written after `last` is written only once every access of this one has
+    completed, whatever the streams. Pure function."""
+    return {n: (min(a), max(horizon[i] for i in a)) for n, a in access.items() if a}
+
+
+def lifetimes(plan) -> dict:
+    """{activation: (first step, last step)} over plan.layers, view aliases folded into their root
+    buffer, extended across steps that may run concurrently on other streams."""
+    from .streams import horizon, view_roots
+    root = view_roots(plan.layers)
+    access: dict = {}
+    for i, lay in enumerate(plan.layers):
+        for n in list(lay.inputs) + [o for o in lay.outputs if o not in root]:
+            if n:
+                access.setdefault(root.get(n, n), []).append(i)
+    keep = {n: a for n, a in access.items()
+            if n in plan.tensors and plan.tensors[n].kind == "activation" and not plan.tensors[n].dynamic}
+    return concurrent_lifetimes(keep, horizon(plan.layers))

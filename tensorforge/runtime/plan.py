@@ -38,6 +38,7 @@ class LayerSpec:
 class ProfileSpec:
     """Per-input (min, opt, max) shapes of one optimization profile."""
     shapes: dict = field(default_factory=dict)  # name -> [min, opt, max] lists
+    values: dict = field(default_factory=dict)  # shape-tensor input -> [min, opt, max] value lists
 
 
 @dataclass
