@@ -108,6 +108,7 @@ class LayerBench:
             else:
                 rand.append(i)
         self.fixed, self.rand = fixed, rand
+        self.channels_last = False
         nbytes = sum(int(np.prod(info["inputs"][i]["shape"])) * dtypes.itemsize(info["inputs"][i]["dtype"])
                      for i in rand)
         self.nbytes = nbytes
@@ -120,10 +121,32 @@ class LayerBench:
             ins[i] = _random(self.info["inputs"][i], self.device, seed * 131 + i)
         return ins
 
-    def outputs(self):
-        """Contiguous output buffers like the runtime's arena slots."""
-        return [torch.empty(o["shape"], dtype=dtypes.to_torch(o["dtype"]), device=self.device)
-                for o in self.info["outputs"]]
+    def outputs(self, channels_last: bool = False):
+        """Output buffers like the runtime's arena slots (channels_last: NHWC bytes, as in a chain)."""
+        out = []
+        for o in self.info["outputs"]:
+            t = torch.empty(o["shape"], dtype=dtypes.to_torch(o["dtype"]), device=self.device)
+            out.append(t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t)
+        return out
+
+    def in_layout(self, channels_last: bool) -> "LayerBench":
+        """The same bench with 4-D float activations channels-last (NHWC bytes) when asked."""
+        if not channels_last:
+            return self
+        other = object.__new__(LayerBench)
+        other.__dict__.update(self.__dict__)
+        other.channels_last = True
+        other.sets = [[_cl(t) if i in self.rand else t for i, t in enumerate(s)] for s in self.sets]
+        return other
+
+
+def _cl(t):
+    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
+
+
+def wants_channels_last(tactic: dict) -> bool:
+    """Tactics that run NHWC (timed with NHWC activations, as inside a channels-last chain)."""
+    return (tactic.get("params") or {}).get("weight_layout") == "channels_last"
 
 
 def layer_fn(lay, tactic, opset, device):
@@ -166,7 +189,7 @@ def tolerance(lay, tf32: bool) -> float:
 
 def _runner(fn, bench: LayerBench):
     """One timed step as the runtime does it: run the kernel, copy results into planned buffers."""
-    outs = bench.outputs()
+    outs = bench.outputs(bench.channels_last)
     sets = bench.sets
     state = {"i": 0}
 

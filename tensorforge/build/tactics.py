@@ -13,6 +13,7 @@ A layer with a single candidate is never timed. Identical layers (same signature
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 
@@ -24,6 +25,7 @@ from ..runtime.context import _bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
 from .config import BuilderConfig
+from .layout import plan_layouts
 from .timing_cache import TimingCache, environment, make_key
 
 log = logging.getLogger("tensorforge")
@@ -44,6 +46,7 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
             if lay.mode == "kernel":
                 lay.tactic = sel.select(lay)
     apply_layouts(plan, weights)
+    plan_layouts(plan)
     if path:
         try:
             cache.save(path)
@@ -91,10 +94,10 @@ class Selector:
         info = at.shape_info(self.plan, lay, self.env, self.weights)
         cands = self.candidates(lay, info)
         if self.level == 0 or len(cands) == 1 or info is None:
-            return cands[0]
+            return copy.deepcopy(cands[0])
         key = make_key(at.signature(lay, info, self.tf32), self.hw)
         if key in self.memo:
-            return dict(self.memo[key])
+            return copy.deepcopy(self.memo[key])
         by_key = {kernels.tactic_key(c): c for c in cands}
         entry = self.cache.lookup(key) or {}
         known = {k: ms for k, ms in entry.get("timings", {}).items() if k in by_key}
@@ -113,7 +116,7 @@ class Selector:
         log.debug("[Layer] %s: %s -> %s%s", lay.name, ", ".join(
             f"{at.display(by_key[k])} {_fmt_ms(ms)}" for k, ms in timings.items()), at.display(chosen),
             "" if todo else " (timing cache)")
-        return dict(chosen)
+        return copy.deepcopy(chosen)
 
     def measure(self, lay, info, todo) -> dict:
         """{tactic_key: ms or None} for candidates not yet timed (None: failed or mismatched)."""
@@ -123,17 +126,18 @@ class Selector:
         out = {}
         for c in todo:
             k = kernels.tactic_key(c)
+            b = bench.in_layout(at.wants_channels_last(c))
             try:
                 fn = ref_fn if c == REFERENCE else at.layer_fn(lay, c, self.plan.opset, self.device)
                 if c != REFERENCE:
-                    ok, err = at.check(fn, ref_fn, bench, tol)
+                    ok, err = at.check(fn, ref_fn, b, tol)
                     if not ok:
                         log.warning("layer '%s': tactic %s does not match the reference (error %.3g > %.3g);"
                                     " skipped", lay.name, at.display(c), err, tol)
                         out[k] = None
                         self.stats["failed"] += 1
                         continue
-                out[k] = self.time(lay, c, fn, bench)
+                out[k] = self.time(lay, c, fn, b)
                 self.stats["tactics_timed"] += 1
             except Exception as e:  # noqa: BLE001 - a tactic that cannot run is skipped
                 if c == REFERENCE:

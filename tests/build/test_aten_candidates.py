@@ -27,7 +27,7 @@ def _layer(type_, inputs, outputs, **attrs):
 
 def _names(lay, dev=CUDA):
     return [(c["name"], c["params"].get("weight_layout") or c["params"].get("act") or c["params"].get("backend"))
-            for c in kernels.candidates(lay, dev)]
+            for c in kernels.candidates(lay, dev) if c["source"] == "aten"]
 
 
 def _conv_act(epilogue, residual_shape=(2, 8, 9, 9), pads=(1, 1, 1, 1)):

@@ -60,17 +60,43 @@ def tactic(name: str, level: int = 1, **params) -> dict:
 def _factory(layer, opset, device):
     attrs = {k: from_json(a) for k, a in layer.attrs.items()}
     name = layer.tactic.get("name", "reference")
+    params = dict(layer.tactic.get("params", {}))
     if name != "reference":
         make = _VARIANTS.get(name)
         if make is None:
             raise EngineFormatError(f"layer '{layer.name}': unknown aten tactic '{name}'")
-        return make(layer, attrs, opset, device, dict(layer.tactic.get("params", {})))
+        return _layouts(make(layer, attrs, opset, device, params), params)
     op = registry.get(layer.type, layer.domain, layer.name)
     run = op.run
 
     def fn(inputs):
         return run(inputs, attrs, opset)
-    return fn
+    return _layouts(fn, params)
+
+
+def _layouts(fn, params):
+    """Read inputs in_nhwc / write outputs out_nhwc as NHWC bytes in NCHW-shaped buffers."""
+    ins, outs = set(params.get("in_nhwc", ())), set(params.get("out_nhwc", ()))
+    if not ins and not outs:
+        return fn
+
+    def wrapped(inputs):
+        inputs = [_logical(t) if i in ins and t is not None else t for i, t in enumerate(inputs)]
+        res = fn(inputs)
+        return tuple(_raw(r) if i in outs else r for i, r in enumerate(res))
+    return wrapped
+
+
+def _logical(t):
+    """NHWC bytes held in an NCHW-shaped contiguous buffer -> the logical tensor (channels-last view)."""
+    n, c, h, w = t.shape
+    return t.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _raw(t):
+    """A logical NCHW tensor -> its NHWC bytes as an NCHW-shaped contiguous tensor (no copy if NHWC)."""
+    import torch
+    return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(t.shape)
 
 
 def _candidates(layer, device):
