@@ -106,6 +106,38 @@ infer("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "Har
 infer("PRelu")(infer_broadcast)
 infer("IsNaN", "IsInf")(lambda node: [("bool", node.inputs[0].shape)])
 
+# ---- unsigned types torch has no CPU kernels for (uint16/32/64) ------------------------------
+_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+_SIGN = -(2 ** 63)
+
+
+def unsigned_safe(fn, order=False):
+    """Wrap fn so uint16/32 inputs run via int64 and uint64 bit-exactly via an int64 view.
+
+    order=True (comparisons, min/max): uint64 is mapped monotonically (sign bit flipped)."""
+    def conv(x, dt):
+        if dt != torch.uint64:
+            return x.to(torch.int64)
+        return x.view(torch.int64) ^ _SIGN if order else x.view(torch.int64)
+
+    def wrapped(*xs, **kw):
+        if not any(isinstance(x, torch.Tensor) and x.dtype in _UNSIGNED for x in xs):
+            return fn(*xs, **kw)
+        out = fn(*[conv(x, x.dtype) if isinstance(x, torch.Tensor) and x.dtype in _UNSIGNED else x
+                   for x in xs], **kw)
+        dt = xs[0].dtype
+        if out.dtype == torch.bool or dt not in _UNSIGNED:
+            return out
+        if dt == torch.uint64:
+            return (out ^ _SIGN if order else out).view(torch.uint64)
+        return out.to(dt)
+    return wrapped
+
+
+def unsigned_safe_order(fn):
+    return unsigned_safe(fn, order=True)
+
+
 # ---- binary --------------------------------------------------------------------------------
 
 
@@ -121,7 +153,7 @@ def _div(a, b):
 
 
 def _mod(a, b, fmod=0):
-    if fmod or a.is_floating_point():
+    if fmod:  # fmod=0 on floats is Python's % (sign of the divisor), like integers
         return torch.fmod(a, b)
     return torch.remainder(a, b)
 
@@ -134,12 +166,13 @@ def _pow(a, b):
 _BINARY = {"Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": _div, "Pow": _pow,
            "BitShift": None}
 for _op in ("Add", "Sub", "Mul", "Div", "Pow"):
-    reference(_op)(_BINARY[_op])
-reference("Mod")(_mod)
+    reference(_op)(unsigned_safe(_BINARY[_op]))
+reference("Mod")(unsigned_safe(_mod))
 infer("Add", "Sub", "Mul", "Div", "Pow", "Mod")(infer_broadcast)
 
 
 @reference("Max")
+@unsigned_safe_order
 def vmax(*xs):
     out = xs[0]
     for x in xs[1:]:
@@ -148,6 +181,7 @@ def vmax(*xs):
 
 
 @reference("Min")
+@unsigned_safe_order
 def vmin(*xs):
     out = xs[0]
     for x in xs[1:]:
@@ -156,6 +190,7 @@ def vmin(*xs):
 
 
 @reference("Sum")
+@unsigned_safe
 def vsum(*xs):
     out = xs[0]
     for x in xs[1:]:
@@ -174,7 +209,7 @@ _LOGIC = {"And": torch.logical_and, "Or": torch.logical_or, "Xor": torch.logical
           "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt, "LessOrEqual": torch.le,
           "GreaterOrEqual": torch.ge}
 for _op, _fn in _LOGIC.items():
-    reference(_op)(_fn)
+    reference(_op)(unsigned_safe(_fn, order=True))
 infer(*_LOGIC)(infer_bool_broadcast)
 
 
@@ -228,3 +263,44 @@ def _sym_where(node, c, a, b):
 
 
 _ = (math, to_obj)
+
+
+# ---- symbolic logic (shape-condition arithmetic in expanded function bodies) -------------------
+def _truth(x):
+    """A python bool for a concrete or decidable symbolic truth value, else None."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return bool(x)
+    r = sympy.sympify(x)
+    return bool(r) if r in (sympy.true, sympy.false) else None
+
+
+def _make_symlogic(fn):
+    def f(node, *xs):
+        out = np.frompyfunc(lambda *a: (lambda t: None if None in t else fn(*t))([_truth(v) for v in a]),
+                            len(xs), 1)(*xs)
+        out = np.asarray(out, dtype=object)
+        return None if any(x is None for x in out.reshape(-1)) else [out]
+    return f
+
+
+symval("Not")(_make_symlogic(lambda a: not a))
+symval("And")(_make_symlogic(lambda a, b: a and b))
+symval("Or")(_make_symlogic(lambda a, b: a or b))
+symval("Xor")(_make_symlogic(lambda a, b: a != b))
+
+_SYM_CMP = {"Less": lambda a, b: a < b, "Greater": lambda a, b: a > b,
+            "LessOrEqual": lambda a, b: a <= b, "GreaterOrEqual": lambda a, b: a >= b}
+
+
+def _make_symcmp(fn):
+    def f(node, a, b):
+        out = np.asarray(np.frompyfunc(lambda x, y: _truth(fn(sympy.sympify(x), sympy.sympify(y))), 2, 1)(a, b),
+                         dtype=object)
+        return None if any(x is None for x in out.reshape(-1)) else [out]
+    return f
+
+
+for _op, _fn in _SYM_CMP.items():
+    symval(_op)(_make_symcmp(_fn))

@@ -105,12 +105,17 @@ def conv_transpose_ref(x, w, b=None, auto_pad="NOTSET", dilations=None, group=1,
     pads = _convt_pads(list(x.shape[2:]), k, strides, dilations, output_padding, output_shape,
                        pads, auto_pad)
     fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[n]
+    grow = [max(0, -p) for p in pads]  # negative pads (output_shape past the full extent): zeros
+    pads = [max(0, p) for p in pads]
     sym = [min(pads[i], pads[i + n]) for i in range(n)]
-    y = fn(x, w, b, strides, sym, output_padding, group, dilations)
+    y = fn(x, w, None if any(grow) else b, strides, sym, output_padding, group, dilations)
     extra = [pads[i] - sym[i] for i in range(n)] + [pads[i + n] - sym[i] for i in range(n)]
     if any(extra):  # asymmetric pads: crop the remainder
         sl = [slice(None), slice(None)] + [slice(extra[i], y.shape[2 + i] - extra[i + n]) for i in range(n)]
         y = y[tuple(sl)]
+    if any(grow):
+        y = pad_input(y, grow)
+        y = y + b.reshape((1, -1) + (1,) * n) if b is not None else y
     return y
 
 
@@ -119,6 +124,8 @@ def _convt_pads(in_sp, k, s, d, op, output_shape, pads, auto_pad):
     if output_shape is not None:
         out = list(output_shape)[-n:]
         total = [s[i] * (in_sp[i] - 1) + op[i] + ((k[i] - 1) * d[i] + 1) - out[i] for i in range(n)]
+        if any(t < 0 for t in total):  # output larger than the full extent: extend at the end
+            return [max(t, 0) // 2 for t in total] + [t - max(t, 0) // 2 if t >= 0 else t for t in total]
         if auto_pad == "SAME_UPPER" or auto_pad in ("NOTSET", "", None):
             return [t // 2 for t in total] + [t - t // 2 for t in total]
         return [t - t // 2 for t in total] + [t // 2 for t in total]
@@ -200,13 +207,19 @@ def gemm_infer(node):
 @reference("BatchNormalization")
 def batchnorm_ref(x, scale, bias, mean, var, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1):
     shp = [1, -1] + [1] * (x.dim() - 2)
+    if training_mode:  # batch statistics; also returns the updated running mean/var
+        dims = [0] + list(range(2, x.dim()))
+        bm, bv = x.mean(dims), x.var(dims, unbiased=False)
+        y = (x - bm.reshape(shp)) * torch.rsqrt(bv.reshape(shp) + epsilon) * scale.reshape(shp) + bias.reshape(shp)
+        return y, mean * momentum + bm * (1 - momentum), var * momentum + bv * (1 - momentum)
     inv = torch.rsqrt(var.reshape(shp) + epsilon)
     return (x - mean.reshape(shp)) * inv * scale.reshape(shp) + bias.reshape(shp)
 
 
 @infer("BatchNormalization")
 def batchnorm_infer(node):
-    return [(node.inputs[0].dtype, node.inputs[0].shape)]
+    x, c = node.inputs[0], node.inputs[3]
+    return [(x.dtype, x.shape)] + [(c.dtype, c.shape)] * (len(node.outputs) - 1)
 
 
 @reference("LayerNormalization")
@@ -216,8 +229,10 @@ def layernorm_ref(x, scale, bias=None, axis=-1, epsilon=1e-5, stash_type=1):
     xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     mean = xf.mean(dims, keepdim=True)
     var = ((xf - mean) ** 2).mean(dims, keepdim=True)
-    y = ((xf - mean) * torch.rsqrt(var + epsilon)).to(x.dtype) * scale
-    return y + bias if bias is not None else y
+    inv = torch.rsqrt(var + epsilon)
+    y = ((xf - mean) * inv).to(x.dtype) * scale
+    y = y + bias if bias is not None else y
+    return y, mean.float(), inv.float()  # Mean / InvStdDev outputs (stash type float32)
 
 
 @infer("LayerNormalization")
@@ -242,13 +257,38 @@ def _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode):
 @reference("MaxPool")
 def maxpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, dilations=None, pads=None,
                 storage_order=0, strides=None):
+    """Returns (Y, Indices): indices flattened over the whole input tensor, as ONNX defines them."""
     n = len(kernel_shape)
     strides, dilations, pads = _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode)
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+    if not x.is_floating_point():  # torch pools floats only; int8/uint8 values are exact in float32
+        y, i = maxpool_ref(x.float(), kernel_shape, auto_pad, ceil_mode, dilations, pads, storage_order, strides)
+        return y.to(x.dtype), i
     if pads[:n] == pads[n:] and all(p <= k // 2 for p, k in zip(pads[:n], kernel_shape)):
-        return fn(x, kernel_shape, strides, pads[:n], dilations, bool(ceil_mode))
+        y, idx = fn(x, kernel_shape, strides, pads[:n], dilations, bool(ceil_mode), return_indices=True)
+        return y, _onnx_pool_indices(idx, x.shape, None, [0] * n, storage_order)
     xp = pad_input(x, pads, value=float("-inf"))
-    return fn(xp, kernel_shape, strides, 0, dilations, bool(ceil_mode))
+    y, idx = fn(xp, kernel_shape, strides, 0, dilations, bool(ceil_mode), return_indices=True)
+    return y, _onnx_pool_indices(idx, x.shape, xp.shape, pads[:n], storage_order)
+
+
+def _onnx_pool_indices(idx, shape, padded_shape, pad_begin, storage_order):
+    """torch's per-plane indices (maybe into a padded input) -> ONNX indices into the whole input."""
+    sp = list(shape[2:])
+    if padded_shape is not None or storage_order:
+        psp = list(padded_shape[2:]) if padded_shape is not None else sp
+        coords, rem = [], idx
+        for d in reversed(psp):
+            coords.append(rem % d)
+            rem = rem // d
+        coords = [c - b for c, b in zip(reversed(coords), pad_begin)]
+        order = list(range(len(sp)))[::-1] if storage_order else list(range(len(sp)))
+        idx = torch.zeros_like(idx)
+        for k in order:
+            idx = idx * sp[k] + coords[k]
+    plane = int(math.prod(sp))
+    base = torch.arange(shape[0] * shape[1], device=idx.device, dtype=torch.int64) * plane
+    return idx + base.reshape((shape[0], shape[1]) + (1,) * len(sp))
 
 
 @reference("AveragePool")
@@ -258,7 +298,7 @@ def avgpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, count_include_p
     strides, dilations, pads = _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode)
     fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]
     if any(d != 1 for d in dilations):
-        raise ShapeError("AveragePool with dilations is not supported")
+        return _avgpool_dilated(x, kernel_shape, strides, dilations, pads, ceil_mode, count_include_pad)
     if pads[:n] == pads[n:] and all(p <= k // 2 for p, k in zip(pads[:n], kernel_shape)):
         return fn(x, kernel_shape, strides, pads[:n], bool(ceil_mode), bool(count_include_pad))
     xp = pad_input(x, pads)
@@ -268,6 +308,28 @@ def avgpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, count_include_p
     ones = pad_input(torch.ones_like(x[:1, :1]), pads)
     cnt = fn(ones, kernel_shape, strides, 0, bool(ceil_mode), True)
     return s / cnt
+
+
+def _avgpool_dilated(x, k, strides, dil, pads, ceil_mode, count_include_pad):
+    """Dilated average pooling as a ones-kernel convolution over the value and over a count mask."""
+    n = len(k)
+    outs = [pool_out_dim(x.shape[2 + i], k[i], strides[i], dil[i], pads[i], pads[i + n], ceil_mode)
+            for i in range(n)]
+    extra = [max(0, (outs[i] - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 - (x.shape[2 + i] + pads[i] + pads[i + n]))
+             for i in range(n)]
+    full = list(pads[:n]) + [pads[n + i] + extra[i] for i in range(n)]
+    nc = x.shape[0] * x.shape[1]
+    xp = pad_input(x.reshape((nc, 1) + tuple(x.shape[2:])), full)
+    ones = torch.ones((1, 1) + tuple(k), dtype=x.dtype, device=x.device)
+    total = _CONV[n](xp, ones, None, strides, 0, dil)
+    mask = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
+    if count_include_pad:
+        mask = pad_input(mask, list(pads), value=1.0)
+        mask = pad_input(mask, [0] * n + extra)
+    else:
+        mask = pad_input(mask, full)
+    cnt = _CONV[n](mask, ones, None, strides, 0, dil)
+    return (total / cnt).reshape(tuple(x.shape[:2]) + tuple(total.shape[2:]))
 
 
 @infer("MaxPool", "AveragePool", "LpPool")

@@ -113,6 +113,8 @@ def flatten_infer(node):
 
 def _squeeze_axes(node, shape):
     axes = attr_or_input(node, "axes", 1)
+    if axes is None and has_input(node, 1):  # not "squeeze all ones": the axes are just unknown
+        raise ShapeError(f"Squeeze '{node.name}': axes are data-dependent (not supported)")
     if axes is None:
         return [i for i, d in enumerate(shape) if isinstance(d, int) and d == 1]
     return sorted(norm_axis(a, len(shape)) for a in axes)
@@ -162,9 +164,20 @@ def unsqueeze_sym(node, x, _axes=None):
     return [x.reshape(tuple(int(d) for d in unsqueeze_infer(node)[0][1]))]
 
 
-@reference("Identity", "Dropout", view=True)
+@reference("Identity", view=True)
 def identity_ref(x, *rest, **_attrs):
     return x
+
+
+@reference("Dropout", host_inputs=(1, 2), deterministic=False)
+def dropout_ref(x, ratio=None, training_mode=None, seed=None, is_test=None):
+    """(output, mask): identity with an all-true mask unless training_mode with ratio > 0."""
+    r = float(ratio.reshape(-1)[0]) if isinstance(ratio, torch.Tensor) else (0.5 if ratio is None else ratio)
+    train = training_mode is not None and bool(training_mode.reshape(-1)[0])
+    if not train or r == 0:
+        return x, torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    keep = torch.rand(x.shape, device=x.device) >= r
+    return x * keep / (1 - r), keep
 
 
 @infer("Identity")
@@ -322,9 +335,17 @@ def slice_sym(node, x, *_):
 
 
 # ---- Cast / ConstantOfShape / Expand / Range ------------------------------------------------
+def _cast(x, dt, saturate=1):
+    if dt in (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz) \
+            and x.dtype != dt:
+        from .quant import to_float8  # ONNX saturate/overflow rules, not torch's
+        return to_float8(x, dt, saturate)
+    return x.to(dt)
+
+
 @reference("Cast")
 def cast_ref(x, to, saturate=1, round_mode=None):
-    return x.to(dtypes.to_torch(dtypes.from_onnx(to)))
+    return _cast(x, dtypes.to_torch(dtypes.from_onnx(to)), saturate)
 
 
 infer("Cast")(lambda node: [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0].shape)])
@@ -339,7 +360,7 @@ def cast_sym(node, x):
 
 @reference("CastLike")
 def castlike_ref(x, like, saturate=1, round_mode=None):
-    return x.to(like.dtype)
+    return _cast(x, like.dtype, saturate)
 
 
 infer("CastLike")(lambda node: [(node.inputs[1].dtype, node.inputs[0].shape)])
@@ -412,6 +433,14 @@ def range_infer(node):
     s, lim, d = (x[0] for x in vals)
     n = sympy.Max(sympy.ceiling((sympy.sympify(lim) - s) / d), 0)
     return [(node.inputs[0].dtype, (norm(n),))]
+
+
+@symval("Range")
+def range_sym(node, start, limit, delta):
+    vals = [x.reshape(-1)[0] for x in (start, limit, delta)]
+    if node.inputs[0].dtype not in ("int64", "int32") or not all(isinstance(v, int) for v in vals):
+        return None
+    return [_obj(range(*vals))]
 
 
 _ = has_input
