@@ -51,6 +51,10 @@ POLICY = {
 }
 DEFAULT_POLICY = "fp32"
 REDUCED = ("low", "acc32")
+# tensor-core work: what reduced precision is for. Cheap layers after the last of these on every
+# path to the outputs (output post-processing: box decoding, final norms) stay in FP32.
+HEAVY = frozenset("Conv ConvTranspose MatMul Gemm Einsum fused.ConvAct fused.GemmAct fused.MatMulAct "
+                  "fused.Attention".split())
 # float inputs that keep their type whatever the node's precision (host parameters)
 FIXED_INPUTS = {"Resize": (1, 2)}
 # fused.Reduce kinds whose result can overflow the reduced type
@@ -128,6 +132,7 @@ class _Assigner:
         self.casts, self.consts = {}, {}
         self.order = []
         self.counts = {}
+        self.tail = _tail_nodes(g)
 
     def run(self) -> Graph:
         g = self.g
@@ -169,7 +174,7 @@ class _Assigner:
         if pol == "follow":
             acts = [v.dtype for v in node.inputs if v is not None and v.const is None and dtypes.is_float(v.dtype)]
             return self.r.low if (self.r.low in acts or not acts) and self.r.low else (acts or ["float32"])[0]
-        if pol in REDUCED and self.r.low is not None and self.representable(node):
+        if pol in REDUCED and self.r.low is not None and id(node) not in self.tail and self.representable(node):
             return self.count(self.r.low)
         return self.count("float32")
 
@@ -274,12 +279,23 @@ def _saturate(t: torch.Tensor, dt: str) -> torch.Tensor:
 
 
 def _retype_consts(expr: dict, dt: str) -> dict:
-    """An expression whose float32 literals are typed dt (so they don't promote the result)."""
+    """An expression computing in dt: float32 literals and casts to float32 become dt."""
     e = copy.deepcopy(expr)
     for n in e["nodes"]:
         if n["op"] == "const" and n.get("dtype") == "float32":
             n["dtype"] = dt
+        elif n["op"] == "Cast" and n.get("attrs", {}).get("to") == dtypes.to_onnx("float32"):
+            n["attrs"] = dict(n["attrs"], to=dtypes.to_onnx(dt))
     return e
+
+
+def _tail_nodes(g) -> set:
+    """ids of nodes from which no HEAVY node is reachable (walked backwards from the outputs)."""
+    feeds_heavy = set()
+    for node in reversed(g.nodes):
+        if node.op in HEAVY or any(id(u) in feeds_heavy for v in node.outputs for u in v.users):
+            feeds_heavy.add(id(node))
+    return {id(n) for n in g.nodes if id(n) not in feeds_heavy}
 
 
 def _short(dt: str) -> str:

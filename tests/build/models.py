@@ -26,7 +26,7 @@ def twin_convs(seed=0, batch="N", hw=12):
 
 
 def mlp_softmax(seed=0):
-    """x -> MatMul(fc1) -> Add bias -> Relu -> MatMul(fc2, shared weight) -> Exp -> Softmax -> y."""
+    """x -> MatMul(fc1) -> Add bias -> Relu -> MatMul(fc2) -> Exp -> Softmax -> MatMul(fc3) -> y (one W)."""
     rng = np.random.default_rng(seed)
     inits = [_w(rng, "W", 16, 16), _w(rng, "bias", 16)]
     nodes = [helper.make_node("MatMul", ["x", "W"], ["m1"], name="fc1"),
@@ -34,14 +34,15 @@ def mlp_softmax(seed=0):
              helper.make_node("Relu", ["a1"], ["r1"], name="relu1"),
              helper.make_node("MatMul", ["r1", "W"], ["m2"], name="fc2"),
              helper.make_node("Exp", ["m2"], ["e"], name="exp1"),
-             helper.make_node("Softmax", ["e"], ["y"], axis=-1, name="softmax1")]
+             helper.make_node("Softmax", ["e"], ["s"], axis=-1, name="softmax1"),
+             helper.make_node("MatMul", ["s", "W"], ["y"], name="fc3")]
     return make_model(nodes, [("x", TensorProto.FLOAT, ["N", 16])], [("y", TensorProto.FLOAT, None)], inits)
 
 
 def masked_scores(seed=0):
-    """BERT-style additive mask: Cast(int mask) -> Sub(1, m) -> Mul(-3.4e38) -> Add(scores) -> Softmax."""
+    """BERT-style additive mask: Cast(int mask) -> Sub(1, m) -> Mul(-3.4e38) -> Add(scores) -> Softmax -> MatMul."""
     rng = np.random.default_rng(seed)
-    inits = [_w(rng, "Wq", 8, 8), numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+    inits = [_w(rng, "Wq", 8, 8), _w(rng, "Wv", 8, 8), numpy_helper.from_array(np.array(1.0, np.float32), "one"),
              numpy_helper.from_array(np.array(-3.4e38, np.float32), "big"),
              numpy_helper.from_array(np.array([1e-12], np.float32), "eps")]
     nodes = [helper.make_node("Cast", ["mask"], ["mf"], to=TensorProto.FLOAT, name="cast_mask"),
@@ -50,6 +51,18 @@ def masked_scores(seed=0):
              helper.make_node("MatMul", ["x", "Wq"], ["s"], name="scores"),
              helper.make_node("Add", ["s", "eps"], ["s2"], name="add_eps"),
              helper.make_node("Add", ["s2", "bias"], ["sb"], name="add_mask"),
-             helper.make_node("Softmax", ["sb"], ["y"], axis=-1, name="softmax")]
+             helper.make_node("Softmax", ["sb"], ["p"], axis=-1, name="softmax"),
+             helper.make_node("MatMul", ["p", "Wv"], ["y"], name="context")]
     return make_model(nodes, [("x", TensorProto.FLOAT, [2, 8]), ("mask", TensorProto.INT64, [2, 8])],
                       [("y", TensorProto.FLOAT, None)], inits)
+
+
+def postprocessed(seed=0):
+    """x -> MatMul -> Mul(2) -> Add(0.5) -> y: the tail after the last GEMM is output post-processing."""
+    rng = np.random.default_rng(seed)
+    inits = [_w(rng, "W", 8, 8), numpy_helper.from_array(np.array(2.0, np.float32), "two"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half")]
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["m"], name="fc"),
+             helper.make_node("Mul", ["m", "two"], ["s"], name="scale"),
+             helper.make_node("Add", ["s", "half"], ["y"], name="shift")]
+    return make_model(nodes, [("x", TensorProto.FLOAT, [2, 8])], [("y", TensorProto.FLOAT, None)], inits)

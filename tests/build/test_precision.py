@@ -14,7 +14,7 @@ from tensorforge.errors import TensorforgeError
 from tensorforge.ops import registry
 from tensorforge.testing import make_model, rand, run_ort
 
-from .models import masked_scores, mlp_softmax, twin_convs
+from .models import masked_scores, mlp_softmax, postprocessed, twin_convs
 
 
 def _assign(model, **kw):
@@ -67,12 +67,18 @@ def test_regions_casts_and_io_types(low):
     types, casts = _types(g)
     assert types["fc1"] == types["add1"] == types["relu1"] == types["fc2"] == dt
     assert types["exp1"] == "float32"  # overflow-prone: FP32
-    assert types["softmax1"] == dt  # FP32 accumulation inside the kernel
+    assert types["softmax1"] == types["fc3"] == dt  # softmax: FP32 accumulation inside the kernel
     assert g.inputs[0].dtype == "float32" and g.outputs[0].dtype == "float32"
-    # casts: input -> low, fc2 -> fp32 (for exp), exp -> low (softmax), softmax -> fp32 (graph output)
+    # casts: input -> low, fc2 -> fp32 (for exp), exp -> low (softmax), fc3 -> fp32 (graph output)
     assert len(casts) == 4
     w = [v for n in g.nodes if n.op == "MatMul" for v in n.inputs if v.const is not None]
-    assert len(w) == 2 and w[0] is w[1] and w[0].dtype == dt  # shared weight converted once
+    assert len(w) == 3 and w[0] is w[1] is w[2] and w[0].dtype == dt  # shared weight converted once
+
+
+def test_output_postprocessing_after_the_last_gemm_stays_fp32():
+    types, casts = _types(_assign(postprocessed(), fp16=True))
+    assert types == {"Cast x -> fp16": "float16", "fc": "float16", "Cast m -> fp32": "float32",
+                     "scale": "float32", "shift": "float32"}
 
 
 def test_bf16_build_matches_fp32_reference():
