@@ -1,0 +1,199 @@
+"""Kernel callables for triton tactics: each specializes the generated source on the concrete
+dtypes and layouts of its inputs at the first call with them, then only launches.
+
+A layout the generated kernels do not cover (non-trailing reduction axes, an unsupported dtype)
+runs the op's reference instead, so a tactic is always correct."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...ops.fused_expr import expr_dtype
+from .codegen import supported
+from .launch import compile_source, dtype_name, empty, kind_of, next_pow2, operand_strides, strided_args
+from .pointwise import Signature, pointwise_source
+from .rowwise import RowSignature, norm_source, reduce_source, softmax_source
+
+INF = float("inf")
+ROW_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
+
+
+class _Runner:
+    """Caches one launch plan per input signature (dtypes, shapes, strides)."""
+
+    def __init__(self, attrs, params, fallback):
+        self.attrs, self.params, self.fallback = attrs, dict(params), fallback
+        self.plans = {}
+
+    def __call__(self, inputs):
+        key = tuple(None if t is None else (t.dtype, tuple(t.shape), t.stride()) for t in inputs)
+        plan = self.plans.get(key)
+        if plan is None:
+            plan = self.plans[key] = self.plan(inputs)
+        if plan is None:
+            return list(self.fallback(inputs))
+        return plan(inputs)
+
+    def launch(self, kernel, grid, args, **meta):
+        kernel[grid](*args, num_warps=self.params.get("num_warps", 4), **meta)
+
+
+class PointwiseRunner(_Runner):
+    """fused.Pointwise (attrs: expr), or any expression over given inputs."""
+
+    def plan(self, inputs):
+        expr = self.attrs["expr"]
+        in_dt = [dtype_name(t) for t in inputs]
+        if not supported(expr, in_dt):
+            return None
+        shape = tuple(torch.broadcast_shapes(*[t.shape for t in inputs]))
+        out_dt = expr_dtype(expr, in_dt)
+        kinds = tuple(kind_of(operand_strides(t, shape), shape) for t in inputs)
+        n = math.prod(shape)
+        rank, dims, strides = strided_args(inputs, shape, kinds)
+        sig = Signature(tuple(in_dt), kinds, out_dt, rank, n + 4096 >= 2 ** 31)
+        src, consts = pointwise_source(expr, sig)
+        kernel = compile_source(src, "tf_pointwise")
+        block = int(self.params.get("BLOCK", 1024))
+        grid = (triton_cdiv(n, block),)
+        extra = dims + strides + [v for _, v in consts]
+
+        def run(ins):
+            out = empty(shape, out_dt, ins[0].device)
+            if n:
+                self.launch(kernel, grid, list(ins) + [out, n] + extra, BLOCK=block)
+            return [out]
+        return run
+
+
+def triton_cdiv(a, b):
+    return (a + b - 1) // b
+
+
+def _row_plan(inputs, shape, k):
+    """(M, N, kinds, rank, dims, strides) for a row kernel reducing the trailing k dims of shape."""
+    split = len(shape) - k
+    M, N = math.prod(shape[:split]), math.prod(shape[split:])
+    kinds = tuple(kind_of(operand_strides(t, shape), shape, split) for t in inputs)
+    rank, dims, strides = strided_args(inputs, shape, kinds)
+    return M, N, kinds, rank, dims, strides
+
+
+def _trailing(axes, rank):
+    """k when the (negative-normalized) axes are exactly the last k dims, else None."""
+    ax = sorted(a % rank - rank for a in axes) if rank else []
+    return len(ax) if ax and ax == list(range(-len(ax), 0)) else None
+
+
+class SoftmaxRunner(_Runner):
+    def __init__(self, attrs, params, fallback, log):
+        super().__init__(attrs, params, fallback)
+        self.log = log
+
+    def plan(self, inputs):
+        x = inputs[0]
+        k = _trailing(self.attrs.get("axes", [-1]), x.dim())
+        dt = dtype_name(x)
+        if k is None or dt not in ("float16", "bfloat16", "float32", "float64") or x.numel() == 0:
+            return None
+        shape = tuple(x.shape)
+        M, N, kinds, rank, dims, strides = _row_plan([x], shape, k)
+        sig = RowSignature((dt,), kinds, dt, rank)
+        kernel = compile_source(softmax_source(sig, self.log)[0], "tf_softmax")
+        bn = next_pow2(N)
+
+        def run(ins):
+            out = empty(shape, dt, ins[0].device)
+            self.launch(kernel, (M,), [ins[0], out, N, -INF] + dims + strides, BLOCK_N=bn)
+            return [out]
+        return run
+
+
+class NormRunner(_Runner):
+    """fused.LayerNorm / fused.RMSNorm: inputs x, scale?, [bias?,] extras."""
+
+    def __init__(self, attrs, params, fallback, rms):
+        super().__init__(attrs, params, fallback)
+        self.rms = rms
+
+    def plan(self, inputs):
+        x = inputs[0]
+        n_par = 2 if self.rms else 3
+        lead = list(inputs[:n_par]) + [None] * (n_par - len(inputs[:n_par]))
+        present = [t for t in lead[1:] if t is not None]
+        ins = [x] + present + list(inputs[n_par:])
+        dts = [dtype_name(t) for t in ins]
+        epi = self.attrs.get("epilogue")
+        x_dt = dts[0]
+        if x_dt not in ("float16", "bfloat16", "float32", "float64") or x.numel() == 0:
+            return None
+        extra_dt = [x_dt] + dts[1 + len(present):]
+        if epi and not supported(epi, extra_dt):
+            return None
+        out_dt = expr_dtype(epi, extra_dt) if epi else x_dt
+        shape = tuple(x.shape)
+        k = x.dim() - int(self.attrs.get("axis", -1)) % x.dim()
+        if any(tuple(torch.broadcast_shapes(t.shape, shape)) != shape for t in ins):
+            return None
+        M, N, kinds, rank, dims, strides = _row_plan(ins, shape, k)
+        sig = RowSignature(tuple(dts), kinds, out_dt, rank)
+        src, consts = norm_source(sig, self.rms, lead[1] is not None, not self.rms and lead[2] is not None, epi)
+        kernel = compile_source(src, "tf_norm")
+        eps = float(self.attrs.get("epsilon", 1e-5))
+        bn = next_pow2(N)
+        extra = dims + strides + [v for _, v in consts]
+
+        def run(inputs_):
+            xs = [t for t in inputs_ if t is not None]
+            out = empty(shape, out_dt, xs[0].device)
+            self.launch(kernel, (M,), xs + [out, N, eps] + extra, BLOCK_N=bn)
+            return [out]
+        return run
+
+
+class ReduceRunner(_Runner):
+    def plan(self, inputs):
+        kind, pro = self.attrs["kind"], self.attrs.get("prologue")
+        dts = [dtype_name(t) for t in inputs]
+        p_dt = expr_dtype(pro, dts) if pro else dts[0]
+        if (pro and not supported(pro, dts)) or kind == "prod" or any(d not in ROW_DTYPES for d in dts):
+            return None
+        if p_dt not in ("float16", "bfloat16", "float32", "float64") and kind not in ("sum",):
+            return None
+        shape = tuple(torch.broadcast_shapes(*[t.shape for t in inputs]))
+        k = _trailing(self.attrs["axes"], len(shape))
+        if k is None or math.prod(shape) == 0:
+            return None
+        M, N, kinds, rank, dims, strides = _row_plan(inputs, shape, k)
+        sig = RowSignature(tuple(dts), kinds, p_dt, rank)
+        src, consts = reduce_source(sig, kind, pro)
+        kernel = compile_source(src, "tf_reduce")
+        keep = self.attrs.get("keepdims", 1)
+        out_shape = shape[:len(shape) - k] + ((1,) * k if keep else ())
+        bn = next_pow2(N)
+        extra = dims + strides + [v for _, v in consts]
+
+        def run(ins):
+            out = empty(out_shape, p_dt, ins[0].device)
+            self.launch(kernel, (M,), list(ins) + [out, N, -INF, INF] + extra, BLOCK_N=bn)
+            return [out]
+        return run
+
+
+class EpilogueRunner(_Runner):
+    """Conv / Gemm / MatMul anchors: the torch op without its epilogue, then one pointwise kernel."""
+
+    def __init__(self, attrs, params, fallback, anchor, n_lead):
+        super().__init__(attrs, params, fallback)
+        self.anchor, self.n_lead = anchor, n_lead
+        self.pw = PointwiseRunner({"expr": attrs["epilogue"]}, params, None)
+
+    def __call__(self, inputs):
+        y = self.anchor(inputs[:self.n_lead])
+        ins = [y] + list(inputs[self.n_lead:])
+        plan = self.pw.plans.get(tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins), False)
+        if plan is False:
+            plan = self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = self.pw.plan(ins)
+        return plan(ins) if plan is not None else list(self.fallback(inputs))
+

@@ -1,0 +1,103 @@
+"""Generated kernels vs the fused ops' references on odd sizes; shared by the CPU interpreter
+tests and the CUDA tests (device and dtype are parameters)."""
+from __future__ import annotations
+
+import torch
+
+from tensorforge.ops import registry
+
+from . import cases
+
+TOL = {torch.float32: (1e-5, 1e-5), torch.float16: (1e-2, 1e-2), torch.bfloat16: (2e-2, 2e-2)}
+
+
+def _ref(op, attrs, inputs):
+    return registry.get(op).run(inputs, attrs, 17)[0]
+
+
+def _close(got, want, dtype):
+    assert got.dtype == want.dtype and tuple(got.shape) == tuple(want.shape), (got.dtype, want.dtype, got.shape)
+    rtol, atol = TOL.get(dtype, (1e-5, 1e-5))
+    torch.testing.assert_close(got.float().cpu(), want.float().cpu(), rtol=rtol, atol=atol, equal_nan=True)
+
+
+def _rand(shape, dtype, device, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) * 4 - 2).to(dtype).to(device)
+
+
+def pointwise_cases(device, dtype):
+    """(expr, inputs) pairs covering full / strided / scalar operands, broadcasting, int and bool."""
+    x = _rand((3, 5, 37), dtype, device, 0)
+    yield cases.gelu_bias_expr(), [x.float(), _rand((5, 1), torch.float32, device, 1)]
+    yield cases.act_chain_expr(), [x, _rand((37,), dtype, device, 2)]
+    yield cases.act_chain_expr(), [x.transpose(0, 2), _rand((1,), dtype, device, 3)]
+    y = _rand((7, 3), torch.float32, device, 4)
+    y[0, 0] = float("nan")
+    yield cases.where_cast_expr(), [_rand((5, 7, 3), torch.float32, device, 5), y]
+    a = torch.randint(-50, 50, (4, 1, 9), device=device)
+    b = torch.randint(1, 9, (6, 1), device=device) * torch.where(torch.rand(6, 1, device=device) > 0.5, 1, -1)
+    yield cases.int_expr(), [a, b]
+
+
+def check_pointwise(device, dtype):
+    from tensorforge.kernels.triton.runners import PointwiseRunner
+    for expr, ins in pointwise_cases(device, dtype):
+        got = PointwiseRunner({"expr": expr}, {"BLOCK": 128}, None)(ins)[0]
+        _close(got, _ref("fused.Pointwise", {"expr": expr}, ins), dtype)
+
+
+def check_softmax(device, dtype):
+    from tensorforge.kernels.triton.runners import SoftmaxRunner
+    x = _rand((4, 3, 33), dtype, device, 6) * 3
+    for log in (False, True):
+        op = "fused.LogSoftmax" if log else "fused.Softmax"
+        for axes, xin in (([-1], x), ([-2, -1], x), ([-1], x.transpose(1, 2))):
+            got = SoftmaxRunner({"axes": axes}, {}, None, log)([xin])[0]
+            _close(got, _ref(op, {"axes": axes}, [xin]), dtype)
+
+
+def check_norms(device, dtype):
+    from tensorforge.kernels.triton.runners import NormRunner
+    x = _rand((5, 3, 45), dtype, device, 7)
+    g, b = _rand((45,), dtype, device, 8) + 2, _rand((45,), dtype, device, 9)
+    r = _rand((5, 3, 45), dtype, device, 10)
+    epi = cases.residual_relu_expr()
+    for attrs, ins in (({"axis": -1, "epsilon": 1e-5, "epilogue": epi}, [x, g, b, r]),
+                       ({"axis": -2, "epsilon": 1e-3}, [x, _rand((3, 45), dtype, device, 11), None]),
+                       ({"axis": -1, "epsilon": 1e-5}, [x, None, None])):
+        got = NormRunner(attrs, {}, None, False)(ins)[0]
+        _close(got, _ref("fused.LayerNorm", attrs, ins), dtype)
+    attrs = {"axis": -1, "epsilon": 1e-6}
+    got = NormRunner(attrs, {}, None, True)([x, g])[0]
+    _close(got, _ref("fused.RMSNorm", attrs, [x, g]), dtype)
+
+
+def check_reduce(device, dtype):
+    from tensorforge.kernels.triton.runners import ReduceRunner
+    x = _rand((6, 5, 19), dtype, device, 12)
+    for kind in ("sum", "mean", "max", "min", "l1", "l2", "sumsquare", "logsumexp"):
+        for axes, keep in (([-1], 1), ([-2, -1], 0)):
+            attrs = {"kind": kind, "axes": axes, "keepdims": keep}
+            got = ReduceRunner(attrs, {}, None)([x])[0]
+            _close(got, _ref("fused.Reduce", attrs, [x]), dtype)
+    attrs = {"kind": "sum", "axes": [-1], "keepdims": 0, "prologue": cases.square_prologue()}
+    ins = [x.float(), _rand((6, 5, 1), torch.float32, device, 13)]
+    _close(ReduceRunner(attrs, {}, None)(ins)[0], _ref("fused.Reduce", attrs, ins), torch.float32)
+    xi = torch.randint(-9, 9, (4, 11), device=device)
+    attrs = {"kind": "sum", "axes": [-1], "keepdims": 1}
+    _close(ReduceRunner(attrs, {}, None)([xi])[0], _ref("fused.Reduce", attrs, [xi]), torch.float32)
+
+
+def check_epilogue(device, dtype):
+    """fused.ConvAct / MatMulAct through the triton 'epilogue' tactic (torch op + one kernel)."""
+    from tensorforge.kernels.triton import factory
+    from tensorforge.runtime.plan import LayerSpec
+    x = _rand((2, 3, 9, 11), dtype, device, 14)
+    w = _rand((4, 3, 3, 3), dtype, device, 15) * 0.3
+    r = _rand((2, 4, 9, 11), dtype, device, 16)
+    attrs = {"pads": [1, 1, 1, 1], "transpose": 0, "epilogue": cases.residual_relu_expr()}
+    lay = LayerSpec("conv", "fused.ConvAct", [], [], tactic={"source": "triton", "name": "epilogue", "params": {}},
+                    attrs=attrs)
+    ins = [x, w, None, r]
+    _close(factory(lay, 17, device)(ins)[0], _ref("fused.ConvAct", attrs, ins), dtype)
