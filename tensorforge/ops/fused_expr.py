@@ -128,9 +128,16 @@ def ops_of(expr: dict) -> list[str]:
 
 
 def node_dtypes(expr: dict, in_dtypes) -> list[str]:
-    """The dtype of every expression node given the input dtypes (ONNX typing rules)."""
+    """The dtype of every expression node given the input dtypes (ONNX typing rules).
+
+    A literal takes the type of the tensors it meets (as a 0-d tensor does in torch), so an
+    expression stays valid when a precision pass changes its inputs' dtypes."""
     out = []
-    for n in expr["nodes"]:
+    nodes = expr["nodes"]
+
+    def pick(args):
+        return next((out[a] for a in args if nodes[a]["op"] != "const"), out[args[0]])
+    for n in nodes:
         op = n["op"]
         if op == "input":
             out.append(in_dtypes[n["i"]])
@@ -141,9 +148,9 @@ def node_dtypes(expr: dict, in_dtypes) -> list[str]:
         elif op in BOOL_OUT:
             out.append("bool")
         elif op == "Where":
-            out.append(out[n["args"][1]])
+            out.append(pick(n["args"][1:]))
         else:
-            out.append(out[n["args"][0]])
+            out.append(pick(n["args"]))
     return out
 
 

@@ -130,3 +130,18 @@ def test_cse_shares_attention_masks():
     m, feed = _bert_like(mask=True, where=True)
     g = check(m, feed, [fuse_attention, cse, fuse_pointwise])
     assert len(g.nodes) == 2
+
+
+def test_pointwise_expression_follows_input_dtype_after_precision_change():
+    import torch
+    from tensorforge.ops import registry
+    nodes = [("Mul", ["x", "half"], ["a"]), ("Where", ["c", "minf", "a"], ["y"])]
+    m = model(nodes, [("x", [2, 3]), ("c", 9, [2, 3])], ["y"], [init("half", np.float32(0.5)),
+                                                             init("minf", np.float32(-1e4))])
+    g = check(m, {"x": randn((2, 3)), "c": np.array([[True, False, True]] * 2)}, [fuse_pointwise])
+    n = node(g, "fused.Pointwise")
+    n.inputs[0].dtype = "float16"  # what a precision pass does to the layer's input
+    (dt, _), = registry.get(n.op).infer(n)
+    out = registry.get(n.op).run([torch.ones(2, 3, dtype=torch.float16), torch.zeros(2, 3, dtype=torch.bool)],
+                                 n.attrs, 17)[0]
+    assert dt == "float16" and out.dtype == torch.float16

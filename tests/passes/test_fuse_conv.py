@@ -124,3 +124,13 @@ def test_pad_conv_declines_reflect_and_channel_pads():
               X, ["z"], inits)
     g = check(m, FEED, CONV)
     assert ops(g).count("Pad") == 2
+
+
+def test_conv_transpose_bias_leaky_relu_epilogue():
+    rng = np.random.default_rng(1)
+    inits = [init("w", rng.standard_normal((3, 2, 2, 2)).astype(np.float32)), init("b", np.float32([0.1, -0.2]))]
+    m = model([("ConvTranspose", ["x", "w", "b"], ["c"], {"strides": [2, 2]}, "up"),
+               ("LeakyRelu", ["c"], ["y"], {"alpha": 0.1}, "act")], X, ["y"], inits)
+    g = check(m, FEED, CONV)
+    n = node(g, "fused.ConvAct")
+    assert n.attrs["transpose"] == 1 and n.name == "up + act"
