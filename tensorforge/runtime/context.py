@@ -3,12 +3,14 @@ the engine's auxiliary streams), captures CUDA graphs per shape set.
 
 Shape changes: the first inference after an input shape, shape-tensor value, address or profile
 change re-plans (symbol binding, arena offsets, steps: counted in `replans`); later inferences with
-the same key reuse that plan. With use_cuda_graph, a graph is captured per key (LRU of
-graph_cache_size): the first inference of a key runs eagerly (shapes resolved, outputs checked),
-then the graph is captured and replayed; capture never happens during that eager run.
+the same key reuse that plan, and plans of recent keys are kept (LRU of graph_cache_size), so going
+back to a recent shape set does not re-plan. With use_cuda_graph, a graph is captured per key (same
+LRU): the first inference of a key runs eagerly (shapes resolved, outputs checked), then the graph
+is captured; later inferences replay it. Capture never happens during that eager run.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -25,6 +27,9 @@ from .shapes import eval_shape
 from .steps import build_steps, run_steps
 
 GRAPH_CACHE_SIZE = 8
+_CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (threads each own a context)
+_STATE = ("_env", "_slots", "_steps", "_step_streams", "_sched", "_has_dynamic", "_consumed_at",
+          "_consumed_streams", "arena_bytes")  # what build_steps sets: one plan per key
 __all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
 
 
@@ -55,6 +60,7 @@ class ExecutionContext:
         self._arena = None
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
+        self._plans: OrderedDict = OrderedDict()
         self._external_memory = device_memory is not None or not allocate_memory
         if device_memory is not None:
             self.set_device_memory(device_memory)
@@ -182,8 +188,13 @@ class ExecutionContext:
             raise TensorforgeError(f"device memory must be a contiguous torch tensor on {self.device}")
         self._arena = memory_.reshape(-1).view(torch.uint8)
         self._external_memory = True
+        self._forget_plans()
+
+    def _forget_plans(self) -> None:
+        """Drop cached plans and graphs (they point into the arena)."""
         self._prepared_key = None
         self._graphs.clear()
+        self._plans.clear()
 
     @property
     def device_memory(self):
@@ -221,7 +232,7 @@ class ExecutionContext:
 
     # ---- planning (per shape set) ----------------------------------------------------------------
     def _key(self):
-        return (tuple(self._shapes.get(n) for n in self.plan.inputs),
+        return (self.profile_index, tuple(self._shapes.get(n) for n in self.plan.inputs),
                 tuple(sorted(self._values().items())) if self._shape_inputs else (),
                 tuple((n, self.get_tensor_address(n)) for n in sorted(self._bound)))
 
@@ -234,12 +245,23 @@ class ExecutionContext:
             return
         if self._external_memory and self._arena is None:
             raise TensorforgeError("context has no device memory (call set_device_memory)")
-        vals = dict(key[1])
+        state = self._plans.get(key)
+        if state is not None:  # a recent shape set: reuse its plan
+            for k in _STATE:
+                setattr(self, k, state[k])
+            self._validated = state.get("_validated", False)
+            self._plans.move_to_end(key)
+            self._prepared_key = key
+            return
+        vals = dict(key[2])
         self._check_values(vals)
         self._env = _bind_symbols(self.plan, self._shapes, vals)
         build_steps(self)
         self._prepared_key = key
         self.replans += 1
+        self._plans[key] = {k: getattr(self, k) for k in _STATE}
+        while len(self._plans) > self.graph_cache_size:
+            self._plans.popitem(last=False)
 
     def _shape_of(self, name):
         try:
@@ -262,7 +284,7 @@ class ExecutionContext:
             if self._external_memory:
                 raise TensorforgeError(f"device memory too small: these shapes need {total} bytes, "
                                        f"{have} given (engine.device_memory_size = {p.device_memory_size})")
-            self._graphs.clear()  # captured graphs point into the old arena
+            self._forget_plans()  # cached plans and graphs point into the old arena
             self._arena = torch.empty(max(total, p.device_memory_size, 1), dtype=torch.uint8,
                                       device=self.device)
         for b in bufs:
@@ -294,6 +316,9 @@ class ExecutionContext:
 
     def _run(self, stream, capturing=False):
         run_steps(self, stream, None if capturing else self._consumed_event)
+        state = self._plans.get(self._prepared_key)
+        if state is not None:
+            state["_validated"] = True
 
     def _run_graph(self, stream):
         key = self._prepared_key
@@ -303,7 +328,7 @@ class ExecutionContext:
             g = torch.cuda.CUDAGraph()
             cap = self._ss.stream("capture", stream)
             cap.wait_stream(stream)
-            with torch.cuda.graph(g, stream=cap, capture_error_mode="thread_local"):
+            with _CAPTURE_LOCK, torch.cuda.graph(g, stream=cap, capture_error_mode="thread_local"):
                 self._run(cap, capturing=True)
             stream.wait_stream(cap)
             self._graphs[key] = (g, self._slots, self._arena)  # keep what the graph points to alive

@@ -166,6 +166,20 @@ def test_repeated_shape_does_not_replan_and_profile_switch_replans_once():
     assert ctx.replans == 5
 
 
+def test_recent_shape_sets_keep_their_plans():
+    eng = _build(conv_net(), profiles=[_profile("x", (1, 3, 16, 16), (2, 3, 16, 16), (4, 3, 16, 16))])
+    ctx = eng.create_execution_context(graph_cache_size=2)
+    bufs = {bs: (torch.from_numpy(rand((bs, 3, 16, 16), seed=bs)), torch.empty(bs, 10)) for bs in (1, 2, 4)}
+    for bs in (1, 2, 1, 2, 1, 4, 1, 2):  # 4 evicts 2 (LRU of 2): 2 is planned again at the end
+        x, y = bufs[bs]
+        ctx.set_input_shape("x", tuple(x.shape))
+        ctx.set_tensor_address("x", x)
+        ctx.set_tensor_address("y", y)
+        ctx.execute_async()
+        np.testing.assert_allclose(y.numpy(), run_ort(conv_net(), {"x": x.numpy()})["y"], rtol=1e-5, atol=1e-5)
+    assert ctx.replans == 4 and len(ctx._plans) == 2
+
+
 def test_profile_switch_drops_shapes_outside_new_profile():
     eng = _build(conv_net(), profiles=[_profile("x", (1, 3, 16, 16), (2, 3, 16, 16), (4, 3, 16, 16)),
                                        _profile("x", (8, 3, 16, 16), (8, 3, 16, 16), (8, 3, 16, 16))])
