@@ -213,7 +213,7 @@ def time_cuda(fn, bench: LayerBench, iters: int, repeats: int = 3) -> float:
     best = math.inf
     for _ in range(repeats):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(2_000_000 + 200_000 * iters)
+        torch.cuda._sleep(4_000_000 + 400_000 * iters)  # ~2 ms + 0.2 ms per run at 2 GHz
         start.record()
         for _ in range(iters):
             step()
