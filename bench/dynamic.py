@@ -228,15 +228,14 @@ def stream_throughput(cfg_kw, counts, seconds, log):
         counts_t = [0] * n
         stop = time.perf_counter() + seconds
 
-        def loop(i):
-            r = runners[i]
+        def loop(r, i):
             while time.perf_counter() < stop:
                 for _ in range(10):
                     r.run()
                 r.stream.synchronize()
                 counts_t[i] += 10
 
-        threads = [threading.Thread(target=loop, args=(i,)) for i in range(n)]
+        threads = [threading.Thread(target=loop, args=(r, i)) for i, r in enumerate(runners)]
         t0 = time.perf_counter()
         for th in threads:
             th.start()

@@ -67,6 +67,37 @@ def _bind_symbols(plan, shapes, values=None) -> dict:
     return env
 
 
+def check_values(plan, profile: int, vals: dict) -> None:
+    """Shape-tensor input values: positive and inside the active profile (explicit profiles)."""
+    for n, v in vals.items():
+        if any(x < 1 for x in v):
+            raise ShapeError(f"shape tensor input '{n}': values must be positive, got {list(v)}")
+        if plan.profiles and not plan.meta.get("implicit_profile"):
+            mn, _, mx = profile_values(plan, profile, n)
+            if any(not (a <= x <= b) for x, a, b in zip(v, mn, mx)):
+                raise ShapeError(f"shape tensor input '{n}': values {list(v)} are outside optimization "
+                                 f"profile {profile} (min {list(mn)}, max {list(mx)})")
+
+
+def bound_tensor(plan, name, b, shape, device):
+    """View a bound tensor or raw pointer (device pointer when `device` is CUDA, else host) as `shape`."""
+    dt = dtypes.to_torch(plan.tensors[name].dtype)
+    if isinstance(b, int):
+        if device is not None:
+            return torch.as_tensor(_DevicePtr(b, shape, dt), device=device)
+        import ctypes
+        n = int(np.prod(shape)) * dtypes.itemsize(plan.tensors[name].dtype)
+        buf = (ctypes.c_char * max(n, 1)).from_address(b)
+        return torch.frombuffer(buf, dtype=dt, count=int(np.prod(shape))).view(shape)
+    if b.dtype != dt:
+        raise TensorforgeError(f"tensor '{name}' has dtype {b.dtype}, engine expects {dt}")
+    if shape is not None and tuple(b.shape) != tuple(shape):
+        if b.numel() == int(np.prod(shape)) and b.is_contiguous():
+            return b.view(shape)
+        raise ShapeError(f"tensor '{name}' has shape {list(b.shape)}, engine expects {list(shape)}")
+    return b
+
+
 def _as_tensor(name, x, dtype_name):
     want = dtypes.to_torch(dtype_name)
     t = x if isinstance(x, torch.Tensor) else torch.from_numpy(

@@ -21,7 +21,7 @@ from ..errors import ShapeError, TensorforgeError
 from ..kernels import make_kernel
 from . import memory
 from . import streams as st
-from .binding import _DevicePtr, _as_tensor, _bind_symbols, _fmt, profile_values
+from .binding import _as_tensor, _bind_symbols, _fmt, bound_tensor, check_values
 from .memory import lifetimes as _lifetimes
 from .shapes import eval_shape
 from .steps import build_steps, run_steps
@@ -132,17 +132,6 @@ class ExecutionContext:
             out[n] = tuple(int(v) for v in t.reshape(-1).tolist())
         return out
 
-    def _check_values(self, vals: dict) -> None:
-        p = self.plan
-        for n, v in vals.items():
-            if any(x < 1 for x in v):
-                raise ShapeError(f"shape tensor input '{n}': values must be positive, got {list(v)}")
-            if p.profiles and not p.meta.get("implicit_profile"):
-                mn, _, mx = profile_values(p, self.profile_index, n)
-                if any(not (a <= x <= b) for x, a, b in zip(v, mn, mx)):
-                    raise ShapeError(f"shape tensor input '{n}': values {list(v)} are outside optimization "
-                                     f"profile {self.profile_index} (min {list(mn)}, max {list(mx)})")
-
     def get_tensor_shape(self, name: str) -> tuple:
         if name in self._shapes:
             return self._shapes[name]
@@ -202,24 +191,10 @@ class ExecutionContext:
 
     def _binding(self, name, shape):
         """The bound tensor for an I/O name, checked against the current shape."""
-        b = self._bound.get(name)
-        dt = dtypes.to_torch(self.plan.tensors[name].dtype)
-        if b is None:
+        if name not in self._bound:
             raise TensorforgeError(f"no address set for '{name}' (call set_tensor_address)")
-        if isinstance(b, int):
-            if self.device.type == "cuda" and name not in self._shape_inputs:
-                return torch.as_tensor(_DevicePtr(b, shape, dt), device=self.device)
-            import ctypes
-            n = int(np.prod(shape)) * dtypes.itemsize(self.plan.tensors[name].dtype)
-            buf = (ctypes.c_char * max(n, 1)).from_address(b)
-            return torch.frombuffer(buf, dtype=dt, count=int(np.prod(shape))).view(shape)
-        if b.dtype != dt:
-            raise TensorforgeError(f"tensor '{name}' has dtype {b.dtype}, engine expects {dt}")
-        if shape is not None and tuple(b.shape) != tuple(shape):
-            if b.numel() == int(np.prod(shape)) and b.is_contiguous():
-                return b.view(shape)
-            raise ShapeError(f"tensor '{name}' has shape {list(b.shape)}, engine expects {list(shape)}")
-        return b
+        host = self.device.type == "cpu" or name in self._shape_inputs
+        return bound_tensor(self.plan, name, self._bound[name], shape, None if host else self.device)
 
     # ---- input-consumed event ------------------------------------------------------------------------
     def set_input_consumed_event(self, event) -> None:
@@ -254,7 +229,7 @@ class ExecutionContext:
             self._prepared_key = key
             return
         vals = dict(key[2])
-        self._check_values(vals)
+        check_values(self.plan, self.profile_index, vals)
         self._env = _bind_symbols(self.plan, self._shapes, vals)
         build_steps(self)
         self._prepared_key = key
