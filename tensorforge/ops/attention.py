@@ -164,3 +164,42 @@ def rotary_infer(node):
 
 
 _ = dtypes
+
+
+# ---- LinearAttention (recurrent state: linear / gated / delta / gated_delta rules) ----------------
+@reference("LinearAttention")
+def linear_attention_ref(q, k, v, past_state=None, decay=None, beta=None, chunk_size=None,
+                         kv_num_heads=1, q_num_heads=1, scale=None, update_rule="gated_delta"):
+    """Per step: S = S*exp(g); v' = beta*(v - S^T k) (delta rules); S += k v'^T; o = scale * q S."""
+    b, t, _ = q.shape
+    f = torch.float32 if q.dtype != torch.float64 else torch.float64
+    qh, kh, vh = (_split_heads(x, h).to(f) for x, h in ((q, q_num_heads), (k, kv_num_heads), (v, kv_num_heads)))
+    dk, dv, group = qh.shape[3], vh.shape[3], q_num_heads // kv_num_heads
+    if decay is not None:
+        g = decay.reshape(b, t, kv_num_heads, -1).transpose(1, 2).to(f)  # (B, H, T, 1 or dk)
+    if beta is not None:
+        bt = beta.reshape(b, t, beta.shape[-1], 1).transpose(1, 2).to(f)
+    state = past_state.to(f) if past_state is not None else qh.new_zeros((b, kv_num_heads, dk, dv))
+    sc = 1.0 / math.sqrt(dk) if not scale else float(scale)
+    outs = []
+    for i in range(t):
+        kt, vt = kh[:, :, i], vh[:, :, i]
+        if decay is not None:
+            state = state * torch.exp(g[:, :, i])[..., None]
+        if beta is not None:
+            vt = bt[:, :, i] * (vt - torch.einsum("bhdm,bhd->bhm", state, kt))
+        state = state + kt[..., :, None] * vt[..., None, :]
+        read = state.repeat_interleave(group, 1) if group > 1 else state
+        outs.append(sc * torch.einsum("bhd,bhdm->bhm", qh[:, :, i], read))
+    y = torch.stack(outs, 2).transpose(1, 2).reshape(b, t, q_num_heads * dv).to(q.dtype)
+    return y, state.to(past_state.dtype if past_state is not None else q.dtype)
+
+
+@infer("LinearAttention")
+def linear_attention_infer(node):
+    (qt, qs), (_, vs) = in_info(node, 0), in_info(node, 2)
+    a = node.attrs
+    hq, hkv = a.get("q_num_heads", 1), a.get("kv_num_heads", 1)
+    dk, dv = _div(qs[2], hq), _div(vs[2], hkv)
+    st = node.inputs[3].dtype if has_input(node, 3) else qt
+    return [(qt, (qs[0], qs[1], norm(hq * dv))), (st, (qs[0], hkv, dk, dv))]

@@ -53,9 +53,10 @@ def plan_sizes(shape, scales=None, sizes=None, axes=None, policy="stretch"):
 def _source_coords(y, coord, scale, in_w, out_w, roi):
     """Source coordinate of each output index along one axis; plus the extrapolated mask.
 
-    align_corners / tf_crop_and_resize / pytorch_half_pixel use the integer output length, as the
-    spec and ONNX Runtime do (the Python reference uses scale * in_w, equal when it is integral)."""
-    fw = out_w
+    align_corners / tf_crop_and_resize / pytorch_half_pixel use scale * in_w as the output length,
+    like the ONNX reference and its test data (ONNX Runtime uses the integer length: the two agree
+    whenever scale * in_w is integral, e.g. always when sizes are given)."""
+    fw = scale * in_w
     if coord == "align_corners":
         return (torch.zeros_like(y) if fw == 1 else y * (in_w - 1) / (fw - 1)), None
     if coord == "asymmetric":
@@ -70,7 +71,7 @@ def _source_coords(y, coord, scale, in_w, out_w, roi):
     if coord == "half_pixel":
         return (y + 0.5) / scale - 0.5, None
     if coord == "half_pixel_symmetric":
-        offset = in_w / 2 * (1 - out_w / (scale * in_w))
+        offset = in_w / 2 * (1 - out_w / fw)
         return offset + (y + 0.5) / scale - 0.5, None
     raise ShapeError(f"Resize: unknown coordinate_transformation_mode '{coord}'")
 
