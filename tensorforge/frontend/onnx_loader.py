@@ -133,8 +133,10 @@ def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
 def to_graph(proto: onnx.ModelProto) -> Graph:
     """Convert a ModelProto into an (un-inferred) ir.Graph."""
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-    if opset is None:
-        raise TensorforgeError("model has no default-domain opset import")
+    if opset is None and not proto.opset_import:
+        raise TensorforgeError("model has no opset import")
+    if opset is None:  # only other domains (ai.onnx.ml, training): default-domain semantics unused
+        opset = onnx.defs.onnx_opset_version()
     if proto.ir_version and proto.ir_version < MIN_IR_VERSION:
         raise TensorforgeError(f"ONNX IR version {proto.ir_version} is too old (need >= {MIN_IR_VERSION})")
     gp = proto.graph

@@ -203,3 +203,23 @@ def linear_attention_infer(node):
     dk, dv = _div(qs[2], hq), _div(vs[2], hkv)
     st = node.inputs[3].dtype if has_input(node, 3) else qt
     return [(qt, (qs[0], qs[1], norm(hq * dv))), (st, (qs[0], hkv, dk, dv))]
+
+
+# ---- FlexAttention (ai.onnx.preview; score_mod / prob_mod graphs are control flow: unsupported) --
+@reference("FlexAttention", domain="ai.onnx.preview")
+def flex_attention_ref(q, k, v, scale=None, softmax_precision=None):
+    """softmax((q*sqrt(s)) (k*sqrt(s))^T) v with GQA head repetition; softmax in fp32 for fp16."""
+    s = torch.tensor(math.sqrt(scale if scale is not None else 1.0 / math.sqrt(q.shape[3])), dtype=torch.float32)
+    ct = torch.float64 if q.dtype == torch.float64 or softmax_precision == 11 else torch.float32
+    hq, hk = q.shape[1], k.shape[1]
+    if hq != hk:
+        k, v = k.repeat_interleave(hq // hk, 1), v.repeat_interleave(hq // hk, 1)
+    sc = s.to(q.dtype).to(q.device)
+    scores = torch.matmul(q * sc, (k * sc).transpose(-1, -2)).to(ct)
+    return torch.matmul(torch.softmax(scores, -1), v.to(ct)).to(v.dtype)
+
+
+@infer("FlexAttention", domain="ai.onnx.preview")
+def flex_attention_infer(node):
+    (qt, qs), (_, vs) = in_info(node, 0), in_info(node, 2)
+    return [(node.inputs[2].dtype, (qs[0], qs[1], qs[2], vs[3]))]

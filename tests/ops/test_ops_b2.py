@@ -92,3 +92,69 @@ def test_new_opset_ops_against_onnx_reference():
           {"mode": "circular"}, opset=24, oracle="onnx")
     check("BitCast", [rand((3, 4), seed=31)], {"to": TensorProto.INT32}, opset=26, out_types=[TensorProto.INT32],
           oracle="onnx")
+
+
+def test_deform_conv_tfidf_scatter():
+    x, w = rand((2, 4, 6, 7), seed=40), rand((6, 2, 3, 2), seed=41)
+    off = rand((2, 2 * 2 * 3 * 2, 5, 4), seed=42, lo=-1.5, hi=1.5)
+    mask = rand((2, 2 * 3 * 2, 5, 4), seed=43, lo=0.1, hi=1.0)
+    check("DeformConv", [x, w, off, rand((6,), seed=44), mask],
+          {"group": 2, "offset_group": 2, "pads": [1, 0, 0, 1], "strides": [1, 2]}, opset=19, rtol=1e-4)
+    tokens = np.array([[1, 1, 3, 3, 3, 7, 8, 6, 7, 5, 6, 8], [8, 8, 7, 1, 3, 5, 6, 7, 7, 6, 5, 2]], np.int32)
+    for mode, skip, lo in (("TF", 0, 2), ("IDF", 3, 1), ("TFIDF", 5, 1)):
+        check("TfIdfVectorizer", [tokens], {"mode": mode, "min_gram_length": lo, "max_gram_length": 2,
+                                            "max_skip_count": skip, "ngram_counts": [0, 4],
+                                            "ngram_indexes": [0, 1, 2, 3, 4, 5, 6],
+                                            "pool_int64s": [2, 3, 5, 4, 5, 6, 7, 8, 6, 7],
+                                            "weights": [0.5, 1, 1.5, 2, 2.5, 3, 3.5]},
+              opset=9, out_types=[F])
+    data, idx = rand((3, 5), seed=45), np.array([[1, 0, 4], [2, 3, 0]], np.int64)
+    check("Scatter", [data, idx, rand((2, 3), seed=46)], {"axis": 1}, opset=10)
+
+
+def _domain_model(op, domain, ins, outs, attrs, opset):
+    from onnx import helper
+    node = helper.make_node(op, [n for n, _ in ins], [n for n, _ in outs], domain=domain, **attrs)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT if a.dtype == np.float32
+                                                                      else TensorProto.INT64, a.shape) for n, a in ins],
+                          [helper.make_tensor_value_info(n, t, None) for n, t in outs])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid(domain, opset)], ir_version=8)
+
+
+def test_ml_and_training_domains():
+    from onnx.reference import ReferenceEvaluator
+    from tensorforge.testing import assert_close, check_against_ort, run_tf
+    x = rand((3, 6), seed=47)
+    m = _domain_model("Binarizer", "ai.onnx.ml", [("x", x)], [("y", F)], {"threshold": 0.1}, 1)
+    check_against_ort(m, {"x": x})
+    idx = np.array([4, 0, 2], np.int64)
+    m = _domain_model("ArrayFeatureExtractor", "ai.onnx.ml", [("x", x), ("i", idx)], [("y", F)], {}, 1)
+    check_against_ort(m, {"x": x, "i": idx})
+    r, t = np.array(0.1, np.float32), np.array(3, np.int64)
+    xs, gs, vs, hs = (rand((4, 3), seed=s) for s in (48, 49, 50, 51))
+    hs = np.abs(hs)
+    for op, states, attrs in (("Adagrad", [("h", hs)], {"decay_factor": 0.1, "epsilon": 1e-5, "norm_coefficient": 1e-3}),
+                              ("Momentum", [("v", vs)], {"alpha": 0.9, "beta": 0.1, "mode": "nesterov",
+                                                         "norm_coefficient": 1e-2}),
+                              ("Adam", [("v", vs), ("h", hs)], {"alpha": 0.9, "beta": 0.8, "epsilon": 1e-3,
+                                                                "norm_coefficient": 1e-3})):
+        ins = [("r", r), ("t", t), ("x", xs), ("g", gs)] + states
+        outs = [("x2", F)] + [(n + "2", F) for n, _ in states]
+        m = _domain_model(op, "ai.onnx.preview.training", ins, outs, attrs, 1)
+        feed = dict(ins)
+        ref = dict(zip([o for o, _ in outs], ReferenceEvaluator(m).run(None, feed)))
+        assert_close(run_tf(m, feed), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_flex_attention_against_onnx_reference():
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+    from tensorforge.testing import assert_close, run_tf
+    q, k, v = rand((2, 4, 3, 8), seed=52), rand((2, 2, 5, 8), seed=53), rand((2, 2, 5, 6), seed=54)
+    node = helper.make_node("FlexAttention", ["q", "k", "v"], ["y"], domain="ai.onnx.preview", scale=0.3)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, F, a.shape) for n, a in
+                                        (("q", q), ("k", k), ("v", v))], [helper.make_tensor_value_info("y", F, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 26), helper.make_opsetid("ai.onnx.preview", 1)],
+                          ir_version=10)
+    feed = {"q": q, "k": k, "v": v}
+    assert_close(run_tf(m, feed), {"y": ReferenceEvaluator(m).run(None, feed)[0]}, rtol=1e-4)
