@@ -65,3 +65,48 @@ def test_full_run():
     print(conf.summarize(len(cases), failures))
     assert len(cases) - len(failures) >= MIN_FULL_PASS
     assert not [f for f in failures if f["kind"] == "crash"]
+
+
+def test_backend_inputs_outputs_and_shape_inputs():
+    """Initializers listed as inputs are not fed; shape inputs work; outputs come in graph order."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tensorforge.backend import TensorforgeBackend as B
+    w = numpy_helper.from_array(np.full((2, 3), 0.5, np.float32), "w")
+    nodes = [helper.make_node("Add", ["x", "w"], ["s"]), helper.make_node("Reshape", ["s", "shape"], ["r"]),
+             helper.make_node("Neg", ["s"], ["n"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+              helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 3]),
+              helper.make_tensor_value_info("shape", TensorProto.INT64, [2])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("n", "r")]
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, [w]),
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    rep = B.prepare(model, "CPU")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for shape in ([3, 2], [1, 6]):
+        n, r = rep.run([x, np.array(shape, np.int64)])
+        np.testing.assert_allclose(n, -(x + 0.5))
+        np.testing.assert_allclose(r, (x + 0.5).reshape(shape))
+    assert B.supports_device("CPU") and not B.supports_device("NPU")
+    (y,) = B.run_node(helper.make_node("Relu", ["a"], ["b"]), [np.float32([-1, 2])])
+    np.testing.assert_array_equal(y, [0, 2])
+
+
+def test_backend_bakes_data_dependent_parameters():
+    """Axes fed as a graph input: the engine is specialized per value (TensorRT shape-tensor style)."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from tensorforge.backend import TensorforgeBackend as B
+    vi = helper.make_tensor_value_info
+    node = helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)
+    model = helper.make_model(helper.make_graph([node], "g", [vi("x", TensorProto.FLOAT, [2, 3]),
+                                                              vi("axes", TensorProto.INT64, [1])],
+                                                [vi("y", TensorProto.FLOAT, None)]),
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    rep = B.prepare(model)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for ax in (0, 1, 0):
+        np.testing.assert_allclose(rep.run([x, np.array([ax], np.int64)])[0], x.sum(ax))
+    assert rep.baked == ["axes"] and len(rep._engines) == 2

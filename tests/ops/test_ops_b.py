@@ -215,3 +215,27 @@ def test_losses(reduction):
     check("NegativeLogLikelihoodLoss", [x, t, w], {"reduction": reduction, "ignore_index": 4}, opset=13,
           rtol=1e-4)
     check("SoftmaxCrossEntropyLoss", [x, t], {"reduction": reduction}, opset=13, outs=2, rtol=1e-4)
+
+
+# ---- edge cases of existing ops the conformance run exercises -------------------------------------
+@pytest.mark.parametrize("ta,tb,c_shape", [(0, 0, (5,)), (1, 0, (3, 1)), (0, 1, ()), (1, 1, None)])
+def test_gemm_edges(ta, tb, c_shape):
+    a = rand((4, 3) if ta else (3, 4), seed=60)
+    b = rand((5, 4) if tb else (4, 5), seed=61)
+    c = rand(c_shape, seed=62) if c_shape is not None else None
+    check("Gemm", [a, b] + ([c] if c is not None else []), {"transA": ta, "transB": tb, "alpha": 0.7, "beta": 1.3},
+          opset=13)
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax", "Hardmax"])
+@pytest.mark.parametrize("opset,axis", [(11, 1), (11, -1), (11, 2), (13, 1), (13, -2)])
+def test_softmax_family_axis_semantics(op, opset, axis):
+    check(op, [rand((2, 3, 4, 5), seed=63)], {"axis": axis}, opset=opset, rtol=1e-5, atol=1e-6)
+
+
+def test_activation_edges():
+    x = np.concatenate([rand((7,), seed=64, lo=-8, hi=8), np.float32([-30, 30, 3, -3, 0.5])])
+    check("Mish", [x], opset=18, rtol=1e-5, atol=1e-6)
+    check("HardSwish", [x], opset=14)
+    for approx in ("none", "tanh"):
+        check("Gelu", [x], {"approximate": approx}, opset=20, rtol=1e-5, atol=1e-6)
