@@ -49,7 +49,8 @@ class Builder:
         plan = select_tactics(plan, weights, cfg, device)
         assign_streams(plan, cfg.max_aux_streams)
         plan.config = cfg.to_json()
-        plan.device_memory_size, plan.meta["activation_bytes_unshared"] = _memory_at_max(plan)
+        plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
+            _memory_at_max(plan, device)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         build_s = time.perf_counter() - t0
@@ -124,22 +125,28 @@ def _profiles(plan, cfg: BuilderConfig):
     return out, False
 
 
-def _memory_at_max(plan):
-    """Arena bytes at the largest profile shapes, and the no-reuse baseline for comparison."""
-    best, unshared = 0, 0
-    lifetimes = _lifetimes(plan)
+def _memory_at_max(plan, device):
+    """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
+    the planned peak of kernel-allocated activations (those live in the caching allocator)."""
+    from ..kernels import make_kernel
+    kernels = {lay.name: make_kernel(lay, plan.opset, device) for lay in plan.layers if lay.mode == "kernel"}
+    taken = memory.kernel_allocated(plan, kernels)
+    arena_lt, all_lt = _lifetimes(plan, taken), _lifetimes(plan)
+    best, unshared, alloc_peak = 0, 0, 0
     for prof in plan.profiles or [ProfileSpec({})]:
         shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
                   for n in plan.inputs}
         env = _bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
-        bufs = []
-        for name, (first, last) in lifetimes.items():
+        bufs = {}
+        for name, (first, last) in all_lt.items():
             try:
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):
                 continue
             size = int(np.prod(shp)) * dtypes.itemsize(plan.tensors[name].dtype)
-            bufs.append(memory.Buffer(name, size, first, last))
-        best = max(best, memory.plan(bufs)[1])
-        unshared = max(unshared, memory.total_unshared(bufs))
-    return best, unshared
+            bufs[name] = memory.Buffer(name, size, first, last)
+        arena = [b for n, b in bufs.items() if n in arena_lt]
+        best = max(best, memory.plan(arena)[1])
+        alloc_peak = max(alloc_peak, memory.plan([b for n, b in bufs.items() if n in taken])[1])
+        unshared = max(unshared, memory.total_unshared(list(bufs.values())))
+    return best, unshared, alloc_peak

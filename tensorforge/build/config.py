@@ -79,7 +79,14 @@ class BuilderConfig:
     verbose: bool = False
     error_on_timing_cache_miss: bool = False
 
+    # "arena": every activation lives in the planned arena (kernels that cannot write in place are
+    # followed by a copy). "direct": results a kernel allocates itself are used in place and
+    # released after their last use (no copy); the arena holds the rest. See runtime.memory.
+    activation_memory: str = "direct"
+
     def validate(self) -> None:
+        if self.activation_memory not in ("arena", "direct"):
+            raise TensorforgeError(f"activation_memory must be arena|direct, got {self.activation_memory!r}")
         if not 0 <= int(self.opt_level):
             raise TensorforgeError(f"builder optimization level must be 0..5, got {self.opt_level}")
         if self.precision_constraints not in ("none", "prefer", "obey"):

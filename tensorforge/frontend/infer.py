@@ -59,7 +59,7 @@ def infer_node(g: Graph, node: Node) -> None:
     if op.deterministic and _const_inputs(node) and _fits([v.shape for v in node.outputs]):
         ins = [None if v is None else v.const for v in node.inputs]
         try:
-            outs = op.run(ins, node.attrs, g.opset)
+            outs = op.run(ins, node.attrs, g.opset, len(node.outputs))
         except TensorforgeError:
             raise
         except Exception as e:

@@ -256,11 +256,16 @@ def _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode):
 
 @reference("MaxPool")
 def maxpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, dilations=None, pads=None,
-                storage_order=0, strides=None):
-    """Returns (Y, Indices): indices flattened over the whole input tensor, as ONNX defines them."""
+                storage_order=0, strides=None, _n_outputs=2):
+    """Returns (Y, Indices): indices flattened over the whole input tensor, as ONNX defines them
+    (only Y when the node has one output: the hot path computes no indices)."""
     n = len(kernel_shape)
     strides, dilations, pads = _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode)
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+    if _n_outputs == 1 and x.is_floating_point():
+        if pads[:n] == pads[n:] and all(p <= k // 2 for p, k in zip(pads[:n], kernel_shape)):
+            return fn(x, kernel_shape, strides, pads[:n], dilations, bool(ceil_mode))
+        return fn(pad_input(x, pads, value=float("-inf")), kernel_shape, strides, 0, dilations, bool(ceil_mode))
     if not x.is_floating_point():  # torch pools floats only; int8/uint8 values are exact in float32
         y, i = maxpool_ref(x.float(), kernel_shape, auto_pad, ceil_mode, dilations, pads, storage_order, strides)
         return y.to(x.dtype), i

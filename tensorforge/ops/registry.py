@@ -32,14 +32,17 @@ class OpDef:
     data_dependent: bool = False
     deterministic: bool = True
     wants_opset: bool = False
+    wants_n_outputs: bool = False
     symval_always: bool = False
     extra: dict = field(default_factory=dict)
 
-    def run(self, inputs, attrs, opset: int):
-        """Call the reference with attributes (and the opset when it asks for it)."""
+    def run(self, inputs, attrs, opset: int, n_outputs: int | None = None):
+        """Call the reference with attributes (and the opset / output count when it asks for it)."""
         kw = dict(attrs)
         if self.wants_opset:
             kw["_opset"] = opset
+        if self.wants_n_outputs and n_outputs is not None:
+            kw["_n_outputs"] = n_outputs
         out = self.reference(*inputs, **kw)
         return out if isinstance(out, (tuple, list)) else (out,)
 
@@ -64,12 +67,13 @@ def reference(*ops: str, domain: str = "", host_inputs=(), view=False, data_depe
     """Register a torch reference implementation for one or more op types."""
     def deco(fn):
         try:
-            wants = "_opset" in inspect.signature(fn).parameters
+            params = inspect.signature(fn).parameters
         except (ValueError, TypeError):  # builtins (torch.add) have no signature
-            wants = False
+            params = {}
+        wants, wants_n = "_opset" in params, "_n_outputs" in params
         for op in ops:
             d = _get_or_create(op, domain)
-            d.reference, d.wants_opset = fn, wants
+            d.reference, d.wants_opset, d.wants_n_outputs = fn, wants, wants_n
             d.host_inputs, d.view = tuple(host_inputs), view
             d.data_dependent, d.deterministic = data_dependent, deterministic
         return fn

@@ -62,8 +62,19 @@ class Engine:
             spec = plan.tensors.get(k)
             self.weights[k] = w if (spec is not None and spec.host) or self.device.type == "cpu" \
                 else w.to(self.device, non_blocking=True)
+        self._apply_weight_layouts()
         self.load_time_s = None
         self._size_bytes = None
+
+    def _apply_weight_layouts(self) -> None:
+        """Lay weights out as their tactics want them, once (the file stores them contiguous)."""
+        for lay in self.plan.layers:
+            if (lay.tactic.get("params") or {}).get("weight_layout") != "channels_last":
+                continue
+            for name in lay.inputs[1:2]:
+                w = self.weights.get(name)
+                if w is not None and w.dim() == 4 and not w.is_contiguous(memory_format=torch.channels_last):
+                    self.weights[name] = w.contiguous(memory_format=torch.channels_last)
 
     # ---- serialization -----------------------------------------------------------------
     def serialize(self) -> bytes:

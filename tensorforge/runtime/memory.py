@@ -51,9 +51,33 @@ def concurrent_lifetimes(access: dict, horizon: list) -> dict:
     return {n: (min(a), max(horizon[i] for i in a)) for n, a in access.items() if a}
 
 
-def lifetimes(plan) -> dict:
+def kernel_allocated(plan, kernels: dict) -> set:
+    """Activations the runtime takes straight from their kernel (no arena buffer, no copy).
+
+    A kernel that cannot write into a given buffer (cuDNN convs, SDPA, torch references) returns a
+    fresh tensor; copying it into the arena would cost one more write and read per layer. Such
+    outputs are handed to their consumers as they are and released after their last use, so the
+    caching allocator (also inside CUDA-graph capture) reuses their memory. Kept in the arena:
+    graph outputs, outputs of kernels with `takes_out`, data-dependent tensors, and every tensor of
+    an engine with auxiliary streams (cross-stream frees would need record_stream)."""
+    if plan.num_aux_streams or plan.config.get("activation_memory", "arena") != "direct":
+        return set()
+    outs = set(plan.outputs)
+    keep = set()
+    for lay in plan.layers:
+        if lay.mode != "kernel" or getattr(kernels.get(lay.name), "takes_out", False):
+            continue
+        for o in lay.outputs:
+            t = plan.tensors.get(o)
+            if o and o not in outs and t is not None and t.kind == "activation" and not t.dynamic:
+                keep.add(o)
+    return keep
+
+
+def lifetimes(plan, exclude=frozenset()) -> dict:
     """{activation: (first step, last step)} over plan.layers, view aliases folded into their root
-    buffer, extended across steps that may run concurrently on other streams."""
+    buffer, extended across steps that may run concurrently on other streams; `exclude` lists
+    buffers (roots) that live outside the arena."""
     from .streams import horizon, view_roots
     root = view_roots(plan.layers)
     access: dict = {}
@@ -61,6 +85,6 @@ def lifetimes(plan) -> dict:
         for n in list(lay.inputs) + [o for o in lay.outputs if o not in root]:
             if n:
                 access.setdefault(root.get(n, n), []).append(i)
-    keep = {n: a for n, a in access.items()
-            if n in plan.tensors and plan.tensors[n].kind == "activation" and not plan.tensors[n].dynamic}
+    keep = {n: a for n, a in access.items() if n not in exclude
+            and n in plan.tensors and plan.tensors[n].kind == "activation" and not plan.tensors[n].dynamic}
     return concurrent_lifetimes(keep, horizon(plan.layers))

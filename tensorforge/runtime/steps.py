@@ -42,8 +42,25 @@ def build_steps(ctx) -> None:
         stream_ids.append(lay.stream)
     ctx._slots, ctx._steps, ctx._validated = slots, steps, False
     ctx._step_streams = stream_ids
-    ctx._has_dynamic = any(o is None for s in steps for o in s[4]) or any(s[5] for s in steps)
+    # data-dependent shapes need host syncs: no CUDA graph, no aux streams
+    ctx._has_dynamic = any(p.tensors[o].dynamic for s in steps for o in s[3] if o in p.tensors)
+    ctx._release = _releases(ctx, steps)
     _schedule(ctx, steps, stream_ids, alias)
+
+
+def _releases(ctx, steps) -> list:
+    """Per step, the slots to drop after it: tensors taken from their kernel (kernel-allocated
+    outputs and views of them) die at their last reader, so the allocator reuses their memory."""
+    taken = {o for s in steps for o, t in zip(s[3], s[4]) if t is None} - set(ctx.plan.outputs)
+    last = {}
+    for k, s in enumerate(steps):
+        for n in s[2]:
+            if n in taken:
+                last[n] = k
+    rel = [[] for _ in steps]
+    for n, k in last.items():
+        rel[k].append(n)
+    return rel
 
 
 def _device_input(slots, name, j, lay, dev):
@@ -78,7 +95,7 @@ def _schedule(ctx, steps, stream_ids, alias) -> None:
 
 def run_steps(ctx, stream, event) -> None:
     """Run (CPU) or enqueue (CUDA) every step; fire the input-consumed event when set."""
-    steps, slots, prof = ctx._steps, ctx._slots, ctx.profiler
+    steps, slots, prof, release = ctx._steps, ctx._slots, ctx.profiler, ctx._release
     sched = ctx._sched if (stream is not None and prof is None) else None
     ss = ctx._ss
     if sched is not None:
@@ -92,6 +109,8 @@ def run_steps(ctx, stream, event) -> None:
                 marks.append(_mark(stream))
             if sched is None:
                 _exec(ctx, step, slots)
+                for n in release[k]:
+                    slots[n] = None
             else:
                 cs = ss.stream(sched.stream[k], stream)
                 for q in sched.waits[k]:
@@ -119,14 +138,28 @@ def run_steps(ctx, stream, event) -> None:
 
 def _exec(ctx, step, slots) -> None:
     name, fn, ins, onames, outs, _ = step
-    res = fn([slots[i] if i else None for i in ins])
+    args = [slots[i] if i else None for i in ins]
+    res = fn(args, outs) if getattr(fn, "takes_out", False) else fn(args)
     for j, (o, r) in enumerate(zip(outs, res)):
         if o is None:
+            if not ctx._validated:
+                _check_planned(ctx, name, onames[j], r)
             slots[onames[j]] = r
-        else:
+        elif r is not o:
             if not ctx._validated:
                 _check(name, onames[j], o, r)
             o.copy_(r)
+
+
+def _check_planned(ctx, layer, name, r):
+    """A kernel-allocated output must have the planned shape and dtype (data-dependent: any shape)."""
+    t = ctx.plan.tensors.get(name)
+    if t is None or t.dynamic:
+        return
+    shp = ctx._shape_of(name)
+    if r.dtype != dtypes.to_torch(t.dtype) or (shp is not None and tuple(r.shape) != tuple(shp)):
+        raise TensorforgeError(f"layer '{layer}': output '{name}' computed as {r.dtype}{list(r.shape)}, "
+                               f"planned {t.dtype}{list(shp or t.shape)} (shape inference bug)")
 
 
 def _fire(ctx, event, stream, sched) -> None:

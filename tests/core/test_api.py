@@ -109,7 +109,7 @@ def test_missing_and_corrupt_model_files(tmp_path):
 
 
 def test_memory_plan_reuses_buffers():
-    eng = _build(conv_net())
+    eng = _build(conv_net(), activation_memory="arena")
     meta = eng.plan.meta
     assert 0 < eng.device_memory_size < meta["activation_bytes_unshared"]
 
@@ -128,3 +128,14 @@ def test_external_data(tmp_path):
     (tmp_path / "ext.bin").unlink()
     with pytest.raises(TensorforgeError, match="external data"):
         _build(str(p))
+
+
+def test_direct_activation_memory_matches_arena():
+    m = conv_net()
+    x = rand((3, 3, 16, 16), seed=9)
+    a = _build(m, activation_memory="arena")
+    d = _build(m, activation_memory="direct")
+    assert d.device_memory_size < a.device_memory_size
+    assert d.plan.meta["kernel_allocated_bytes"] > 0
+    torch.testing.assert_close(a.create_execution_context().infer({"x": x})["y"],
+                               d.create_execution_context().infer({"x": x})["y"], rtol=0, atol=0)

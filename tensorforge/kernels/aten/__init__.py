@@ -68,9 +68,10 @@ def _factory(layer, opset, device):
         return _layouts(make(layer, attrs, opset, device, params), params)
     op = registry.get(layer.type, layer.domain, layer.name)
     run = op.run
+    n_out = len(layer.outputs)
 
     def fn(inputs):
-        return run(inputs, attrs, opset)
+        return run(inputs, attrs, opset, n_out)
     return _layouts(fn, params)
 
 

@@ -19,21 +19,31 @@ INF = float("inf")
 ROW_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
 
 
+def _out(outs, shape, dt, device):
+    """The caller's output buffer when it fits (runtime arena), else a fresh tensor."""
+    o = outs[0] if outs else None
+    if o is not None and tuple(o.shape) == tuple(shape) and dtype_name(o) == dt and o.is_contiguous():
+        return o
+    return empty(shape, dt, device)
+
+
 class _Runner:
     """Caches one launch plan per input signature (dtypes, shapes, strides)."""
+
+    takes_out = True  # writes into the output buffers it is given (no copy in the runtime)
 
     def __init__(self, attrs, params, fallback):
         self.attrs, self.params, self.fallback = attrs, dict(params), fallback
         self.plans = {}
 
-    def __call__(self, inputs):
+    def __call__(self, inputs, outs=None):
         key = tuple(None if t is None else (t.dtype, tuple(t.shape), t.stride()) for t in inputs)
         plan = self.plans.get(key)
         if plan is None:
             plan = self.plans[key] = self.plan(inputs)
         if plan is None:
             return list(self.fallback(inputs))
-        return plan(inputs)
+        return plan(inputs, outs)
 
     def launch(self, kernel, grid, args, **meta):
         kernel[grid](*args, num_warps=self.params.get("num_warps", 4), **meta)
@@ -59,8 +69,8 @@ class PointwiseRunner(_Runner):
         grid = (triton_cdiv(n, block),)
         extra = dims + strides + [v for _, v in consts]
 
-        def run(ins):
-            out = empty(shape, out_dt, ins[0].device)
+        def run(ins, outs=None):
+            out = _out(outs, shape, out_dt, ins[0].device)
             if n:
                 self.launch(kernel, grid, list(ins) + [out, n] + extra, BLOCK=block)
             return [out]
@@ -103,8 +113,8 @@ class SoftmaxRunner(_Runner):
         kernel = compile_source(softmax_source(sig, self.log)[0], "tf_softmax")
         bn = next_pow2(N)
 
-        def run(ins):
-            out = empty(shape, dt, ins[0].device)
+        def run(ins, outs=None):
+            out = _out(outs, shape, dt, ins[0].device)
             self.launch(kernel, (M,), [ins[0], out, N, -INF] + dims + strides, BLOCK_N=bn)
             return [out]
         return run
@@ -144,9 +154,9 @@ class NormRunner(_Runner):
         bn = next_pow2(N)
         extra = dims + strides + [v for _, v in consts]
 
-        def run(inputs_):
+        def run(inputs_, outs=None):
             xs = [t for t in inputs_ if t is not None]
-            out = empty(shape, out_dt, xs[0].device)
+            out = _out(outs, shape, out_dt, xs[0].device)
             self.launch(kernel, (M,), xs + [out, N, eps] + extra, BLOCK_N=bn)
             return [out]
         return run
@@ -174,8 +184,8 @@ class ReduceRunner(_Runner):
         bn = next_pow2(N)
         extra = dims + strides + [v for _, v in consts]
 
-        def run(ins):
-            out = empty(out_shape, p_dt, ins[0].device)
+        def run(ins, outs=None):
+            out = _out(outs, out_shape, p_dt, ins[0].device)
             self.launch(kernel, (M,), list(ins) + [out, N, -INF, INF] + extra, BLOCK_N=bn)
             return [out]
         return run
@@ -189,11 +199,11 @@ class EpilogueRunner(_Runner):
         self.anchor, self.n_lead = anchor, n_lead
         self.pw = PointwiseRunner({"expr": attrs["epilogue"]}, params, None)
 
-    def __call__(self, inputs):
+    def __call__(self, inputs, outs=None):
         y = self.anchor(inputs[:self.n_lead])
         ins = [y] + list(inputs[self.n_lead:])
         plan = self.pw.plans.get(tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins), False)
         if plan is False:
             plan = self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = self.pw.plan(ins)
-        return plan(ins) if plan is not None else list(self.fallback(inputs))
+        return plan(ins, outs) if plan is not None else list(self.fallback(inputs))
 
