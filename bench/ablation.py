@@ -1,0 +1,104 @@
+"""Ablation on the GPU: one BuilderConfig knob at a time, same inputs, CUDA-graph replay timing.
+
+  python bench/ablation.py --knob activation_memory=arena,direct [--cases resnet50_bs4,...] [--fp16]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+
+import torch
+
+CASES = {"resnet50_bs4": ("resnet50", 4), "resnet50_bs128": ("resnet50", 128), "vit_b16_bs32": ("vit_b16", 32),
+         "bert_base_bs1": ("bert_base", 1), "bert_base_bs32": ("bert_base", 32)}
+
+
+def graph_time(ctx, stream, iters=50, reps=7):
+    """Median ms per inference over back-to-back replays of a graph capturing `iters` enqueues."""
+    g = torch.cuda.CUDAGraph()
+    ctx.execute_async(stream)
+    stream.synchronize()
+    with torch.cuda.graph(g, stream=stream):
+        for _ in range(iters):
+            ctx.execute_async(stream)
+    g.replay()
+    stream.synchronize()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(stream)
+        g.replay()
+        b.record(stream)
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / iters)
+    return statistics.median(ts)
+
+
+def run(case, knob, value, fp16, cache):
+    import tensorforge as tf
+    from tensorforge import zoo
+    name, bs = CASES[case]
+    feeds = {k: torch.from_numpy(v).cuda() for k, v in zoo.random_inputs(name, bs, seed=1).items()}
+    prof = tf.OptimizationProfile()
+    for n, v in feeds.items():
+        prof.set_shape(n, v.shape, v.shape, v.shape)
+    cfg = tf.BuilderConfig(device="cuda", fp16=fp16, profiles=[prof], timing_cache=cache, **{knob: value})
+    t0 = time.perf_counter()
+    eng = tf.Builder(cfg).build(zoo.get_model(name, copy=False))
+    build = time.perf_counter() - t0
+    ctx = eng.create_execution_context()
+    first = ctx.infer(feeds)
+    outs = {k: torch.empty_like(v) for k, v in first.items()}
+    for n, v in list(feeds.items()) + list(outs.items()):
+        if n in feeds:
+            ctx.set_input_shape(n, tuple(v.shape))
+        ctx.set_tensor_address(n, v)
+    s = torch.cuda.Stream()
+    ms = graph_time(ctx, s)
+    out = next(iter(outs.values())).float()
+    return ms, build, eng, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--knob", required=True, help="name=v1,v2 (BuilderConfig field)")
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--cache", default="/tmp/tf_ablation_cache.json")
+    ap.add_argument("--md", default=None)
+    a = ap.parse_args()
+    knob, vals = a.knob.split("=")
+    vals = [v if not v.lstrip("-").isdigit() else int(v) for v in vals.split(",")]
+    lines = [f"\n## Ablation `{knob}` ({datetime.date.today()}, {torch.cuda.get_device_name()}, torch "
+             f"{torch.__version__}, {'FP16' if a.fp16 else 'TF32'})", "",
+             f"Command: `python {' '.join(sys.argv)}`; ms = median of 7 replays of a CUDA graph holding 50 "
+             "back-to-back inferences (CUDA events); cosine of the first output vs the first value.", "",
+             "| case | " + " | ".join(f"{knob}={v} ms" for v in vals) + " | cosine | layers | arena MiB (first) |",
+             "|---|" + "---|" * (len(vals) + 3)]
+    for case in a.cases.split(","):
+        res = []
+        try:
+            for v in vals:
+                res.append(run(case, knob, v, a.fp16, a.cache))
+                torch.cuda.empty_cache()
+        except Exception as e:  # one case failing must not lose the others
+            print(f"{case}: failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
+            continue
+        o0, o1 = res[0][3].flatten(), res[-1][3].flatten()
+        cos = float(torch.nn.functional.cosine_similarity(o0, o1, dim=0))
+        row = f"| {case} | " + " | ".join(f"{r[0]:.3f}" for r in res) + \
+            f" | {cos:.5f} | {len(res[0][2].plan.layers)} | {res[0][2].device_memory_size / 2**20:.1f} |"
+        print(row, flush=True)
+        lines.append(row)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.md:
+        with open(a.md, "a") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
