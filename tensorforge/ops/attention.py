@@ -88,7 +88,7 @@ def attention_ref(q, k, v, attn_mask=None, past_key=None, past_value=None, nonpa
         q, k, v = _split_heads(q, q_num_heads), _split_heads(k, kv_num_heads), _split_heads(v, kv_num_heads)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[3])
-    s = torch.tensor(math.sqrt(scale), dtype=dt)  # the spec scales q and k by sqrt(scale) each
+    s = torch.full((), math.sqrt(scale), dtype=dt, device=q.device)  # q and k are scaled by sqrt(scale)
     present_k = torch.cat([past_key, k], 2) if past_key is not None else k
     present_v = torch.cat([past_value, v], 2) if past_value is not None else v
     past_len = past_key.shape[2] if past_key is not None else 0
@@ -98,7 +98,7 @@ def attention_ref(q, k, v, attn_mask=None, past_key=None, past_value=None, nonpa
     hq, hk = q.shape[1], kk.shape[1]
     if hq != hk and hq % hk == 0:
         kk, vv = kk.repeat_interleave(hq // hk, 1), vv.repeat_interleave(hq // hk, 1)
-    qk = torch.matmul((q * s.to(q.device)).to(ct), (kk * s.to(q.device)).to(ct).transpose(-1, -2))
+    qk = torch.matmul((q * s).to(ct), (kk * s).to(ct).transpose(-1, -2))
     qk = qk.to(dt).to(ct)  # the reference's matmul result is in the input type
     if softcap and softcap > 0:
         qk = torch.tanh(qk / softcap) * softcap
@@ -209,12 +209,12 @@ def linear_attention_infer(node):
 @reference("FlexAttention", domain="ai.onnx.preview")
 def flex_attention_ref(q, k, v, scale=None, softmax_precision=None):
     """softmax((q*sqrt(s)) (k*sqrt(s))^T) v with GQA head repetition; softmax in fp32 for fp16."""
-    s = torch.tensor(math.sqrt(scale if scale is not None else 1.0 / math.sqrt(q.shape[3])), dtype=torch.float32)
+    s = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(q.shape[3]))
     ct = torch.float64 if q.dtype == torch.float64 or softmax_precision == 11 else torch.float32
     hq, hk = q.shape[1], k.shape[1]
     if hq != hk:
         k, v = k.repeat_interleave(hq // hk, 1), v.repeat_interleave(hq // hk, 1)
-    sc = s.to(q.dtype).to(q.device)
+    sc = torch.full((), s, dtype=torch.float32, device=q.device).to(q.dtype)  # no host copy
     scores = torch.matmul(q * sc, (k * sc).transpose(-1, -2)).to(ct)
     return torch.matmul(torch.softmax(scores, -1), v.to(ct)).to(v.dtype)
 

@@ -78,12 +78,19 @@ def gelu(x, approximate="none"):
 
 @reference("Clip")
 def clip(x, min=None, max=None):  # noqa: A002 - ONNX names
-    # opset < 11: min/max attributes (floats); opset >= 11: optional scalar inputs
-    lo = min.item() if isinstance(min, torch.Tensor) else min
-    hi = max.item() if isinstance(max, torch.Tensor) else max
+    # opset < 11: min/max attributes (floats); opset >= 11: optional scalar inputs, read on the
+    # device (no .item(): no host sync, capturable); an empty input means "no bound"
+    lo, hi = _bound(min, x), _bound(max, x)
     if lo is None and hi is None:
         return x.clone()
-    return torch.clamp(x, lo, hi)
+    return torch.clamp(x, lo, hi)  # both bounds are inputs (tensors) or both attributes (numbers)
+
+
+def _bound(b, x):
+    """A Clip bound: None, a python number (attribute) or a 0-d tensor of x's dtype."""
+    if not isinstance(b, torch.Tensor):
+        return b
+    return b.reshape(()).to(x.dtype) if b.numel() else None
 
 
 @reference("PRelu")

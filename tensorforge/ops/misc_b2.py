@@ -33,9 +33,9 @@ def bitcast_infer(node):
 
 # ---- window functions ------------------------------------------------------------------------------
 def _window(kind):
-    def ref(size, output_datatype=1, periodic=1):
+    def ref(size, output_datatype=1, periodic=1, _device=None):
         n = int(size.reshape(-1)[0])
-        i = torch.arange(n, dtype=torch.float64)
+        i = torch.arange(n, dtype=torch.float64, device=_device)
         d = n if periodic else n - 1
         if kind == "hann":
             w = torch.sin(i * math.pi / d) ** 2
@@ -101,17 +101,17 @@ def col2im_ref(x, image_shape, block_shape, dilations=None, pads=None, strides=N
     pads = pads or [0] * (2 * n)
     padded = [img[i] + pads[i] + pads[i + n] for i in range(n)]
     blocks = [(padded[i] - (dil[i] * (k[i] - 1) + 1)) // st[i] + 1 for i in range(n)]
-    kidx = torch.cartesian_prod(*[torch.arange(v) for v in k]).reshape(-1, n)
-    bidx = torch.cartesian_prod(*[torch.arange(v) for v in blocks]).reshape(-1, n)
-    pos = kidx[:, None, :] * torch.tensor(dil) + bidx[None, :, :] * torch.tensor(st)  # (K, L, n)
-    flat = torch.zeros(pos.shape[:2], dtype=torch.int64)
-    for i in range(n):
-        flat = flat * padded[i] + pos[..., i]
+    dev = x.device  # index tables built on the device: no host copy
+    kidx = torch.cartesian_prod(*[torch.arange(v, device=dev) for v in k]).reshape(-1, n)
+    bidx = torch.cartesian_prod(*[torch.arange(v, device=dev) for v in blocks]).reshape(-1, n)
+    flat = torch.zeros((kidx.shape[0], bidx.shape[0]), dtype=torch.int64, device=dev)
+    for i in range(n):  # (K, L) linear positions in the padded image
+        flat = flat * padded[i] + kidx[:, None, i] * dil[i] + bidx[None, :, i] * st[i]
     b, ck, _ = x.shape
     c = ck // len(kidx)
     out = torch.zeros((b, c, math.prod(padded)), dtype=x.dtype, device=x.device)
     src = x.reshape(b, c, -1)
-    out.index_add_(2, flat.reshape(-1).to(x.device), src)
+    out.index_add_(2, flat.reshape(-1), src)
     out = out.reshape((b, c) + tuple(padded))
     for i in range(n):
         out = out.narrow(2 + i, pads[i], img[i])
@@ -228,16 +228,16 @@ def _rand_dtype(dtype, like=None):
 
 
 @reference("RandomUniform", "RandomUniformLike", deterministic=False)
-def random_uniform_ref(like=None, dtype=None, high=1.0, low=0.0, seed=None, shape=None):
+def random_uniform_ref(like=None, dtype=None, high=1.0, low=0.0, seed=None, shape=None, _device=None):
     shp = list(shape) if like is None else list(like.shape)
-    dev = like.device if like is not None else None
+    dev = like.device if like is not None else _device
     return (torch.rand(shp, dtype=torch.float64, device=dev) * (high - low) + low).to(_rand_dtype(dtype, like))
 
 
 @reference("RandomNormal", "RandomNormalLike", deterministic=False)
-def random_normal_ref(like=None, dtype=None, mean=0.0, scale=1.0, seed=None, shape=None):
+def random_normal_ref(like=None, dtype=None, mean=0.0, scale=1.0, seed=None, shape=None, _device=None):
     shp = list(shape) if like is None else list(like.shape)
-    dev = like.device if like is not None else None
+    dev = like.device if like is not None else _device
     return (torch.randn(shp, dtype=torch.float64, device=dev) * scale + mean).to(_rand_dtype(dtype, like))
 
 

@@ -9,7 +9,9 @@ of input 0), data_dependent (output shape depends on input values).
 
 Opset-dependent semantics are handled inside the functions: they receive the attributes of the
 node and the inputs actually present (e.g. Squeeze axes as attribute before opset 13, as an
-input after). A function that needs the opset takes a keyword `_opset`.
+input after). A function that needs the opset takes a keyword `_opset`. A function whose inputs are
+all host inputs (Range, ConstantOfShape) takes a keyword `_device`: the device its result lives on
+(None = CPU, e.g. when constant folding), so it builds the result there without a host copy.
 """
 from __future__ import annotations
 
@@ -33,16 +35,19 @@ class OpDef:
     deterministic: bool = True
     wants_opset: bool = False
     wants_n_outputs: bool = False
+    wants_device: bool = False
     symval_always: bool = False
     extra: dict = field(default_factory=dict)
 
-    def run(self, inputs, attrs, opset: int, n_outputs: int | None = None):
-        """Call the reference with attributes (and the opset / output count when it asks for it)."""
+    def run(self, inputs, attrs, opset: int, n_outputs: int | None = None, device=None):
+        """Call the reference with attributes (and the opset / output count / device when it asks)."""
         kw = dict(attrs)
         if self.wants_opset:
             kw["_opset"] = opset
         if self.wants_n_outputs and n_outputs is not None:
             kw["_n_outputs"] = n_outputs
+        if self.wants_device and device is not None:
+            kw["_device"] = device
         out = self.reference(*inputs, **kw)
         return out if isinstance(out, (tuple, list)) else (out,)
 
@@ -74,6 +79,7 @@ def reference(*ops: str, domain: str = "", host_inputs=(), view=False, data_depe
         for op in ops:
             d = _get_or_create(op, domain)
             d.reference, d.wants_opset, d.wants_n_outputs = fn, wants, wants_n
+            d.wants_device = "_device" in params
             d.host_inputs, d.view = tuple(host_inputs), view
             d.data_dependent, d.deterministic = data_dependent, deterministic
         return fn

@@ -2,8 +2,10 @@
 keep_aspect_ratio_policy) and Upsample (opset 7-9).
 
 Resize is separable: each resized axis is one gather of n neighbours plus a weighted sum, with the
-(out, n) index/weight tables computed on the host from shapes and scales only (the same
-construction as the ONNX reference, so results match it, ties and borders included)."""
+(out, n) index/weight tables computed from shapes and scales only (the same construction as the ONNX
+reference, so results match it, ties and borders included). The tables are built directly on the
+input's device from host-side python numbers: no host<->device copy, so an enqueue can be captured
+in a CUDA graph."""
 from __future__ import annotations
 
 import math
@@ -95,7 +97,7 @@ def _coeffs(r, mode, scale, nearest_mode, a, antialias):
     sc = min(scale, 1.0)
     reach = 1 if mode == "linear" else 2
     start = math.floor(-reach / sc) + 1
-    taps = torch.arange(start, 2 - start, dtype=F64)
+    taps = torch.arange(start, 2 - start, dtype=F64, device=r.device)
     x = ((taps[None, :] - r[:, None]) * sc).abs()
     if mode == "linear":
         w = (1 - x).clamp(0, 1)
@@ -106,9 +108,10 @@ def _coeffs(r, mode, scale, nearest_mode, a, antialias):
 
 
 def axis_table(in_w, out_w, scale, mode="nearest", coord="half_pixel", nearest_mode="round_prefer_floor",
-               a=-0.75, antialias=0, exclude_outside=0, roi=(0.0, 1.0)):
-    """Neighbour indices (out, n), weights (out, n) and extrapolation mask (or None) for one axis."""
-    y = torch.arange(out_w, dtype=F64)
+               a=-0.75, antialias=0, exclude_outside=0, roi=(0.0, 1.0), device=None):
+    """Neighbour indices (out, n), weights (out, n) and extrapolation mask (or None) for one axis,
+    built on `device` (default CPU)."""
+    y = torch.arange(out_w, dtype=F64, device=device)
     x, extrap = _source_coords(y, coord, scale, in_w, out_w, roi)
     xi = torch.floor(x)
     r = torch.where(x == xi, torch.ones_like(x), x - xi)
@@ -118,11 +121,11 @@ def axis_table(in_w, out_w, scale, mode="nearest", coord="half_pixel", nearest_m
     p = torch.floor(x + pad)
     frac = x + pad - p
     if n % 2 == 0:
-        off = torch.where(frac == 0, torch.tensor(-(n // 2), dtype=F64), torch.tensor(-(n // 2) + 1, dtype=F64))
+        off = torch.where(frac == 0, -(n // 2), -(n // 2) + 1)
     else:
         base = -((n - 1) // 2)
-        off = torch.where(frac <= 0.5, torch.tensor(base, dtype=F64), torch.tensor(base + 1, dtype=F64))
-    idx = (p + off).to(torch.int64)[:, None] + torch.arange(n)[None, :] - pad
+        off = torch.where(frac <= 0.5, base, base + 1)
+    idx = (p + off).to(torch.int64)[:, None] + torch.arange(n, device=y.device)[None, :] - pad
     if exclude_outside:
         w = torch.where((idx < 0) | (idx >= in_w), torch.zeros_like(w), w)
         tot = w.sum(-1, keepdim=True)
@@ -131,20 +134,19 @@ def axis_table(in_w, out_w, scale, mode="nearest", coord="half_pixel", nearest_m
 
 
 def resize_axis(x, axis, idx, w, extrap=None, extrapolation_value=0.0, nearest=False):
-    """Apply one axis table to x (float compute tensor)."""
+    """Apply one axis table (on x's device) to x (float compute tensor); no host sync."""
     out_w, n = idx.shape
-    dev = x.device
     if nearest:
         pick = idx.gather(1, w.argmax(1, keepdim=True)).reshape(-1)
-        y = x.index_select(axis, pick.to(dev))
+        y = x.index_select(axis, pick)
     else:
-        g = x.index_select(axis, idx.reshape(-1).to(dev))
+        g = x.index_select(axis, idx.reshape(-1))
         g = g.reshape(x.shape[:axis] + (out_w, n) + x.shape[axis + 1:])
         shp = (1,) * axis + (out_w, n) + (1,) * (x.dim() - axis - 1)
-        y = (g * w.to(dev, x.dtype).reshape(shp)).sum(axis + 1)
-    if extrap is not None and bool(extrap.any()):
-        m = extrap.to(dev).reshape((1,) * axis + (out_w,) + (1,) * (x.dim() - axis - 1))
-        y = torch.where(m, torch.tensor(extrapolation_value, dtype=y.dtype, device=dev), y)
+        y = (g * w.to(x.dtype).reshape(shp)).sum(axis + 1)
+    if extrap is not None:
+        m = extrap.reshape((1,) * axis + (out_w,) + (1,) * (x.dim() - axis - 1))
+        y = torch.where(m, torch.full((), extrapolation_value, dtype=y.dtype, device=y.device), y)
     return y
 
 
@@ -175,7 +177,7 @@ def resize(x, scales=None, sizes=None, roi=None, axes=None, mode="nearest", coor
         if math.isclose(fac[a], 1.0) and out[a] == y.shape[a] and rois[a] == (0.0, 1.0):
             continue
         idx, w, ext = axis_table(shape[a], out[a], fac[a], mode, coord, nearest_mode, cubic_coeff_a,
-                                 antialias, exclude_outside, rois[a])
+                                 antialias, exclude_outside, rois[a], x.device)
         y = resize_axis(y, a, idx, w, ext, extrapolation_value, nearest=mode == "nearest")
     return y.to(x.dtype) if mode == "nearest" else _finish(y, x.dtype)
 

@@ -367,9 +367,9 @@ infer("CastLike")(lambda node: [(node.inputs[1].dtype, node.inputs[0].shape)])
 
 
 @reference("ConstantOfShape", host_inputs=(0,))
-def constant_of_shape_ref(shape, value=None):
-    v = value if value is not None else torch.zeros(1, dtype=torch.float32)
-    return torch.full(tensor_arg(shape), v.reshape(-1)[0].item(), dtype=v.dtype)
+def constant_of_shape_ref(shape, value=None, _device=None):
+    v = value if value is not None else torch.zeros(1, dtype=torch.float32)  # attribute: host tensor
+    return torch.full(tensor_arg(shape), v.reshape(-1)[0].item(), dtype=v.dtype, device=_device)
 
 
 @infer("ConstantOfShape")
@@ -420,8 +420,8 @@ def expand_sym(node, x, shape):
 
 
 @reference("Range", host_inputs=(0, 1, 2))
-def range_ref(start, limit, delta):
-    return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
+def range_ref(start, limit, delta, _device=None):
+    return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype, device=_device)
 
 
 @infer("Range")

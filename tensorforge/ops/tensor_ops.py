@@ -129,7 +129,7 @@ def pad_ref(x, pads=None, constant_value=None, axes=None, mode="constant", value
     if constant_value is not None and constant_value.numel():
         fill = constant_value.reshape(()).to(device=x.device, dtype=x.dtype)
     else:
-        fill = torch.tensor(value, dtype=x.dtype, device=x.device)
+        fill = torch.full((), value, dtype=x.dtype, device=x.device)  # no host copy (graph capture)
     n = len(axes)
     for j, ax in enumerate(axes):
         x = _pad_axis(x, ax, pads[j], pads[j + n], mode, fill)

@@ -71,7 +71,7 @@ def _factory(layer, opset, device):
     n_out = len(layer.outputs)
 
     def fn(inputs):
-        return run(inputs, attrs, opset, n_out)
+        return run(inputs, attrs, opset, n_out, device)
     return _layouts(fn, params)
 
 
