@@ -29,7 +29,7 @@ from .steps import build_steps, run_steps
 GRAPH_CACHE_SIZE = 8
 _CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (threads each own a context)
 _STATE = ("_env", "_slots", "_steps", "_step_streams", "_sched", "_has_dynamic", "_consumed_at",
-          "_consumed_streams", "arena_bytes")  # what build_steps sets: one plan per key
+          "_consumed_streams", "arena_bytes", "_release", "_arena_ptr")  # what build_steps sets: one plan per key
 __all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
 
 
@@ -70,6 +70,7 @@ class ExecutionContext:
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
         self._consumed_event = None
         self._slots = None
+        self._arena_ptr = None
         self.replans = 0
 
     # ---- shapes and profiles -----------------------------------------------------------------
@@ -268,6 +269,7 @@ class ExecutionContext:
             off = offsets[b.name]
             slots[b.name] = self._arena[off:off + b.size].view(dt).view(self._shape_of(b.name))
         self.arena_bytes = total
+        self._arena_ptr = None if self._arena is None else self._arena.untyped_storage().data_ptr()
 
     # ---- execution ---------------------------------------------------------------------------------
     def execute_async(self, stream=None) -> bool:

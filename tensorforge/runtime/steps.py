@@ -139,11 +139,14 @@ def run_steps(ctx, stream, event) -> None:
 def _exec(ctx, step, slots) -> None:
     name, fn, ins, onames, outs, _ = step
     args = [slots[i] if i else None for i in ins]
+    arena = ctx._arena_ptr
     res = fn(args, outs) if getattr(fn, "takes_out", False) else fn(args)
     for j, (o, r) in enumerate(zip(outs, res)):
         if o is None:
             if not ctx._validated:
                 _check_planned(ctx, name, onames[j], r)
+            if arena is not None and r.untyped_storage().data_ptr() == arena:
+                r = r.clone()  # a view into the arena (Split, Slice, Transpose...) dies with its buffer
             slots[onames[j]] = r
         elif r is not o:
             if not ctx._validated:

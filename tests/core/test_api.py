@@ -139,3 +139,24 @@ def test_direct_activation_memory_matches_arena():
     assert d.plan.meta["kernel_allocated_bytes"] > 0
     torch.testing.assert_close(a.create_execution_context().infer({"x": x})["y"],
                                d.create_execution_context().infer({"x": x})["y"], rtol=0, atol=0)
+
+
+def test_direct_memory_views_into_the_arena_are_not_corrupted():
+    """Split returns views of its input; in direct mode the input's arena buffer is reused later."""
+    rng = np.random.default_rng(0)
+    from onnx import numpy_helper
+    w = numpy_helper.from_array(rng.standard_normal((4, 8)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((4, 4)).astype(np.float32), "w2")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Split", ["r"], ["a", "b"], axis=1, num_outputs=2),
+             helper.make_node("MatMul", ["x", "w2"], ["h2"]),
+             helper.make_node("Sigmoid", ["h2"], ["g"]),
+             helper.make_node("Mul", ["a", "g"], ["m0"]),
+             helper.make_node("Add", ["b", "m0"], ["y"])]
+    m = make_model(nodes, [("x", TensorProto.FLOAT, [3, 4])], [("y", TensorProto.FLOAT, None)], [w, w2], opset=18)
+    x = rand((3, 4), seed=2)
+    ref = run_ort(m, {"x": x})["y"]
+    for mode in ("arena", "direct"):
+        got = _build(m, activation_memory=mode).create_execution_context().infer({"x": x})["y"]
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-6)

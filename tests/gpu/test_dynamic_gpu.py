@@ -65,7 +65,7 @@ def test_cuda_graph_lru_per_shape_set():
     m = zoo.get_model("resnet50_small")
     prof = tf.OptimizationProfile()
     prof.set_shape("input", (1, 3, 64, 64), (2, 3, 64, 64), (4, 3, 64, 64))
-    eng = _build(m, profiles=[prof])
+    eng = _build(m, profiles=[prof], activation_memory="arena")  # checks the arena's sizing
     ctx = eng.create_execution_context(use_cuda_graph=True, graph_cache_size=2)
     s = torch.cuda.Stream()
     for bs in (1, 2, 1, 3, 1, 2):
