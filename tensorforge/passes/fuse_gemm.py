@@ -29,17 +29,31 @@ def matmul_scale(g: Graph, m) -> bool:
 
 
 def matmul_bias(g: Graph, m) -> bool:
-    """A·B + bias -> MatMulAct(A, B, bias) for a constant bias along the output's last dim."""
+    """A·B + bias -> MatMulAct(A, B, bias[N]) for a constant bias along the output's last dim; a
+    one-element bias (scalar, [1], [1, 1]) is broadcast to [N] explicitly (N must be static)."""
     mm, bias = m["mm"], m["c"]
     y = mm.outputs[0]
     if len(y.shape) < 2 or not fits_into(bias.shape, y.shape) or bias.dtype != y.dtype or \
-            any(d != 1 for d in bias.shape[:-1]) or (bias.shape and bias.shape[-1] != y.shape[-1]):
+            any(d != 1 for d in bias.shape[:-1]):
+        return False
+    n = y.shape[-1]
+    bv = _bias_vector(g, bias, n)
+    if bv is None:
         return False
     a, b, alpha = _mm_parts(mm)
-    n = y.shape[-1]
-    bv = bias if tuple(bias.shape) == (n,) else g.const(bias.const.reshape(n).contiguous(), g.unique_name(bias.name))
     fuse(g, [mm, m.root], "fused.MatMulAct", [a, b, bv], {"alpha": alpha}, [m.root.outputs[0]], "MatMulBias")
     return True
+
+
+def _bias_vector(g: Graph, bias, n):
+    """The [n] bias Value for a constant of shape [..., 1, n] or one element; None if n is symbolic."""
+    if tuple(bias.shape) == (n,):
+        return bias
+    if not isinstance(n, int):
+        return None
+    data = bias.const.reshape(-1)
+    data = data.expand(n) if data.numel() == 1 else data.reshape(n)
+    return g.const(data.contiguous(), g.unique_name(bias.name))
 
 
 def gemm_bias(g: Graph, m) -> bool:
