@@ -24,16 +24,17 @@ def graph_time(ctx, stream, iters=50, reps=7):
     with torch.cuda.graph(g, stream=stream):
         for _ in range(iters):
             ctx.execute_async(stream)
-    g.replay()
-    stream.synchronize()
     ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record(stream)
+    with torch.cuda.stream(stream):  # replay on the stream the events are recorded on
         g.replay()
-        b.record(stream)
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / iters)
+        stream.synchronize()
+        for _ in range(reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record(stream)
+            g.replay()
+            b.record(stream)
+            b.synchronize()
+            ts.append(a.elapsed_time(b) / iters)
     return statistics.median(ts)
 
 

@@ -58,9 +58,11 @@ def kernel_allocated(plan, kernels: dict) -> set:
     fresh tensor; copying it into the arena would cost one more write and read per layer. Such
     outputs are handed to their consumers as they are and released after their last use, so the
     caching allocator (also inside CUDA-graph capture) reuses their memory. Kept in the arena:
-    graph outputs, outputs of kernels with `takes_out`, data-dependent tensors, and every tensor of
-    an engine with auxiliary streams (cross-stream frees would need record_stream)."""
-    if plan.num_aux_streams or plan.config.get("activation_memory", "arena") != "direct":
+    graph outputs, outputs of kernels with `takes_out`, and data-dependent tensors. With auxiliary
+    streams nothing is released inside an inference (runtime.steps): a tensor is freed when the next
+    inference overwrites its slot, and that inference's streams first wait for the join of every
+    stream of this one, so no block is reused before its last reader on another stream finished."""
+    if plan.config.get("activation_memory", "arena") != "direct":
         return set()
     outs = set(plan.outputs)
     keep = set()
