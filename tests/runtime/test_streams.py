@@ -167,7 +167,7 @@ def _simulate(ctx, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_any_legal_interleaving_gives_sequential_outputs(seed):
-    eng = _build(heads(seed=seed), max_aux_streams=4)
+    eng = _build(heads(seed=seed), max_aux_streams=4, activation_memory="arena")  # checks the arena plan
     assert eng.num_aux_streams == 4
     ctx = eng.create_execution_context()
     x = torch.from_numpy(rand((2, 3, 8, 8), seed=seed))
