@@ -62,6 +62,19 @@ def tf_engine(model, feeds: dict, precision: str, cache):
     torch.cuda.synchronize()
     meta = {"layers": len(eng.plan.layers), "tactics": eng.plan.meta.get("tactic_selection", {}),
             "precisions": sorted({lay.precision for lay in eng.plan.layers})}
+    with tempfile.TemporaryDirectory() as d:  # engine file size, and load + first inference time
+        path = os.path.join(d, "e.engine")
+        eng.save(path)
+        meta["engine_mib"] = os.path.getsize(path) / 2**20
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        loaded = tf.Engine.load(path)
+        meta["load_s"] = time.perf_counter() - t0
+        lctx = loaded.create_execution_context()
+        lctx.infer(feeds)
+        torch.cuda.synchronize()
+        meta["load_to_first_output_s"] = time.perf_counter() - t0
+        del loaded, lctx
     if cache:  # a second build with the warm timing cache: same tactics, no timing
         t0 = time.perf_counter()
         again = tf.Builder(cfg).build(model)
@@ -172,6 +185,9 @@ def table(rows, argv) -> str:
         b = "" if r["build_s"] is None else f"{r['build_s']:.1f}"
         warm = (r.get("meta") or {}).get("warm_build_s")
         b += "" if warm is None else f" (warm cache {warm:.1f})"
+        m = r.get("meta") or {}
+        if "load_s" in m:
+            b += f"; load {m['load_s']:.2f} (+first run {m['load_to_first_output_s']:.2f}), {m['engine_mib']:.0f} MiB"
         lines.append(f"| {r['case']} | {r['runner']} | {r['precision']} | {r['ms']:.3f} | {r['throughput']:.0f} | "
                      f"{100 * r['floor_fraction']:.1f}% | {b} | {r['max_abs_err']:.2e} | {r['cosine']:.5f} |")
     return "\n".join(lines) + "\n"
