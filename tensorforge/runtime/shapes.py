@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import math
+import threading
 from functools import lru_cache
 
 _FUNCS = {"floor": math.floor, "ceiling": math.ceil, "Max": max, "Min": min,
@@ -11,16 +14,39 @@ _OK_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Constant, ast
              ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd)
 
 
+_AST_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ast_guard():
+    """Serialize parse/compile and hold garbage collection off meanwhile.
+
+    CPython 3.11 before 3.11.8 keeps the AST constructor's recursion depth in interpreter-wide state
+    (gh-106905): a collection inside ast.parse/compile runs Python finalizers and callbacks, where
+    another thread (another context planning its shapes) can parse too and corrupt that depth
+    (SystemError "recursion depth mismatch" or RecursionError). Without collections no Python code
+    runs inside the constructor, so no other thread runs; the lock orders our own parses."""
+    with _AST_LOCK:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was_enabled:
+                gc.enable()
+
+
 @lru_cache(maxsize=4096)
 def compile_dim(expr: str):
     """Compile a dim expression into a function of a symbol environment (whitelisted syntax)."""
-    tree = ast.parse(expr, mode="eval")
+    with _ast_guard():
+        tree = ast.parse(expr, mode="eval")
+        code = compile(tree, "<dim>", "eval")
     for n in ast.walk(tree):
         if not isinstance(n, _OK_NODES):
             raise ValueError(f"illegal dim expression: {expr!r}")
         if isinstance(n, ast.Call) and not (isinstance(n.func, ast.Name) and n.func.id in _FUNCS):
             raise ValueError(f"illegal function in dim expression: {expr!r}")
-    code = compile(tree, "<dim>", "eval")
 
     def f(env):
         v = eval(code, {"__builtins__": {}, **_FUNCS}, env)  # noqa: S307 - AST whitelisted above
@@ -39,5 +65,6 @@ def eval_shape(shape, env) -> tuple:
 def symbols_of(d) -> set:
     if isinstance(d, int):
         return set()
-    return {n.id for n in ast.walk(ast.parse(d, mode="eval")) if isinstance(n, ast.Name)
-            and n.id not in _FUNCS}
+    with _ast_guard():
+        tree = ast.parse(d, mode="eval")
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in _FUNCS}
