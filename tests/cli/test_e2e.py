@@ -187,3 +187,14 @@ def test_two_profiles_and_use_profile(cli, tiny_onnx):
     assert "y: (4x4)" in out  # inference runs at profile 1's opt shape
     rc, out, err = cli(f"--onnx={tiny_onnx}", *prof, *FAST)
     assert rc == 0 and "--useProfile is not specified; profile 0 is used" in err
+
+
+@pytest.mark.parametrize("mode", ["arena", "direct"])
+def test_activation_memory_flag_reaches_the_engine(cli, tiny_onnx, tmp_path, mode):
+    from tensorforge.runtime.engine import Engine
+    engine = str(tmp_path / f"{mode}.engine")
+    rc, out, err = cli(f"--onnx={tiny_onnx}", f"--saveEngine={engine}", "--shapes=x:2x3x8x8",
+                       f"--activationMemory={mode}", "--skipInference")
+    assert rc == 0, err
+    assert f"Activation memory: {mode}" in out
+    assert Engine.load(engine).plan.config["activation_memory"] == mode

@@ -139,3 +139,39 @@ def test_subprocess_bogus_flag():
     assert p.returncode == 1
     assert "Unknown option: --bogus" in p.stderr and "&&&& FAILED" in p.stdout
     assert "Traceback" not in p.stdout + p.stderr
+
+
+def test_help_documents_levels_cache_and_activation_memory(cli):
+    rc, out, err = cli("--help")
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  --")}
+    assert "0 = no timing, first heuristic tactic (timing cache ignored); 1/2 = time the top 2/4 candidates; " \
+           "3 (default) = time all default candidates; 4/5 = also the extended tactic spaces" \
+           in lines["--builderOptimizationLevel=N"]
+    assert "direct (default)" in lines["--activationMemory=mode"] and "arena" in lines["--activationMemory=mode"]
+    assert "timing cache" in lines["--errorOnTimingCacheMiss"] and "--timingCacheFile" in lines["--noBuilderCache"]
+
+
+def test_builder_flags_map_to_config_fields():
+    import torch
+
+    from tensorforge.build.config import BuilderConfig
+    from tensorforge.cli.forgeexec.build import config_fields
+    cpu = torch.device("cpu")
+    o, _ = _validated("--onnx=m")
+    f = config_fields(o, cpu, [])
+    assert f["activation_memory"] == "direct" and f["error_on_timing_cache_miss"] is False and f["opt_level"] == 3
+    o, warns = _validated("--onnx=m", "--activationMemory=arena", "--errorOnTimingCacheMiss", "--timingCacheFile=t",
+                          "--builderOptimizationLevel=1")
+    f = config_fields(o, cpu, [])
+    assert (f["activation_memory"], f["error_on_timing_cache_miss"], f["timing_cache"], f["opt_level"]) == \
+        ("arena", True, "t", 1) and not warns
+    assert BuilderConfig(**f).activation_memory == "arena"
+    o, warns = _validated("--onnx=m", "--noBuilderCache", "--timingCacheFile=t", "--errorOnTimingCacheMiss")
+    assert config_fields(o, cpu, [])["timing_cache"] is None
+    assert "--timingCacheFile is ignored because --noBuilderCache is given" in warns
+    assert any("--errorOnTimingCacheMiss has no effect" in w for w in warns)
+
+
+def test_bad_activation_memory(cli):
+    rc, out, err = cli("--onnx=m.onnx", "--activationMemory=pool")
+    _fails(rc, out, err, "Invalid value 'pool' for --activationMemory (choices: arena|direct)")

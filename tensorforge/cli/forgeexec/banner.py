@@ -53,7 +53,8 @@ def build_lines(o) -> list[str]:
              f"timingCacheMode: {'disable' if o.noBuilderCache else 'global' if o.timingCacheFile else 'local'}",
              f"timingCacheFile: {o.timingCacheFile or ''}",
              f"MaxAuxStreams: {-1 if o.maxAuxStreams is None else o.maxAuxStreams}",
-             f"BuilderOptimizationLevel: {3 if o.builderOptimizationLevel is None else o.builderOptimizationLevel}"]
+             f"BuilderOptimizationLevel: {3 if o.builderOptimizationLevel is None else o.builderOptimizationLevel}",
+             f"Activation memory: {o.activationMemory}"]
     if not o.profiles:
         lines.append(f"Input build shapes: {_shapes_line(o.shapes) if o.shapes else 'model'}")
     for i, prof in enumerate(o.profiles):

@@ -19,7 +19,8 @@ LIBRARY_STATUS = {
     "--memPoolSize": "stored in the BuilderConfig; the memory planner does not enforce pool limits yet",
     "--maxAuxStreams": "stored in the BuilderConfig; the builder does not schedule auxiliary streams yet",
 }
-_FIELD_FLAGS = {"error_on_timing_cache_miss": "--errorOnTimingCacheMiss", "verbose": "--verbose"}
+_FIELD_FLAGS = {"error_on_timing_cache_miss": "--errorOnTimingCacheMiss", "verbose": "--verbose",
+                "activation_memory": "--activationMemory"}
 
 
 def select_device(opts) -> torch.device:
@@ -48,7 +49,7 @@ def config_fields(opts, device: torch.device, profiles: list) -> dict:
                 timing_cache=None if opts.noBuilderCache else opts.timingCacheFile,
                 max_aux_streams=opts.maxAuxStreams, mem_pool_size=dict(opts.mem_pools),
                 tactic_sources=opts.tactic_sources, profiling_verbosity=opts.profilingVerbosity,
-                error_on_timing_cache_miss=opts.errorOnTimingCacheMiss,
+                error_on_timing_cache_miss=opts.errorOnTimingCacheMiss, activation_memory=opts.activationMemory,
                 avg_timing=opts.avgTiming, precision_constraints=opts.precisionConstraints,
                 layer_precisions=dict(opts.layer_precisions), layer_output_types=dict(opts.layer_output_types),
                 profiles=[api.make_profile(p) for p in profiles], device=str(device), verbose=opts.verbose)

@@ -76,10 +76,17 @@ FLAGS: list[Flag] = [
        deprecated="--buildOnly was removed in trtexec 10.0; it is accepted as an alias of --skipInference."),
     _f("--tacticSources", "str", None, "Build", "Tactic sources: +-lib,... (CUBLAS, CUBLAS_LT, CUDNN,"
        " EDGE_MASK_CONVOLUTIONS, JIT_CONVOLUTIONS, ATEN, TRITON)", "tactics"),
-    _f("--noBuilderCache", "bool", False, "Build", "Disable the timing cache in the builder"),
+    _f("--noBuilderCache", "bool", False, "Build", "Disable the timing cache in the builder (--timingCacheFile is"
+       " neither read nor written)"),
     _f("--timingCacheFile", "str", None, "Build", "Save/load the serialized global timing cache", "<file>"),
-    _f("--errorOnTimingCacheMiss", "bool", False, "Build", "Fail the build when a tactic is not in the timing cache"),
-    _f("--builderOptimizationLevel", "int", None, "Build", "Builder optimization level 0-5 (default = 3)", "N"),
+    _f("--errorOnTimingCacheMiss", "bool", False, "Build", "Fail the build when a tactic to be timed is not in the"
+       " timing cache (--timingCacheFile; no effect at --builderOptimizationLevel=0)"),
+    _f("--builderOptimizationLevel", "int", None, "Build", "Builder optimization level 0-5: 0 = no timing, first"
+       " heuristic tactic (timing cache ignored); 1/2 = time the top 2/4 candidates; 3 (default) = time all default"
+       " candidates; 4/5 = also the extended tactic spaces", "N"),
+    _f("--activationMemory", "str", "direct", "Build", "Activation memory: direct (default) = kernel-allocated"
+       " results are used in place without a copy and freed after their last use; arena = every activation in"
+       " the planned arena", "mode"),
     _f("--maxTactics", "int", -1, "Build", "Maximum number of tactics timed per layer (default = -1)", "N",
        note=_NOOP + " (the optimization level decides how many tactics are timed)"),
     _f("--maxAuxStreams", "int", None, "Build", "Maximum number of auxiliary streams per inference stream", "N"),

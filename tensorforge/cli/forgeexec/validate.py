@@ -26,6 +26,7 @@ _CHOICES = {
     "precisionConstraints": ("none", "prefer", "obey"),
     "sparsity": ("disable", "enable", "force"),
     "allocationStrategy": ("static", "profile", "runtime"),
+    "activationMemory": ("arena", "direct"),
 }
 
 
@@ -112,6 +113,10 @@ def _check_build_specs(opts: Options, warns: list[str]) -> None:
     opts.tactic_sources = parse_tactic_sources(opts.tacticSources) if opts.tacticSources else None
     opts.layer_precisions = parse_layer_precisions(opts.layerPrecisions) if opts.layerPrecisions else {}
     opts.layer_output_types = parse_layer_output_types(opts.layerOutputTypes) if opts.layerOutputTypes else {}
+    if opts.noBuilderCache and opts.timingCacheFile:
+        warns.append("--timingCacheFile is ignored because --noBuilderCache is given")
+    if opts.errorOnTimingCacheMiss and (opts.noBuilderCache or not opts.timingCacheFile):
+        warns.append("--errorOnTimingCacheMiss has no effect without a timing cache (--timingCacheFile)")
 
 
 def _check_shapes(opts: Options, warns: list[str]) -> None:
