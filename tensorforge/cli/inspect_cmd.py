@@ -76,11 +76,12 @@ def inspect_engine(path: str) -> str:
              + (f" (sm_{cap[0]}{cap[1]})" if cap else "") + f" | opset {p.opset} | "
              f"tensorforge {header.get('tensorforge_version')} | torch {header.get('torch_version')}",
              f"Build: {eng.build_info}",
-             f"Activation memory: {p.device_memory_size / 2**20:.2f} MiB "
-             f"(without reuse: {p.meta.get('activation_bytes_unshared', 0) / 2**20:.2f} MiB)",
+             _activation_line(p),
              f"Weights: {sum(w.numel() * w.element_size() for w in eng.weights.values()) / 2**20:.2f} MiB "
              f"in {len(eng.weights)} tensors",
              f"---- {len(eng.inputs)} Input(s) ----"]
+    if p.meta.get("tactic_selection"):
+        lines.insert(-1, _tactic_line(p.meta["tactic_selection"]))
     lines += [f"  {n}: {p.tensors[n].dtype} {_dims(p.tensors[n].shape)}" for n in p.inputs]
     lines += [f"---- {len(p.outputs)} Output(s) ----"]
     lines += [f"  {n}: {p.tensors[n].dtype} {_dims(p.tensors[n].shape)}" for n in p.outputs]
@@ -97,6 +98,30 @@ def inspect_engine(path: str) -> str:
     hist = collections.Counter(lay.type for lay in p.layers)
     lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
     return "\n".join(lines)
+
+
+def _activation_line(p) -> str:
+    """Arena size (and without reuse), plus what kernels allocate themselves when recorded."""
+    line = (f"Activation memory: {p.device_memory_size / 2**20:.2f} MiB "
+            f"(without reuse: {p.meta.get('activation_bytes_unshared', 0) / 2**20:.2f} MiB)")
+    if "kernel_allocated_bytes" in p.meta:
+        mode = p.config.get("activation_memory", "direct")
+        line += (f" + {p.meta['kernel_allocated_bytes'] / 2**20:.2f} MiB allocated by kernels "
+                 f"(activation_memory={mode})")
+    return line
+
+
+_TACTIC_STATS = (("opt_level", "level {}"), ("layers", "{} layers"), ("timed", "{} signatures timed"),
+                 ("tactics_timed", "{} tactics timed"), ("cache_hits", "{} timing-cache hits"),
+                 ("failed", "{} tactics failed"), ("time_s", "{} s"))
+
+
+def _tactic_line(stats: dict) -> str:
+    """plan.meta["tactic_selection"] in one line (unknown keys as key=value)."""
+    parts = [fmt.format(stats[k]) for k, fmt in _TACTIC_STATS if k in stats]
+    known = {k for k, _ in _TACTIC_STATS}
+    parts += [f"{k}={v}" for k, v in stats.items() if k not in known]
+    return "Tactic selection: " + ", ".join(parts)
 
 
 def inspect_path(path: str) -> str:
