@@ -63,6 +63,21 @@ def run(case, knob, value, fp16, cache):
     return ms, build, eng, out
 
 
+def peer_time(case, fp16):
+    """torch eager (torchvision / timm / transformers, random weights) captured in a CUDA graph."""
+    sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__))))
+    from bench import peers
+    arch, bs = CASES[case]
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = not fp16
+    model = peers.torch_model(arch)
+    ins = peers.torch_inputs(arch, bs)
+    if fp16:
+        model = peers.half_copy(model)
+    args = peers.cast_inputs(ins, torch.float16 if fp16 else torch.float32)
+    fn, _ = peers.run_graph(model, args)
+    return peers.gpu_time(fn)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--knob", required=True, help="name=v1,v2 (BuilderConfig field)")
@@ -70,15 +85,17 @@ def main():
     ap.add_argument("--fp16", action="store_true")
     ap.add_argument("--cache", default="/tmp/tf_ablation_cache.json")
     ap.add_argument("--md", default=None)
+    ap.add_argument("--peers", action="store_true", help="add torch eager + CUDA graph (same precision)")
     a = ap.parse_args()
     knob, vals = a.knob.split("=")
-    vals = [v if not v.lstrip("-").isdigit() else int(v) for v in vals.split(",")]
+    conv = {"true": True, "false": False}
+    vals = [conv.get(v.lower(), int(v) if v.lstrip("-").isdigit() else v) for v in vals.split(",")]
     lines = [f"\n## Ablation `{knob}` ({datetime.date.today()}, {torch.cuda.get_device_name()}, torch "
              f"{torch.__version__}, {'FP16' if a.fp16 else 'TF32'})", "",
              f"Command: `python {' '.join(sys.argv)}`; ms = median of 7 replays of a CUDA graph holding 50 "
              "back-to-back inferences (CUDA events); cosine of the first output vs the first value.", "",
-             "| case | " + " | ".join(f"{knob}={v} ms" for v in vals) + " | cosine | layers | arena MiB (first) |",
-             "|---|" + "---|" * (len(vals) + 3)]
+             "| case | " + " | ".join(f"{knob}={v} ms" for v in vals) + " | cosine | layers (first / last)"
+             + (" | torch eager + CUDA graph ms |" if a.peers else " |"), "|---|" + "---|" * (len(vals) + 2 + a.peers)]
     for case in a.cases.split(","):
         res = []
         try:
@@ -91,7 +108,9 @@ def main():
         o0, o1 = res[0][3].flatten(), res[-1][3].flatten()
         cos = float(torch.nn.functional.cosine_similarity(o0, o1, dim=0))
         row = f"| {case} | " + " | ".join(f"{r[0]:.3f}" for r in res) + \
-            f" | {cos:.5f} | {len(res[0][2].plan.layers)} | {res[0][2].device_memory_size / 2**20:.1f} |"
+            f" | {cos:.5f} | {len(res[0][2].plan.layers)} / {len(res[-1][2].plan.layers)} |"
+        if a.peers:
+            row += f" {peer_time(case, a.fp16):.3f} |"
         print(row, flush=True)
         lines.append(row)
     text = "\n".join(lines) + "\n"

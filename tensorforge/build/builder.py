@@ -40,7 +40,7 @@ class Builder:
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
         g = frontend.load(model)
         n_nodes = len(g.nodes)
-        g = passes.run_pipeline(g)
+        g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
         plan, weights = lower(g)
         _mark_shape_inputs(plan, g)

@@ -83,6 +83,7 @@ class BuilderConfig:
     # followed by a copy). "direct": results a kernel allocates itself are used in place and
     # released after their last use (no copy); the arena holds the rest. See runtime.memory.
     activation_memory: str = "direct"
+    fusion: bool = True  # False: cleanup passes only (the unfused baseline)
 
     def validate(self) -> None:
         if self.activation_memory not in ("arena", "direct"):

@@ -31,6 +31,10 @@ PIPELINE = [fold_constants, eliminate_identity, cse, dce, fuse_activations, fuse
             cse, dce]
 
 
+# Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
+CLEANUP = [fold_constants, eliminate_identity, cse, dce]
+
+
 def run_pipeline(g: Graph, pipeline=None, check: bool = False) -> Graph:
     """Run passes in order; with check=True verify the graph after each pass."""
     for p in (PIPELINE if pipeline is None else pipeline):
@@ -40,6 +44,6 @@ def run_pipeline(g: Graph, pipeline=None, check: bool = False) -> Graph:
     return g
 
 
-__all__ = ["PIPELINE", "run_pipeline", "fold_constants", "dce", "cse", "eliminate_identity",
+__all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
            "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise"]
