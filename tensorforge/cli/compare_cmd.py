@@ -7,7 +7,6 @@ import time
 import numpy as np
 
 from ..errors import TensorforgeError
-from .inputs import make_inputs, parse_shapes
 
 
 def _stats(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> dict:
@@ -53,7 +52,7 @@ def compare(args) -> int:
             raise TensorforgeError(f"{args.load_inputs} has no array for input(s) {', '.join(missing)}")
         feed = {d.name: data[d.name] for d in engine.inputs}
     else:
-        feed = make_inputs(engine.inputs, parse_shapes(args.shapes), args.seed, args.model)
+        feed = _random_feed(engine, args)
     t0 = time.perf_counter()
     got = engine.create_execution_context().infer(feed)
     t_tf = time.perf_counter() - t0
@@ -78,3 +77,26 @@ def compare(args) -> int:
         print(f"[I] {'PASSED' if ok else 'FAILED'} | Output: '{name}' | atol={args.atol} rtol={args.rtol}")
     print(f"[I] {'PASSED' if all_ok else 'FAILED'} | tensorforge vs onnxruntime | {len(ref)} output(s)")
     return 0 if all_ok else 1
+
+
+def _random_feed(engine, args) -> dict:
+    """forgeexec's random inputs (valid integer ranges, masks 0/1, never zeros) at --shapes."""
+    from ..errors import ShapeError
+    from .forgeexec.api import zoo_value_ranges
+    from .forgeexec.inputs import random_input
+    from .forgeexec.shapes import UsageError, parse_shapes
+    try:
+        shapes = parse_shapes(args.shapes) if args.shapes else {}
+    except UsageError as e:
+        raise ShapeError(str(e)) from None
+    unknown = set(shapes) - {d.name for d in engine.inputs}
+    if unknown:
+        raise ShapeError(f"--shapes names unknown input(s): {', '.join(sorted(unknown))}")
+    ranges, rng, feed = zoo_value_ranges(args.model), np.random.default_rng(args.seed), {}
+    for d in engine.inputs:
+        shp = shapes.get(d.name, tuple(1 if s < 0 else s for s in d.shape))
+        if len(shp) != len(d.shape):
+            raise ShapeError(f"input '{d.name}': shape {list(shp)} has the wrong rank (expected {len(d.shape)})")
+        t = random_input(d.name, d.dtype, tuple(shp), ranges, rng)
+        feed[d.name] = t.float().numpy() if t.dtype == __import__("torch").bfloat16 else t.numpy()
+    return feed
