@@ -57,3 +57,9 @@ def mark_shape_tensors(g: Graph) -> list[str]:
         syms = [symbol(f"{name}_v{i}") for i in range(n)]
         v.sym = np.array(syms, dtype=object).reshape(tuple(v.shape))
     return found
+
+
+def shape_tensor_inputs(model) -> list[str]:
+    """Names of the graph inputs of `model` (ModelProto / path / zoo:NAME) that are shape tensors."""
+    from .onnx_loader import load_model_proto, to_graph
+    return mark_shape_tensors(to_graph(load_model_proto(model)))

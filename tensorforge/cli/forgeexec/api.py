@@ -34,12 +34,35 @@ def make_config(fields: dict):
     return cfg, sorted(set(fields) - known)
 
 
-def make_profile(shapes: dict):
-    """An OptimizationProfile from {name: (min, opt, max)}."""
+def make_profile(shapes: dict, shape_inputs=()):
+    """An OptimizationProfile from {name: (min, opt, max)} (values for the names in shape_inputs)."""
     prof = lib().OptimizationProfile()
     for name, (mn, op, mx) in shapes.items():
-        prof.set_shape(name, mn, op, mx)
+        (prof.set_shape_input if name in shape_inputs else prof.set_shape)(name, mn, op, mx)
     return prof
+
+
+def shape_tensor_inputs(proto) -> list[str]:
+    """Graph inputs of an ONNX model that are shape tensors (their values set shapes)."""
+    from tensorforge.frontend.shape_tensors import shape_tensor_inputs as find
+    return find(proto)
+
+
+def is_shape_input(engine, name: str) -> bool:
+    """True for an engine's shape-tensor inputs."""
+    fn = getattr(engine, "is_shape_inference_io", None)
+    return bool(fn and fn(name))
+
+
+def profile_values(engine, index: int, name: str) -> tuple:
+    """(min, opt, max) values of a shape-tensor input in profile index."""
+    return tuple(tuple(int(x) for x in v) for v in engine.get_tensor_profile_values(index, name))
+
+
+def check_shape_values(engine, index: int, values: dict) -> None:
+    """Raise a one-line error when shape-tensor values are not positive or outside profile index."""
+    from tensorforge.runtime.binding import check_values
+    check_values(engine.plan, index, values)
 
 
 def load_model(ref: str):

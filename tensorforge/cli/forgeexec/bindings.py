@@ -15,7 +15,8 @@ def output_shape(ctx, name: str) -> tuple:
         # the library resolves output shapes only once outputs are bound: evaluate its symbolic shape instead
         from tensorforge.runtime.context import _bind_symbols
         from tensorforge.runtime.shapes import eval_shape
-        return tuple(eval_shape(ctx.plan.tensors[name].shape, _bind_symbols(ctx.plan, ctx._shapes)))
+        values = ctx._values() if getattr(ctx, "_shape_inputs", None) else None
+        return tuple(eval_shape(ctx.plan.tensors[name].shape, _bind_symbols(ctx.plan, ctx._shapes, values)))
 
 
 class StreamBuffers:
@@ -29,6 +30,11 @@ class StreamBuffers:
         for name, src in data.items():
             ctx.set_input_shape(name, tuple(src.shape))
         for name, src in data.items():
+            if api.is_shape_input(engine, name):  # values stay in host memory: never copied to the device
+                host = src.clone()
+                ctx.set_tensor_address(name, host)
+                self.inputs[name] = (host, host)
+                continue
             host = src.clone() if on_host else backend.host_buffer(tuple(src.shape), src.dtype)
             if not on_host:
                 host.copy_(src)

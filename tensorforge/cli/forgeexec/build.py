@@ -1,6 +1,7 @@
 """Build phase: BuilderConfig from the flags, build profiles from shape flags, build/save/load engines."""
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -42,7 +43,7 @@ def precision_flags(opts, device: torch.device) -> dict:
     return flags
 
 
-def config_fields(opts, device: torch.device, profiles: list) -> dict:
+def config_fields(opts, device: torch.device, profiles: list, shape_inputs=()) -> dict:
     """BuilderConfig keyword arguments from the flags."""
     return dict(**precision_flags(opts, device), tf32=not opts.noTF32, strongly_typed=opts.stronglyTyped,
                 opt_level=3 if opts.builderOptimizationLevel is None else opts.builderOptimizationLevel,
@@ -52,34 +53,49 @@ def config_fields(opts, device: torch.device, profiles: list) -> dict:
                 error_on_timing_cache_miss=opts.errorOnTimingCacheMiss, activation_memory=opts.activationMemory,
                 avg_timing=opts.avgTiming, precision_constraints=opts.precisionConstraints,
                 layer_precisions=dict(opts.layer_precisions), layer_output_types=dict(opts.layer_output_types),
-                profiles=[api.make_profile(p) for p in profiles], device=str(device), verbose=opts.verbose)
+                profiles=[api.make_profile(p, shape_inputs) for p in profiles], device=str(device), verbose=opts.verbose)
 
 
-def resolve_profiles(inputs: list, opts, log: Logger) -> list[dict]:
-    """Build profiles from min/opt/max (or --shapes as min=opt=max); missing dynamic dims become 1."""
+def _default_triple(name: str, shape: tuple, is_values: bool, log: Logger) -> tuple:
+    """trtexec's fallback for an input without shapes: dynamic dims become 1, shape-tensor values all 1s."""
+    if is_values:
+        s = (1,) * int(math.prod(shape))
+        log.warn(f"Values missing for input shape tensor: {name}. Automatically setting values to: {fmt_dims(s)}")
+    else:
+        s = tuple(1 if d == -1 else d for d in shape)
+        log.warn(f"Dynamic dimensions required for input: {name}, but no shapes were provided. "
+                 f"Automatically overriding shape to: {fmt_dims(s)}")
+    return s, s, s
+
+
+def resolve_profiles(inputs: list, opts, log: Logger, shape_inputs=()) -> list[dict]:
+    """Build profiles from min/opt/max (or --shapes as min=opt=max); missing dynamic dims become 1.
+    For shape-tensor inputs (shape_inputs) the entries are the tensor's VALUES, not its shape."""
     names = [n for n, _, _ in inputs]
-    dynamic = [(n, s) for n, _, s in inputs if -1 in s]
+    dynamic = [(n, s) for n, _, s in inputs if -1 in s and n not in shape_inputs]
+    needed = dynamic + [(n, s) for n, _, s in inputs if n in shape_inputs]
     for p in opts.profiles:
         check_names(p, names, "input")
     if opts.profiles and not dynamic:
-        raise UsageError("Static model does not take explicit shapes since the shape of inference tensors will be "
-                         "determined by the model itself")
-    if not dynamic:
+        try:
+            for p in opts.profiles:
+                check_names(p, list(shape_inputs), "input")
+        except UsageError:
+            raise UsageError("Static model does not take explicit shapes since the shape of inference tensors "
+                             "will be determined by the model itself") from None
+    if not needed:
         return []
     check_names(opts.shapes, names, "input")
     out = []
     for p in opts.profiles or [{}]:
         prof = {}
-        for name, shape in dynamic:
+        for name, shape in needed:
             triple = lookup(p, name)
             if triple is None and lookup(opts.shapes, name) is not None:
                 s = lookup(opts.shapes, name)
                 triple = (s, s, s)
             if triple is None:
-                s = tuple(1 if d == -1 else d for d in shape)
-                log.warn(f"Dynamic dimensions required for input: {name}, but no shapes were provided. "
-                         f"Automatically overriding shape to: {fmt_dims(s)}")
-                triple = (s, s, s)
+                triple = _default_triple(name, shape, name in shape_inputs, log)
             prof[name] = tuple(tuple(x) for x in triple)
         for name in names:
             if name not in prof and lookup(p, name) is not None:
@@ -88,20 +104,22 @@ def resolve_profiles(inputs: list, opts, log: Logger) -> list[dict]:
     return out
 
 
-def log_profiles(profiles: list[dict], log: Logger) -> None:
+def log_profiles(profiles: list[dict], log: Logger, shape_inputs=()) -> None:
     """`Set shape of input tensor X for optimization profile i to: MIN=... OPT=... MAX=...`."""
     for i, prof in enumerate(profiles):
         for name, (mn, op, mx) in prof.items():
-            log.info(f"Set shape of input tensor {name} for optimization profile {i} to: MIN={fmt_dims(mn)} "
+            what = "input shape tensor" if name in shape_inputs else "shape of input tensor"
+            log.info(f"Set {what} {name} for optimization profile {i} to: MIN={fmt_dims(mn)} "
                      f"OPT={fmt_dims(op)} MAX={fmt_dims(mx)}")
 
 
 def build_engine(opts, device: torch.device, log: Logger):
     """Build from --onnx (logging the config notes, build time and size) and save with --saveEngine."""
     proto = api.load_model(opts.onnx)
-    profiles = resolve_profiles(api.model_inputs(proto), opts, log)
-    log_profiles(profiles, log)
-    cfg, dropped = api.make_config(config_fields(opts, device, profiles))
+    shape_inputs = api.shape_tensor_inputs(proto)
+    profiles = resolve_profiles(api.model_inputs(proto), opts, log, shape_inputs)
+    log_profiles(profiles, log, shape_inputs)
+    cfg, dropped = api.make_config(config_fields(opts, device, profiles, shape_inputs))
     for name in dict.fromkeys(opts.given):
         if name in LIBRARY_STATUS:
             log.info(f"{name}: {LIBRARY_STATUS[name]}.")

@@ -58,14 +58,26 @@ def load_input(name: str, dtype: str, shape: tuple, path: str) -> torch.Tensor:
                     f"({dtype}, shape {fmt_dims(shape) or 'scalar'}), got {size} bytes.")
 
 
-def make_inputs(inputs, shapes: dict, files: dict, ranges: dict) -> dict[str, torch.Tensor]:
-    """Host tensors for every engine input (files where given, random otherwise)."""
+def shape_values_input(name: str, dtype: str, shape: tuple, values: tuple) -> torch.Tensor:
+    """Host tensor holding a shape-tensor input's values (its static shape, engine dtype)."""
+    n = int(np.prod(shape)) if shape else 1
+    if len(values) != n:
+        raise api.error(f"Shape tensor input '{name}' needs {n} value(s) (shape {fmt_dims(shape) or 'scalar'}), "
+                        f"got {len(values)}: {fmt_dims(values)}")
+    return torch.tensor([int(v) for v in values], dtype=api.torch_dtype(dtype)).reshape(shape)
+
+
+def make_inputs(inputs, shapes: dict, files: dict, ranges: dict, values: dict | None = None) -> dict:
+    """Host tensors for every engine input: files where given, shape-tensor values, random otherwise."""
     rng = np.random.default_rng(SEED)
+    values = values or {}
     out = {}
     for desc in inputs:
         shape = tuple(shapes[desc.name])
         if desc.name in files:
             out[desc.name] = load_input(desc.name, desc.dtype, shape, files[desc.name])
+        elif desc.name in values:
+            out[desc.name] = shape_values_input(desc.name, desc.dtype, shape, tuple(values[desc.name]))
         else:
             out[desc.name] = random_input(desc.name, desc.dtype, shape, ranges, rng)
     return out

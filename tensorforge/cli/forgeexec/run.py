@@ -55,7 +55,8 @@ def dump_profiles(engine, log: Logger) -> None:
     """--dumpOptimizationProfile: `Model input NAME (profile i): min=..., opt=..., max=...`."""
     for i in range(api.num_profiles(engine)):
         for t in engine.inputs:
-            mn, op, mx = api.profile_shape(engine, i, t.name)
+            shape_input = api.is_shape_input(engine, t.name)
+            mn, op, mx = (api.profile_values if shape_input else api.profile_shape)(engine, i, t.name)
             log.info(f"Model input {t.name} (profile {i}): min={fmt_dims(mn)}, opt={fmt_dims(op)}, "
                      f"max={fmt_dims(mx)}")
 

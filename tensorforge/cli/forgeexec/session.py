@@ -24,18 +24,35 @@ def choose_profile(engine, opts, log: Logger) -> int:
 
 
 def inference_shapes(engine, opts, profile: int) -> dict[str, tuple]:
-    """Shape of each input: --shapes, else the profile's opt for dynamic inputs, else the static shape."""
+    """Shape of each input: --shapes, else the profile's opt for dynamic inputs, else the static shape.
+    A shape-tensor input's shape is always its static engine shape (--shapes gives its values)."""
     try:
         check_names(opts.shapes, [t.name for t in api.io_tensors(engine)], "input")
     except Exception as e:  # UsageError: a --shapes name the engine does not have
         raise api.error(str(e)) from None
     out = {}
     for t in engine.inputs:
-        s = lookup(opts.shapes, t.name)
+        s = None if api.is_shape_input(engine, t.name) else lookup(opts.shapes, t.name)
         if s is None:
             s = api.profile_shape(engine, profile, t.name)[1] if -1 in t.shape else t.shape
         out[t.name] = tuple(s)
     return out
+
+
+def shape_input_values(engine, opts, profile: int) -> dict[str, tuple]:
+    """Values of each shape-tensor input: --shapes, else the profile's opt values."""
+    out = {}
+    for t in engine.inputs:
+        if api.is_shape_input(engine, t.name):
+            v = lookup(opts.shapes, t.name)
+            out[t.name] = tuple(v) if v is not None else api.profile_values(engine, profile, t.name)[1]
+    return out
+
+
+def check_input_values(engine, data: dict, values: dict, profile: int) -> None:
+    """Shape-tensor input values (given or loaded) must be positive and inside the profile."""
+    vals = {n: tuple(int(x) for x in data[n].reshape(-1).tolist()) for n in values}
+    api.check_shape_values(engine, profile, vals)
 
 
 def loop_config(opts, skip_transfers: bool) -> LoopConfig:
@@ -58,7 +75,9 @@ class Session:
         except Exception as e:  # UsageError: a --loadInputs name the engine does not have
             raise api.error(str(e)) from None
         files = {n: lookup(opts.load_inputs, n) for n in names if lookup(opts.load_inputs, n) is not None}
-        data = make_inputs(engine.inputs, self.shapes, files, api.zoo_value_ranges(opts.onnx))
+        values = shape_input_values(engine, opts, self.profile)
+        data = make_inputs(engine.inputs, self.shapes, files, api.zoo_value_ranges(opts.onnx), values)
+        check_input_values(engine, data, values, self.profile)
         self.skip_transfers = bool(opts.noDataTransfers or backend.host_timing)
         self.contexts, self.buffers = [], []
         for _ in range(opts.infStreams):
