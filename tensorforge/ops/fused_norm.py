@@ -11,6 +11,7 @@ from ..ir.symbolic import broadcast
 from .fused import _epilogue, _epilogue_info
 from .fused_expr import eval_expr, expr_dtype
 from .registry import infer, reference
+from .reduce import REDUCE_FNS
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -84,38 +85,11 @@ infer("fused.Softmax", "fused.LogSoftmax")(lambda node: [(node.inputs[0].dtype, 
 
 
 # ---- fused.Reduce ---------------------------------------------------------------------------
-def _rsum(x, d, k):
-    return torch.sum(x, d, keepdim=k, dtype=x.dtype)
-
-
-def _rmean(x, d, k):
-    if x.is_floating_point():
-        return torch.mean(x, d, keepdim=k)
-    n = 1
-    for a in d:
-        n *= x.shape[a]
-    return torch.div(torch.sum(x, d, keepdim=k), n, rounding_mode="trunc").to(x.dtype)
-
-
-def _rprod(x, d, k):
-    for a in sorted(d, reverse=True):
-        x = torch.prod(x, a, keepdim=k)
-    return x
-
-
-# kind -> (pre-map, reduction, post-map)
-REDUCE_KINDS = {
-    "sum": (None, _rsum, None),
-    "mean": (None, _rmean, None),
-    "max": (None, lambda x, d, k: torch.amax(x, d, keepdim=k), None),
-    "min": (None, lambda x, d, k: torch.amin(x, d, keepdim=k), None),
-    "prod": (None, _rprod, None),
-    "l1": (torch.abs, _rsum, None),
-    "l2": (lambda x: x * x, _rsum, torch.sqrt),
-    "sumsquare": (lambda x: x * x, _rsum, None),
-    "logsum": (None, _rsum, torch.log),
-    "logsumexp": (None, lambda x, d, k: torch.logsumexp(x, d, keepdim=k), None),
-}
+# kind -> (pre-map, reduction, post-map): the same functions as the ONNX Reduce* references
+_KIND_OP = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin",
+            "prod": "ReduceProd", "l1": "ReduceL1", "l2": "ReduceL2", "sumsquare": "ReduceSumSquare",
+            "logsum": "ReduceLogSum", "logsumexp": "ReduceLogSumExp"}
+REDUCE_KINDS = {kind: REDUCE_FNS[op] for kind, op in _KIND_OP.items()}
 
 
 @reference("fused.Reduce")

@@ -40,7 +40,7 @@ def _sum(x, dims, keep):
 
 
 # op -> (pre-map, reduction, post-map); the maps are applied even for a no-op reduction (as ORT).
-_REDUCE = {
+REDUCE_FNS = {
     "ReduceMean": (None, _mean, None),
     "ReduceSum": (None, _sum, None),
     "ReduceMax": (None, lambda x, d, k: torch.amax(x, d, keepdim=k), None),
@@ -63,7 +63,7 @@ def _axes_list(axes, rank):
 
 
 def _make_ref(op):
-    pre, red, post = _REDUCE[op]
+    pre, red, post = REDUCE_FNS[op]
 
     def ref(x, axes=None, keepdims=1, noop_with_empty_axes=0):
         dims = _axes_list(axes, x.dim())
@@ -78,7 +78,7 @@ def _make_ref(op):
     return ref
 
 
-for _op in _REDUCE:
+for _op in REDUCE_FNS:
     reference(_op, host_inputs=(1,))(_make_ref(_op))
 
 
@@ -101,7 +101,7 @@ def _reduced_shape(shape, dims, keep):
     return tuple(d for i, d in enumerate(shape) if i not in dims)
 
 
-@infer(*_REDUCE)
+@infer(*REDUCE_FNS)
 def reduce_infer(node):
     x = node.inputs[0]
     return [(x.dtype, _reduced_shape(x.shape, reduce_dims(node), node.attrs.get("keepdims", 1)))]
