@@ -5,28 +5,20 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.dynamic import time_ms  # noqa: E402  (one CUDA-event timer for the bench scripts)
+
 
 def _time(fn, stream, iters=50, warmup=10):
-    """Median ms per call over `iters` back-to-back calls, timed with CUDA events (5 repeats)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    meds = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record(stream)
-        for _ in range(iters):
-            fn()
-        b.record(stream)
-        b.synchronize()
-        meds.append(a.elapsed_time(b) / iters)
-    return statistics.median(meds)
+    """Median ms per call over 5 x `iters` back-to-back calls, timed with CUDA events."""
+    return time_ms(fn, stream, iters, warmup=warmup, repeats=5)
 
 
 def torch_resnet50(weights_from_onnx=None):
