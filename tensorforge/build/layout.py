@@ -62,8 +62,10 @@ def _forward(plan, banned) -> set:
 
 
 def _accepts(lay) -> bool:
-    """Layers that can read and write channels-last views: aten kernels."""
-    return lay.mode == "kernel" and lay.tactic.get("source") == "aten"
+    """Layers that can read and write channels-last views: aten kernels, and kernels of other
+    sources whose tactic says so (param nhwc_ok: the source applies in_nhwc / out_nhwc)."""
+    return lay.mode == "kernel" and (lay.tactic.get("source") == "aten"
+                                     or bool((lay.tactic.get("params") or {}).get("nhwc_ok")))
 
 
 def _eligible(t) -> bool:

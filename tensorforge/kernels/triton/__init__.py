@@ -14,6 +14,22 @@ from .. import register_source
 
 ROW_TYPES = ("fused.Softmax", "fused.LogSoftmax", "fused.LayerNorm", "fused.RMSNorm", "fused.Reduce")
 EPILOGUE_TYPES = {"fused.ConvAct": 3, "fused.GemmAct": 3, "fused.MatMulAct": 3}
+_OFFERS: list = []   # candidates functions of the kernel-family modules (gemm, conv, attention, pool)
+_VARIANTS: dict = {}  # tactic name -> factory(layer, attrs, opset, device, params, ref) -> runner
+
+
+def offers(fn):
+    """Register a kernel family's candidates function `fn(layer, device) -> [tactic, ...]`."""
+    _OFFERS.append(fn)
+    return fn
+
+
+def variant(name: str):
+    """Register the runner factory of tactic `name`: f(layer, attrs, opset, device, params, ref)."""
+    def deco(fn):
+        _VARIANTS[name] = fn
+        return fn
+    return deco
 
 
 def _tactic(name, **params):
@@ -29,6 +45,12 @@ def candidates(layer, device) -> list[dict]:
     """Triton tactics for the layer types the generated kernels cover (CUDA with triton only)."""
     if getattr(device, "type", str(device)) != "cuda" or importlib.util.find_spec("triton") is None:
         return []
+    extra = [x for fn in _OFFERS for x in fn(layer, device)]
+    return extra + _generated(layer)
+
+
+def _generated(layer) -> list[dict]:
+    """Tactics of the generated pointwise / row / epilogue kernels."""
     t, a = layer.type, layer.attrs
     if t == "fused.Pointwise":
         return [_tactic("pointwise", BLOCK=1024, num_warps=4), _tactic("pointwise", BLOCK=2048, num_warps=8)]
@@ -52,6 +74,9 @@ def factory(layer, opset, device):
     def ref(inputs):
         return op.run(inputs, attrs, opset)
     name, params = layer.tactic.get("name"), layer.tactic.get("params", {})
+    if name in _VARIANTS:
+        from ..aten import _layouts  # in_nhwc / out_nhwc (layout chains; tactics with nhwc_ok)
+        return _layouts(_VARIANTS[name](layer, attrs, opset, device, params, ref), params)
     if name == "pointwise":
         return runners.PointwiseRunner(attrs, params, ref)
     if name == "softmax":
@@ -71,3 +96,6 @@ def factory(layer, opset, device):
 
 
 register_source("triton", factory, candidates)
+
+# kernel families (each module registers @offers / @variant; triton itself is imported lazily inside)
+from . import families  # noqa: E402,F401
