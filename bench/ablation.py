@@ -38,7 +38,8 @@ def graph_time(ctx, stream, iters=50, reps=7):
     return statistics.median(ts)
 
 
-def run(case, knob, value, fp16, cache):
+def run(case, knob, value, fp16, cache, **extra):
+    """(ms, build s, engine, first output, context) of one case built with knob=value (+ extra)."""
     import tensorforge as tf
     from tensorforge import zoo
     name, bs = CASES[case]
@@ -46,7 +47,8 @@ def run(case, knob, value, fp16, cache):
     prof = tf.OptimizationProfile()
     for n, v in feeds.items():
         prof.set_shape(n, v.shape, v.shape, v.shape)
-    cfg = tf.BuilderConfig(device="cuda", fp16=fp16, profiles=[prof], timing_cache=cache, **{knob: value})
+    cfg = tf.BuilderConfig(device="cuda", fp16=fp16, profiles=[prof], timing_cache=cache,
+                             **({knob: value} if knob else {}), **extra)
     t0 = time.perf_counter()
     eng = tf.Builder(cfg).build(zoo.get_model(name, copy=False))
     build = time.perf_counter() - t0
@@ -60,7 +62,7 @@ def run(case, knob, value, fp16, cache):
     s = torch.cuda.Stream()
     ms = graph_time(ctx, s)
     out = next(iter(outs.values())).float()
-    return ms, build, eng, out
+    return ms, build, eng, out, ctx
 
 
 def peer_time(case, fp16):
