@@ -1,0 +1,1 @@
+"""Triton attention kernel family (being written)."""

@@ -1,0 +1,1 @@
+"""Triton conv kernel family (being written)."""

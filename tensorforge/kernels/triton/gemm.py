@@ -1,0 +1,1 @@
+"""Triton gemm kernel family (being written)."""

@@ -1,0 +1,1 @@
+"""Triton pool kernel family (being written)."""
