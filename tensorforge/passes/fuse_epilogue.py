@@ -37,6 +37,17 @@ def _split(a):
     return op, lead, list(a.inputs[k:]), attrs
 
 
+def _in_branch(a) -> bool:
+    """The anchor's data input has no other reader (it sits inside a branch, not at a fork).
+
+    When both operands of a residual Add come from anchors (ResNet's downsample blocks: conv3 and
+    the downsample conv), the Add is fused into the in-branch one (conv3): the fork-side anchor
+    then depends only on the block input, so it can run early or on an aux stream, and the fused
+    layer gets the same form as every other residual block. Otherwise the latest anchor wins."""
+    x = a.inputs[0] if a.inputs else None
+    return x is not None and len(x.users) == 1
+
+
 def epilogue(g: Graph, m) -> bool:
     """Anchor(...) -> f(y, e...) == Anchor[epilogue = f ∘ epilogue](..., e...) for a pointwise f
     whose other operands broadcast into the anchor's output (its shape unchanged)."""
@@ -49,7 +60,7 @@ def epilogue(g: Graph, m) -> bool:
     if not cands:
         return False
     pos = {id(n): i for i, n in enumerate(g.nodes)}
-    a = max(cands, key=lambda n: pos[id(n)])  # the latest anchor: residuals come from earlier
+    a = max(cands, key=lambda n: (_in_branch(n), pos[id(n)]))
     op, lead, extra, attrs = _split(a)
     acc = a.outputs[0]
     c = Composer([acc] + extra, max_rank=len(acc.shape))

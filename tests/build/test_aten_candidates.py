@@ -45,13 +45,16 @@ def test_epilogue_kinds():
 
 
 def test_conv_act_fused_cudnn_tactics():
-    assert _names(_conv_act(RELU, None)) == [("conv2d_relu", "channels_last"), ("conv2d_relu", None),
+    assert _names(_conv_act(RELU, None)) == [("conv2d_relu", "channels_last"), ("conv2d_relu", "channels_last"),
+                                             ("conv2d_relu", None), ("conv2d_nhwc", "channels_last"),
                                              ("conv2d_nhwc", "channels_last"), ("reference", None)]
-    assert [n for n, _ in _names(_conv_act(ADD_RELU))][:2] == ["conv2d_add_relu"] * 2
+    algos = [t["params"].get("algo") for t in conv.conv_candidates(_conv_act(RELU, None), CUDA)]
+    assert algos == [None, "benchmark", None, None, "benchmark"]  # cuDNN heuristics vs cudnnFind
+    assert [n for n, _ in _names(_conv_act(ADD_RELU))][:3] == ["conv2d_add_relu"] * 3
     # broadcast residual, asymmetric pads, other epilogues, CPU: no fused cuDNN tactic
     assert "conv2d_add_relu" not in [n for n, _ in _names(_conv_act(ADD_RELU, (1, 8, 1, 1)))]
     assert "conv2d_relu" not in [n for n, _ in _names(_conv_act(RELU, None, pads=(0, 0, 1, 1)))]
-    assert [n for n, _ in _names(_conv_act(GELU_ERF, None))] == ["conv2d_nhwc", "reference"]
+    assert [n for n, _ in _names(_conv_act(GELU_ERF, None))] == ["conv2d_nhwc", "conv2d_nhwc", "reference"]
     assert [n for n, _ in _names(_conv_act(RELU, None), CPU)] == ["conv2d_nhwc", "reference"]
     transposed = _conv_act(RELU, None)
     transposed.attrs["transpose"] = 1

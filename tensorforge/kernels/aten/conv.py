@@ -75,10 +75,31 @@ def conv_candidates(layer, device):
                               and res["dtype"] == outs[0]["dtype"]):
             pads = _sym_pads(layer)
             out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
+                    tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads, algo="benchmark"),
                     tactic(f"conv2d_{kind}", pads=pads)]
     # on CPU (speed is not the point there) only the extended search (level >= 4) tries it
     out.append(tactic("conv2d_nhwc", level=1 if is_cuda(device) else 4, weight_layout="channels_last"))
+    if is_cuda(device):
+        out.append(tactic("conv2d_nhwc", weight_layout="channels_last", algo="benchmark"))
     return out
+
+
+class _Benchmark:
+    """cuDNN algorithm choice by timing (cudnnFind, cached per shape in the process) instead of
+    its heuristics, for the calls made inside (tactic param algo=benchmark)."""
+
+    def __enter__(self):
+        self.saved = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+
+    def __exit__(self, *exc):
+        torch.backends.cudnn.benchmark = self.saved
+
+
+def _algo(params):
+    """A context manager for the tactic's cuDNN algorithm choice (heuristic unless algo=benchmark)."""
+    import contextlib
+    return _Benchmark() if params.get("algo") == "benchmark" else contextlib.nullcontext()
 
 
 def _split(attrs):
@@ -90,13 +111,15 @@ def conv2d_nhwc(layer, attrs, opset, device, params):
     """Convolution on channels-last activations and weights (+ the layer's epilogue, unfused)."""
     wcl = cached(_to_cl)
     conv, epi = _split(attrs)
+    algo = _algo(params)
 
     def fn(inputs):
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
         if not w.is_contiguous(memory_format=CL):
             w = wcl(w)
-        y = conv_ref(_to_cl(x), w, b, **conv)
+        with algo:
+            y = conv_ref(_to_cl(x), w, b, **conv)
         return (eval_expr(epi, [y, *inputs[3:]], opset) if epi else y,)
     return fn
 
@@ -112,13 +135,15 @@ def conv2d_relu(layer, attrs, opset, device, params):
     """relu(conv(x, w) + b) in one cuDNN call (symmetric pads)."""
     st, pads, dil, group, cl = _fused_setup(attrs, params)
     wcl = cached(_to_cl)
+    algo = _algo(params)
 
     def fn(inputs):
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
         if cl:
             x, w = _to_cl(x), (w if w.is_contiguous(memory_format=CL) else wcl(w))
-        return (torch.cudnn_convolution_relu(x, w, b, st, pads, dil, group),)
+        with algo:
+            return (torch.cudnn_convolution_relu(x, w, b, st, pads, dil, group),)
     return fn
 
 
@@ -127,10 +152,12 @@ def conv2d_add_relu(layer, attrs, opset, device, params):
     """relu(conv(x, w) + b + z) in one cuDNN call (z: the residual, same shape as the output)."""
     st, pads, dil, group, cl = _fused_setup(attrs, params)
     wcl = cached(_to_cl)
+    algo = _algo(params)
 
     def fn(inputs):
         x, w, b, z = inputs[0], inputs[1], inputs[2], inputs[3]
         if cl:
             x, w, z = _to_cl(x), (w if w.is_contiguous(memory_format=CL) else wcl(w)), _to_cl(z)
-        return (torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, st, pads, dil, group),)
+        with algo:
+            return (torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, st, pads, dil, group),)
     return fn
