@@ -1,6 +1,8 @@
 """Convolution fusions that fold into the weights: Conv + BatchNorm, Conv + bias, Pad + Conv."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..ir import Graph
@@ -8,6 +10,7 @@ from ..ops.common import known_ints
 from .rewrite import Const, Op, Rule, Var, const_like, fits_into, fuse, rule_pass, scalar
 
 CONVS = ("Conv", "ConvTranspose")
+log = logging.getLogger("tensorforge")
 
 
 def _bn_params(bn):
@@ -107,9 +110,47 @@ def pad_conv(g: Graph, m) -> bool:
     return True
 
 
+def _single_use(g, c) -> bool:
+    y = c.outputs[0]
+    return len(c.outputs) == 1 and len(y.users) == 1 and not g.is_output(y)
+
+
+def _const_bias(c) -> bool:
+    return (c.op == "Conv" and c.inputs[1].const is not None and len(c.inputs) > 2 and c.inputs[2] is not None
+            and c.inputs[2].const is not None)
+
+
+def residual_bias(g: Graph, m) -> bool:
+    """Conv(x1, w1, b1) + Conv(x2, w2, b2) -> Conv(x1, w1, b1 + b2) + Conv(x2, w2): one bias is
+    enough for the sum. The conv that keeps it is the one the Add fuses into later (in-branch,
+    see fuse_epilogue._in_branch); the other becomes a bias-free convolution, which cuDNN runs as
+    one kernel (a bias alone costs torch a separate broadcast add over the whole output)."""
+    a, b = m["a"], m["b"]
+    if a is b or not (_const_bias(a) and _const_bias(b) and _single_use(g, a) and _single_use(g, b)):
+        return False
+    ya, yb = a.outputs[0], b.outputs[0]
+    ba, bb = a.inputs[2].const, b.inputs[2].const
+    if ya.dtype != yb.dtype or tuple(ya.shape) != tuple(yb.shape) or ba.shape != bb.shape or ba.dtype != bb.dtype:
+        return False
+    pos = {id(n): i for i, n in enumerate(g.nodes)}
+
+    def rank(c):
+        x = c.inputs[0]
+        return (x is not None and len(x.users) == 1, pos[id(c)])
+    keep, drop = (a, b) if rank(a) >= rank(b) else (b, a)
+    new_b = const_like(g, (ba.double() + bb.double()).to(ba.dtype), f"{m.root.name}.bias_merged")
+    g.set_input(keep, 2, new_b)
+    g.set_input(drop, 2, None)
+    drop.inputs = drop.inputs[:2]
+    log.info("Moving the bias of %s into %s (ResidualBias)", drop.name, keep.name)
+    return True
+
+
 RULES = [
     Rule("PadConv", Op("Conv", Op("Pad", any_args=True, name="pad"), Var("w"), prefix=True), pad_conv),
     Rule("ConvBN", Op("BatchNormalization", Op(CONVS, any_args=True, name="conv"), prefix=True), conv_bn),
     Rule("ConvBias", Op("Add", Op(CONVS, any_args=True, name="conv"), Const("c", scalar=False)), conv_bias),
+    Rule("ResidualBias", Op("Add", Op("Conv", any_args=True, name="a"), Op("Conv", any_args=True, name="b")),
+         residual_bias),
 ]
 fuse_conv = rule_pass("fuse_conv", RULES)

@@ -134,3 +134,19 @@ def test_conv_transpose_bias_leaky_relu_epilogue():
     g = check(m, FEED, CONV)
     n = node(g, "fused.ConvAct")
     assert n.attrs["transpose"] == 1 and n.name == "up + act"
+
+
+def test_residual_of_two_convs_keeps_one_bias_in_the_in_branch_conv():
+    """ResNet downsample block: relu(conv3(relu(conv_a(x))) + ds(x)); ds loses its bias, conv3 (in-branch) fuses
+    the sum of both biases, the Add and the Relu."""
+    rng = np.random.default_rng(5)
+    inits = _conv_inits(3, 3, 1) + [init("wa", rng.standard_normal((3, 3, 1, 1)).astype(np.float32)),
+                                    init("wd", rng.standard_normal((3, 3, 1, 1)).astype(np.float32)),
+                                    init("bd", rng.standard_normal(3).astype(np.float32))]
+    m = model([("Conv", ["x", "wa"], ["a0"], {}, "conv_a"), ("Relu", ["a0"], ["a"], {}, "relu_a"),
+               ("Conv", ["a", "w", "b"], ["c"], {}, "conv3"), ("Conv", ["x", "wd", "bd"], ["d"], {}, "ds"),
+               ("Add", ["c", "d"], ["s"], {}, "add"), ("Relu", ["s"], ["y"], {}, "relu")], X, ["y"], inits)
+    g = check(m, FEED, CONV)
+    ds, fused = [n for n in g.nodes if n.name == "ds"][0], g.nodes[-1]
+    assert len(ds.inputs) == 2 and fused.name == "conv3 + add + relu" and fused.inputs[3] is ds.outputs[0]
+    assert fused.inputs[2].const is not None
