@@ -75,17 +75,18 @@ def _check_all(lay, dtype, specs):
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("epilogue", [None, RELU, ADD_RELU])
 @pytest.mark.parametrize("geom", [dict(pads=[1, 1, 1, 1]), dict(pads=[0, 1, 1, 0], strides=[2, 2]),
-                                  dict(pads=[1, 1, 1, 1], group=5)])
+                                  dict(pads=[1, 1, 1, 1], group=5), dict(pads=[3, 3, 3, 3], strides=[2, 2], cin=3, k=7)])
 def test_conv_tactics(dtype, epilogue, geom):
-    g = geom.get("group", 1)
-    x, w, b = (dtype, (3, 5, 11, 13), "activation"), (dtype, (15, 5 // g, 3, 3), "weight"), (dtype, (15,), "weight")
+    g, cin, k = geom.get("group", 1), geom.get("cin", 5), geom.get("k", 3)
+    x, w, b = (dtype, (3, cin, 11, 13), "activation"), (dtype, (15, cin // g, k, k), "weight"), (dtype, (15,), "weight")
     st = geom.get("strides", [1, 1])
     pads = geom["pads"]
-    oh = (11 + pads[0] + pads[2] - 3) // st[0] + 1
-    ow = (13 + pads[1] + pads[3] - 3) // st[1] + 1
+    oh = (11 + pads[0] + pads[2] - k) // st[0] + 1
+    ow = (13 + pads[1] + pads[3] - k) // st[1] + 1
     out = (dtype, (3, 15, oh, ow))
     specs = [x, w, b] + ([(dtype, out[1], "activation")] if epilogue is ADD_RELU else [])
-    attrs = dict(geom, epilogue=epilogue) if epilogue else dict(geom)
+    attrs = dict({k2: v for k2, v in geom.items() if k2 not in ("cin", "k")}, epilogue=epilogue) if epilogue \
+        else {k2: v for k2, v in geom.items() if k2 not in ("cin", "k")}
     lay = _layer("fused.ConvAct" if epilogue else "Conv", specs, [out], attrs)
     names = _check_all(lay, dtype, specs)
     assert "conv2d_nhwc" in names

@@ -12,7 +12,7 @@ import torch
 
 from ...ops.nn import conv_ref, resolve_pads
 from . import offers, tactic, variant
-from .common import FLOATS, cached, eval_expr, inp, is_cuda, is_weight
+from .common import FLOATS, LOW, cached, eval_expr, inp, is_cuda, is_weight
 
 CL = torch.channels_last
 CONV_TYPES = ("Conv", "fused.ConvAct")
@@ -74,6 +74,11 @@ def conv_candidates(layer, device):
         if kind == "relu" or (res is not None and outs[0] is not None and res["shape"] == outs[0]["shape"]
                               and res["dtype"] == outs[0]["dtype"]):
             pads = _sym_pads(layer)
+            cin = inp(layer, 1)["shape"][1]
+            if cin % 4 and cin < 4 and kind == "relu" and inp(layer, 0)["dtype"] in LOW:
+                # stem convs (RGB): an NHWC input zero-padded to 4 channels takes cuDNN's tensor-core
+                # kernels directly (else cuDNN pads activations and weights itself on every call)
+                out.append(tactic("conv2d_relu", weight_layout="channels_last", pads=pads, cin_pad=4))
             out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
                     tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads, algo="benchmark"),
                     tactic(f"conv2d_{kind}", pads=pads)]
@@ -124,6 +129,15 @@ def conv2d_nhwc(layer, attrs, opset, device, params):
     return fn
 
 
+def _pad_channels(t, c):
+    """A channels-last copy of NCHW-logical t with channels zero-padded to c (one fill, one copy)."""
+    n, cin, h, w = t.shape
+    out = torch.empty((n, h, w, c), dtype=t.dtype, device=t.device)
+    out[..., cin:].zero_()
+    out[..., :cin].copy_(t.permute(0, 2, 3, 1))
+    return out.permute(0, 3, 1, 2)
+
+
 def _fused_setup(attrs, params):
     st = attrs.get("strides") or [1, 1]
     dil = attrs.get("dilations") or [1, 1]
@@ -136,11 +150,15 @@ def conv2d_relu(layer, attrs, opset, device, params):
     st, pads, dil, group, cl = _fused_setup(attrs, params)
     wcl = cached(_to_cl)
     algo = _algo(params)
+    cpad = params.get("cin_pad")
+    wpad = cached(lambda w: _pad_channels(w, cpad))
 
     def fn(inputs):
         x, w = inputs[0], inputs[1]
         b = inputs[2] if len(inputs) > 2 else None
-        if cl:
+        if cpad:
+            x, w = _pad_channels(x, cpad), wpad(w)
+        elif cl:
             x, w = _to_cl(x), (w if w.is_contiguous(memory_format=CL) else wcl(w))
         with algo:
             return (torch.cudnn_convolution_relu(x, w, b, st, pads, dil, group),)
