@@ -53,11 +53,16 @@ class Builder:
             _memory_at_max(plan, device)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
+        info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}
+        engine = Engine(plan, weights, device, build_info=info)
+        if device.type == "cuda":  # compiled Triton kernels go into the engine (no compiling after a load)
+            from ..kernels.triton.binaries import capture
+            engine.artifacts = capture(engine)
         build_s = time.perf_counter() - t0
-        info = {"build_time_s": round(build_s, 3), "onnx_nodes": n_nodes, "layers": len(plan.layers)}
+        info["build_time_s"] = round(build_s, 3)
         log.info("Engine built in %.3f sec: %d ONNX nodes -> %d layers, activation memory %.2f MiB",
                  build_s, n_nodes, len(plan.layers), plan.device_memory_size / 2**20)
-        return Engine(plan, weights, device, build_info=info)
+        return engine
 
 
 def _mark_shape_inputs(plan, g) -> None:

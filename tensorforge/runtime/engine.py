@@ -1,6 +1,8 @@
 """Engine: a built, serializable plan plus weights; creates execution contexts."""
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -10,6 +12,8 @@ from .. import __version__
 from ..errors import EngineFormatError, ShapeError
 from . import format as fmt
 from .plan import EnginePlan
+
+log = logging.getLogger("tensorforge")
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,14 @@ class Engine:
 
     def save(self, path: str) -> None:
         fmt.save(str(path), self.serialize())
+        log.debug("Engine saved to %s (%.6g MiB)", path, self._size_bytes / 2**20)
 
     @classmethod
     def deserialize(cls, data: bytes, device=None, source="<bytes>") -> "Engine":
         t0 = time.perf_counter()
         header, weights, artifacts = fmt.unpack(data, source)
         eng = cls._from_parts(header, weights, artifacts, device, source)
-        eng._size_bytes = len(data)
-        eng.load_time_s = time.perf_counter() - t0
+        eng._loaded(len(data), t0)
         return eng
 
     @classmethod
@@ -102,10 +106,14 @@ class Engine:
         t0 = time.perf_counter()
         header, weights, artifacts = fmt.read(str(path))
         eng = cls._from_parts(header, weights, artifacts, device, str(path))
-        import os
-        eng._size_bytes = os.path.getsize(path)
-        eng.load_time_s = time.perf_counter() - t0
+        eng._loaded(os.path.getsize(path), t0)
         return eng
+
+    def _loaded(self, size: int, t0: float) -> None:
+        self._size_bytes = size
+        self.load_time_s = time.perf_counter() - t0
+        log.debug("Loaded engine size: %.6g MiB", size / 2**20)
+        log.debug("Engine loaded in %.6g sec", self.load_time_s)
 
     @classmethod
     def _from_parts(cls, header, weights, artifacts, device, source):
@@ -117,6 +125,11 @@ class Engine:
         dev = torch.device(device) if device is not None else (
             torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
         check_device(built, dev, source)
+        if artifacts:  # compiled Triton kernels: validated everywhere, installed on the GPU
+            from ..kernels.triton import binaries
+            meta, files = binaries.unpack(artifacts, source)
+            if dev.type == "cuda":
+                binaries.install(meta, files)
         return cls(plan, weights, dev, artifacts, header.get("build", {}))
 
     # ---- introspection ------------------------------------------------------------------
