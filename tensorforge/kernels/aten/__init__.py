@@ -80,11 +80,27 @@ def _layouts(fn, params):
     ins, outs = set(params.get("in_nhwc", ())), set(params.get("out_nhwc", ()))
     if not ins and not outs:
         return fn
+    if getattr(fn, "takes_out", False):
+        return _layouts_out(fn, ins, outs)
 
     def wrapped(inputs):
         inputs = [_logical(t) if i in ins and t is not None else t for i, t in enumerate(inputs)]
         res = fn(inputs)
         return tuple(_raw(r) if i in outs else r for i, r in enumerate(res))
+    return wrapped
+
+
+def _layouts_out(fn, ins, outs):
+    """_layouts for kernels that write into the runtime's buffers (takes_out): an NHWC output
+    buffer is passed as its channels-last view, so the kernel writes it in place (no copy)."""
+    def wrapped(inputs, bufs=None):
+        inputs = [_logical(t) if i in ins and t is not None else t for i, t in enumerate(inputs)]
+        views = [b if i not in outs or b is None else _logical(b) if b.is_contiguous() else None
+                 for i, b in enumerate(bufs or [])]
+        res = fn(inputs, views or None)
+        return tuple(bufs[i] if i < len(views) and views[i] is not None and r is views[i]
+                     else _raw(r) if i in outs else r for i, r in enumerate(res))
+    wrapped.takes_out = True
     return wrapped
 
 
