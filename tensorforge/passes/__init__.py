@@ -22,13 +22,15 @@ from .fuse_pointwise import fuse_pointwise
 from .fuse_reduce import fuse_reductions
 from .fuse_scale import fuse_scale
 from .identity import eliminate_identity
+from .merge_gemm import merge_gemm
+from .patchify import patchify_convs
 
 log = logging.getLogger("tensorforge")
 
 # The optimizer pipeline, in order. Each entry is a pure Graph -> Graph function.
-PIPELINE = [fold_constants, eliminate_identity, cse, dce, fuse_activations, fuse_norms, fuse_attention, cse,
-            fuse_reductions, fuse_conv, fuse_gemm, fuse_epilogue, fuse_scale, fuse_pointwise, fuse_epilogue,
-            cse, dce]
+PIPELINE = [fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations, fuse_norms, fuse_attention,
+            cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue, fuse_scale, fuse_pointwise,
+            fuse_epilogue, cse, dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
@@ -46,4 +48,4 @@ def run_pipeline(g: Graph, pipeline=None, check: bool = False) -> Graph:
 
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
-           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise"]
+           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs"]

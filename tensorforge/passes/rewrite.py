@@ -216,10 +216,10 @@ def fuse(g: Graph, nodes, op, inputs, attrs, outputs, rule: str, name=None, poin
          domain="") -> Node:
     """Replace `nodes` by one node producing `outputs` (existing Values), at the last one's place.
 
-    Its origin is the concatenation of the replaced nodes' origins in graph order; its name is
+    Its origin is the replaced nodes' origins in graph order (each once); its name is
     TensorRT's: 'a + b + c' (or 'fusedPointwiseNode(a, b, c)')."""
     nodes = ordered(g, list({id(n): n for n in nodes}.values()))
-    origin = [o for n in nodes for o in (n.origin or [n.name])]
+    origin = list(dict.fromkeys(o for n in nodes for o in (n.origin or [n.name])))  # a set, in order
     if name is None:
         name = f"fusedPointwiseNode({', '.join(origin)})" if pointwise else " + ".join(origin)
     last = g.nodes.index(nodes[-1])
