@@ -40,7 +40,8 @@ def _config(bp, bc, warps, level=3) -> dict:
 def supported(layer) -> bool:
     """2-D windowed pools (MaxPool with one output) and 4-D global pools over float inputs."""
     x = inp(layer, 0)
-    if x is None or x["dtype"] not in FLOATS or len(x["shape"]) != 4:
+    # offered for fp16/bf16 only: the fp32 path missed the reference by 4e-4 on the H200 (open)
+    if x is None or x["dtype"] not in ("float16", "bfloat16") or len(x["shape"]) != 4:
         return False
     if layer.type in GLOBAL:
         return True
