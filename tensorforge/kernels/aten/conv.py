@@ -8,6 +8,8 @@ contiguous) converts them once on its first call and keeps the copy. Activations
 arena: an NHWC tactic converts its input and the runtime copies its NHWC result back."""
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from ...ops.nn import conv_ref, resolve_pads
@@ -89,22 +91,31 @@ def conv_candidates(layer, device):
     return out
 
 
-class _Benchmark:
-    """cuDNN algorithm choice by timing (cudnnFind, cached per shape in the process) instead of
-    its heuristics, for the calls made inside (tactic param algo=benchmark)."""
+_FLAG_LOCK = threading.Lock()
+
+
+class _Algo:
+    """Runs the calls inside with torch.backends.cudnn.benchmark set to what the tactic wants:
+    True (algo=benchmark: cudnnFind, cached per shape in the process) or False (cuDNN heuristics).
+    The flag is process-global, so every cuDNN tactic sets it under one lock: another thread's
+    setting can never leak into a call (a find inside a CUDA-graph capture would break it)."""
+
+    def __init__(self, bench: bool):
+        self.bench = bench
 
     def __enter__(self):
+        _FLAG_LOCK.acquire()
         self.saved = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = self.bench
 
     def __exit__(self, *exc):
         torch.backends.cudnn.benchmark = self.saved
+        _FLAG_LOCK.release()
 
 
 def _algo(params):
-    """A context manager for the tactic's cuDNN algorithm choice (heuristic unless algo=benchmark)."""
-    import contextlib
-    return _Benchmark() if params.get("algo") == "benchmark" else contextlib.nullcontext()
+    """The context manager for the tactic's cuDNN algorithm choice."""
+    return _Algo(params.get("algo") == "benchmark")
 
 
 def _split(attrs):
