@@ -16,14 +16,20 @@ CASES = {"resnet50_bs4": ("resnet50", 4), "resnet50_bs128": ("resnet50", 128), "
          "bert_base_bs1": ("bert_base", 1), "bert_base_bs32": ("bert_base", 32)}
 
 
-def graph_time(ctx, stream, iters=50, reps=7):
-    """Median ms per inference over back-to-back replays of a graph capturing `iters` enqueues."""
+def capture(ctx, stream, iters):
+    """A CUDA graph of `iters` back-to-back enqueues of ctx (after one eager run)."""
     g = torch.cuda.CUDAGraph()
     ctx.execute_async(stream)
     stream.synchronize()
     with torch.cuda.graph(g, stream=stream):
         for _ in range(iters):
             ctx.execute_async(stream)
+    return g
+
+
+def graph_time(ctx, stream, iters=50, reps=7):
+    """Median ms per inference over back-to-back replays of a graph capturing `iters` enqueues."""
+    g = capture(ctx, stream, iters)
     ts = []
     with torch.cuda.stream(stream):  # replay on the stream the events are recorded on
         g.replay()

@@ -14,18 +14,13 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.ablation import CASES, graph_time, run  # noqa: E402
+from bench.ablation import capture, run  # noqa: E402
 
 
 def kernel_table(ctx, stream, iters=20):
     """{kernel name: (launches, total us)} per inference, from one profiled graph replay."""
     from torch.profiler import ProfilerActivity, profile
-    g = torch.cuda.CUDAGraph()
-    ctx.execute_async(stream)
-    stream.synchronize()
-    with torch.cuda.graph(g, stream=stream):
-        for _ in range(iters):
-            ctx.execute_async(stream)
+    g = capture(ctx, stream, iters)
     with torch.cuda.stream(stream):
         g.replay()
         stream.synchronize()

@@ -7,24 +7,18 @@ as cuDNN runs it today vs on an input zero-padded to 4 or 8 channels, and the in
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.peers import gpu_time  # noqa: E402
 
-def t(fn, iters=20, reps=5):
-    """Median ms of fn over CUDA-event-timed loops."""
-    fn()
-    torch.cuda.synchronize()
-    out = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(iters):
-            fn()
-        b.record()
-        b.synchronize()
-        out.append(a.elapsed_time(b) / iters)
-    return sorted(out)[len(out) // 2]
+
+def t(fn):
+    """Median ms of fn (bench/peers.gpu_time: CUDA events around back-to-back calls)."""
+    return gpu_time(fn)
 
 
 def main():
