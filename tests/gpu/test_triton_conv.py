@@ -14,7 +14,7 @@ import tensorforge as tf
 from tensorforge.kernels.triton import conv
 from tensorforge.testing import run_ort
 from tests.kernels import cases
-from tests.kernels.test_triton_conv import _layer, _ref, _relu, check_cases
+from tests.kernels.test_triton_conv import _layer, _ref, _relu, check_cases, force_conv
 
 CL = torch.channels_last
 
@@ -58,21 +58,6 @@ def test_offered_through_the_triton_source():
     assert any(t["source"] == "triton" and t["name"] == "conv_igemm" for t in ts)
 
 
-def _force(monkeypatch, cfg):
-    """Tactic selection offers conv_igemm(cfg) first for every legal conv layer."""
-    from tensorforge.build import tactics
-    orig = tactics.Selector.candidates
-
-    def forced(self, lay, info):
-        lay.shape_info = info
-        try:
-            ok = info is not None and conv.legal(lay)
-        finally:
-            del lay.shape_info
-        return ([conv.tactic(cfg)] if ok else []) + orig(self, lay, info)
-    monkeypatch.setattr(tactics.Selector, "candidates", forced)
-
-
 def _check_fp16(eng, model, feed):
     got = eng.create_execution_context().infer(feed)
     for k, r in run_ort(model, feed).items():
@@ -85,7 +70,7 @@ def _check_fp16(eng, model, feed):
 @pytest.mark.parametrize("cfg", conv.LEVEL3)
 def test_resnet50_small_fp16_with_conv_igemm_forced(monkeypatch, cfg):
     from tensorforge import zoo
-    _force(monkeypatch, cfg)
+    force_conv(monkeypatch, cfg)
     model, feed = zoo.get_model("resnet50_small"), zoo.random_inputs("resnet50_small", 4, seed=1)
     eng = tf.Builder(tf.BuilderConfig(device="cuda", fp16=True, opt_level=0)).build(model)
     convs = [lay for lay in eng.plan.layers if lay.type in conv.CONV_TYPES]

@@ -199,12 +199,9 @@ def _tiny_resnet_block():
     return make_model(nodes, [("x", TensorProto.FLOAT, [2, 16, 7, 9])], [("y", TensorProto.FLOAT, None)], init)
 
 
-@interpreter
-def test_fp16_engine_with_forced_conv_igemm(interpret, monkeypatch):
-    """The runtime path: chosen tactic, channels-last weights, NHWC chains (in_nhwc / out_nhwc)."""
-    import tensorforge as tf
+def force_conv(monkeypatch, cfg):
+    """Tactic selection offers conv_igemm(cfg) first for every legal conv layer."""
     from tensorforge.build import tactics
-    from tensorforge.testing import rand, run_ort
     orig = tactics.Selector.candidates
 
     def forced(self, lay, info):
@@ -213,8 +210,16 @@ def test_fp16_engine_with_forced_conv_igemm(interpret, monkeypatch):
             ok = info is not None and conv.legal(lay)
         finally:
             del lay.shape_info
-        return ([conv.tactic((16, 16, 16, 4, 3))] if ok else []) + orig(self, lay, info)
+        return ([conv.tactic(cfg)] if ok else []) + orig(self, lay, info)
     monkeypatch.setattr(tactics.Selector, "candidates", forced)
+
+
+@interpreter
+def test_fp16_engine_with_forced_conv_igemm(interpret, monkeypatch):
+    """The runtime path: chosen tactic, channels-last weights, NHWC chains (in_nhwc / out_nhwc)."""
+    import tensorforge as tf
+    from tensorforge.testing import rand, run_ort
+    force_conv(monkeypatch, (16, 16, 16, 4, 3))
     planned = []
     plan = conv.ConvRunner.plan
     monkeypatch.setattr(conv.ConvRunner, "plan", lambda s, ins: planned.append(plan(s, ins)) or planned[-1])
