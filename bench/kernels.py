@@ -59,6 +59,9 @@ def main():
               f"{n:.0f} kernels, kernel time {tot / 1000:.3f} ms", flush=True)
         for name, (c, t) in sorted(table.items(), key=lambda kv: -kv[1][1])[:a.top]:
             print(f"{t:9.1f} us {100 * t / tot:5.1f}%  x{c:<5.0f} {name[:150]}")
+        chosen = collections.Counter((lay.type, f"{(lay.tactic or {}).get('source')}:{(lay.tactic or {}).get('name')}")
+                                     for lay in eng.plan.layers)
+        print("chosen tactics: " + ", ".join(f"{t} {k} x{c}" for (t, k), c in sorted(chosen.items())))
         torch.cuda.empty_cache()
 
 

@@ -61,17 +61,22 @@ def test_conv_act_fused_cudnn_tactics():
     assert _names(transposed) == [("reference", None)]
 
 
-def _gemm(type_, epilogue=None, **attrs):
-    ins = [_t("float16", (4, 16)), _t("float16", (32, 16), "weight"), _t("float16", (32,), "weight")]
-    return _layer(type_, ins, [_t("float16", (4, 32))], transB=1, epilogue=epilogue, **attrs)
+def _gemm(type_, epilogue=None, dtype="float16", **attrs):
+    ins = [_t(dtype, (4, 16)), _t(dtype, (32, 16), "weight"), _t(dtype, (32,), "weight")]
+    return _layer(type_, ins, [_t(dtype, (4, 32))], transB=1, epilogue=epilogue, **attrs)
 
 
 def test_gemm_epilogue_tactics():
     assert gemm.act_of(_gemm("fused.GemmAct", GELU_TANH)) == "gelu"
-    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF)) is None  # cuBLASLt GELU is the tanh form
+    # cuBLASLt's GELU is the tanh form: an erf GELU may use it in FP16/BF16 only
+    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF)) == "gelu_approx"
+    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF, "bfloat16")) == "gelu_approx"
+    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF, "float32")) is None
+    assert _names(_gemm("fused.GemmAct", GELU_ERF, "float32")) == [("gemm_addmm", None), ("reference", None)]
     assert _names(_gemm("fused.GemmAct", RELU)) == [("gemm_addmm_act", "relu"), ("gemm_addmm", None),
                                                     ("reference", None)]
-    assert _names(_gemm("fused.GemmAct", GELU_ERF)) == [("gemm_addmm", None), ("reference", None)]
+    assert _names(_gemm("fused.GemmAct", GELU_ERF)) == [("gemm_addmm_act", "gelu_approx"), ("gemm_addmm", None),
+                                                        ("reference", None)]
     assert _names(_gemm("Gemm")) == [("gemm_addmm", None), ("reference", None)]
     assert _names(_gemm("Gemm"), CPU) == [("reference", None)]
 
@@ -80,6 +85,8 @@ def test_matmul_act_tactics():
     ins = [_t("bfloat16", (2, 5, 16)), _t("bfloat16", (16, 32), "weight"), _t("bfloat16", (32,), "weight")]
     lay = _layer("fused.MatMulAct", ins, [_t("bfloat16", (2, 5, 32))], epilogue=GELU_TANH)
     assert _names(lay) == [("matmul_addmm_act", "gelu"), ("reference", None)]
+    lay.attrs["epilogue"] = GELU_ERF
+    assert _names(lay) == [("matmul_addmm_act", "gelu_approx"), ("reference", None)]
     lay.attrs["alpha"] = 0.5
     assert _names(lay) == [("reference", None)]
 

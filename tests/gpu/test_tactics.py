@@ -105,6 +105,15 @@ def test_gemm_tactics(dtype, epilogue):
         assert "matmul_addmm_act" in _check_all(lay, dtype, specs)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_erf_gelu_as_tanh_epilogue(dtype):
+    """An exact (erf) GELU in FP16/BF16 may run as cuBLASLt's tanh GELU epilogue: within tolerance."""
+    erf = {"nodes": [{"op": "input", "i": 0}, {"op": "Gelu", "args": [0], "attrs": {}}], "out": 1}
+    specs = [(dtype, (3, 97, 256), "activation"), (dtype, (256, 320), "weight"), (dtype, (320,), "weight")]
+    lay = _layer("fused.MatMulAct", specs, [(dtype, (3, 97, 320))], {"epilogue": erf})
+    assert "matmul_addmm_act" in _check_all(lay, dtype, specs)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("mask", [False, True])
 def test_attention_tactics(dtype, mask):

@@ -1,6 +1,10 @@
 """cuBLAS/cuBLASLt GEMM tactics: bias fused into the GEMM epilogue (addmm) for Gemm / fused.GemmAct,
 and cuBLASLt bias+ReLU / bias+GELU(tanh) epilogues (torch._addmm_activation) for fused.GemmAct and
-fused.MatMulAct layers whose epilogue is exactly that activation."""
+fused.MatMulAct layers whose epilogue is exactly that activation.
+
+Exact (erf) GELU in FP16/BF16 may also run as the tanh-form epilogue (act "gelu_approx"): the two
+differ by at most 4.8e-4 absolute (at |x| ~ 2.7), below the rounding error of an FP16 GEMM output
+of that size and below half an FP16 ulp of every output >= 1; never offered in FP32."""
 from __future__ import annotations
 
 import torch
@@ -9,8 +13,12 @@ from . import offers, tactic, variant
 from .common import FLOATS, eval_expr, inp, is_cuda, is_weight
 
 
+LOW = ("float16", "bfloat16")
+
+
 def act_of(layer) -> str | None:
-    """'none', 'relu' or 'gelu' (tanh form) when the layer's epilogue is exactly that, else None."""
+    """'none', 'relu', 'gelu' (tanh form) or 'gelu_approx' (erf form, FP16/BF16 layers only: run as
+    the tanh form) when the layer's epilogue is exactly that, else None."""
     e = layer.attrs.get("epilogue")
     if not e:
         return "none"
@@ -22,6 +30,10 @@ def act_of(layer) -> str | None:
         return "relu"
     if top["op"] == "Gelu" and top.get("attrs", {}).get("approximate") == "tanh":
         return "gelu"  # cuBLASLt's GELU epilogue is the tanh approximation
+    a = inp(layer, 0)
+    if top["op"] == "Gelu" and top.get("attrs", {}).get("approximate", "none") == "none" \
+            and a is not None and a["dtype"] in LOW:
+        return "gelu_approx"
     return None
 
 
@@ -53,10 +65,10 @@ def gemm_candidates(layer, device):
     act = act_of(layer)
     out = []
     if layer.type in ("Gemm", "fused.GemmAct") and _gemm_ok(layer):
-        if act in ("relu", "gelu"):
+        if act in ("relu", "gelu", "gelu_approx"):
             out.append(tactic("gemm_addmm_act", act=act))
         out.append(tactic("gemm_addmm"))
-    elif layer.type == "fused.MatMulAct" and _matmul_ok(layer) and act in ("relu", "gelu"):
+    elif layer.type == "fused.MatMulAct" and _matmul_ok(layer) and act in ("relu", "gelu", "gelu_approx"):
         out.append(tactic("matmul_addmm_act", act=act))
     return out
 
@@ -82,8 +94,8 @@ def gemm_addmm(layer, attrs, opset, device, params):
 
 @variant("gemm_addmm_act", "CUBLAS_LT")
 def gemm_addmm_act(layer, attrs, opset, device, params):
-    """y = act(c + a @ b) with a cuBLASLt bias+ReLU/GELU epilogue (params: act relu|gelu)."""
-    gelu = params.get("act") == "gelu"
+    """y = act(c + a @ b) with a cuBLASLt bias+ReLU/GELU epilogue (params: act relu|gelu|gelu_approx)."""
+    gelu = params.get("act") in ("gelu", "gelu_approx")
 
     def fn(inputs):
         a, b, c = _operands(inputs, attrs)
@@ -94,7 +106,7 @@ def gemm_addmm_act(layer, attrs, opset, device, params):
 @variant("matmul_addmm_act", "CUBLAS_LT")
 def matmul_addmm_act(layer, attrs, opset, device, params):
     """act(a @ b + bias) for a of any rank >= 2: rows folded into one cuBLASLt GEMM."""
-    gelu = params.get("act") == "gelu"
+    gelu = params.get("act") in ("gelu", "gelu_approx")
 
     def fn(inputs):
         a, b, c = inputs[0], inputs[1], inputs[2]
