@@ -131,7 +131,7 @@ def _epilogue_ok(layer, dt, extras, out_shape) -> bool:
     dts = [dt] + [e["dtype"] for e in extras]
     if epi and not supported(epi, dts):
         return False
-    out = (layer.shape_info or {}).get("outputs", [None])[0]
+    out = ((layer.shape_info or {}).get("outputs") or [None])[0]
     want = expr_dtype(epi, dts) if epi else dt
     return out is not None and out["dtype"] == want and [int(d) for d in out["shape"]] == out_shape
 
