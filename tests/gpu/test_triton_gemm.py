@@ -54,6 +54,31 @@ def test_split_k_extremes_and_out_buffer():
         assert run(ins, [out])[0] is out
 
 
+@pytest.mark.parametrize("split", [2, 7, 16])
+def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
+    """One-kernel split-K on the GPU: the per-tile counters reset themselves, so eager runs and many
+    CUDA-graph replays (programs of one tile racing on real SMs) all give the same result."""
+    typ, attrs, ins = list(gemm_cases("cuda", torch.float16, 128, 768, 3072))[2]
+    p = {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 64, "GROUP_M": 8, "num_warps": 4, "num_stages": 4,
+         "SPLIT_K": split, "SERIAL": 1}
+    run = check(typ, attrs, ins, p, torch.float16)
+    first = run(ins)[0].clone()
+    out = torch.empty_like(first)
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        run(ins, [out])
+    s.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=s):
+        for _ in range(5):
+            run(ins, [out])
+    for _ in range(20):
+        out.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        torch.testing.assert_close(out, first, rtol=0, atol=0)
+
+
 def test_candidates_on_cuda_device():
     from tests.kernels.test_triton_gemm import _ffn
     from tensorforge import kernels

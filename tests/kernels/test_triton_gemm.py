@@ -110,10 +110,19 @@ def test_config_space(mnk):
         assert all(p[b] % 16 == 0 for b in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
         assert p["num_warps"] in (4, 8) and 2 <= p["num_stages"] <= 5
     split = [c for c in cands if "SPLIT_K" in c["params"]]
-    if m <= 512 and k >= 1536:
-        assert any("level" not in c for c in split) and all(2 <= c["params"]["SPLIT_K"] <= 8 for c in split)
-    else:
+    serial = [c for c in split if c["params"].get("SERIAL")]
+    two_kernel = [c for c in split if not c["params"].get("SERIAL")]
+    assert all(2 <= c["params"]["SPLIT_K"] <= 16 for c in serial) and all(2 <= c["params"]["SPLIT_K"] <= 8
+                                                                          for c in two_kernel)
+    for c in serial:  # every split non-empty
+        p = c["params"]
+        kper = -(-(-(-k // p["SPLIT_K"])) // p["BLOCK_K"]) * p["BLOCK_K"]
+        assert (p["SPLIT_K"] - 1) * kper < k
+    if m > 512:
         assert not split
+    elif m * n <= 128 * 768 and k >= 512:  # few output tiles: serial split-K is a default candidate
+        assert any("level" not in c for c in serial)
+    assert all(c.get("level") == 4 for c in two_kernel) and (not two_kernel or k >= 1536)
     if m >= 1024:
         assert (default[0]["params"]["BLOCK_M"], default[0]["params"]["BLOCK_N"]) == (128, 128)
 
@@ -181,9 +190,10 @@ def check(typ, attrs, ins, params, dtype, plans=True):
     return run
 
 
-def params(bm=16, bn=32, bk=16, split=None, warps=4, stages=2):
+def params(bm=16, bn=32, bk=16, split=None, warps=4, stages=2, serial=False):
     p = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 2, "num_warps": warps, "num_stages": stages}
-    return {**p, "SPLIT_K": split} if split else p
+    p = {**p, "SPLIT_K": split} if split else p
+    return {**p, "SERIAL": 1} if serial else p
 
 
 interp = pytest.mark.skipif(importlib.util.find_spec("triton") is None or torch.cuda.is_available(),
@@ -200,6 +210,19 @@ def interpret(monkeypatch):
 def test_interpreter_gemm_cases(interpret, dtype):
     for i, (typ, attrs, ins) in enumerate(gemm_cases("cpu", dtype)):
         check(typ, attrs, ins, params(split=3 if i % 2 else None), dtype)
+
+
+@interp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_interpreter_serial_split_k(interpret, dtype):
+    """One-kernel split-K: same results as the reference, counters reset (a second run agrees)."""
+    for typ, attrs, ins in gemm_cases("cpu", dtype, k=70):
+        run = check(typ, attrs, ins, params(split=3, serial=True), dtype)
+        first = run(ins)[0]
+        for _ in range(2):  # a counter left non-zero would skip the finish: the NaNs would stay
+            out = torch.full_like(first, float("nan"))
+            assert run(ins, [out])[0] is out
+            torch.testing.assert_close(out, first, rtol=0, atol=0)
 
 
 @interp

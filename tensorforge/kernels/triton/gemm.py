@@ -32,6 +32,9 @@ SMALL_EXT = [(16, 32, 128, 4, 4), (16, 64, 64, 4, 5), (32, 32, 128, 4, 4), (32, 
              (64, 64, 128, 4, 3), (64, 32, 64, 4, 4), (16, 128, 64, 4, 4), (32, 128, 64, 4, 4)]
 SPLIT = [(32, 64, 128, 4, 4), (16, 64, 128, 4, 4)]  # with SPLIT_K filling the GPU once / twice
 SPLIT_EXT = [(t, s) for t in [(16, 64, 128, 4, 4), (32, 64, 128, 4, 4), (64, 64, 64, 4, 4)] for s in (2, 4, 8)]
+# serial (one-kernel) split-K tiles, SPLIT_K chosen to fill the GPU about once (level 3) / twice
+SERIAL = [(64, 64, 64, 4, 4), (32, 64, 128, 4, 4), (128, 64, 64, 4, 4)]
+SERIAL_EXT = [(64, 32, 64, 4, 4), (128, 32, 64, 4, 4), (64, 128, 64, 4, 3), (16, 64, 128, 4, 4)]
 
 
 def _pow2(n: int, lo: int = 16) -> int:
@@ -42,6 +45,19 @@ def _split_k(m, n, k, tile, sms, waves) -> int:
     """SPLIT_K in 2..8 that fills about `waves` x sms programs (each split keeps >= 2 K blocks)."""
     tiles = math.ceil(m / tile[0]) * math.ceil(n / tile[1])
     return max(2, min(8, math.ceil(waves * sms / tiles), k // (2 * tile[2])))
+
+
+def _serial_k(m, n, k, tile, sms, waves) -> int | None:
+    """SPLIT_K (2..16) of a serial split-K tile filling about `waves` x sms programs, every split
+    non-empty (None: the tile already fills the GPU or K is too short)."""
+    tiles = math.ceil(m / tile[0]) * math.ceil(n / tile[1])
+    bk = min(tile[2], _pow2(k))
+    s = min(16, math.ceil(waves * sms / tiles), math.ceil(k / bk))
+    if s < 2:
+        return None
+    kper = math.ceil(math.ceil(k / s) / bk) * bk
+    s = math.ceil(k / kper)
+    return s if s >= 2 else None
 
 
 def _params(m, n, k, cfg, split):
@@ -57,10 +73,13 @@ def _params(m, n, k, cfg, split):
     return p
 
 
-def _tactics(m, n, k, cfgs, level, split=None):
+def _tactics(m, n, k, cfgs, level, split=None, serial=False):
     out = []
     for cfg in cfgs:
-        t = _tactic("gemm", **_params(m, n, k, cfg, split(*cfg[:3]) if split else None))
+        sk = split(*cfg[:3]) if split else None
+        if split and sk is None:
+            continue
+        t = _tactic("gemm", **_params(m, n, k, cfg, sk), **({"SERIAL": 1} if serial else {}))
         if level > 3:
             t["level"] = level
         out.append(t)
@@ -74,14 +93,15 @@ def configs(m: int, n: int, k: int, sms: int = 132) -> list[dict]:
     elif m > 512:
         out = _tactics(m, n, k, [LARGE[3], LARGE[0], LARGE[2], SMALL[2]], 3)
         out += _tactics(m, n, k, LARGE[1:2] + LARGE_EXT[:5] + SMALL[:2] + SMALL_EXT[3:5], 4)
-    else:
-        split = k >= 1536
-        out = _tactics(m, n, k, SMALL[:4] if split else SMALL, 3)
-        if split:
+    else:  # small M: serial split-K fills the GPU when the output has few tiles
+        out = _tactics(m, n, k, SMALL[:3], 3)
+        out += _tactics(m, n, k, SERIAL, 3, lambda *t: _serial_k(m, n, k, t, sms, 1), serial=True)
+        out += _tactics(m, n, k, SMALL[3:] + SMALL_EXT + LARGE[:1], 4)
+        out += _tactics(m, n, k, SERIAL + SERIAL_EXT, 4, lambda *t: _serial_k(m, n, k, t, sms, 2), serial=True)
+        out += _tactics(m, n, k, SERIAL_EXT, 4, lambda *t: _serial_k(m, n, k, t, sms, 1), serial=True)
+        if k >= 1536:  # two-kernel split-K (partials + reduce)
             for tile, waves in zip(SPLIT, (1, 2)):
-                out += _tactics(m, n, k, [tile], 3, lambda *t, w=waves: _split_k(m, n, k, t, sms, w))
-        out += _tactics(m, n, k, SMALL[4:] + SMALL_EXT + LARGE[:1], 4)
-        if split:
+                out += _tactics(m, n, k, [tile], 4, lambda *t, w=waves: _split_k(m, n, k, t, sms, w))
             for tile, s in SPLIT_EXT:
                 out += _tactics(m, n, k, [tile], 4, lambda *t, s=s: s)
     seen, uniq = set(), []
@@ -228,25 +248,33 @@ class GemmRunner(_Runner):
         bm, bn, bk, split = prm["BLOCK_M"], prm["BLOCK_N"], prm["BLOCK_K"], int(prm.get("SPLIT_K", 1))
         big = max((m + 256) * n * split, (m + 256) * sam + (k + 256) * sak,
                   (k + 256) * sbk + (n + 256) * sbn) >= INT64_FROM
+        serial = split > 1 and bool(prm.get("SERIAL", 0))
         sig = GemmSignature(p["dt"], p["out_dt"], p["bias"], p["extras"], float(self.attrs.get("alpha", 1.0)),
-                            float(self.attrs.get("beta", 1.0)) if self.gemm else 1.0, k % bk == 0, big, split > 1)
+                            float(self.attrs.get("beta", 1.0)) if self.gemm else 1.0, k % bk == 0, big, split > 1,
+                            serial)
         src, consts = gemm_source(sig, epi)
         kernel = compile_source(src, "tf_gemm")
         meta = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": int(prm.get("GROUP_M", 8))}
         warps, stages = int(prm.get("num_warps", 4)), int(prm.get("num_stages", 3))
-        grid = (math.ceil(m / bm) * math.ceil(n / bn), split)
+        tiles = math.ceil(m / bm) * math.ceil(n / bn)
+        grid = (tiles, split)
         dims = [m, n, k, sam, sak, sbk, sbn]
         shape, out_dt = p["shape"], p["out_dt"]
+        cvals = [v for _, v in consts]
+        dev = inputs[0].device
         if split > 1:
+            ws = torch.empty((split, m, n), dtype=torch.float32, device=dev)
+            kper = math.ceil(math.ceil(k / split) / bk) * bk
+        if serial:  # counters start at 0; the last program of each tile resets its counter
+            cnt = torch.zeros(tiles, dtype=torch.int32, device=dev)
+            meta["SPLIT_K"] = split
+        elif split > 1:
             rsrc, rconsts = reduce_source(sig, epi)
             finish = compile_source(rsrc, "tf_gemm_reduce")
-            ws = torch.empty((split, m, n), dtype=torch.float32, device=inputs[0].device)
-            kper = math.ceil(math.ceil(k / split) / bk) * bk
             rbn = min(256, _pow2(n))
             rmeta = {"SPLIT_K": split, "BLOCK_M": min(_pow2(m, 1), max(1, 1024 // rbn)), "BLOCK_N": rbn}
             rgrid = (math.ceil(m / rmeta["BLOCK_M"]) * math.ceil(n / rbn),)
             rvals = [v for _, v in rconsts]
-        cvals = [v for _, v in consts]
 
         def run(ins, outs=None):
             a = ins[0].reshape(m, k) if p["copy"] else ins[0]
@@ -256,8 +284,11 @@ class GemmRunner(_Runner):
             ops = [t for t in ins[2:] if t is not None]
             if split == 1:
                 self._launch(kernel, grid, [a, ins[1]] + ops + [out] + dims + cvals, warps, stages, **meta)
-                return [out]
-            self._launch(kernel, grid, [a, ins[1], ws] + dims + [kper, m * n], warps, stages, **meta)
-            self._launch(finish, rgrid, [ws] + ops + [out, m, n, m * n] + rvals, 4, 1, **rmeta)
+            elif serial:
+                self._launch(kernel, grid, [a, ins[1]] + ops + [out, ws, cnt] + dims + [kper, m * n] + cvals,
+                             warps, stages, **meta)
+            else:
+                self._launch(kernel, grid, [a, ins[1], ws] + dims + [kper, m * n], warps, stages, **meta)
+                self._launch(finish, rgrid, [ws] + ops + [out, m, n, m * n] + rvals, 4, 1, **rmeta)
             return [out]
         return run

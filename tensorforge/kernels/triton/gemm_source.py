@@ -6,7 +6,10 @@ sak), B is [K, N] through strides (sbk, sbn) so a transposed [N, K] weight needs
 accumulator is fp32 (tl.dot); operands C / extras are read through an access kind over the
 [M, N] output: full (contiguous [.., N]), inner (a row vector over N), outer (one value per row)
 or scalar. Split-K: tf_gemm writes fp32 partial tiles into a [SPLIT_K, M, N] workspace and
-tf_gemm_reduce sums them, then applies alpha, C and the epilogue.
+tf_gemm_reduce sums them, then applies alpha, C and the epilogue. Serial split-K (one kernel): each
+program stores its partial tile, then counts itself in on a per-tile int32 counter (acq_rel atomic
+after a CTA barrier); the last of the SPLIT_K programs of a tile sums the partials in split order
+(deterministic), resets the counter to 0 for the next launch and applies the epilogue.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class GemmSignature:
     even_k: bool = False  # every K chunk is a whole BLOCK_K: no K masks
     int64: bool = False  # 64-bit element offsets
     split_k: bool = False  # tf_gemm writes fp32 partials; tf_gemm_reduce finishes
+    serial: bool = False  # with split_k: the last program of each tile finishes (one kernel)
 
 
 def _operand_params(sig):
@@ -116,6 +120,23 @@ def _head(name, params):
     return ["", "", "@triton.jit", f"def {name}({', '.join(params)}):"]
 
 
+def _serial_finish(sig, epilogue, consts):
+    """Store this split's partial; the last program of the tile (per-tile counter) sums all splits in
+    order, resets the counter and runs the epilogue."""
+    i2 = I + I
+    lines = [f"{I}tl.store(ws + pid_k.to(tl.int64) * sws + offs, acc, mask=cmask)",
+             f"{I}tl.debug_barrier()",  # every thread's partial is stored before the count
+             f"{I}arrived = tl.atomic_add(cnt + pid, 1, sem=\"acq_rel\", scope=\"gpu\")",
+             f"{I}if arrived == SPLIT_K - 1:",
+             f"{i2}tl.store(cnt + pid, 0)",
+             f"{i2}p = ws + offs",
+             f"{i2}acc = tl.load(p, mask=cmask, other=0.0, cache_modifier=\".cg\")",
+             f"{i2}for s in tl.static_range(1, SPLIT_K):",
+             f"{i2}{I}p += sws",
+             f"{i2}{I}acc += tl.load(p, mask=cmask, other=0.0, cache_modifier=\".cg\")"]
+    return lines + epilogue_lines(sig, epilogue, consts, i2)
+
+
 def gemm_source(sig: GemmSignature, epilogue=None, name="tf_gemm") -> tuple[str, list]:
     """(module source, [(const arg name, value)]) of the GEMM kernel (split-K: partials only)."""
     consts: list = []
@@ -123,7 +144,13 @@ def gemm_source(sig: GemmSignature, epilogue=None, name="tf_gemm") -> tuple[str,
               "GROUP_M: tl.constexpr"]
     strides = ["M", "N", "K", "sam", "sak", "sbk", "sbn"]
     body = _grouped() + _tile()
-    if sig.split_k:
+    if sig.split_k and sig.serial:
+        body += [f"{I}pid_k = tl.program_id(1)", f"{I}k0 = pid_k * K_PER",
+                 f"{I}k_len = tl.minimum(K - k0, K_PER)"]
+        body += _mainloop(sig) + _out_offsets(sig) + _serial_finish(sig, epilogue, consts)
+        params = ["a", "b"] + _operand_params(sig) + ["out", "ws", "cnt"] + strides + ["K_PER", "sws"]
+        params += [c for c, _ in consts] + blocks + ["SPLIT_K: tl.constexpr"]
+    elif sig.split_k:
         params = ["a", "b", "ws"] + strides + ["K_PER", "sws"] + blocks
         body += [f"{I}pid_k = tl.program_id(1)", f"{I}k0 = pid_k * K_PER",
                  f"{I}k_len = tl.minimum(K - k0, K_PER)"]
