@@ -152,8 +152,9 @@ class Selector:
         if TIMER is not None:
             return float(TIMER(lay, tactic, bench))
         iters = max(1, int(self.cfg.avg_timing))
-        if getattr(self.device, "type", "cpu") == "cuda":
-            return at.time_cuda(fn, bench, iters)
+        if getattr(self.device, "type", "cpu") == "cuda":  # outputs copied as the runtime copies them
+            copy = self.cfg.activation_memory != "direct" or any(o in self.plan.outputs for o in lay.outputs)
+            return at.time_cuda(fn, bench, iters, copy=copy)
         return at.time_cpu(fn, bench, iters)
 
 

@@ -126,4 +126,4 @@ def _candidates(layer, device):
 
 register_source("aten", _factory, _candidates)
 
-from . import attention, conv, gemm  # noqa: E402,F401  (register variants)
+from . import attention, conv, gemm, gemm_lt  # noqa: E402,F401  (register variants)
