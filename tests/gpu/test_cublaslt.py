@@ -23,8 +23,8 @@ def _matmul_layer(dtype, epilogue, m=(3, 37), k=72, n=104, bias=True):
     if epilogue in (ADD, ADD_RELU):
         specs.append((dtype, out[1], "activation"))
     attrs = {"epilogue": epilogue} if epilogue else {}
-    return _layer("fused.MatMulAct" if epilogue or bias else "MatMul", specs if bias or epilogue else specs[:2],
-                  [out], attrs), specs
+    specs = specs if bias or epilogue else specs[:2]
+    return _layer("fused.MatMulAct" if epilogue or bias else "MatMul", specs, [out], attrs), specs
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
