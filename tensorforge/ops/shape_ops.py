@@ -233,10 +233,9 @@ def concat_sym(node, *xs):
 
 @reference("Gather")
 def gather_ref(x, idx, axis=0):
+    """Advanced indexing: negative indices count from the end (one kernel, no separate fix-up)."""
     axis = axis % x.dim()
-    idx = torch.where(idx < 0, idx + x.shape[axis], idx).to(torch.int64)
-    out = torch.index_select(x, axis, idx.reshape(-1))
-    return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
+    return x[(slice(None),) * axis + (idx.to(torch.int64),)]
 
 
 @infer("Gather")
