@@ -7,10 +7,12 @@ its golden tests run anywhere; only launch.compile_source imports it, at the fir
 from __future__ import annotations
 
 import importlib.util
+import math
 
 from ...ir.attrs import from_json
 from ...ops import registry
 from .. import register_source
+from ..aten.common import inp
 
 ROW_TYPES = ("fused.Softmax", "fused.LogSoftmax", "fused.LayerNorm", "fused.RMSNorm", "fused.Reduce")
 EPILOGUE_TYPES = {"fused.ConvAct": 3, "fused.GemmAct": 3, "fused.MatMulAct": 3}
@@ -57,12 +59,52 @@ def _generated(layer) -> list[dict]:
     if t in ("fused.Softmax", "fused.LogSoftmax") and _trailing(a.get("axes", [-1])):
         return [_tactic("softmax", num_warps=4), _tactic("softmax", num_warps=8)]
     if t in ("fused.LayerNorm", "fused.RMSNorm"):
-        return [_tactic("norm", num_warps=4), _tactic("norm", num_warps=8)]
+        return _norm_tactics(layer)
     if t == "fused.Reduce" and _trailing(a["axes"]) and a["kind"] != "prod":
         return [_tactic("reduce", num_warps=4)]
     if t in EPILOGUE_TYPES and a.get("epilogue"):
         return [_tactic("epilogue", BLOCK=1024, num_warps=4)]
     return []
+
+
+# row-length tier (next pow2, up to) -> level-3 and level-4 (ROWS, num_warps); at <= 1024 ROWS is
+# given for 1024-element rows and scales up for shorter ones (same elements per program, <= 64 rows)
+_NORM_CFGS = (
+    (1024, [(4, 4), (8, 8), (2, 4), (1, 4)], [(16, 8), (4, 8), (8, 4), (2, 2), (1, 2)]),
+    (2048, [(2, 8), (1, 8), (1, 4), (4, 8)], [(8, 8), (2, 4), (1, 16), (4, 16)]),
+    (4096, [(1, 8), (2, 8), (1, 16), (1, 4)], [(4, 8), (2, 16), (4, 16)]),
+    (8192, [(1, 8), (1, 16), (1, 4)], [(2, 8), (2, 16)]),
+    (None, [(1, 8), (1, 4)], [(1, 16), (2, 8)]),  # looped (rows over 8192 elements)
+)
+
+
+def _norm_tactics(layer) -> list[dict]:
+    """"norm" configs for the layer's row length (shape_info; a safe default list without it)."""
+    shape = (inp(layer, 0) or {}).get("shape")
+    if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
+        return [_tactic("norm", ROWS=1, num_warps=4), _tactic("norm", ROWS=4, num_warps=4),
+                _tactic("norm", ROWS=1, num_warps=8)]
+    axis = int(layer.attrs.get("axis", -1)) % len(shape)
+    n, m = math.prod(shape[axis:]), math.prod(shape[:axis])
+    bn = 16
+    while bn < n:
+        bn *= 2
+    tier = next(t for t in _NORM_CFGS if t[0] is None or bn <= t[0])
+    scale = max(1, 1024 // bn) if tier[0] == 1024 else 1
+    most = min(64, 1 << (m - 1).bit_length())  # more rows than M would only repeat a config
+
+    def rows(cfgs):
+        return [(min(most, r * scale), w) for r, w in cfgs]
+    l3 = rows(tier[1])
+    if m < 1024:  # few rows: more programs first (the level-0 pick)
+        l3.sort(key=lambda c: c[0])
+    out, seen = [], set()
+    for lvl, cfgs in ((3, l3), (4, rows(tier[2]))):
+        for r, w in cfgs:
+            if (r, w) not in seen:
+                seen.add((r, w))
+                out.append(dict(_tactic("norm", ROWS=r, num_warps=w), **({"level": 4} if lvl == 4 else {})))
+    return out
 
 
 def factory(layer, opset, device):

@@ -1,6 +1,7 @@
 """Source generation for row kernels: Softmax / LogSoftmax, LayerNorm / RMSNorm (+ epilogue) and
-fused.Reduce (pointwise prologue + reduction over the trailing dims). One program per row of
-N = prod(reduced dims) elements; loops over the row in BLOCK_N chunks."""
+fused.Reduce (pointwise prologue + reduction over the trailing dims) over rows of N = prod(reduced
+dims) elements. Softmax / reduce: one program per row, looping over it in BLOCK_N chunks; norms:
+ROWS rows per program, single pass when the row fits one block (see norm_source)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,41 +63,72 @@ def softmax_source(sig: RowSignature, log: bool, name="tf_softmax"):
     return PRELUDE + "\n".join(lines) + "\n", []
 
 
-def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,
-                name="tf_norm"):
-    """LayerNorm (mean, variance, normalize) or RMSNorm; inputs: x, [scale], [bias], extras."""
-    i2 = "        "
-    k = 1
-    idx_scale = k if has_scale else None
-    k += has_scale
-    idx_bias = k if has_bias else None
-    k += has_bias
-    extras = list(range(k, len(sig.in_dtypes)))
-    lines = ["    acc = tl.zeros([BLOCK_N], tl.float32)"]
-    if not rms:
-        lines += _loop(_loads(sig, [0], i2, "cmask") + [f"{i2}acc += x0"])
-        lines += ["    mean = tl.sum(acc, 0) / N", "    acc = tl.zeros([BLOCK_N], tl.float32)"]
-        lines += _loop(_loads(sig, [0], i2, "cmask") + [f"{i2}dx = tl.where(cmask, x0 - mean, 0.0)",
-                                                        f"{i2}acc += dx * dx"])
-    else:
-        lines += _loop(_loads(sig, [0], i2, "cmask") + [f"{i2}acc += x0 * x0"])
-    lines += ["    rstd = 1.0 / tl.sqrt_rn(tl.sum(acc, 0) / N + eps)"]
-    y = "(x0 - mean) * rstd" if not rms else "x0 * rstd"
-    body = _loads(sig, [0] + [i for i in (idx_scale, idx_bias) if i is not None] + extras, i2, "cmask")
-    body.append(f"{i2}y = {y}")
-    if idx_scale is not None:
-        body.append(f"{i2}y = y * x{idx_scale}")
-    if idx_bias is not None:
-        body.append(f"{i2}y = y + x{idx_bias}")
-    consts: list = []
+def _norm_header(name, sig, consts):
+    """Signature and row setup of tf_norm: ROWS rows per program as a [ROWS, 1] index (clamped to
+    M - 1 so every load stays in bounds; stores mask the rows past M)."""
+    lines = _header(name, sig, ["eps"], consts)
+    lines[3] = lines[3].replace(", N, eps", ", M, N, eps").replace("BLOCK_N: tl.constexpr",
+                                                                  "ROWS: tl.constexpr, BLOCK_N: tl.constexpr")
+    return lines[:4] + ["    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)[:, None]",
+                        "    rmask = rows < M", "    row = tl.minimum(rows, M - 1)", "    base = row * N"]
+
+
+def _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind):
+    """Lines from the normalized x0 (`xc * rstd`) to the store, and the loads they need."""
+    body = [f"{ind}y = {'x0' if rms else 'xc'} * rstd"]
+    body += [f"{ind}y = y * x{idx_scale}"] if idx_scale is not None else []
+    body += [f"{ind}y = y + x{idx_bias}"] if idx_bias is not None else []
     out_name = "y"
     if epilogue:
         in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
         ls, out_name, _ = expr_lines(epilogue, ["y"] + [f"x{i}" for i in extras], in_dt, "e", consts)
-        body += [i2 + ln for ln in ls]
-    body.append(f"{i2}tl.store(out0 + base + cols, {out_name}.to({TL[sig.out_dtype]}), mask=cmask)")
-    lines += _loop(body)
-    return PRELUDE + "\n".join(_header(name, sig, ["eps"], consts) + lines) + "\n", consts
+        body += [ind + ln for ln in ls]
+    body.append(f"{ind}tl.store(out0 + base + cols, {out_name}.to({TL[sig.out_dtype]}), mask=rmask & cmask)")
+    return body
+
+
+def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,
+                name="tf_norm", looped=False):
+    """LayerNorm (mean, variance, normalize) or RMSNorm; inputs: x, [scale], [bias], extras.
+
+    A program normalizes ROWS rows held as one [ROWS, BLOCK_N] block; fp32 statistics, the
+    variance as the mean of squared deviations (two passes over registers). Single pass (default):
+    the row fits BLOCK_N and every operand is loaded once. looped: rows longer than BLOCK_N make
+    three passes over BLOCK_N chunks (sum, squared deviations, normalize + store)."""
+    idx_scale = 1 if has_scale else None
+    idx_bias = 1 + has_scale if has_bias else None
+    extras = list(range(1 + has_scale + has_bias, len(sig.in_dtypes)))
+    params = [i for i in (idx_scale, idx_bias) if i is not None] + extras
+    consts: list = []
+    mean = [] if rms else ["mean = tl.sum({s}, 1)[:, None] / N", "xc = tl.where(cmask, x0 - mean, 0.0)"]
+    sq = "x0 * x0" if rms else "xc * xc"
+    sqrt = "tl.sqrt" if sig.in_dtypes[0] == "float64" else "tl.sqrt_rn"  # sqrt_rn: fp32 only
+    rstd = "rstd = 1.0 / " + sqrt + "(tl.sum({s}, 1)[:, None] / N + eps)"
+    if not looped:
+        ind = "    "
+        lines = [f"{ind}cols = tl.arange(0, BLOCK_N)[None, :]", f"{ind}cmask = cols < N"]
+        lines += _loads(sig, [0] + params, ind, "cmask")
+        lines += [ind + ln.format(s="x0") for ln in mean] + [ind + rstd.format(s=sq)]
+        lines += _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind)
+        return PRELUDE + "\n".join(_norm_header(name, sig, consts) + lines) + "\n", consts
+    i2 = "        "
+    acc = f"    acc = tl.zeros([ROWS, BLOCK_N], {ctype(sig.in_dtypes[0])})"
+    lines = [acc]
+    if not rms:
+        lines += _loop2d(_loads(sig, [0], i2, "cmask") + [f"{i2}acc += x0"])
+        lines += ["    " + mean[0].format(s="acc"), acc]
+        lines += _loop2d(_loads(sig, [0], i2, "cmask") + [i2 + mean[1], f"{i2}acc += xc * xc"])
+    else:
+        lines += _loop2d(_loads(sig, [0], i2, "cmask") + [f"{i2}acc += x0 * x0"])
+    lines.append("    " + rstd.format(s="acc"))
+    body = _loads(sig, [0] + params, i2, "cmask") + ([] if rms else [i2 + mean[1]])
+    lines += _loop2d(body + _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, i2))
+    return PRELUDE + "\n".join(_norm_header(name, sig, consts) + lines) + "\n", consts
+
+
+def _loop2d(body, ind="    "):
+    return [f"{ind}for start in range(0, N, BLOCK_N):", f"{ind}    cols = start + tl.arange(0, BLOCK_N)[None, :]",
+            f"{ind}    cmask = cols < N"] + body
 
 
 # kind -> (lane init, per-element map of p, combine, finish) ; acc dtype chosen by the caller

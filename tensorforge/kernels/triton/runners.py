@@ -121,7 +121,10 @@ class SoftmaxRunner(_Runner):
 
 
 class NormRunner(_Runner):
-    """fused.LayerNorm / fused.RMSNorm: inputs x, scale?, [bias?,] extras."""
+    """fused.LayerNorm / fused.RMSNorm: inputs x, scale?, [bias?,] extras.
+
+    params: ROWS (rows per program, default 1), num_warps, BLOCK_N (the longest row normalized in
+    one pass, default 8192; longer rows loop over 4096-element chunks)."""
 
     def __init__(self, attrs, params, fallback, rms):
         super().__init__(attrs, params, fallback)
@@ -148,16 +151,22 @@ class NormRunner(_Runner):
             return None
         M, N, kinds, rank, dims, strides = _row_plan(ins, shape, k)
         sig = RowSignature(tuple(dts), kinds, out_dt, rank)
-        src, consts = norm_source(sig, self.rms, lead[1] is not None, not self.rms and lead[2] is not None, epi)
+        cap = int(self.params.get("BLOCK_N", 8192))
+        looped = next_pow2(N, 16, 1 << 30) > cap
+        bn = next_pow2(N, 16, min(cap, 4096) if looped else cap)
+        rows = next_pow2(int(self.params.get("ROWS", 1)), 1, max(1, 16384 // bn))  # <= 16K elements
+        rows = next_pow2(M, 1, rows)
+        src, consts = norm_source(sig, self.rms, lead[1] is not None, not self.rms and lead[2] is not None, epi,
+                                  looped=looped)
         kernel = compile_source(src, "tf_norm")
         eps = float(self.attrs.get("epsilon", 1e-5))
-        bn = next_pow2(N)
         extra = dims + strides + [v for _, v in consts]
+        grid = (triton_cdiv(M, rows),)
 
         def run(inputs_, outs=None):
             xs = [t for t in inputs_ if t is not None]
             out = _out(outs, shape, out_dt, xs[0].device)
-            self.launch(kernel, (M,), xs + [out, N, eps] + extra, BLOCK_N=bn)
+            self.launch(kernel, grid, xs + [out, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
             return [out]
         return run
 

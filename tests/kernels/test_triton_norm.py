@@ -1,0 +1,223 @@
+"""Triton LayerNorm / RMSNorm row kernels (tactic "norm") in triton's CPU interpreter vs torch
+(F.layer_norm / a manual RMSNorm in fp32): single pass and looped rows, ROWS rows per program with
+a partial last group, scale / bias present or absent, epilogues with full / inner / outer extras,
+strided (transposed) operands. The check functions are shared with tests/gpu/test_triton_norm.py."""
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tensorforge.ops.fused_expr import ExprBuilder
+
+from . import cases
+
+ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()
+TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2, torch.float64: 1e-7}
+M = 13  # not a multiple of any ROWS
+LENGTHS = (1, 7, 768, 1000, 5000, 9000)  # 9000: looped (over the 8192 single-pass limit)
+
+
+def rand(shape, dtype, device, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) * 4 - 2).to(dtype).to(device)
+
+
+def silu_expr():
+    """y * sigmoid(y) (no extra input)."""
+    b = ExprBuilder()
+    return b.build(b.op("Mul", [b.input(0), b.op("Sigmoid", [b.input(0)])]))
+
+
+def add_expr():
+    """y + r (a residual, possibly broadcast)."""
+    b = ExprBuilder()
+    return b.build(b.op("Add", [b.input(0), b.input(1)]))
+
+
+EPILOGUES = {"residual_relu": (cases.residual_relu_expr, lambda y, r: torch.relu(y + r)),
+             "silu": (silu_expr, lambda y: y * torch.sigmoid(y)), "add": (add_expr, lambda y, r: y + r)}
+
+
+def want(rms, x, scale, bias, extras, axis, eps, epi):
+    """The fp32 torch result cast to x's dtype."""
+    dims = tuple(range(axis % x.dim(), x.dim()))
+    xf = x.double() if x.dtype == torch.float64 else x.float()
+    if rms:
+        y = xf * torch.rsqrt((xf * xf).mean(dims, keepdim=True) + eps)
+    else:
+        y = F.layer_norm(xf, xf.shape[dims[0]:], eps=eps)
+    y = y * scale.to(xf.dtype) if scale is not None else y
+    y = y + bias.to(xf.dtype) if bias is not None else y
+    if epi:
+        y = EPILOGUES[epi][1](y, *[e.to(xf.dtype) for e in extras])
+    return y.to(x.dtype)
+
+
+def run(rms, ins, axis=-1, eps=1e-5, epi=None, params=None, outs=None):
+    from tensorforge.kernels.triton.runners import NormRunner
+    attrs = {"axis": axis, "epsilon": eps}
+    if epi:
+        attrs["epilogue"] = EPILOGUES[epi][0]()
+    r = NormRunner(attrs, params or {}, lambda _: pytest.fail("fell back to the reference"), rms)
+    return r(ins, outs)[0]
+
+
+def check(rms, x, scale=None, bias=None, extras=(), axis=-1, eps=1e-5, epi=None, params=None):
+    ins = [x, scale] + ([] if rms else [bias]) + list(extras)
+    got = run(rms, ins, axis, eps, epi, params)
+    exp = want(rms, x, scale, bias, extras, axis, eps, epi)
+    assert got.dtype == exp.dtype and got.shape == exp.shape and got.is_contiguous()
+    tol = TOL[x.dtype]
+    try:
+        torch.testing.assert_close(got.double().cpu(), exp.double().cpu(), rtol=tol, atol=tol)
+    except AssertionError as e:
+        raise AssertionError(f"rms={rms} {tuple(x.shape)} {x.dtype} epi={epi} {params}: {e}") from e
+
+
+def check_lengths(device, dtype, params, lengths=LENGTHS):
+    """LayerNorm (scale + bias, none) and RMSNorm (scale, none) over M x N for every N."""
+    for n in lengths:
+        x = rand((M, n), dtype, device, n)
+        g, b = rand((n,), dtype, device, n + 1) + 2, rand((n,), dtype, device, n + 2)
+        check(False, x, g, b, params=params)
+        check(True, x, g, params=params, eps=1e-6)
+        if n in (7, 1000):
+            check(False, x, params=params)
+            check(False, x, g, params=params)
+            check(True, x, params=params)
+
+
+def check_operands(device, dtype, params, n=45):
+    """Epilogues with full / inner / outer / transposed extras, transposed x, trailing-2-dims rows."""
+    x = rand((M, n), dtype, device, 0) * 3 + 1
+    g, b = rand((n,), dtype, device, 1) + 2, rand((n,), dtype, device, 2)
+    r = rand((M, n), dtype, device, 3)
+    check(False, x, g, b, [r], epi="residual_relu", params=params)
+    check(True, x, g, extras=[r], epi="residual_relu", params=params)
+    check(False, x, g, b, epi="silu", params=params)
+    check(False, x, g, b, [rand((n,), dtype, device, 4)], epi="add", params=params)  # inner extra
+    check(False, x, g, b, [rand((M, 1), dtype, device, 5)], epi="add", params=params)  # outer extra
+    xt = rand((n, M), dtype, device, 6).t()  # strided x (a transposed view)
+    check(False, xt, g, b, [rand((n, M), dtype, device, 7).t()], epi="add", params=params)
+    check(True, xt, g, params=params)
+    x3 = rand((3, 5, n), dtype, device, 8)
+    check(False, x3, rand((5, n), dtype, device, 9), rand((n,), dtype, device, 10), axis=-2, eps=1e-3,
+          params=params)
+    check(False, x3[:, :, 1:], params=params)  # rows of a sliced view
+
+
+def check_out_buffer(device, dtype, params):
+    """A dense output buffer given as outs[0] is written in place."""
+    x, g = rand((M, 96), dtype, device, 11), rand((96,), dtype, device, 12)
+    buf = torch.empty_like(x)
+    got = run(True, [x, g], params=params, outs=[buf])
+    assert got is buf
+    torch.testing.assert_close(buf.float(), want(True, x, g, None, (), -1, 1e-5, None).float(),
+                               rtol=TOL[dtype], atol=TOL[dtype])
+
+
+interp = pytest.mark.skipif(not ON_CPU, reason="needs triton (interpreter) on a machine without CUDA")
+
+
+@pytest.fixture
+def interpret(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+@interp
+@pytest.mark.parametrize("rows", [1, 4, 8])
+def test_lengths_fp32(interpret, rows):
+    check_lengths("cpu", torch.float32, {"ROWS": rows, "num_warps": 4})
+
+
+@interp
+def test_lengths_fp16_and_forced_loop(interpret):
+    check_lengths("cpu", torch.float16, {"ROWS": 4, "num_warps": 4}, lengths=(7, 768, 5000))
+    # BLOCK_N 1024 caps the single pass: 1000 fits, 5000 loops over 1024-element chunks
+    check_lengths("cpu", torch.float32, {"ROWS": 2, "BLOCK_N": 1024}, lengths=(1000, 5000))
+
+
+@interp
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_operands_and_epilogues(interpret, dtype):
+    for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 16}, {"ROWS": 2, "BLOCK_N": 16}):
+        check_operands("cpu", dtype, params)
+
+
+@interp
+def test_old_params_fp64_and_out_buffers(interpret):
+    check_operands("cpu", torch.float32, {"num_warps": 8})  # engines saved before ROWS: one row each
+    check_lengths("cpu", torch.float64, {"ROWS": 4}, lengths=(7, 9000))
+    check_out_buffer("cpu", torch.float32, {"ROWS": 4})
+
+
+def _layer(shape, axis=-1, op="fused.LayerNorm"):
+    from tensorforge.runtime.plan import LayerSpec
+    lay = LayerSpec("n", op, ["x"], ["y"], attrs={"axis": axis, "epsilon": 1e-5})
+    if shape is not None:
+        lay.shape_info = {"inputs": [{"dtype": "float16", "shape": list(shape), "kind": "activation"}],
+                          "outputs": []}
+    return lay
+
+
+def test_candidates():
+    """CUDA only; at most 4 level-3 configs from the row length, more tagged level 4, unique."""
+    import tensorforge.kernels.triton as T
+    assert T.candidates(_layer((6304, 768)), torch.device("cpu")) == []
+    for shape in ((6304, 768), (128, 768), (13, 7), (4, 2048), (1, 4096), (3, 5000), (2, 9000), (2, 3, 45),
+                  None):
+        cands = T._norm_tactics(_layer(shape))
+        lv = [c.get("level", 3) for c in cands]
+        assert 2 <= lv.count(3) <= 4 and lv == sorted(lv) and set(lv) <= {3, 4}, (shape, cands)
+        keys = [tuple(sorted(c["params"].items())) for c in cands]
+        assert len(set(keys)) == len(keys) and all(c["name"] == "norm" for c in cands)
+        assert all(c["params"]["ROWS"] & (c["params"]["ROWS"] - 1) == 0 for c in cands)
+    first = T._norm_tactics(_layer((6304, 768)))[0]["params"]
+    assert first == {"ROWS": 4, "num_warps": 4}
+    assert T._norm_tactics(_layer((128, 768)))[0]["params"]["ROWS"] == 1  # few rows: more programs first
+    assert max(c["params"]["ROWS"] for c in T._norm_tactics(_layer((2, 3, 45)))) <= 8
+
+
+def _compile_sm90(src, warps, consts, dtype):
+    """PTX of tf_norm in `src` for sm90 (triton's bundled ptxas; no GPU, never the interpreter)."""
+    import linecache
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    fname = "<tensorforge-norm-sm90-test>"
+    linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
+    ns = {"__name__": "tensorforge_norm_sm90_test", "__file__": fname}
+    exec(compile(src, fname, "exec"), ns)  # noqa: S102
+    fn = ns["tf_norm"]
+    sig = {a: "constexpr" if a in consts else f"*{dtype}" if a[:2] in ("in", "ou") else
+           "fp32" if a == "eps" else "i32" for a in fn.arg_names}
+    attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names) if a[:2] in ("in", "ou") or a == "N"}
+    ast = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()}, attrs=attrs)
+    return triton.compile(ast, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps}).asm["ptx"]
+
+
+def sm90_checks():
+    """fp16 rows load and store 16-byte vectors; the looped bf16 kernel compiles."""
+    from tensorforge.kernels.triton.rowwise import RowSignature, norm_source
+    sig = RowSignature(("float16",) * 4, ("full", "inner", "inner", "full"), "float16", 0)
+    src, _ = norm_source(sig, False, True, True, cases.residual_relu_expr())
+    ptx = _compile_sm90(src, 4, {"ROWS": 4, "BLOCK_N": 1024}, "fp16")
+    assert "ld.global.v4.b32" in ptx and "st.global.v4.b32" in ptx
+    sig = RowSignature(("bfloat16", "bfloat16"), ("full", "inner"), "bfloat16", 0)
+    src, _ = norm_source(sig, True, True, False, looped=True)
+    assert "ld.global.v4.b32" in _compile_sm90(src, 8, {"ROWS": 2, "BLOCK_N": 4096}, "bf16")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
+def test_kernels_compile_for_sm90_with_vector_loads():
+    """Type errors the interpreter does not see fail here (compiled in a fresh process: no
+    interpreter state, no cached interpreted kernels)."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    code = "from tests.kernels.test_triton_norm import sm90_checks; sm90_checks()"
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
