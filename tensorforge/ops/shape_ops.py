@@ -233,9 +233,14 @@ def concat_sym(node, *xs):
 
 @reference("Gather")
 def gather_ref(x, idx, axis=0):
-    """Advanced indexing: negative indices count from the end (one kernel, no separate fix-up)."""
+    """index_select after one remainder kernel mapping negative indices into [0, n) (no host sync:
+    CUDA-graph capturable; advanced indexing is not)."""
     axis = axis % x.dim()
-    return x[(slice(None),) * axis + (idx.to(torch.int64),)]
+    n = x.shape[axis]
+    idx64 = idx.to(torch.int64)
+    flat = torch.remainder(idx64, n) if n > 0 else idx64
+    out = torch.index_select(x, axis, flat.reshape(-1))
+    return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
 
 
 @infer("Gather")
