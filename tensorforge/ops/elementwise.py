@@ -264,7 +264,9 @@ def _sym_neg(node, a):
 
 @symval("Where")
 def _sym_where(node, c, a, b):
-    if any(not isinstance(x, (bool, np.bool_)) for x in c.reshape(-1)):
+    """Select on a known condition (bools, or the 0/1 a symbolic Equal/Less leaves for a bool tensor)."""
+    ok = (bool, np.bool_) if node.inputs[0].dtype != "bool" else (bool, np.bool_, int, np.integer)
+    if any(not isinstance(x, ok) or isinstance(x, sympy.Basic) for x in c.reshape(-1)):
         return None
     return [np.asarray(np.where(c.astype(bool), a, b), dtype=object)]
 
