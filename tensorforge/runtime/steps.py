@@ -36,7 +36,7 @@ def build_steps(ctx) -> None:
             slots[lay.outputs[0]] = fn([slots[i] if i else None for i in lay.inputs])[0]
             alias[lay.outputs[0]] = alias.get(lay.inputs[0], lay.inputs[0])
             continue
-        ins = [_device_input(slots, x, j, lay, dev) for j, x in enumerate(lay.inputs)]
+        ins = [_device_input(slots, x, j, lay, dev, p.tensors) for j, x in enumerate(lay.inputs)]
         outs = [slots.get(o) for o in lay.outputs]
         steps.append((lay.name, fn, ins, list(lay.outputs), outs, lay.mode == "view"))
         stream_ids.append(lay.stream)
@@ -63,10 +63,20 @@ def _releases(ctx, steps) -> list:
     return rel
 
 
-def _device_input(slots, name, j, lay, dev):
-    """Slot name for input j; a host tensor read as device data gets a device copy (once per plan)."""
-    if not name or dev.type != "cuda" or j in lay.host_inputs:
+def _device_input(slots, name, j, lay, dev, tensors=None):
+    """Slot name for input j; a host tensor read as device data gets a device copy and a device
+    weight read as a host input (a constant some other layer reads on the device) a host copy,
+    once per plan: no host sync at run time (CUDA-graph capturable)."""
+    if not name or dev.type != "cuda":
         return name
+    if j in lay.host_inputs:
+        t, spec = slots.get(name), (tensors or {}).get(name)
+        if t is None or t.device.type != "cuda" or spec is None or spec.kind != "weight":
+            return name
+        key = f"{name}@host"
+        if key not in slots:
+            slots[key] = t.cpu()
+        return key
     t = slots.get(name)
     if t is None or t.device.type == "cuda":
         return name

@@ -55,6 +55,23 @@ def _host_only_ops():
     return make_model(nodes, [("x", F, [3, "W"])], [("y", F, None)], inits, opset=17)
 
 
+def _shared_host_constant():
+    """A constant read both as Range's start (host input) and by a device Add: the runtime keeps a
+    host copy of the device weight for Range (no .item() sync inside the captured graph)."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "one"], ["w"], axis=0),
+             helper.make_node("Add", ["w", "k"], ["end"]),
+             helper.make_node("Range", ["k", "end", "step"], ["r"]),
+             helper.make_node("Cast", ["r"], ["rf"], to=F),
+             helper.make_node("Gather", ["x", "k"], ["col"], axis=1),
+             helper.make_node("Unsqueeze", ["col", "one1"], ["col2"]),
+             helper.make_node("Add", ["x", "rf"], ["t"]),
+             helper.make_node("Add", ["t", "col2"], ["y"])]
+    inits = [_init("one", 1, np.int64), _init("k", 2, np.int64), _init("step", 1, np.int64),
+             _init("one1", [1], np.int64)]
+    return make_model(nodes, [("x", F, [3, "W"])], [("y", F, None)], inits, opset=17)
+
+
 CASES = {
     "resize_nearest_scales": (_resize("nearest", scales=[1, 1, 2.0, 1.5]), [2, 3, 5, 6]),
     "resize_nearest_sizes": (_resize("nearest", sizes=[2, 3, 9, 4], nearest_mode="floor"), [2, 3, 5, 6]),
@@ -65,6 +82,7 @@ CASES = {
     "pad_constant": (_pad("constant", [0, 0, 1, 2, 0, 1, 2, 1], value=[0.25]), [2, 3, 5, 6]),
     "pad_reflect": (_pad("reflect", [0, 0, 2, 1, 0, 0, 1, 3]), [2, 3, 5, 6]),
     "range_constant_of_shape": (_host_only_ops(), [3, 7]),
+    "range_start_shared_with_device_op": (_shared_host_constant(), [3, 7]),
 }
 
 
