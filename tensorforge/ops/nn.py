@@ -1,6 +1,7 @@
 """Neural-network ops: Conv, MatMul, Gemm, BatchNormalization, pooling, Softmax, LayerNormalization."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import sympy
@@ -315,26 +316,35 @@ def avgpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, count_include_p
     return s / cnt
 
 
+def _window_sum(xp, k, strides, dil, outs):
+    """Sum over each dilated window as prod(k) strided-slice adds (fp32 or wider accumulation): exact
+    where a ones-kernel convolution would run in TF32 on CUDA."""
+    acc_t = torch.promote_types(xp.dtype, torch.float32)
+    total = None
+    for offs in itertools.product(*[range(kk) for kk in k]):
+        sl = tuple(slice(o * d, o * d + (m - 1) * s + 1, s) for o, d, m, s in zip(offs, dil, outs, strides))
+        v = xp[(Ellipsis,) + sl].to(acc_t)
+        total = v if total is None else total + v
+    return total
+
+
 def _avgpool_dilated(x, k, strides, dil, pads, ceil_mode, count_include_pad):
-    """Dilated average pooling as a ones-kernel convolution over the value and over a count mask."""
+    """Dilated average pooling: window sums of the value and of a count mask."""
     n = len(k)
     outs = [pool_out_dim(x.shape[2 + i], k[i], strides[i], dil[i], pads[i], pads[i + n], ceil_mode)
             for i in range(n)]
     extra = [max(0, (outs[i] - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 - (x.shape[2 + i] + pads[i] + pads[i + n]))
              for i in range(n)]
     full = list(pads[:n]) + [pads[n + i] + extra[i] for i in range(n)]
-    nc = x.shape[0] * x.shape[1]
-    xp = pad_input(x.reshape((nc, 1) + tuple(x.shape[2:])), full)
-    ones = torch.ones((1, 1) + tuple(k), dtype=x.dtype, device=x.device)
-    total = _CONV[n](xp, ones, None, strides, 0, dil)
-    mask = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype, device=x.device)
+    total = _window_sum(pad_input(x, full), k, strides, dil, outs)
+    mask = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=torch.float32, device=x.device)
     if count_include_pad:
         mask = pad_input(mask, list(pads), value=1.0)
         mask = pad_input(mask, [0] * n + extra)
     else:
         mask = pad_input(mask, full)
-    cnt = _CONV[n](mask, ones, None, strides, 0, dil)
-    return (total / cnt).reshape(tuple(x.shape[:2]) + tuple(total.shape[2:]))
+    cnt = _window_sum(mask, k, strides, dil, outs)
+    return (total / cnt).to(x.dtype)
 
 
 @infer("MaxPool", "AveragePool", "LpPool")
