@@ -1,7 +1,16 @@
 """Generated-kernel cases shared by the golden-source tests and the interpreter / GPU tests."""
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
+import torch
+
 from tensorforge.ops.fused_expr import ExprBuilder
+
+# Triton's CPU interpreter runs where triton is installed and no GPU is (use with the `interpret` fixture)
+ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()
+interpreter_only = pytest.mark.skipif(not ON_CPU, reason="needs triton (interpreter) on a machine without CUDA")
 
 
 def gelu_bias_expr():

@@ -2,7 +2,6 @@
 source, and correctness in triton's CPU interpreter on tiny shapes (fp32 and fp16: the
 interpreter has no bf16 dot). tests/gpu/test_triton_conv.py runs `check_cases` compiled."""
 import ast
-import importlib.util
 
 import numpy as np
 import pytest
@@ -18,8 +17,7 @@ from tests.kernels import cases
 CL = torch.channels_last
 CUDA = torch.device("cuda")
 TOL = {torch.float32: (1e-4, 1e-4), torch.float16: (1e-2, 1e-2), torch.bfloat16: (3e-2, 3e-2)}
-interpreter = pytest.mark.skipif(importlib.util.find_spec("triton") is None or torch.cuda.is_available(),
-                                 reason="needs triton (interpreter) on a machine without CUDA")
+interpreter = cases.interpreter_only
 
 
 def _rand(shape, dtype, device, seed, scale=1.0):
@@ -149,11 +147,6 @@ def test_generated_source_parses():
 
 
 # ---- interpreter correctness ----------------------------------------------------------------
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-
-
 @interpreter
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_conv_cases_in_interpreter(interpret, dtype):

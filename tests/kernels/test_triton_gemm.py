@@ -1,7 +1,6 @@
 """Triton "gemm" family: candidate legality and config space, generated sources, and the kernels
 in triton's CPU interpreter (fp32 and fp16: the interpreter's bf16 tl.dot is wrong, bf16 runs in
 tests/gpu/test_triton_gemm.py). The check helpers are shared with the GPU tests."""
-import importlib.util
 
 import pytest
 import torch
@@ -196,13 +195,7 @@ def params(bm=16, bn=32, bk=16, split=None, warps=4, stages=2, serial=False):
     return {**p, "SERIAL": 1} if serial else p
 
 
-interp = pytest.mark.skipif(importlib.util.find_spec("triton") is None or torch.cuda.is_available(),
-                            reason="needs triton (interpreter) on a machine without CUDA")
-
-
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+interp = cases.interpreter_only
 
 
 @interp

@@ -12,7 +12,6 @@ from tensorforge.ops.fused_expr import ExprBuilder
 
 from . import cases
 
-ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2, torch.float64: 1e-7}
 M = 13  # not a multiple of any ROWS
 LENGTHS = (1, 7, 768, 1000, 5000, 9000)  # 9000: looped (over the 8192 single-pass limit)
@@ -117,12 +116,7 @@ def check_out_buffer(device, dtype, params):
                                rtol=TOL[dtype], atol=TOL[dtype])
 
 
-interp = pytest.mark.skipif(not ON_CPU, reason="needs triton (interpreter) on a machine without CUDA")
-
-
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+interp = cases.interpreter_only
 
 
 @interp

@@ -9,7 +9,8 @@ import torch
 from tensorforge.kernels.triton.pool import WINDOW
 from tensorforge.ops import registry
 
-ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()
+from . import cases as kcases
+
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 SMALL = {"BLOCK_P": 64, "BLOCK_C": 4, "num_warps": 4}  # one program per channel-last case (the interpreter is slow)
 WINDOW_CASES = [
@@ -110,12 +111,7 @@ def check_out_buffer(device, dtype, params=SMALL):
         close(buf, want, dtype)
 
 
-interp = pytest.mark.skipif(not ON_CPU, reason="needs triton (interpreter) on a machine without CUDA")
-
-
-@pytest.fixture
-def interpret(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
+interp = kcases.interpreter_only
 
 
 @interp
