@@ -28,6 +28,27 @@ def is_cuda(device) -> bool:
     return getattr(device, "type", str(device)) == "cuda"
 
 
+def weight_gemm(layer, dtypes=LOW):
+    """(M, N, K) of a MatMul / Gemm (or fused) layer whose B is a 2-D constant weight of A's dtype
+    (one of `dtypes`), A of rank >= 2 (exactly 2 with transA = 0 for Gemm); None otherwise."""
+    a, b = inp(layer, 0), inp(layer, 1)
+    if a is None or not is_weight(b) or len(b["shape"]) != 2 or len(a["shape"]) < 2:
+        return None
+    if a["dtype"] not in dtypes or b["dtype"] != a["dtype"]:
+        return None
+    at = layer.attrs
+    gemm = layer.type in ("Gemm", "fused.GemmAct")
+    if gemm and (len(a["shape"]) != 2 or at.get("transA", 0)):
+        return None
+    k, n = b["shape"][::-1] if gemm and at.get("transB", 0) else b["shape"]
+    if a["shape"][-1] != k:
+        return None
+    m = 1
+    for d in a["shape"][:-1]:
+        m *= int(d)
+    return m, n, k
+
+
 def capability(device) -> tuple:
     """(major, minor) of a CUDA device, (0, 0) elsewhere."""
     if not is_cuda(device) or not torch.cuda.is_available():

@@ -10,31 +10,16 @@ from __future__ import annotations
 import torch
 
 from . import offers, tactic, variant
-from .common import FLOATS, eval_expr, inp, is_cuda, is_weight
-
-
-LOW = ("float16", "bfloat16")
+from .common import FLOATS, LOW, eval_expr, inp, is_cuda, is_weight
+from .gemm_lt import epilogue_form
 
 
 def act_of(layer) -> str | None:
     """'none', 'relu', 'gelu' (tanh form) or 'gelu_approx' (erf form, FP16/BF16 layers only: run as
-    the tanh form) when the layer's epilogue is exactly that, else None."""
-    e = layer.attrs.get("epilogue")
-    if not e:
-        return "none"
-    nodes = e["nodes"]
-    top = nodes[e["out"]]
-    if len(nodes) != 2 or nodes[top.get("args", [None])[0]] != {"op": "input", "i": 0}:
-        return None
-    if top["op"] == "Relu":
-        return "relu"
-    if top["op"] == "Gelu" and top.get("attrs", {}).get("approximate") == "tanh":
-        return "gelu"  # cuBLASLt's GELU epilogue is the tanh approximation
+    the tanh form) when the layer's epilogue is exactly that activation, else None."""
     a = inp(layer, 0)
-    if top["op"] == "Gelu" and top.get("attrs", {}).get("approximate", "none") == "none" \
-            and a is not None and a["dtype"] in LOW:
-        return "gelu_approx"
-    return None
+    form = epilogue_form(layer.attrs.get("epilogue"), a is not None and a["dtype"] in LOW)
+    return form[0] if form is not None and not form[1] else None
 
 
 def _gemm_ok(layer) -> bool:

@@ -10,7 +10,8 @@ import math
 import torch
 
 from . import offers, tactic, variant
-from .common import LOW, inp, is_cuda, is_weight
+from .cublaslt import LtMatmul, aligns
+from .common import LOW, inp, is_cuda, weight_gemm
 
 TYPES = ("MatMul", "Gemm", "fused.MatMulAct", "fused.GemmAct")
 LEVEL3_ALGOS, LEVEL4_ALGOS = 3, 8
@@ -52,32 +53,27 @@ def epilogue_form(expr, low: bool):
 
 def problem(layer):
     """(m, n, k, act, residual, bias) when the layer fits one cuBLASLt call, else None."""
-    a, w = inp(layer, 0), inp(layer, 1)
     at = layer.attrs
-    if layer.type not in TYPES or a is None or not is_weight(w) or len(w["shape"]) != 2 or len(a["shape"]) < 2:
+    mnk = weight_gemm(layer, LOW) if layer.type in TYPES else None
+    if mnk is None or float(at.get("alpha", 1.0)) != 1.0:
         return None
-    if a["dtype"] not in LOW or w["dtype"] != a["dtype"] or float(at.get("alpha", 1.0)) != 1.0:
+    if layer.type in ("Gemm", "fused.GemmAct") and float(at.get("beta", 1.0)) != 1.0:
         return None
-    gemm = layer.type in ("Gemm", "fused.GemmAct")
-    if gemm and (len(a["shape"]) != 2 or at.get("transA", 0) or float(at.get("beta", 1.0)) != 1.0):
-        return None
-    k, n = w["shape"][::-1] if gemm and at.get("transB", 0) else w["shape"]
-    if a["shape"][-1] != k:
-        return None
+    m, n, k = mnk
     form = epilogue_form(at.get("epilogue"), True)
     if form is None:
         return None
     act, res = form
-    c = inp(layer, 2)
+    a, c = inp(layer, 0), inp(layer, 2)
     if c is not None and (c["dtype"] != a["dtype"] or list(c["shape"]) not in ([n], [1, n])):
         return None
-    out_shape = list(a["shape"][:-1]) + [n]
     extra = inp(layer, 3)
+    out_shape = list(a["shape"][:-1]) + [n]
     if res and (extra is None or extra["dtype"] != a["dtype"] or list(extra["shape"]) != out_shape):
         return None
     if not res and len(layer.inputs) > 3:
         return None
-    return math.prod(a["shape"][:-1]), n, k, act, res, c is not None
+    return m, n, k, act, res, c is not None
 
 
 @offers
@@ -89,7 +85,6 @@ def lt_candidates(layer, device):
     if p is None or 0 in p[:3]:
         return []
     m, n, k, act, res, bias = p
-    from .cublaslt import LtMatmul
     dt = getattr(torch, inp(layer, 0)["dtype"])
     w_strides = (1, k) if layer.type in ("Gemm", "fused.GemmAct") and layer.attrs.get("transB", 0) else (n, 1)
     try:
@@ -114,7 +109,6 @@ class LtRunner:
         self.plans = {}
 
     def _plan(self, a, w, bias, c, out):
-        from .cublaslt import LtMatmul, aligns
         m, k = math.prod(a.shape[:-1]), a.shape[-1]
         try:
             a2 = a.view(m, k)
@@ -146,7 +140,6 @@ class LtRunner:
             out = torch.empty(shape, dtype=a.dtype, device=a.device)
         if self.res and (c is None or tuple(c.shape) != shape or c.dtype != a.dtype):
             return list(self.ref(inputs))
-        from .cublaslt import aligns
         key = tuple(None if t is None else (t.dtype, tuple(t.shape), t.stride()) for t in (a, w, bias, c)) + \
             aligns(*[t for t in (a, w, c, out) if t is not None])
         if key not in self.plans:

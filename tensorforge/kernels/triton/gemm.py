@@ -11,7 +11,7 @@ import math
 import torch
 
 from ...ops.fused_expr import expr_dtype
-from ..aten.common import inp, is_cuda, is_weight
+from ..aten.common import inp, is_cuda, weight_gemm
 from . import _tactic, offers, variant
 from .codegen import supported
 from .launch import dtype_name
@@ -120,18 +120,11 @@ def operand_kind(shape, out_shape) -> str | None:
 
 def problem(layer):
     """(M, N, K) when the layer fits the kernel at its shape_info, else None."""
-    a, b = inp(layer, 0), inp(layer, 1)
-    if a is None or not is_weight(b) or len(b["shape"]) != 2 or len(a["shape"]) < 2:
+    mnk = weight_gemm(layer, LOW)
+    if mnk is None:
         return None
-    if a["dtype"] not in LOW or b["dtype"] != a["dtype"]:
-        return None
-    at = layer.attrs
-    gemm = layer.type in ("Gemm", "fused.GemmAct")
-    if gemm and (len(a["shape"]) != 2 or at.get("transA", 0)):
-        return None
-    k, n = b["shape"][::-1] if gemm and at.get("transB", 0) else b["shape"]
-    if a["shape"][-1] != k:
-        return None
+    m, n, k = mnk
+    a = inp(layer, 0)
     out_shape = list(a["shape"][:-1]) + [n]
     ops = [inp(layer, i) for i in range(2, len(layer.inputs))]
     bias, extras = (ops[0] if ops else None), ops[1:]
@@ -139,7 +132,7 @@ def problem(layer):
         return None
     if not _epilogue_ok(layer, a["dtype"], extras, out_shape):
         return None
-    return math.prod(a["shape"][:-1]), n, k
+    return m, n, k
 
 
 def _epilogue_ok(layer, dt, extras, out_shape) -> bool:
