@@ -42,25 +42,17 @@ def _tile(acc, m_i, l_i, q, k_base, v_base, m_base, start_n, offs_m, offs_n, off
     nmask = cols < S
     k = _ld2(k_base + offs_d[:, None] * skd + cols[None, :] * skn, offs_d < D, nmask, PAD_D, TAIL)
     qk = tl.dot(q, k) * qk_scale
-    if MASK_KIND == 1:
+    if MASK_KIND != 0:  # 1: additive float mask, 2: boolean keep-mask; a row vector or a full tile
         if MASK_ROW:
             if TAIL:
-                mk = tl.load(m_base + cols * smn, mask=nmask, other=0.0)
+                mk = tl.load(m_base + cols * smn, mask=nmask, other=0)[None, :]
             else:
-                mk = tl.load(m_base + cols * smn)
-            qk += (mk.to(q.dtype).to(tl.float32) * 1.4426950408889634)[None, :]
+                mk = tl.load(m_base + cols * smn)[None, :]
         else:
             mk = _ld2(m_base + offs_m[:, None] * smm + cols[None, :] * smn, offs_m < L, nmask, PAD_M, TAIL)
+        if MASK_KIND == 1:
             qk += mk.to(q.dtype).to(tl.float32) * 1.4426950408889634
-    if MASK_KIND == 2:
-        if MASK_ROW:
-            if TAIL:
-                mk = tl.load(m_base + cols * smn, mask=nmask, other=0)
-            else:
-                mk = tl.load(m_base + cols * smn)
-            qk = tl.where((mk != 0)[None, :], qk, float("-inf"))
         else:
-            mk = _ld2(m_base + offs_m[:, None] * smm + cols[None, :] * smn, offs_m < L, nmask, PAD_M, TAIL)
             qk = tl.where(mk != 0, qk, float("-inf"))
     if TAIL:
         qk = tl.where(nmask[None, :], qk, float("-inf"))
