@@ -1,8 +1,8 @@
 """tensorforge: an inference optimizer and runtime for ONNX models on NVIDIA GPUs."""
 __version__ = "0.1.0"
 
-from .build import Builder, BuilderConfig, OptimizationProfile  # noqa: E402
-from .build.timing_cache import TimingCache  # noqa: E402
+from .builder import Builder, BuilderConfig, OptimizationProfile  # noqa: E402
+from .builder.timing_cache import TimingCache  # noqa: E402
 from .errors import TensorforgeError  # noqa: E402
 from .runtime import Engine, ExecutionContext  # noqa: E402
 

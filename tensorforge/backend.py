@@ -107,7 +107,7 @@ class TensorforgeRep(BackendRep):
         self._engines = {}
 
     def _specialize(self, feed_all):
-        from .build import Builder, BuilderConfig
+        from .builder import Builder, BuilderConfig
         vals = {n: np.asarray(feed_all[n]) for n in self.baked}
         key = tuple((n, v.dtype.str, v.shape, v.tobytes()) for n, v in vals.items())
         if key not in self._engines:
@@ -141,7 +141,7 @@ class TensorforgeBackend(Backend):
 
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> TensorforgeRep:
-        from .build import Builder, BuilderConfig
+        from .builder import Builder, BuilderConfig
         if not cls.supports_device(device):
             raise TensorforgeError(f"device '{device}' is not available")
         inits = {i.name for i in model.graph.initializer}

@@ -154,7 +154,7 @@ def test_help_documents_levels_cache_and_activation_memory(cli):
 def test_builder_flags_map_to_config_fields():
     import torch
 
-    from tensorforge.build.config import BuilderConfig
+    from tensorforge.builder.config import BuilderConfig
     from tensorforge.cli.forgeexec.build import config_fields
     cpu = torch.device("cpu")
     o, _ = _validated("--onnx=m")

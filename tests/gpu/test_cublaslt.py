@@ -4,7 +4,7 @@ unaligned views, and inside a CUDA graph."""
 import pytest
 import torch
 
-from tensorforge.build.autotune import layer_fn
+from tensorforge.builder.autotune import layer_fn
 from tensorforge.kernels.aten import REFERENCE
 from tensorforge.kernels.aten.gemm_lt import lt_candidates
 

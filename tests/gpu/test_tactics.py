@@ -7,7 +7,7 @@ import torch
 
 import tensorforge as tf
 from tensorforge import kernels
-from tensorforge.build.autotune import layer_fn
+from tensorforge.builder.autotune import layer_fn
 from tensorforge.kernels.aten import REFERENCE
 from tensorforge.runtime.plan import LayerSpec
 

@@ -94,7 +94,7 @@ def test_resnet_fp16_engine_runs_triton_maxpool_in_nhwc_chain(monkeypatch):
     """Timer forced: channels-last convs and the triton pool win; the MaxPool then reads and
     writes NHWC chain buffers in place (takes_out through the layout wrapper)."""
     from tensorforge import kernels
-    from tensorforge.build import tactics
+    from tensorforge.builder import tactics
 
     def timer(layer, tactic, bench):
         p = tactic.get("params") or {}

@@ -194,7 +194,7 @@ def _tiny_resnet_block():
 
 def force_conv(monkeypatch, cfg):
     """Tactic selection offers conv_igemm(cfg) first for every legal conv layer."""
-    from tensorforge.build import tactics
+    from tensorforge.builder import tactics
     orig = tactics.Selector.candidates
 
     def forced(self, lay, info):

@@ -3,7 +3,7 @@ and cuDNN's fused conv+bias+ReLU / conv+bias+add+ReLU (torch.cudnn_convolution_r
 torch.cudnn_convolution_add_relu) for the epilogues relu(y) and relu(y + residual).
 
 Weights wanted channels-last are laid out once at build time (tactic param weight_layout, applied
-by build/tactics); a kernel given NCHW weights (an engine file reloaded: weights are stored
+by builder/tactics); a kernel given NCHW weights (an engine file reloaded: weights are stored
 contiguous) converts them once on its first call and keeps the copy. Activations stay NCHW in the
 arena: an NHWC tactic converts its input and the runtime copies its NHWC result back."""
 from __future__ import annotations

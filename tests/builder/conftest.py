@@ -1,6 +1,6 @@
 import pytest
 
-from tensorforge.build import tactics
+from tensorforge.builder import tactics
 
 ANCHORS = ("Conv", "fused.ConvAct", "Gemm", "fused.GemmAct", "MatMul", "fused.MatMulAct")
 
@@ -36,7 +36,7 @@ def fake_source(monkeypatch):
         return [dict(t) for t in offered] if layer.type in ANCHORS else []
 
     def factory(layer, opset, device):
-        from tensorforge.build.autotune import layer_fn
+        from tensorforge.builder.autotune import layer_fn
         ref = layer_fn(layer, dict(aten.REFERENCE), opset, device)
         p = layer.tactic.get("params", {})
         if p.get("wrong"):

@@ -7,8 +7,8 @@ import torch
 
 import tensorforge as tf
 from tensorforge import frontend, kernels
-from tensorforge.build import autotune, tactics
-from tensorforge.build.lower import lower
+from tensorforge.builder import autotune, tactics
+from tensorforge.builder.lower import lower
 from tensorforge.runtime.plan import LayerSpec
 from tensorforge.testing import assert_close, rand, run_ort
 
@@ -184,7 +184,7 @@ def test_tuned_at_profile_opt_shapes(fake_timer):
     cfg = tf.BuilderConfig(device="cpu", profiles=[prof])
     g = frontend.load(twin_convs())
     plan, weights = lower(g)
-    from tensorforge.build.builder import _profiles
+    from tensorforge.builder.builder import _profiles
     plan.profiles, _ = _profiles(plan, cfg)
     info = autotune.shape_info(plan, plan.layers[0], tactics.opt_env(plan), weights)
     assert info["inputs"][0]["shape"] == [6, 4, 12, 12] and info["inputs"][1]["kind"] == "weight"

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from tensorforge.build.autotune import layer_fn
+from tensorforge.builder.autotune import layer_fn
 from tensorforge.kernels.aten import REFERENCE
 from tensorforge.runtime.plan import LayerSpec
 

@@ -6,7 +6,7 @@ import random
 import pytest
 
 import tensorforge as tf
-from tensorforge.build.timing_cache import TimingCache, environment, make_key
+from tensorforge.builder.timing_cache import TimingCache, environment, make_key
 from tensorforge.errors import TensorforgeError
 
 from .models import twin_convs

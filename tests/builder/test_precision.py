@@ -8,8 +8,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 import tensorforge as tf
 from tensorforge import frontend
-from tensorforge.build import precision
-from tensorforge.build.precision import POLICY, assign_precision, policy_of
+from tensorforge.builder import precision
+from tensorforge.builder.precision import POLICY, assign_precision, policy_of
 from tensorforge.errors import TensorforgeError
 from tensorforge.ops import registry
 from tensorforge.testing import make_model, rand, run_ort
