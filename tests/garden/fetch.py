@@ -70,6 +70,8 @@ def download(package: str, version: str) -> str:
     found = _find_dist(folder, package, version)
     if found:
         return found
+    if os.environ.get("TF_GARDEN_OFFLINE") == "1":  # e.g. the GPU machine: only carried files count
+        raise GardenUnavailable(f"{package}=={version} is not in {folder} and TF_GARDEN_OFFLINE=1")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
            "--disable-pip-version-check", "--retries", "1", "--timeout", "20", "-d", folder,
            f"{package}=={version}"]

@@ -7,6 +7,7 @@ import sys
 
 from .check import check_model
 from .fetch import GardenUnavailable, load_manifest, model_path
+from .report import markdown
 
 
 def _agreement(r, entry) -> str:
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("names", nargs="*", help="model names (default: all)")
     ap.add_argument("--json", help="write per-model results here")
     ap.add_argument("--opt-level", type=int, default=0)
+    ap.add_argument("--markdown", help="also write the status page (docs/model_garden.md) here")
     args = ap.parse_args(argv)
     entries = [m for m in load_manifest() if not args.names or m["name"] in args.names]
     rows, out, bad = [], [], 0
@@ -66,6 +68,9 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(entries, {o["name"]: o for o in out}))
     return 1 if bad else 0
 
 
