@@ -10,7 +10,6 @@ import torch
 
 from .symbolic import fmt_shape
 
-_ids = itertools.count()
 
 
 @dataclass(eq=False)
@@ -58,12 +57,13 @@ class Graph:
         self.outputs: list[Value] = []
         self.values: dict[str, Value] = {}
         self.metadata: dict[str, Any] = {}
+        self._ids = itertools.count()  # per graph: helper names must not depend on earlier builds
 
     # ---- construction -------------------------------------------------------------------
     def unique_name(self, base: str) -> str:
         name = base
         while name in self.values:
-            name = f"{base}_{next(_ids)}"
+            name = f"{base}_{next(self._ids)}"
         return name
 
     def value(self, name: str, dtype=None, shape=None) -> Value:
