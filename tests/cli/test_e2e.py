@@ -10,7 +10,7 @@ import torch
 
 from tensorforge.cli.forgeexec.inputs import make_inputs, random_input
 
-from forgeexec_helpers import FAST, make_tiny_onnx
+from .forgeexec_helpers import FAST, make_tiny_onnx
 
 CUDA = torch.cuda.is_available()
 
