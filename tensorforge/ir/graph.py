@@ -138,27 +138,6 @@ class Graph:
     def is_output(self, v: Value) -> bool:
         return any(o is v for o in self.outputs)
 
-    def toposort(self) -> None:
-        """Reorder nodes topologically (stable for nodes already in order)."""
-        placed = set()
-        avail = {id(v) for v in self.inputs} | {id(v) for v in self.values.values() if v.producer is None}
-        order, pending = [], list(self.nodes)
-        while pending:
-            progress = False
-            rest = []
-            for n in pending:
-                if all(v is None or id(v) in avail for v in n.inputs):
-                    order.append(n)
-                    placed.add(id(n))
-                    avail |= {id(v) for v in n.outputs}
-                    progress = True
-                else:
-                    rest.append(n)
-            if not progress:
-                raise ValueError(f"graph has a cycle or dangling input at {rest[0].name}")
-            pending = rest
-        self.nodes = order
-
     def prune_values(self) -> None:
         """Drop values that nothing produces, uses, or exposes."""
         keep = {id(v) for v in self.inputs} | {id(v) for v in self.outputs}
