@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import tensorforge as tf
+from tensorforge import zoo
 from tensorforge.runtime import memory
 from tensorforge.runtime import streams as st
 from tensorforge.runtime.engine import Engine
@@ -60,9 +61,6 @@ def test_detector_heads_spread_over_the_allowed_streams(cap, expect):
 
 
 def test_yolo_small_heads_on_aux_streams():
-    zoo = pytest.importorskip("tensorforge.zoo")
-    if not hasattr(zoo, "get_model"):
-        pytest.skip("tensorforge.zoo is not available yet")
     eng = _build(zoo.get_model("yolo_det_small"), opt_level=0, max_aux_streams=3)
     assert eng.num_aux_streams == 3
     aux_convs = [lay for lay in eng.layers if lay.stream and "Conv" in lay.type]
