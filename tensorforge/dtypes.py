@@ -84,3 +84,8 @@ def itemsize(name: str) -> int:
 
 def is_float(name: str) -> bool:
     return name in FLOAT_TYPES
+
+
+def short(name: str) -> str:
+    """The short name of the float types precision uses in names ('float16' -> 'fp16'), else name."""
+    return {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(name, name)

@@ -108,9 +108,9 @@ def test_schedule_waits_only_across_streams_and_skips_implied_waits():
 def _assert_memory_safe(plan):
     """Buffers sharing arena bytes: every access of the earlier one happens before the later one's write
     (happens-before rebuilt here from data dependencies and per-stream order)."""
-    from tensorforge.runtime.context import _bind_symbols
+    from tensorforge.runtime.binding import bind_symbols
     from tensorforge.runtime.shapes import eval_shape
-    env = _bind_symbols(plan, {n: tuple(d if isinstance(d, int) else 2 for d in plan.tensors[n].shape)
+    env = bind_symbols(plan, {n: tuple(d if isinstance(d, int) else 2 for d in plan.tensors[n].shape)
                                for n in plan.inputs})
     lt = memory.lifetimes(plan)
     bufs = [memory.Buffer(n, int(np.prod(eval_shape(plan.tensors[n].shape, env))) * 4, f, la)
