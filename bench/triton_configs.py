@@ -88,7 +88,8 @@ def conv(args) -> None:
                 runs.append((_time_us(lambda r=r: r([x, w, b]), 20), c))
             best = min(runs)
             tot[0], tot[1] = tot[0] + cudnn, tot[1] + best[0]
-            rows.append(f"{cin:5d}->{cout:5d} k{k} s{s} {hw:3d}: cudnn {cudnn:.1f} us, igemm {best[0]:.1f} us {best[1]}")
+            rows.append(f"{cin:5d}->{cout:5d} k{k} s{s} {hw:3d}: cudnn {cudnn:.1f} us, "
+                        f"igemm {best[0]:.1f} us {best[1]}")
         print(f"batch {batch}\n" + "\n".join(rows) + f"\ntotal: cudnn {tot[0]:.1f} us, igemm {tot[1]:.1f} us")
 
 
