@@ -1,10 +1,9 @@
 """tensorforge: an inference optimizer and runtime for ONNX models on NVIDIA GPUs."""
-__version__ = "0.1.0"
-
-from .builder import Builder, BuilderConfig, OptimizationProfile  # noqa: E402
-from .builder.timing_cache import TimingCache  # noqa: E402
-from .errors import TensorforgeError  # noqa: E402
-from .runtime import Engine, ExecutionContext  # noqa: E402
+from .builder import Builder, BuilderConfig, OptimizationProfile
+from .builder.timing_cache import TimingCache
+from .errors import TensorforgeError
+from .runtime import Engine, ExecutionContext
+from .version import __version__
 
 
 class Profiler:

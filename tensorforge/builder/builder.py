@@ -10,8 +10,8 @@ import torch
 from .. import dtypes, frontend, passes
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
+from ..runtime.binding import bind_symbols
 from ..ir.symbolic import to_str
-from ..runtime.context import _bind_symbols, _lifetimes
 from ..runtime.engine import Engine, default_device
 from ..runtime.plan import ProfileSpec
 from ..runtime.shapes import eval_shape
@@ -136,12 +136,12 @@ def _memory_at_max(plan, device):
     from ..kernels import make_kernel
     kernels = {lay.name: make_kernel(lay, plan.opset, device) for lay in plan.layers if lay.mode == "kernel"}
     taken = memory.kernel_allocated(plan, kernels)
-    arena_lt, all_lt = _lifetimes(plan, taken), _lifetimes(plan)
+    arena_lt, all_lt = memory.lifetimes(plan, taken), memory.lifetimes(plan)
     best, unshared, alloc_peak = 0, 0, 0
     for prof in plan.profiles or [ProfileSpec({})]:
         shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
                   for n in plan.inputs}
-        env = _bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
+        env = bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
         bufs = {}
         for name, (first, last) in all_lt.items():
             try:

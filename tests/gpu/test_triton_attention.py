@@ -1,9 +1,7 @@
 """flash_attention compiled on CUDA: every config vs the fused.Attention reference (fp16 / bf16,
 odd lengths, packed / selected / plain views, padded head dims, masks, causal), the shapes that
-matter (BERT-base, ViT-B/16, GPT-2), and zoo FP16 engines with the kernel forced vs ONNX Runtime.
-
-TF_ATTN_BENCH=1 also prints flash_attention vs SDPA backend times on the model shapes."""
-import os
+matter (BERT-base, ViT-B/16, GPT-2), and zoo FP16 engines with the kernel forced vs ONNX Runtime
+(timings: bench/triton_configs.py attention)."""
 
 import numpy as np
 import pytest
@@ -91,42 +89,6 @@ def test_model_shapes_every_default_config(case):
     ins, attrs = model_cases()[case]
     for cfg in fa.LEVEL3:
         run_check(ins, attrs, _params(cfg), torch.float16)
-
-
-def _time_us(fn, iters=50):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(2_000_000)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1000 / iters
-
-
-@pytest.mark.skipif(not os.environ.get("TF_ATTN_BENCH"), reason="set TF_ATTN_BENCH=1 to print timings")
-def test_print_timings():
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    from tensorforge.ops.fused_attention import attention_ref
-    for name, (ins, attrs) in model_cases().items():
-        row = {}
-        for cfg in fa.LEVEL3 + fa.LEVEL4:
-            r = fa.FlashAttentionRunner(attrs, _params(cfg), None)
-            out = [r(ins)[0]]
-            row[str(cfg)] = _time_us(lambda r=r, out=out: r(ins, out))
-        for be in ("CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "FLASH_ATTENTION"):
-            try:
-                with sdpa_kernel(getattr(SDPBackend, be)):
-                    row[be] = _time_us(lambda: attention_ref(*ins, **attrs))
-            except RuntimeError:
-                row[be] = None
-        best = min((v, k) for k, v in row.items() if v is not None and k.startswith("("))
-        print(f"\n{name}: best flash {best[1]} {best[0]:.1f} us; " +
-              ", ".join(f"{k} {v:.1f}" for k, v in row.items() if v is not None))
 
 
 TRITON_ATTENTION = ["-ATEN", "-CUDNN"]  # no SDPA tactics: fused.Attention gets flash_attention first

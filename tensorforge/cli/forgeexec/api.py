@@ -34,6 +34,11 @@ def make_config(fields: dict):
     return cfg, sorted(set(fields) - known)
 
 
+def config_default(name: str):
+    """BuilderConfig's default for field `name` (flags take the library's defaults, not their own)."""
+    return {f.name: f.default for f in dataclasses.fields(lib().BuilderConfig)}[name]
+
+
 def make_profile(shapes: dict, shape_inputs=()):
     """An OptimizationProfile from {name: (min, opt, max)} (values for the names in shape_inputs)."""
     prof = lib().OptimizationProfile()
