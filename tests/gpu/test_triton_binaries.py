@@ -66,6 +66,7 @@ def _child(tmp_path, eng_path, feed):
     return info, torch.load(tmp_path / "out.pt")
 
 
+@pytest.mark.fast(sources="triton_only")
 @pytest.mark.parametrize("sources", ["triton_only", "timed"])
 def test_fresh_process_compiles_nothing(tmp_path, sources):
     pytest.importorskip("triton")
@@ -94,6 +95,7 @@ def test_fresh_process_compiles_nothing(tmp_path, sources):
           f"first inference {info['first_s']:.3f} s")
 
 
+@pytest.mark.fast
 def test_engine_without_triton_stores_nothing():
     from tensorforge import zoo
     cfg = tf.BuilderConfig(device="cuda", profiles=[_profile()], tactic_sources=["-TRITON"])

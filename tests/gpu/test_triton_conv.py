@@ -10,10 +10,15 @@ import torch
 import tensorforge as tf
 from tensorforge.kernels.triton import conv
 from tensorforge.testing import run_ort
+from tests.gpu import sweep
 from tests.kernels import cases
 from tests.kernels.test_triton_conv import _layer, _ref, _relu, check_cases, force_conv
 
 CL = torch.channels_last
+
+
+def _tile(cfg):
+    return cfg[0] * cfg[1] * cfg[2]  # BLOCK_M x BLOCK_N x BLOCK_K
 
 
 def _params(cfg):
@@ -21,18 +26,19 @@ def _params(cfg):
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": nw, "num_stages": ns}
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3 + conv.LEVEL4)
+@pytest.mark.fast(cfg=conv.LEVEL3[0])
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, conv.LEVEL4, _tile), ids=sweep.ident)
 def test_every_config_fp16_odd_sizes(cfg):
     check_cases("cuda", torch.float16, _params(cfg), n=3, cin=40, cout=72, hw=(13, 11))
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3)
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, size=_tile), ids=sweep.ident)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_default_configs_even_k(cfg, dtype):
     check_cases("cuda", dtype, _params(cfg), n=2, cin=64, cout=136, hw=(15, 17))
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3[:1] + conv.LEVEL4[:1])
+@pytest.mark.parametrize("cfg", conv.LEVEL3[:1] + conv.LEVEL4[:1], ids=sweep.ident)
 def test_every_config_bf16(cfg):
     check_cases("cuda", torch.bfloat16, _params(cfg), n=3, cin=40, cout=72, hw=(13, 11))
 
@@ -49,6 +55,7 @@ def test_large_batch_resnet_block_shapes():
     torch.testing.assert_close(got.float(), _ref(attrs, [x, w, b, res]).float(), rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.fast
 def test_offered_through_the_triton_source():
     from tensorforge import kernels
     ts = kernels.candidates(_layer(epilogue=_relu()), torch.device("cuda"))
@@ -64,7 +71,7 @@ def _check_fp16(eng, model, feed):
         np.testing.assert_allclose(g, r, rtol=3e-2, atol=3e-2 * max(1.0, float(np.abs(r).max())), err_msg=k)
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3)
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, size=_tile), ids=sweep.ident)
 def test_resnet50_small_fp16_with_conv_igemm_forced(monkeypatch, cfg):
     from tensorforge import zoo
     force_conv(monkeypatch, cfg)

@@ -10,6 +10,7 @@ import torch
 import tensorforge as tf
 from tensorforge.kernels.triton import gemm
 from tensorforge.testing import run_ort
+from tests.gpu import sweep
 from tests.kernels.test_triton_gemm import check, gemm_cases
 
 TRITON_ONLY = ["-CUBLAS", "-CUBLAS_LT", "-CUDNN", "-ATEN"]
@@ -18,9 +19,11 @@ SHAPES = [(37, 50, 29), (77, 300, 1700), (600, 130, 200), (1100, 260, 136)]
 
 
 def _all_configs(m, n, k):
-    return [c["params"] for c in gemm.configs(m, n, k)]
+    """Params of every offered config (sweep's subset unless TF_GPU_FULL_SWEEP=1)."""
+    return [c["params"] for c in sweep.tactics(gemm.configs(m, n, k))]
 
 
+@pytest.mark.fast(mnk=SHAPES[0])
 @pytest.mark.parametrize("mnk", SHAPES)
 def test_every_config_matches_reference_fp16(mnk):
     m, n, k = mnk
@@ -37,7 +40,7 @@ def test_default_configs_all_cases(dtype):
     default = [c["params"] for c in gemm.configs(m, n, k) if "level" not in c]
     assert any("SPLIT_K" in p for p in default)
     every = list(gemm_cases("cuda", dtype, m, n, k))
-    for i, p in enumerate(default):  # all cases on the first config, two rotating ones on the others
+    for i, p in enumerate(sweep.tactics(default)):  # all cases on the first config, two rotating ones after
         for typ, attrs, ins in every if i == 0 else [every[i % len(every)], every[(i + 3) % len(every)]]:
             check(typ, attrs, ins, p, dtype)
 
@@ -51,6 +54,7 @@ def test_split_k_extremes_and_out_buffer():
         assert run(ins, [out])[0] is out
 
 
+@pytest.mark.fast(split=7)
 @pytest.mark.parametrize("split", [2, 7, 16])
 def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
     """One-kernel split-K on the GPU: the per-tile counters reset themselves, so eager runs and many
@@ -76,6 +80,7 @@ def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
         torch.testing.assert_close(out, first, rtol=0, atol=0)
 
 
+@pytest.mark.fast
 def test_candidates_on_cuda_device():
     from tests.kernels.test_triton_gemm import _ffn
     from tensorforge import kernels
@@ -113,6 +118,7 @@ def test_bert_small_fp16_with_triton_gemms(monkeypatch, split):
         np.testing.assert_allclose(g, r, rtol=2e-2, atol=2e-2 * max(1.0, float(np.abs(r).max())), err_msg=k)
 
 
+@pytest.mark.usefixtures("triton_sweep")  # level 4 over sweep's subset of each space: the longest build
 def test_bert_small_fp16_timed_selection():
     from tensorforge import zoo
     model, feed = zoo.get_model("bert_base_small"), zoo.random_inputs("bert_base_small", 2, seed=6)
