@@ -111,7 +111,7 @@ def _time_us(fn, iters=50):
 def test_print_timings():
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from tensorforge.ops.fused_attention import attention_ref
+    from tensorforge.ops.fused.attention import attention_ref
     for name, (ins, attrs) in model_cases().items():
         row = {}
         for cfg in fa.LEVEL3 + fa.LEVEL4:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import torch
 
-from ..ir.symbolic import broadcast
-from .fused import _epilogue, _epilogue_info
-from .fused_expr import eval_expr, expr_dtype
-from .registry import infer, reference
-from .reduce import REDUCE_FNS
+from ...ir.symbolic import broadcast
+from .epilogue import _epilogue, _epilogue_info
+from .expr import eval_expr, expr_dtype
+from ..reduce import REDUCE_FNS
+from ..registry import infer, reference
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -24,7 +24,6 @@ def _dims(axes, rank):
     return tuple(sorted(a % rank for a in axes))
 
 
-# ---- LayerNorm / RMSNorm --------------------------------------------------------------------
 @reference("fused.LayerNorm")
 def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilogue=None, _opset=17):
     dims = tuple(range(axis % x.dim(), x.dim()))
@@ -68,7 +67,6 @@ def _norm_info(node, n_params):
     return [_epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), node.inputs[n_params:])]
 
 
-# ---- Softmax / LogSoftmax over one axis or several trailing axes -------------------------------
 def _softmax(fn):
     def ref(x, axes=(-1,)):
         dims = _dims(axes, x.dim())
@@ -82,9 +80,6 @@ def _softmax(fn):
 reference("fused.Softmax")(_softmax(lambda x, a: torch.softmax(x, a)))
 reference("fused.LogSoftmax")(_softmax(lambda x, a: torch.log_softmax(x, a)))
 infer("fused.Softmax", "fused.LogSoftmax")(lambda node: [(node.inputs[0].dtype, node.inputs[0].shape)])
-
-
-# ---- fused.Reduce ---------------------------------------------------------------------------
 # kind -> (pre-map, reduction, post-map): the same functions as the ONNX Reduce* references
 _KIND_OP = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin",
             "prod": "ReduceProd", "l1": "ReduceL1", "l2": "ReduceL2", "sumsquare": "ReduceSumSquare",

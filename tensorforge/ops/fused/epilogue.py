@@ -1,6 +1,6 @@
 """Fused layers built by the optimizer: pointwise DAGs, and Conv/Gemm/MatMul with an epilogue.
 
-The epilogue of an anchor layer is a pointwise expression (see fused_expr) whose input 0 is the
+The epilogue of an anchor layer is a pointwise expression (see fused.expr) whose input 0 is the
 anchor's result and whose inputs 1.. are the layer's extra inputs (residuals, per-channel
 scales); it covers bias + activation chains and residual Add (+ activation).
 """
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ..ir.symbolic import broadcast
-from .fused_expr import eval_expr, expr_dtype
-from .nn import conv_infer, conv_ref, conv_transpose_infer, conv_transpose_ref, gemm_infer, gemm_ref, \
-    matmul_infer
-from .registry import infer, reference
+from ...ir.symbolic import broadcast
+from ..conv import conv_infer, conv_ref, conv_transpose_infer, conv_transpose_ref
+from .expr import eval_expr, expr_dtype
+from ..matmul import gemm_infer, gemm_ref, matmul_infer
+from ..registry import infer, reference
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "output_padding",
               "output_shape")
@@ -30,7 +30,6 @@ def _epilogue_info(dtype, shape, epilogue, extra):
             broadcast(shape, *[v.shape for v in extra]))
 
 
-# ---- fused.Pointwise ------------------------------------------------------------------------
 @reference("fused.Pointwise")
 def pointwise_ref(*inputs, expr, _opset=17):
     return eval_expr(expr, inputs, _opset)
@@ -42,7 +41,6 @@ def pointwise_infer(node):
     return [(expr_dtype(node.attrs["expr"], [v.dtype for v in ins]), broadcast(*[v.shape for v in ins]))]
 
 
-# ---- fused.ConvAct: Conv / ConvTranspose (+ bias) + epilogue --------------------------------
 @reference("fused.ConvAct")
 def conv_act_ref(x, w, b=None, *extra, transpose=0, epilogue=None, _opset=17, **conv):
     y = (conv_transpose_ref if transpose else conv_ref)(x, w, b, **conv)
@@ -57,7 +55,6 @@ def conv_act_infer(node):
     return [_epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
 
 
-# ---- fused.GemmAct / fused.MatMulAct ------------------------------------------------------------
 @reference("fused.GemmAct")
 def gemm_act_ref(a, b, c=None, *extra, alpha=1.0, beta=1.0, transA=0, transB=0, epilogue=None,
                  _opset=17):

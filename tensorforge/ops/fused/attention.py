@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import infer, reference
-from .shape_ops import reshape_dims
-
+from ..registry import infer, reference
+from ..shape import reshape_dims
 
 def apply_view(t, steps):
     """Run a view program on a tensor."""

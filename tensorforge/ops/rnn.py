@@ -1,11 +1,9 @@
-"""Recurrent ops RNN, GRU, LSTM (all directions, layouts, sequence_lens, peepholes, clip, custom
-activations): a time loop over torch ops, as the ONNX equations state them."""
+"""Recurrent layers: RNN, GRU, LSTM."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .common import has_input
 from .registry import infer, reference
 
 # name -> (fn(x, alpha, beta), default alpha, default beta); alpha/beta consumed only if listed
@@ -148,24 +146,3 @@ def rnn_infer(node):
     st = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
     outs = [(x.dtype, y), (x.dtype, st), (x.dtype, st)]
     return outs[:max(len(node.outputs), 1)] if node.op == "LSTM" else outs[:2]
-
-
-_ = has_input
-
-
-# ---- CausalConvWithState (depthwise causal conv carrying the last k-1 inputs) ---------------------
-@reference("CausalConvWithState")
-def causal_conv_ref(x, w, bias=None, past_state=None, activation="none"):
-    k = w.shape[2]
-    pad = past_state if past_state is not None else x.new_zeros((x.shape[0], x.shape[1], k - 1))
-    xp = torch.cat([pad.to(x.dtype), x], 2)
-    y = F.conv1d(xp, w, bias, groups=x.shape[1])
-    if activation in ("silu", "swish"):
-        y = (y.float() * torch.sigmoid(y.float())).to(x.dtype)
-    return y, xp[:, :, xp.shape[2] - (k - 1):]
-
-
-@infer("CausalConvWithState")
-def causal_conv_infer(node):
-    x, w = node.inputs[0], node.inputs[1]
-    return [(x.dtype, x.shape), (x.dtype, (x.shape[0], x.shape[1], w.shape[2] - 1))]

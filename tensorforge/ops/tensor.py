@@ -1,17 +1,115 @@
-"""Tensor ops: Split, Tile, Pad, DepthToSpace, SpaceToDepth."""
+"""Tensor ops: Identity, Dropout, Cast, CastLike, BitCast, Concat, Split, Tile, Pad, Trilu, ReverseSequence."""
 from __future__ import annotations
 
 import numpy as np
 import sympy
 import torch
 
+from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import attr_or_input, has_input, known_ints, norm_axis, tensor_arg
+from .common import attr_or_input, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg
 from .registry import infer, reference, symval
 
+@reference("Identity", view=True)
+def identity_ref(x, *rest, **_attrs):
+    return x
 
-# ---- Split -------------------------------------------------------------------------------------
+
+@reference("Dropout", host_inputs=(1, 2), deterministic=False)
+def dropout_ref(x, ratio=None, training_mode=None, seed=None, is_test=None):
+    """(output, mask): identity with an all-true mask unless training_mode with ratio > 0."""
+    r = float(ratio.reshape(-1)[0]) if isinstance(ratio, torch.Tensor) else (0.5 if ratio is None else ratio)
+    train = training_mode is not None and bool(training_mode.reshape(-1)[0])
+    if not train or r == 0:
+        return x, torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    keep = torch.rand(x.shape, device=x.device) >= r
+    return x * keep / (1 - r), keep
+
+
+@infer("Identity")
+def identity_infer(node):
+    return infer_same(node)
+
+
+@infer("Dropout")
+def dropout_infer(node):
+    outs = [(node.inputs[0].dtype, node.inputs[0].shape)]
+    if len(node.outputs) > 1:
+        outs.append(("bool", node.inputs[0].shape))
+    return outs
+
+
+symval("Identity", "Dropout")(lambda node, x, *r: [x])
+
+
+def _cast(x, dt, saturate=1):
+    if dt in (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz) \
+            and x.dtype != dt:
+        from .quant import to_float8  # ONNX saturate/overflow rules, not torch's
+        return to_float8(x, dt, saturate)
+    return x.to(dt)
+
+
+@reference("Cast")
+def cast_ref(x, to, saturate=1, round_mode=None):
+    return _cast(x, dtypes.to_torch(dtypes.from_onnx(to)), saturate)
+
+
+infer("Cast")(lambda node: [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0].shape)])
+
+
+@symval("Cast")
+def cast_sym(node, x):
+    if dtypes.from_onnx(node.attrs["to"]) not in ("int64", "int32"):
+        return None
+    return [x]
+
+
+@reference("CastLike")
+def castlike_ref(x, like, saturate=1, round_mode=None):
+    return _cast(x, like.dtype, saturate)
+
+
+infer("CastLike")(lambda node: [(node.inputs[1].dtype, node.inputs[0].shape)])
+
+
+@reference("BitCast")
+def bitcast_ref(x, to):
+    dt = dtypes.to_torch(dtypes.from_onnx(to))
+    if x.dtype == torch.bool or dt == torch.bool:  # torch cannot view bool: go through uint8
+        return x.to(torch.uint8).to(dt) if dt == torch.bool else x.view(torch.uint8).view(dt)
+    return x.view(dt)
+
+
+@infer("BitCast")
+def bitcast_infer(node):
+    dt = dtypes.from_onnx(node.attrs["to"])
+    if dtypes.itemsize(dt) != dtypes.itemsize(node.inputs[0].dtype):
+        raise ShapeError(f"BitCast '{node.name}': {node.inputs[0].dtype} and {dt} differ in width")
+    return [(dt, node.inputs[0].shape)]
+
+
+@reference("Concat")
+def concat_ref(*xs, axis):
+    return torch.cat([x for x in xs], dim=axis)
+
+
+@infer("Concat")
+def concat_infer(node):
+    ins = [v for v in node.inputs if v is not None]
+    rank = len(ins[0].shape)
+    ax = norm_axis(node.attrs["axis"], rank)
+    shp = list(ins[0].shape)
+    shp[ax] = norm(sum((v.shape[ax] for v in ins), 0))
+    return [(ins[0].dtype, tuple(shp))]
+
+
+@symval("Concat")
+def concat_sym(node, *xs):
+    return [np.concatenate([x.reshape(-1) if x.ndim == 0 else x for x in xs], axis=node.attrs["axis"])]
+
+
 def _even_sizes(dim, n):
     """Sizes of n chunks: ceil(dim / n) each, the last one smaller (opset 18 rule)."""
     if isinstance(dim, int):
@@ -66,7 +164,6 @@ def split_sym(node, x, _split=None):
     return list(np.split(x, np.cumsum(sizes)[:-1], axis=ax))
 
 
-# ---- Tile --------------------------------------------------------------------------------------
 @reference("Tile", host_inputs=(1,))
 def tile_ref(x, repeats):
     return x.repeat(*tensor_arg(repeats)) if x.dim() else x.clone()
@@ -89,7 +186,6 @@ def tile_sym(node, x, _reps=None):
     return [np.tile(x, reps)] if all(isinstance(r, int) for r in reps) else None
 
 
-# ---- Pad ---------------------------------------------------------------------------------------
 def _pad_index(n, before, after, mode, device):
     """Source index along one axis for reflect/edge/wrap padding."""
     i = torch.arange(-before, n + after, device=device)
@@ -155,43 +251,28 @@ def pad_infer(node):
     return [(x.dtype, tuple(shp))]
 
 
-# ---- DepthToSpace / SpaceToDepth ---------------------------------------------------------------
-def _div(d, k):
-    if isinstance(d, int):
-        if d % k:
-            raise ShapeError(f"dim {d} is not divisible by {k}")
-        return d // k
-    return norm(d / k)
+@reference("Trilu", host_inputs=(1,))
+def trilu_ref(x, k=None, upper=1):
+    kk = scalar_int(k) if k is not None else 0
+    return torch.triu(x, kk) if upper else torch.tril(x, kk)
 
 
-@reference("DepthToSpace")
-def depth_to_space_ref(x, blocksize, mode="DCR"):
-    n, c, h, w = x.shape
-    b = blocksize
-    if mode == "CRD":
-        y = x.reshape(n, c // (b * b), b, b, h, w).permute(0, 1, 4, 2, 5, 3)
-    else:
-        y = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
-    return y.reshape(n, c // (b * b), h * b, w * b)
+infer("Trilu")(infer_same)
 
 
-@infer("DepthToSpace")
-def depth_to_space_infer(node):
-    n, c, h, w = node.inputs[0].shape
-    b = node.attrs["blocksize"]
-    return [(node.inputs[0].dtype, (n, _div(c, b * b), norm(h * b), norm(w * b)))]
+@reference("ReverseSequence")
+def reverse_sequence_ref(x, sequence_lens, batch_axis=1, time_axis=0):
+    t_len = x.shape[time_axis]
+    t = torch.arange(t_len, device=x.device).reshape(1, -1)
+    lens = sequence_lens.to(torch.int64).reshape(-1, 1)
+    idx = torch.where(t < lens, lens - 1 - t, t)  # [batch, time]
+    if batch_axis > time_axis:
+        idx = idx.t()
+    shp = [1] * x.dim()
+    shp[batch_axis], shp[time_axis] = x.shape[batch_axis], t_len
+    return torch.gather(x, time_axis, idx.reshape(shp).expand(x.shape))
 
 
-@reference("SpaceToDepth")
-def space_to_depth_ref(x, blocksize):
-    n, c, h, w = x.shape
-    b = blocksize
-    y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
-    return y.reshape(n, c * b * b, h // b, w // b)
-
-
-@infer("SpaceToDepth")
-def space_to_depth_infer(node):
-    n, c, h, w = node.inputs[0].shape
-    b = node.attrs["blocksize"]
-    return [(node.inputs[0].dtype, (n, norm(c * b * b), _div(h, b), _div(w, b)))]
+@infer("ReverseSequence")
+def reverse_sequence_infer(node):
+    return [(node.inputs[0].dtype, node.inputs[0].shape)]

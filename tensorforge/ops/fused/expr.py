@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from .. import dtypes
+from ... import dtypes
 
 UNARY = ("Relu", "Sigmoid", "Tanh", "Erf", "Sqrt", "Exp", "Log", "Abs", "Neg", "Reciprocal",
          "Floor", "Ceil", "Round", "Sign", "Not", "Softplus", "Softsign", "Mish", "Sin", "Cos", "Tan",
@@ -160,7 +160,7 @@ def expr_dtype(expr: dict, in_dtypes) -> str:
 
 def eval_expr(expr: dict, inputs, opset: int = 17):
     """Evaluate an expression on torch tensors through the registry's references."""
-    from . import registry
+    from .. import registry
     dev = next((t.device for t in inputs if isinstance(t, torch.Tensor)), torch.device("cpu"))
     vals = []
     for n in expr["nodes"]:

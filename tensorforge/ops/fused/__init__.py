@@ -1,0 +1,1 @@
+"""Internal fused ops (`fused.*`) built by the optimizer: pointwise DAGs, layers with an epilogue, attention, fused reductions."""
