@@ -80,7 +80,4 @@ def shrink_ref(x, bias=0.0, lambd=0.5):
 
 infer("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid", "HardSwish", "Gelu", "Swish",
       "Shrink")(infer_same)
-
-infer("PRelu")(infer_broadcast)
-
-infer("SwiGLU")(infer_broadcast)
+infer("PRelu", "SwiGLU")(infer_broadcast)

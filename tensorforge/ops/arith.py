@@ -112,11 +112,11 @@ def _sym_div(a, b):
 
 _SYM_BIN = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
             "Div": _sym_div, "Mod": lambda a, b: sympy.Mod(a, b) if not isinstance(a, int) else a % b,
-            "Max": lambda a, b: sympy.Max(a, b), "Min": lambda a, b: sympy.Min(a, b),
-            "Equal": lambda a, b: bool(sympy.Eq(a, b)) if not isinstance(sympy.Eq(a, b), sympy.Eq) else None}
+            "Max": lambda a, b: sympy.Max(a, b), "Min": lambda a, b: sympy.Min(a, b)}
 
 
-def _make_symbin(fn):
+def int_symval(fn):
+    """A symbolic-value rule applying fn elementwise to the contents of two int32/int64 inputs."""
     def f(node, a, b):
         if node.inputs[0].dtype not in ("int64", "int32"):
             return None
@@ -129,4 +129,4 @@ def _make_symbin(fn):
 
 
 for _op, _fn in _SYM_BIN.items():
-    symval(_op)(_make_symbin(_fn))
+    symval(_op)(int_symval(_fn))

@@ -5,7 +5,7 @@ import numpy as np
 import sympy
 import torch
 
-from .arith import unsigned_safe
+from .arith import int_symval, unsigned_safe
 from .common import infer_bool_broadcast, infer_broadcast, infer_same, unary_ref
 from .registry import infer, reference, symval
 
@@ -57,6 +57,8 @@ def _make_symlogic(fn):
     return f
 
 
+symval("Equal")(int_symval(
+    lambda a, b: bool(sympy.Eq(a, b)) if not isinstance(sympy.Eq(a, b), sympy.Eq) else None))
 symval("Not")(_make_symlogic(lambda a: not a))
 symval("And")(_make_symlogic(lambda a, b: a and b))
 symval("Or")(_make_symlogic(lambda a, b: a or b))

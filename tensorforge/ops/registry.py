@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,7 +32,7 @@ MODULES = (
     "activation", "math", "arith", "logical", "conv", "pool", "matmul", "norm", "softmax", "reduce",
     "shape", "tensor", "indexing", "selection", "generator", "image", "resize", "signal", "detection",
     "rnn", "quant", "attention", "training", "ml",
-    "fused.expr", "fused.epilogue", "fused.attention", "fused.norm",
+    "fused.epilogue", "fused.attention", "fused.norm",
 )
 
 
@@ -68,6 +69,7 @@ class OpDef:
     data_dependent: bool = False
     deterministic: bool = True
     symval_always: bool = False
+    defined_in: set = field(default_factory=set)    # modules that registered its rules (one)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -117,11 +119,18 @@ def _key(op: str, domain: str) -> tuple[str, str]:
     return (_DOMAIN_ALIASES.get(domain, domain), op)
 
 
-def _get_or_create(op, domain="") -> OpDef:
+def _get_or_create(op, domain="", module=None) -> OpDef:
     k = _key(op, domain)
     if k not in _REGISTRY:
         _REGISTRY[k] = OpDef(op=op, domain=k[0])
+    if module is not None:
+        _REGISTRY[k].defined_in.add(module)
     return _REGISTRY[k]
+
+
+def _caller_module() -> str | None:
+    """The module that called a decorator factory (frame 2 up: factory <- caller)."""
+    return sys._getframe(2).f_globals.get("__name__")
 
 
 def _put(d: OpDef, rules: dict, kind: str, since: int, value) -> None:
@@ -141,6 +150,8 @@ def _put(d: OpDef, rules: dict, kind: str, since: int, value) -> None:
 def reference(*ops: str, domain: str = "", since: int = 1, host_inputs=(), view=False,
               data_dependent=False, deterministic=True):
     """Register a torch reference implementation for one or more op types (from opset `since`)."""
+    module = _caller_module()
+
     def deco(fn):
         try:
             params = inspect.signature(fn).parameters
@@ -148,7 +159,7 @@ def reference(*ops: str, domain: str = "", since: int = 1, host_inputs=(), view=
             params = {}
         ref = Reference(fn, "_opset" in params, "_n_outputs" in params, "_device" in params)
         for op in ops:
-            d = _get_or_create(op, domain)
+            d = _get_or_create(op, domain, module)
             _put(d, d.references, "reference", since, ref)
             d.host_inputs, d.view = tuple(host_inputs), view
             d.data_dependent, d.deterministic = data_dependent, deterministic
@@ -158,9 +169,11 @@ def reference(*ops: str, domain: str = "", since: int = 1, host_inputs=(), view=
 
 def infer(*ops: str, domain: str = "", since: int = 1):
     """Register a dtype/shape inference rule `fn(node) -> [(dtype, shape), ...]`."""
+    module = _caller_module()
+
     def deco(fn):
         for op in ops:
-            d = _get_or_create(op, domain)
+            d = _get_or_create(op, domain, module)
             _put(d, d.infers, "infer", since, fn)
         return fn
     return deco
@@ -170,9 +183,11 @@ def symval(*ops: str, domain: str = "", since: int = 1, always: bool = False):
     """Register symbolic value propagation `fn(node, *vals) -> [object ndarray, ...]`.
 
     always=True: run even when the inputs' contents are unknown (Shape, Size read only shapes)."""
+    module = _caller_module()
+
     def deco(fn):
         for op in ops:
-            d = _get_or_create(op, domain)
+            d = _get_or_create(op, domain, module)
             _put(d, d.symvals, "symval", since, fn)
             d.symval_always = always
         return fn
@@ -195,6 +210,12 @@ def has(op: str, domain: str = "") -> bool:
     _load_all()
     d = _REGISTRY.get(_key(op, domain))
     return d is not None and bool(d.references) and bool(d.infers)
+
+
+def definitions() -> list[OpDef]:
+    """Every OpDef (registered rules of any kind), in registration order."""
+    _load_all()
+    return list(_REGISTRY.values())
 
 
 def supported_ops() -> list[str]:

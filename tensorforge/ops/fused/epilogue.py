@@ -10,19 +10,20 @@ from types import SimpleNamespace
 
 from ...ir.symbolic import broadcast
 from ..conv import conv_infer, conv_ref, conv_transpose_infer, conv_transpose_ref
-from .expr import eval_expr, expr_dtype
 from ..matmul import gemm_infer, gemm_ref, matmul_infer
 from ..registry import infer, reference
+from .expr import eval_expr, expr_dtype
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "output_padding",
               "output_shape")
 
 
-def _epilogue(y, epilogue, extra, opset=17):
+def apply_epilogue(y, epilogue, extra, opset=17):
+    """y, or the epilogue expression evaluated on y and the extra inputs."""
     return y if not epilogue else eval_expr(epilogue, [y, *extra], opset)
 
 
-def _epilogue_info(dtype, shape, epilogue, extra):
+def epilogue_info(dtype, shape, epilogue, extra):
     """(dtype, shape) after an epilogue whose inputs are the anchor result and `extra` Values."""
     if not epilogue:
         return dtype, shape
@@ -44,7 +45,7 @@ def pointwise_infer(node):
 @reference("fused.ConvAct")
 def conv_act_ref(x, w, b=None, *extra, transpose=0, epilogue=None, _opset=17, **conv):
     y = (conv_transpose_ref if transpose else conv_ref)(x, w, b, **conv)
-    return _epilogue(y, epilogue, extra, _opset)
+    return apply_epilogue(y, epilogue, extra, _opset)
 
 
 @infer("fused.ConvAct")
@@ -52,14 +53,14 @@ def conv_act_infer(node):
     conv = {k: a for k, a in node.attrs.items() if k in CONV_ATTRS}
     fake = SimpleNamespace(inputs=node.inputs[:2], attrs=conv, name=node.name, outputs=node.outputs)
     dt, shp = (conv_transpose_infer if node.attrs.get("transpose") else conv_infer)(fake)[0]
-    return [_epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
+    return [epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
 
 
 @reference("fused.GemmAct")
 def gemm_act_ref(a, b, c=None, *extra, alpha=1.0, beta=1.0, transA=0, transB=0, epilogue=None,
                  _opset=17):
     y = gemm_ref(a, b, c, alpha=alpha, beta=beta, transA=transA, transB=transB)
-    return _epilogue(y, epilogue, extra, _opset)
+    return apply_epilogue(y, epilogue, extra, _opset)
 
 
 @infer("fused.GemmAct")
@@ -67,7 +68,7 @@ def gemm_act_infer(node):
     dt, shp = gemm_infer(node)[0]
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         shp = broadcast(shp, node.inputs[2].shape)
-    return [_epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
+    return [epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
 
 
 @reference("fused.MatMulAct")
@@ -82,7 +83,7 @@ def matmul_act_ref(a, b, bias=None, *extra, alpha=1.0, epilogue=None, _opset=17)
             y = y * alpha
         if bias is not None:
             y = y + bias
-    return _epilogue(y, epilogue, extra, _opset)
+    return apply_epilogue(y, epilogue, extra, _opset)
 
 
 @infer("fused.MatMulAct")
@@ -90,4 +91,4 @@ def matmul_act_infer(node):
     dt, shp = matmul_infer(node)[0]
     if len(node.inputs) > 2 and node.inputs[2] is not None:
         shp = broadcast(shp, node.inputs[2].shape)
-    return [_epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]
+    return [epilogue_info(dt, shp, node.attrs.get("epilogue"), node.inputs[3:])]

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 
 from ...ir.symbolic import broadcast
-from .epilogue import _epilogue, _epilogue_info
-from .expr import eval_expr, expr_dtype
 from ..reduce import REDUCE_FNS
 from ..registry import infer, reference
+from .epilogue import apply_epilogue, epilogue_info
+from .expr import eval_expr, expr_dtype
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -32,7 +32,7 @@ def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilo
     d = xf - mean
     y = d * torch.rsqrt((d * d).mean(dims, keepdim=True) + epsilon)
     y = _affine(y, scale, bias).to(x.dtype)
-    return _epilogue(y, epilogue, extra, _opset)
+    return apply_epilogue(y, epilogue, extra, _opset)
 
 
 @reference("fused.RMSNorm")
@@ -41,7 +41,7 @@ def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, _op
     xf = _up(x)
     y = xf * torch.rsqrt((xf * xf).mean(dims, keepdim=True) + epsilon)
     y = _affine(y, scale, None).to(x.dtype)
-    return _epilogue(y, epilogue, extra, _opset)
+    return apply_epilogue(y, epilogue, extra, _opset)
 
 
 def _affine(y, scale, bias):
@@ -64,7 +64,7 @@ def rmsnorm_infer(node):
 
 def _norm_info(node, n_params):
     x = node.inputs[0]
-    return [_epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), node.inputs[n_params:])]
+    return [epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), node.inputs[n_params:])]
 
 
 def _softmax(fn):

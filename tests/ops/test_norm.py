@@ -1,14 +1,13 @@
-"""Op coverage part A: InstanceNormalization, GroupNormalization (opset 18 and 21),
-LpNormalization, MeanVarianceNormalization against ONNX Runtime."""
+"""Normalizations against ONNX Runtime: Instance/Group/Lp/RMS normalization, MVN, LRN."""
 import numpy as np
 import pytest
 
 from tensorforge.testing import rand
 
 try:
-    from .test_ops_a import C, N, check, check_batches, infer_shapes
+    from .node_models import C, N, check, check_batches, check_node, infer_shapes
 except ImportError:
-    from test_ops_a import C, N, check, check_batches, infer_shapes
+    from node_models import C, N, check, check_batches, check_node, infer_shapes
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (1, 4, 3, 3), (2, 2, 2, 3, 2)])
@@ -61,3 +60,13 @@ def test_mean_variance_norm_symbolic_batch():
     check_batches("MeanVarianceNormalization", lambda b: [rand((b, 3, 4), seed=b)], {"axes": [2]}, opset=13,
                   rtol=1e-5, atol=1e-5)
     assert infer_shapes("MeanVarianceNormalization", [rand((2, 3, 4, 4))], dyn={0: {0: "N"}}) == [(N, 3, 4, 4)]
+
+
+def test_rms_norm():
+    check_node("RMSNormalization", [rand((2, 3, 7), seed=30), rand((7,), seed=31)], {"epsilon": 1e-3},
+               opset=23)
+    check_node("RMSNormalization", [rand((2, 3, 7), seed=32), rand((3, 7), seed=33)], {"axis": 1}, opset=23)
+
+
+def test_lrn():
+    check_node("LRN", [rand((2, 5, 3, 4), seed=40)], {"size": 3, "alpha": 0.01, "beta": 0.6, "bias": 1.5})

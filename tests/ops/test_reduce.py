@@ -1,78 +1,23 @@
-"""Op coverage part A: reductions and ArgMax/ArgMin against ONNX Runtime, plus shape inference.
-
-The helpers here (`C`, `check`, `check_batches`, `infer_shapes`) are shared by test_ops_a_*.py."""
+"""Reductions against ONNX Runtime: Reduce* (axes attribute and input forms), ArgMax/ArgMin, TopK,
+plus shape inference with a symbolic batch."""
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from tensorforge.frontend import load
-from tensorforge.ir.symbolic import symbol
-from tensorforge.testing import check_against_ort, make_model, rand
+from tensorforge.ir.symbolic import DATA_DEPENDENT_PREFIX
+from tensorforge.testing import check_against_ort, make_model, rand, run_ort, run_tf
 
-F, I64 = TensorProto.FLOAT, TensorProto.INT64
-_NP2ONNX = {np.float32: F, np.int64: I64, np.int32: TensorProto.INT32, np.bool_: TensorProto.BOOL,
-            np.float16: TensorProto.FLOAT16, np.float64: TensorProto.DOUBLE, np.uint8: TensorProto.UINT8}
-
-
-class C:
-    """A constant (initializer) input of the node under test."""
-
-    def __init__(self, data, dtype=np.int64):
-        self.data = np.asarray(data, dtype=dtype)
+try:
+    from .node_models import F, I64, C, N, build, check, check_batches, infer_shapes
+except ImportError:
+    from node_models import F, I64, C, N, build, check, check_batches, infer_shapes
 
 
-def onnx_type(arr):
-    return _NP2ONNX[np.asarray(arr).dtype.type]
-
-
-def build(op, ins, attrs=None, opset=17, n_out=1, out_types=None, dyn=None):
-    """A one-node model; ins: arrays (graph inputs), C(...) (initializers) or None (omitted)."""
-    names, graph_in, inits, feed = [], [], [], {}
-    for i, x in enumerate(ins):
-        if x is None:
-            names.append("")
-        elif isinstance(x, C):
-            names.append(f"c{i}")
-            inits.append(numpy_helper.from_array(x.data, f"c{i}"))
-        else:
-            names.append(f"x{i}")
-            shape = list(np.shape(x))
-            for d, sym in (dyn or {}).get(i, {}).items():
-                shape[d] = sym
-            graph_in.append((f"x{i}", onnx_type(x), shape))
-            feed[f"x{i}"] = x
-    out_types = out_types or [onnx_type(next(x for x in ins if x is not None and not isinstance(x, C)))] * n_out
-    outs = [(f"y{j}", t, None) for j, t in enumerate(out_types)]
-    node = helper.make_node(op, names, [o[0] for o in outs], name=f"{op.lower()}_node", **(attrs or {}))
-    return make_model([node], graph_in, outs, inits, opset=opset), feed
-
-
-def check(op, ins, attrs=None, opset=17, rtol=1e-5, atol=1e-5, **kw):
-    """Build a one-node model and compare tensorforge with ORT on the given inputs."""
-    model, feed = build(op, ins, attrs, opset, **kw)
-    return check_against_ort(model, feed, rtol=rtol, atol=atol)
-
-
-def check_batches(op, make_ins, attrs=None, opset=17, batches=(2, 5), dyn_inputs=(0,), rtol=1e-5, atol=1e-5,
-                  **kw):
-    """One model with a symbolic batch dim 'N' on the given inputs, run at two batch sizes."""
-    dyn = {i: {0: "N"} for i in dyn_inputs}
-    model, _ = build(op, make_ins(batches[0]), attrs, opset, dyn=dyn, **kw)
-    for b in batches:
-        _, feed = build(op, make_ins(b), attrs, opset, dyn=dyn, **kw)
-        check_against_ort(model, feed, rtol=rtol, atol=atol)
-
-
-def infer_shapes(op, ins, attrs=None, opset=17, dyn=None, **kw):
-    """Output shapes as tensorforge infers them (symbolic dims stay sympy expressions)."""
-    model, _ = build(op, ins, attrs, opset, dyn=dyn, **kw)
-    g = load(model)
-    return [v.shape for v in g.outputs]
-
-
-N = symbol("N")
 REDUCE_OPS = ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"]
+
+
 _POSITIVE = {"ReduceLogSum"}  # log of a sum needs positive data
 
 
@@ -155,3 +100,45 @@ def test_argmax_symbolic_batch():
     check_batches("ArgMax", lambda b: [rand((b, 6), seed=b)], {"axis": 1, "keepdims": 0}, opset=13,
                   out_types=[I64])
     assert infer_shapes("ArgMax", [rand((2, 6))], {"axis": 1}, dyn={0: {0: "N"}}, out_types=[I64]) == [(N, 1)]
+
+
+@pytest.mark.parametrize("k,attrs", [(2, {}), (3, {"axis": 0}), (1, {"axis": 1, "largest": 0}),
+                                     (5, {"axis": -1, "largest": 1}), (4, {"axis": 2, "largest": 0})])
+def test_topk(k, attrs):
+    check("TopK", [rand((4, 3, 5)), C([k])], attrs, opset=11, out_types=[F, I64])
+
+
+def test_topk_unsorted_same_set():
+    model, feed = build("TopK", [rand((3, 8)), C([4])], {"sorted": 0}, opset=11, out_types=[F, I64])
+    ref, got = run_ort(model, feed), run_tf(model, feed)
+    np.testing.assert_allclose(np.sort(got["y0"], -1), np.sort(ref["y0"], -1), rtol=1e-6)
+
+
+def test_topk_symbolic_batch_and_runtime_k():
+    check_batches("TopK", lambda b: [rand((b, 7), seed=b), C([3])], {"axis": 1}, opset=11,
+                  out_types=[F, I64])
+    # k fed at run time: a shape-tensor input, so the output dim is the symbol of its value
+    shapes = infer_shapes("TopK", [rand((2, 7)), np.array([3], np.int64)], {"axis": 1}, opset=11,
+                          dyn={0: {0: "N"}}, out_types=[F, I64])
+    assert shapes[0][0] == N and not isinstance(shapes[0][1], int)
+    assert str(shapes[0][1]).startswith(DATA_DEPENDENT_PREFIX) or "_v0" in str(shapes[0][1])
+    _topk_runtime_k()
+
+
+def _topk_runtime_k():
+    """k as a shape-tensor input: built with a profile of k values, run at several k."""
+    import tensorforge as tf
+    from onnx import TensorProto, helper
+
+    from tensorforge.testing import make_model, run_ort
+    m = make_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1)],
+                   [("x", TensorProto.FLOAT, ["N", 7]), ("k", TensorProto.INT64, [1])],
+                   [("v", TensorProto.FLOAT, None), ("i", TensorProto.INT64, None)], opset=11)
+    prof = tf.OptimizationProfile()
+    prof.set_shape("x", (1, 7), (2, 7), (4, 7))
+    prof.set_shape_input("k", (1,), (3,), (7,))
+    ctx = tf.Builder(tf.BuilderConfig(device="cpu", profiles=[prof])).build(m).create_execution_context()
+    for k in (3, 5):
+        feed = {"x": rand((2, 7), seed=k), "k": np.array([k], np.int64)}
+        got, ref = ctx.infer(feed), run_ort(m, feed)
+        np.testing.assert_allclose(got["v"].numpy(), ref["v"], rtol=1e-6)
