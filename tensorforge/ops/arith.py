@@ -9,6 +9,7 @@ from ..ir.symbolic import norm
 from .common import infer_broadcast
 from .registry import infer, reference, symval
 
+# unsigned types torch has no CPU kernels for (uint16/32/64)
 _UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
 _SIGN = -(2 ** 63)
 

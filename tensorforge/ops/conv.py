@@ -144,6 +144,7 @@ def deform_conv_infer(node):
     return [(dt, (xs[0], ws[0]) + tuple(os_[2:]))]
 
 
+# depthwise causal conv carrying the last k-1 inputs as state
 @reference("CausalConvWithState")
 def causal_conv_ref(x, w, bias=None, past_state=None, activation="none"):
     k = w.shape[2]

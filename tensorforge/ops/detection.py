@@ -8,6 +8,7 @@ import torch
 from .common import dd_dim, scalar_item
 from .registry import infer, reference
 
+
 def _axis_samples(start, bin_size, pooled, grid, limit):
     """Sample coordinates (R, pooled*grid) of one axis with their bilinear corner indices/weights."""
     p = torch.arange(pooled, dtype=start.dtype, device=start.device).repeat_interleave(grid)

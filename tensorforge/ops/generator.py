@@ -11,6 +11,7 @@ from ..ir.symbolic import norm
 from .common import known_ints, obj_array, tensor_arg
 from .registry import infer, reference, symval
 
+
 @reference("ConstantOfShape", host_inputs=(0,))
 def constant_of_shape_ref(shape, value=None, _device=None):
     v = value if value is not None else torch.zeros(1, dtype=torch.float32)  # attribute: host tensor
@@ -77,6 +78,7 @@ def eyelike_infer(node):
     return [(dtypes.from_onnx(dt) if dt is not None else node.inputs[0].dtype, node.inputs[0].shape)]
 
 
+# random generators: outputs are random, never constant-folded, never compared
 def _rand_dtype(dtype, like=None):
     if dtype is not None:
         return dtypes.to_torch(dtypes.from_onnx(dtype))

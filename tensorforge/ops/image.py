@@ -11,6 +11,7 @@ from ..ir.symbolic import norm
 from .common import in_info, known_ints, norm_axis, tensor_arg
 from .registry import infer, reference
 
+
 @reference("AffineGrid", host_inputs=(1,))
 def affine_grid_ref(theta, size, align_corners=0):
     return F.affine_grid(theta, tensor_arg(size), align_corners=bool(align_corners))

@@ -8,6 +8,7 @@ from ..errors import ShapeError
 from .common import dd_dim, infer_same, known_ints, norm_axis
 from .registry import infer, reference, symval
 
+
 @reference("Gather")
 def gather_ref(x, idx, axis=0):
     """index_select after one remainder kernel mapping negative indices into [0, n) (no host sync:

@@ -38,6 +38,7 @@ def _sym_where(node, c, a, b):
     return [np.asarray(np.where(c.astype(bool), a, b), dtype=object)]
 
 
+# symbolic logic (shape-condition arithmetic in expanded function bodies)
 def _truth(x):
     """A python bool for a concrete or decidable symbolic truth value, else None."""
     if isinstance(x, (bool, np.bool_)):

@@ -8,6 +8,7 @@ from ..ir.symbolic import broadcast
 from .common import in_info
 from .registry import infer, reference
 
+
 @reference("MatMul")
 def matmul_ref(a, b):
     return torch.matmul(a, b)

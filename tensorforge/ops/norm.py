@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from .common import infer_same, norm_axis
 from .registry import infer, reference
 
+
 @reference("BatchNormalization")
 def batchnorm_ref(x, scale, bias, mean, var, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1):
     shp = [1, -1] + [1] * (x.dim() - 2)

@@ -13,6 +13,7 @@ from .common import has_input, known_ints, tensor_arg
 from .registry import infer, reference
 from .spatial import pad_input, pool_out_dim, resolve_pads, spatial_attrs
 
+
 def _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode):
     n = len(kernel_shape)
     strides = strides or [1] * n

@@ -9,6 +9,7 @@ from ..ir.symbolic import norm, numel
 from .common import attr_or_input, dd_dim, norm_axis, tensor_arg
 from .registry import infer, reference, symval
 
+
 def _slice_params(node, rank):
     starts = attr_or_input(node, "starts", 1)
     ends = attr_or_input(node, "ends", 2)

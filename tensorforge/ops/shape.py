@@ -10,6 +10,7 @@ from ..ir.symbolic import norm, numel
 from .common import attr_or_input, has_input, known_ints, norm_axis, obj_array, tensor_arg
 from .registry import infer, reference, symval
 
+
 def _shape_range(rank, start=0, end=None):
     start = max(0, min(rank, start + rank if start < 0 else start))
     end = rank if end is None else end
@@ -45,6 +46,7 @@ infer("Size")(lambda node: [("int64", ())])
 symval("Size", always=True)(lambda node, _x=None: [obj_array([numel(node.inputs[0].shape)], ())])
 
 
+# the Reshape family (views)
 def reshape_dims(in_shape, target, allowzero=0):
     """Resolve ONNX Reshape target dims (0 = copy, -1 = infer) against the input shape."""
     out = []

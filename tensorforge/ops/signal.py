@@ -10,6 +10,7 @@ from ..errors import ShapeError
 from .common import has_input, known_ints, scalar_item
 from .registry import infer, reference
 
+
 def _as_complex(x):
     """(..., 1) real or (..., 2) real/imag -> complex tensor without the last dim (in double: the
     transforms' rounding noise stays far below float32's)."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from .common import infer_same
 from .registry import infer, reference
 
+
 def _softmax_2d(fn):
     """Opsets 1-12: flatten to 2D at axis (default 1), normalize the rows."""
     def ref(x, axis=None):

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from ..ir.symbolic import norm
 
+
 def resolve_pads(auto_pad, in_spatial, kernel, strides, dilations, pads, ceil_mode=0):
     """Explicit [begin..., end...] pads for ONNX auto_pad modes (ints only)."""
     n = len(kernel)

@@ -11,6 +11,7 @@ from ..ir.symbolic import norm
 from .common import attr_or_input, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg
 from .registry import infer, reference, symval
 
+
 @reference("Identity", view=True)
 def identity_ref(x, *rest, **_attrs):
     return x

@@ -7,6 +7,7 @@ from ..errors import ShapeError
 from .common import in_info
 from .registry import infer, reference
 
+
 def _nll(logp, target, weight=None, ignore_index=None, reduction="mean"):
     """NegativeLogLikelihoodLoss on log-probabilities (N, C, d...) and targets (N, d...)."""
     t = target.to(torch.int64)

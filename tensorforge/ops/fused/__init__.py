@@ -1,1 +1,1 @@
-"""Internal fused ops (`fused.*`) built by the optimizer: pointwise DAGs, layers with an epilogue, attention, fused reductions."""
+"""Internal fused ops (`fused.*`) built by the optimizer: epilogue layers, attention, reductions."""

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..registry import infer, reference
 from ..shape import reshape_dims
 
+
 def apply_view(t, steps):
     """Run a view program on a tensor."""
     for st in steps or ():
