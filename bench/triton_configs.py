@@ -49,7 +49,7 @@ def attention(args) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from tensorforge.kernels.triton import attention as fa
-    from tensorforge.ops.fused_attention import attention_ref
+    from tensorforge.ops.fused.attention import attention_ref
     from tests.gpu.test_triton_attention import model_cases
     for name, (ins, attrs) in model_cases().items():
         row = {}

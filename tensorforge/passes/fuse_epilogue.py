@@ -3,8 +3,8 @@ that layer (bias + activation chains, residual Add + activation, per-channel sca
 from __future__ import annotations
 
 from ..ir import Graph
-from ..ops.fused import CONV_ATTRS
-from ..ops.fused_expr import POINTWISE, identity_expr
+from ..ops.fused.epilogue import CONV_ATTRS
+from ..ops.fused.expr import POINTWISE, identity_expr
 from .exprs import Composer, as_expr
 from .rewrite import Decline, Op, Rule, fuse, rule_pass, same_shape
 

@@ -4,7 +4,7 @@ fused.Pointwise layer named fusedPointwiseNode(a, b, ...)."""
 from __future__ import annotations
 
 from ..ir import Graph
-from ..ops.fused_expr import POINTWISE
+from ..ops.fused.expr import POINTWISE
 from .exprs import Composer, is_pointwise
 from .rewrite import Decline, Op, Rule, fuse, ordered, rule_pass
 

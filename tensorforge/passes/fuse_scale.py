@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import dtypes
 from ..ir import Graph
-from ..ops.fused_expr import ExprBuilder
+from ..ops.fused.expr import ExprBuilder
 from .fuse_conv import _bn_params
 from .rewrite import Decline, Op, Rule, const_like, fuse, rule_pass
 

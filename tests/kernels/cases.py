@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 import torch
 
-from tensorforge.ops.fused_expr import ExprBuilder
+from tensorforge.ops.fused.expr import ExprBuilder
 
 # Triton's CPU interpreter runs where triton is installed and no GPU is (use with the `interpret` fixture)
 ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()

@@ -10,7 +10,7 @@ ATTENTION_TYPES = ("fused.Attention",)
 
 
 def _head_dim(layer):
-    from ...ops.fused_attention import view_shape
+    from ...ops.fused.attention import view_shape
     q = inp(layer, 0)
     return view_shape(q["shape"], layer.attrs.get("q_view"))[-1] if q is not None else None
 
@@ -47,7 +47,7 @@ def sdpa(layer, attrs, opset, device, params):
     """The fused.Attention reference with one SDPA backend forced."""
     from torch.nn.attention import sdpa_kernel
 
-    from ...ops.fused_attention import attention_ref
+    from ...ops.fused.attention import attention_ref
     backend = _backend(params["backend"])
 
     def fn(inputs):

@@ -12,7 +12,8 @@ import threading
 
 import torch
 
-from ...ops.nn import conv_ref, resolve_pads
+from ...ops.conv import conv_ref
+from ...ops.spatial import resolve_pads
 from . import offers, tactic, variant
 from .common import FLOATS, LOW, cached, eval_expr, inp, is_cuda, is_weight
 

@@ -14,8 +14,8 @@ import json
 import torch
 
 from ... import dtypes
-from ...ops.fused_expr import expr_dtype
-from ...ops.nn import resolve_pads
+from ...ops.fused.expr import expr_dtype
+from ...ops.spatial import resolve_pads
 from ..aten.common import cached, info, inp, is_cuda, is_weight
 from . import _tactic, offers, variant
 from .codegen import supported

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ...ops.fused_expr import expr_dtype
+from ...ops.fused.expr import expr_dtype
 from ..aten.common import inp, is_cuda, weight_gemm
 from . import _tactic, offers, variant
 from .codegen import supported

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ...ops.nn import pool_out_dim, resolve_pads
+from ...ops.spatial import pool_out_dim, resolve_pads
 from ..aten.common import FLOATS, inp, is_cuda
 from . import _tactic, offers, variant
 from .launch import compile_source, dtype_name
