@@ -26,7 +26,7 @@ def to_torch(x, dtype_name: str | None = None) -> torch.Tensor:
     arr = np.asarray(x)
     if arr.dtype.kind == "V" or arr.dtype.name in _ML_NAMES.values():
         name = next(k for k, v in _ML_NAMES.items() if v == arr.dtype.name)
-        bits = np.ascontiguousarray(arr).view(np.uint16 if name == "bfloat16" else np.uint8)
+        bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)  # 0-d stays 0-d
         return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
     if arr.dtype.kind in "OSU":
         raise TensorforgeError(f"input of dtype {arr.dtype} is not supported (string tensors)")
@@ -59,6 +59,7 @@ def shape_inputs(model: onnx.ModelProto) -> list[str]:
     inits = {i.name for i in g.initializer}
     ins = {i.name for i in g.input if i.name not in inits}
     prod = {o: n for n in g.node for o in n.output}
+    reads = {id(n): list(n.input) + _outer_names(n) for n in g.node}  # control flow reads outer names too
     todo = []
     for n in g.node:
         if registry.has(n.op_type, n.domain):
@@ -73,8 +74,18 @@ def shape_inputs(model: onnx.ModelProto) -> list[str]:
         if name in ins:
             found.append(name)
         elif name in prod and prod[name].op_type not in ("Shape", "Size"):
-            todo += [x for x in prod[name].input if x]
+            todo += [x for x in reads[id(prod[name])] if x]
     return [i.name for i in g.input if i.name in found]
+
+
+def _outer_names(node) -> list:
+    """Every name the graph attributes of a node read (nested bodies included)."""
+    out = []
+    for a in node.attribute:
+        for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for n in sub.node:
+                out += list(n.input) + _outer_names(n)
+    return out
 
 
 def bake_inputs(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:

@@ -100,7 +100,7 @@ def _attr_value(a: onnx.AttributeProto):
 
 
 class _SubgraphAttr:
-    """Marker for graph-valued attributes (If/Loop/Scan bodies), which are not supported."""
+    """Marker for graph-valued attributes (If/Loop/Scan bodies), replaced by ir subgraphs."""
 
     def __init__(self, name):
         self.name = name
@@ -164,6 +164,9 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
         for x, v in zip(n.input, ins):
             if v is not None and v.const is None and v.producer is None and v not in g.inputs:
                 raise TensorforgeError(f"node '{name}' ({n.op_type}) reads '{x}', which nothing produces")
+        if any(isinstance(a, _SubgraphAttr) for a in attrs.values()):  # control flow: bodies become ir subgraphs
+            from .subgraphs import close_over, outer_lookup
+            ins += close_over(g, n, attrs, name, outer_lookup(g, name, n.op_type))
         outs = [g.value(x) if x else g.new_value(f"{name}_unused{j}") for j, x in enumerate(n.output)]
         g.add_node(n.op_type, ins, outs, attrs, name=g.unique_node_name(name), domain=n.domain,
                    origin=[name])
