@@ -7,9 +7,16 @@ from .onnx_loader import load_model_proto, to_graph
 from .shape_tensors import mark_shape_tensors
 
 
-def load(model) -> Graph:
-    """Load a path, 'zoo:NAME' or ModelProto into an inferred ir.Graph."""
+def load(model, static_shapes: dict | None = None) -> Graph:
+    """Load a path, 'zoo:NAME' or ModelProto into an inferred ir.Graph.
+
+    static_shapes {input: shape}: dims the build pins (every profile min == max) replace the declared
+    unknown dims before inference, so conditions on shapes are known at build time."""
     g = to_graph(load_model_proto(model))
+    for v in g.inputs:
+        fixed = (static_shapes or {}).get(v.name)
+        if fixed is not None and len(fixed) == len(v.shape):
+            v.shape = tuple(int(f) if not isinstance(d, int) else d for d, f in zip(v.shape, fixed))
     mark_shape_tensors(g)  # int inputs feeding shape parameters get symbolic values
     return infer_graph(g)
 

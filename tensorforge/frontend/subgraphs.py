@@ -91,6 +91,7 @@ def bind_captures(node) -> None:
 
 def reset(sub: Graph) -> None:
     """Forget what an earlier inference of a body computed (bodies are re-inferred with new types)."""
+    sub.metadata.pop("untyped", None)
     for n in sub.nodes:
         for v in n.outputs:
             v.dtype = v.shape = v.const = v.sym = None

@@ -2,6 +2,7 @@
 their trailing node inputs are the captured outer-scope values (see ir.subgraph)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .. import dtypes
@@ -27,7 +28,12 @@ def known_bool(v):
         return bool(v.const.reshape(-1)[0])
     if v.sym is not None and v.sym.size >= 1:
         x = v.sym.reshape(-1)[0]
-        return bool(x) if isinstance(x, (bool, int)) else None
+        if isinstance(x, (bool, int, np.bool_, np.integer)):
+            return bool(x)
+    p = v.producer  # Cast(...) / Not(...) of a known truth (exporters wrap shape tests in both)
+    if p is not None and p.op in ("Cast", "Not") and p.domain in ("", "ai.onnx") and p.inputs[0] is not None:
+        inner = known_bool(p.inputs[0])
+        return None if inner is None else (not inner if p.op == "Not" else inner)
     return None
 
 
@@ -70,22 +76,37 @@ def if_ref(cond, *captures, then_branch, else_branch, _opset=None, _device=None)
 
 @extra("If", "infer_subgraphs")
 def _if_bodies(node, infer_body):
-    """Infer the branch that a known condition takes first; the other one may not type-check
-    with these inputs (silero's 8 kHz branch on 16 kHz shapes): it is only needed when unknown."""
+    """Infer both branches. With an unknown condition a branch that does not type-check with these
+    inputs (silero's 8 kHz branch on a 16 kHz frame: ONNX Runtime fails there too) is kept untyped
+    (metadata "untyped"): taking it at run time raises; the node's types come from the other one."""
     known = known_bool(node.inputs[0])
-    order = ["then_branch", "else_branch"] if known is not False else ["else_branch", "then_branch"]
-    infer_body(node.attrs[order[0]])
-    try:
-        infer_body(node.attrs[order[1]])
-    except Exception:
-        if known is None:
-            raise
+    names = ["then_branch", "else_branch"]
+    if known is False:
+        names.reverse()
+    errors = []
+    for i, k in enumerate(names):
+        try:
+            infer_body(node.attrs[k])
+        except ShapeError as e:
+            if known is not None and i == 0:
+                raise
+            node.attrs[k].metadata["untyped"] = str(e)
+            errors.append(e)
+    if len(errors) == 2:
+        raise errors[0]
+
+
+def _typed(sub) -> bool:
+    return not sub.metadata.get("untyped")
 
 
 @infer("If")
 def if_infer(node):
-    then, other = node.attrs["then_branch"].outputs, node.attrs["else_branch"].outputs
+    t, e = node.attrs["then_branch"], node.attrs["else_branch"]
+    then, other = t.outputs, e.outputs
     known = known_bool(node.inputs[0])
+    if known is None and not (_typed(t) and _typed(e)):
+        known = _typed(t)
     if known is not None:
         return [(v.dtype, v.shape) for v in (then if known else other)]
     if len(then) != len(other):
@@ -100,6 +121,11 @@ def if_sym(node, *_):
     if known is None:
         return None
     return [to_obj(v) for v in node.attrs["then_branch" if known else "else_branch"].outputs]
+
+
+@extra("If", "eager_reason")
+def _if_eager(node) -> str:
+    return "run-time condition read on the host (one sync); branches run by the reference interpreter"
 
 
 # ---- Loop ------------------------------------------------------------------------------------
@@ -172,3 +198,8 @@ def _outer(node, tag, shape):
                  for j, d in enumerate(shape))
 
 
+
+
+@extra("Loop", "eager_reason")
+def _loop_eager(node) -> str:
+    return "trip count / condition read on the host every iteration; body run by the reference interpreter"

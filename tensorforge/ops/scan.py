@@ -120,3 +120,8 @@ def scan_infer(node):
         out = [(dt, (batch,) + tuple(s)) for dt, s in out]
     return out
 
+
+
+@extra("Scan", "eager_reason")
+def _scan_eager(node) -> str:
+    return "body run per step by the reference interpreter"

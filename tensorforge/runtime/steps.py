@@ -43,7 +43,8 @@ def build_steps(ctx) -> None:
     ctx._slots, ctx._steps, ctx._validated = slots, steps, False
     ctx._step_streams = stream_ids
     # data-dependent shapes need host syncs: no CUDA graph, no aux streams
-    ctx._has_dynamic = any(p.tensors[o].dynamic for s in steps for o in s[3] if o in p.tensors)
+    ctx._has_dynamic = any(p.tensors[o].dynamic for s in steps for o in s[3] if o in p.tensors) or \
+        any(getattr(s[1], "capturable", True) is False for s in steps)  # kernels with host syncs: eager
     ctx._release = _releases(ctx, steps)
     _schedule(ctx, steps, stream_ids, alias)
 

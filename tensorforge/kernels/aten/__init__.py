@@ -72,6 +72,8 @@ def _factory(layer, opset, device):
 
     def fn(inputs):
         return run(inputs, attrs, opset, n_out, device)
+    if "eager_reason" in op.extra:  # host syncs inside (control flow): never captured in a CUDA graph
+        fn.capturable = False
     return _layouts(fn, params)
 
 
