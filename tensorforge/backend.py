@@ -101,6 +101,25 @@ def bake_inputs(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
     return m
 
 
+def _feed_value(x, dtype: str):
+    """A backend input as the engine takes it: tensors; sequences as TensorSeq, empty optionals None."""
+    if dtype.startswith("opt("):
+        return None if x is None else _feed_value(x, dtype[4:-1])
+    if dtype.startswith("seq("):
+        from .ops.sequence import TensorSeq
+        return TensorSeq([to_torch(t) for t in x])
+    return to_torch(x).to(dtypes.to_torch(dtype.split(":")[0]))
+
+
+def _result(v):
+    """An engine output as numpy (a sequence as a list of arrays, an empty optional as None)."""
+    if v is None:
+        return None
+    if isinstance(v, torch.Tensor):
+        return to_numpy(v)
+    return [to_numpy(t) for t in v]
+
+
 class TensorforgeRep(BackendRep):
     """A built engine plus the model's input order; `run(inputs)` returns outputs in graph order.
 
@@ -142,9 +161,9 @@ class TensorforgeRep(BackendRep):
         for n in plan.inputs:  # inputs the engine dropped (unused) are not fed
             if n not in feed_all:
                 raise TensorforgeError(f"missing input '{n}'")
-            feed[n] = to_torch(feed_all[n]).to(dtypes.to_torch(plan.tensors[n].dtype))
+            feed[n] = _feed_value(feed_all[n], plan.tensors[n].dtype)
         out = self.context.infer(feed)
-        return tuple(to_numpy(out[n]) for n in self.output_names)
+        return tuple(_result(out[n]) for n in self.output_names)
 
 
 class TensorforgeBackend(Backend):

@@ -94,6 +94,9 @@ def _attr_value(a: onnx.AttributeProto):
         return [s.decode("utf-8", errors="replace") for s in a.strings]
     if t in (A.GRAPH, A.GRAPHS):
         return _SubgraphAttr(a.name)
+    if t == A.TYPE_PROTO:  # Optional's element type
+        from .types import type_string
+        return type_string(a.tp, f"attribute '{a.name}'")
     if t == A.SPARSE_TENSOR:
         raise TensorforgeError(f"attribute '{a.name}': sparse tensors are not supported")
     return None
@@ -111,6 +114,9 @@ class _SubgraphAttr:
 
 def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
     tt = vi.type.tensor_type
+    if vi.type.WhichOneof("value") in ("sequence_type", "optional_type"):
+        from .types import container_info
+        return container_info(vi)
     if not vi.type.HasField("tensor_type"):
         raise TensorforgeError(f"input '{vi.name}': only tensor inputs are supported")
     dtype = dtypes.from_onnx(tt.elem_type) if tt.elem_type else None

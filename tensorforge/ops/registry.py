@@ -31,7 +31,7 @@ from ..errors import TensorforgeError, UnsupportedOpError
 MODULES = (
     "activation", "math", "arith", "logical", "conv", "pool", "matmul", "norm", "softmax", "reduce",
     "shape", "tensor", "indexing", "selection", "generator", "image", "resize", "signal", "detection",
-    "rnn", "quant", "attention", "training", "ml", "control_flow", "scan",
+    "rnn", "quant", "attention", "training", "ml", "control_flow", "scan", "sequence", "optional",
     "fused.epilogue", "fused.attention", "fused.norm",
 )
 

@@ -337,6 +337,10 @@ class ExecutionContext:
         for n in p.inputs:
             if n not in feed:
                 raise TensorforgeError(f"missing input '{n}'")
+            if p.tensors[n].dtype.startswith(("seq(", "opt(")):  # a sequence / optional: a host object
+                self._shapes[n] = (len(feed[n]) if feed[n] is not None else 0,)
+                self._bound[n] = feed[n]
+                continue
             t = _as_tensor(n, feed[n], p.tensors[n].dtype)
             self.set_input_shape(n, tuple(t.shape))
             dev = torch.device("cpu") if n in self._shape_inputs else self.device
@@ -348,6 +352,8 @@ class ExecutionContext:
         env = _bind_symbols(p, self._shapes, self._values())
         for n in p.outputs:
             try:
+                if p.tensors[n].dtype.startswith(("seq(", "opt(")):  # host objects: the layer returns them
+                    raise KeyError(n)
                 shp = eval_shape(p.tensors[n].shape, env)
             except (NameError, KeyError):
                 self._bound.pop(n, None)
@@ -360,5 +366,5 @@ class ExecutionContext:
         self.execute_async()
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()
-        return {n: self._slots[n].clone() for n in p.outputs}
+        return {n: self._slots[n].clone() if self._slots[n] is not None else None for n in p.outputs}
 

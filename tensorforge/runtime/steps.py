@@ -23,10 +23,11 @@ def build_steps(ctx) -> None:
             vals = [v if isinstance(v, int) else eval_shape([v], ctx._env)[0] for v in t.sym]
             slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(
                 eval_shape(t.shape, ctx._env))
-    for n in p.inputs:
-        slots[n] = ctx._binding(n, ctx._shapes[n])
+    for n in p.inputs:  # sequence / optional inputs are host objects, bound as given
+        slots[n] = ctx._bound[n] if p.tensors[n].dtype.startswith(("seq(", "opt(")) else \
+            ctx._binding(n, ctx._shapes[n])
     for n in p.outputs:
-        shp = ctx._shape_of(n)
+        shp = None if p.tensors[n].dtype.startswith(("seq(", "opt(")) else ctx._shape_of(n)
         slots[n] = ctx._binding(n, shp) if shp is not None else None
     ctx._plan_arena(slots)
     steps, stream_ids, alias = [], [], {}
@@ -156,7 +157,7 @@ def _exec(ctx, step, slots) -> None:
         if o is None:
             if not ctx._validated:
                 _check_planned(ctx, name, onames[j], r)
-            if arena is not None and r.untyped_storage().data_ptr() == arena:
+            if arena is not None and isinstance(r, torch.Tensor) and r.untyped_storage().data_ptr() == arena:
                 r = r.clone()  # a view into the arena (Split, Slice, Transpose...) dies with its buffer
             slots[onames[j]] = r
         elif r is not o:
