@@ -113,6 +113,24 @@ def check_tensor_size(t: onnx.TensorProto, dtype: str) -> None:
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} need {n} values but it holds {have}")
 
 
+def check_attribute_kinds(n: onnx.NodeProto, name: str, opset: int) -> None:
+    """Each attribute has the kind (INT, FLOATS, ...) the op's ONNX schema declares (default domain)."""
+    if n.domain not in ("", "ai.onnx"):
+        return
+    try:
+        schema = onnx.defs.get_schema(n.op_type, max(int(opset), 1), "")
+    except Exception:  # noqa: BLE001 - unknown op or opset: the op registry reports it by name later
+        return
+    for a in n.attribute:
+        spec = schema.attributes.get(a.name)
+        if spec is not None and a.type != spec.type:
+            want = onnx.AttributeProto.AttributeType.Name(spec.type)
+            got = onnx.AttributeProto.AttributeType.Name(a.type) if a.type in \
+                onnx.AttributeProto.AttributeType.values() else str(a.type)
+            raise TensorforgeError(f"node '{name}' ({n.op_type}): attribute '{a.name}' is {got}, "
+                                   f"the op needs {want}")
+
+
 def _attr_value(a: onnx.AttributeProto):
     t = a.type
     A = onnx.AttributeProto
@@ -194,6 +212,7 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
         g.inputs.append(v)
     for i, n in enumerate(gp.node):
         name = n.name or f"{n.op_type}_{i}"
+        check_attribute_kinds(n, name, opset)
         attrs = {a.name: _attr_value(a) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             g.value(n.output[0]).const = _constant_value(attrs, name)

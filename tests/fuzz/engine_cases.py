@@ -62,7 +62,7 @@ def _crafted(header, weights, rng):
         bounded = expr == "N**N**N**N"  # 2**16 at N=2: legal, if odd, for a view's declared shape
         out.append(("dim_power", repack(_set_dim(H(), expr, "activation"), weights), not bounded))
         out.append(("dim_power_input", repack(_set_dim(H(), expr), weights), True))
-        out.append(("dim_power_output", repack(_set_dim(H(), f"N+{expr}", "output"), weights), True))
+        out.append(("dim_power_output", repack(_set_dim(H(), f"N+{expr}", "output"), weights), not bounded))
     out.append(("dim_huge_int", repack(_set_dim(H(), 2**62), weights), True))
     out.append(("dim_negative", repack(_set_dim(H(), -7, "activation"), weights), True))
     out.append(("dim_code", repack(_set_dim(H(), "__import__('os').getpid()", "activation"), weights), True))
@@ -128,6 +128,8 @@ def _raw(data: bytes, rng):
     field = int(rng.integers(2, 5))  # nh / nw / na
     vals = list(PREFIX.unpack_from(data))
     vals[field] = int(rng.choice([2**63, 2**40, 0, vals[field] + 1]))
+    if vals[field] == PREFIX.unpack_from(data)[field]:
+        vals[field] += 1  # a real change: the same value is no mutation
     out.append(("prefix_sizes", PREFIX.pack(*vals) + data[PREFIX.size:], True))
     return out
 

@@ -129,7 +129,7 @@ def classify(case: Case, rc, out: str, escaped: str, before: dict) -> str:
     for p in case.protected:
         if _digest(p) != before[p]:
             return "data lost"
-    if rc not in (0, None):
+    if rc not in (0, None) and "Engine built in" not in out:  # a failed build touches no output
         for p in case.keep_on_failure:
             if _digest(p) != before[p]:
                 return "data lost"
@@ -204,7 +204,7 @@ def run_cases(cases, timeout: float = 20.0, deadline: float | None = None, log=N
             kind, detail = batch.run(case)
             results.append((case, kind, detail))
             if log is not None and kind != "clean":
-                log(f"{case.family}/{case.kind}/{case.target}: {kind}: {detail}")
+                log(f"{case.family}/{case.kind}/{case.target}: {kind}: {detail} | argv: {' '.join(case.argv)}")
     finally:
         batch.close()
     return results

@@ -1,8 +1,11 @@
-"""Path checks before anything runs: no output flag may name an input file or another output."""
+"""Checks before anything runs: no output flag may name an input file or another output; counts that
+allocate per unit (streams) stay within what a machine can create."""
 from __future__ import annotations
 
 from .shapes import UsageError
 
+# flag: upper bound (a count of streams or contexts created up front: 2**31 of them never finishes)
+LIMITS = {"streams": 1024, "infStreams": 1024, "maxAuxStreams": 64, "avgTiming": 10**6}
 OUTPUT_FLAGS = ("saveEngine", "exportTimes", "exportOutput", "exportProfile", "exportLayerInfo", "timingCacheFile")
 
 
@@ -31,3 +34,11 @@ def check_paths(opts) -> None:
         for flag2, path2 in outs[i + 1:]:
             if same_file(path, path2) and path not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
                 raise UsageError(f"{flag} and {flag2} name the same file ({path}); give each output its own file")
+
+
+def check_limits(opts) -> None:
+    """UsageError for a count over its upper bound."""
+    for flag, hi in LIMITS.items():
+        v = getattr(opts, flag, None)
+        if isinstance(v, int) and v > hi:
+            raise UsageError(f"--{flag}={v} is over the limit of {hi}")
