@@ -148,6 +148,9 @@ def _check_io_memory(plan, device) -> None:
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):
                 continue
+            if any(d < 0 for d in shp):
+                raise ShapeError(f"tensor '{name}' would have shape {list(shp)} at the largest profile shapes; "
+                                 "check the model's attributes (pads, strides, kernel)")
             size = tensor_bytes(shp, plan.tensors[name].dtype)
             total += size
             biggest = max(biggest or (0, ""), (size, f"'{name}' {list(shp)}"))

@@ -82,7 +82,7 @@ def infer_node(g: Graph, node: Node) -> None:
                                 and any(v is not None and v.sym is not None for v in node.inputs)):
             try:
                 res = op.symval(node, *vals)
-            except (TypeError, ValueError, IndexError):  # symbolic contents are optional: skip
+            except (TypeError, ValueError, IndexError, MemoryError):  # symbolic contents are optional
                 res = None
             if res is not None:
                 for v, r in zip(node.outputs, res):

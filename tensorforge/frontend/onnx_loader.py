@@ -113,14 +113,17 @@ def check_tensor_size(t: onnx.TensorProto, dtype: str) -> None:
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} need {n} values but it holds {have}")
 
 
-def check_attribute_kinds(n: onnx.NodeProto, name: str, opset: int) -> None:
-    """Each attribute has the kind (INT, FLOATS, ...) the op's ONNX schema declares (default domain)."""
+def check_node_schema(n: onnx.NodeProto, name: str, opset: int) -> None:
+    """Input count within the op's ONNX schema, each attribute of the kind (INT, FLOATS, ...) it declares."""
     if n.domain not in ("", "ai.onnx"):
         return
     try:
         schema = onnx.defs.get_schema(n.op_type, max(int(opset), 1), "")
     except Exception:  # noqa: BLE001 - unknown op or opset: the op registry reports it by name later
         return
+    if not schema.min_input <= len(n.input) <= schema.max_input:
+        raise TensorforgeError(f"node '{name}' ({n.op_type}): {len(n.input)} input(s), the op takes "
+                               f"{schema.min_input}..{schema.max_input}")
     for a in n.attribute:
         spec = schema.attributes.get(a.name)
         if spec is not None and a.type != spec.type:
@@ -212,7 +215,7 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
         g.inputs.append(v)
     for i, n in enumerate(gp.node):
         name = n.name or f"{n.op_type}_{i}"
-        check_attribute_kinds(n, name, opset)
+        check_node_schema(n, name, opset)
         attrs = {a.name: _attr_value(a) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             g.value(n.output[0]).const = _constant_value(attrs, name)

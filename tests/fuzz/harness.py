@@ -193,8 +193,9 @@ class Batch:
                 self._kill()
 
 
-def run_cases(cases, timeout: float = 20.0, deadline: float | None = None, log=None):
-    """Run cases (an iterable) in one batch; returns [(case, outcome, detail)]."""
+def run_cases(cases, timeout: float = 20.0, deadline: float | None = None, log=None, keep_dir=None):
+    """Run cases (an iterable) in one batch; returns [(case, outcome, detail)]. keep_dir: where the
+    files of every non-clean case are copied (mutated files are reused by later rounds)."""
     results = []
     batch = Batch(timeout)
     try:
@@ -203,6 +204,11 @@ def run_cases(cases, timeout: float = 20.0, deadline: float | None = None, log=N
                 break
             kind, detail = batch.run(case)
             results.append((case, kind, detail))
+            if keep_dir is not None and kind != "clean":
+                import shutil
+                for p in case.protected:
+                    if os.path.isfile(p):
+                        shutil.copy(p, os.path.join(keep_dir, f"{len(results)}_{os.path.basename(p)}"))
             if log is not None and kind != "clean":
                 log(f"{case.family}/{case.kind}/{case.target}: {kind}: {detail} | argv: {' '.join(case.argv)}")
     finally:

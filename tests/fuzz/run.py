@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=30.0, help="per-case timeout in seconds")
     ap.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    ap.add_argument("--family", action="append", choices=("engine", "onnx", "cli"), help="only these families")
     ap.add_argument("-q", "--quiet", action="store_true", help="do not print each non-clean case")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tf-fuzz-") as tmp:
@@ -44,7 +45,10 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(a.seed)
         deadline = time.time() + a.minutes * 60 if a.minutes > 0 else None
         log = None if a.quiet else (lambda s: print(s, flush=True))
-        res = run_cases(stream(work, rng, bounded=a.minutes <= 0), timeout=a.timeout, deadline=deadline, log=log)
+        keep = os.path.join(work, "failures")
+        os.makedirs(keep, exist_ok=True)
+        cases = (c for c in stream(work, rng, bounded=a.minutes <= 0) if not a.family or c.family in a.family)
+        res = run_cases(cases, timeout=a.timeout, deadline=deadline, log=log, keep_dir=keep)
         print(table(res))
         bad = sum(1 for _, k, _ in res if k != "clean")
     return 1 if bad else 0
