@@ -5,7 +5,6 @@ import logging
 import math
 import time
 
-import numpy as np
 import torch
 
 from .. import dtypes, frontend, passes

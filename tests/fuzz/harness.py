@@ -54,8 +54,6 @@ def _run_target(case: Case):
         from tensorforge.cli.main import main
         return main(["inspect", *case.argv]), None
     if case.target in ("api_load", "api_build"):
-        import numpy as np
-
         import tensorforge
         from tensorforge.errors import TensorforgeError
         try:
