@@ -50,8 +50,8 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
     if path:
         try:
             cache.save(path)
-        except OSError as e:
-            log.warning("Could not write timing cache to %s: %s", path, e.strerror)
+        except (OSError, TensorforgeError) as e:  # the engine is fine; the cache file is left as it was
+            log.warning("Could not write timing cache to %s: %s", path, getattr(e, "strerror", None) or e)
     sel.stats["time_s"] = round(time.perf_counter() - t0, 3)
     plan.meta["tactic_selection"] = sel.stats
     log.info("Tactic selection (level %d): %d layers, %d signatures timed, %d cache hits, %.3f s",
