@@ -4,11 +4,11 @@ A small hand-written validator (no jsonschema dependency): errors name the path 
 e.g. `plan.tensors[3].shape[0]`, in one line."""
 from __future__ import annotations
 
-from ..dtypes import FLOAT_TYPES, INT_TYPES
+from ..dtypes import NAMES
 from ..errors import EngineFormatError, TensorforgeError
 from .shapes import MAX_VALUE, DimError, compile_dim
 
-DTYPES = FLOAT_TYPES | INT_TYPES | {"bool"}
+DTYPES = NAMES
 MAX_NAME = 4096
 MAX_RANK = 64
 MAX_DIM = 2**40  # no static dim of a real engine is larger; the element-count check bounds the rest
