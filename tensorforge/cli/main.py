@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "inspect":
             from .inspect_cmd import inspect_path
-            print(inspect_path(args.path))
+            _print(inspect_path(args.path))
             return 0
         if args.cmd == "compare":
             from .compare_cmd import compare
@@ -54,14 +54,41 @@ def main(argv=None) -> int:
             from ..ops import supported_ops
             ops = supported_ops()
             print(f"{len(ops)} supported ONNX ops:")
-            print("\n".join(ops))
+            _print("\n".join(ops))
             return 0
     except TensorforgeError as e:
         print(f"tensorforge: error: {e}", file=sys.stderr)
         return 2 if args.cmd != "compare" else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tensorforge inspect ... | head`: the reader left; not an error of ours
+        _quiet_stdout()
+        return 0
+    except MemoryError:
+        print(f"tensorforge: error: out of memory while running '{args.cmd}'", file=sys.stderr)
+        return 2
+    except Exception as e:  # a real bug: one line, the traceback only with --verbose
+        print(f"tensorforge: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if getattr(args, "verbose", False):
+            import traceback
+            traceback.print_exc()
+        return 3
     return 0
+
+
+def _print(text: str) -> None:
+    """Print to stdout, flushing here so that a closed pipe is seen inside main's handler."""
+    print(text)
+    sys.stdout.flush()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry():

@@ -12,6 +12,7 @@ from .exports import dump_output_lines, output_json, times_json, write_text
 from .layerinfo import layer_info, oneline, to_json
 from .log import Logger
 from .options import notes
+from .guards import check_limits, check_paths
 from .profile import Profiler
 from .report import performance_report, split_warmup
 from .session import Session
@@ -129,6 +130,8 @@ def inference(engine, opts, backend, log: Logger) -> None:
 
 def run(opts, log: Logger) -> None:
     """Everything after the options banner."""
+    check_paths(opts)
+    check_limits(opts)
     device = select_device(opts)
     for line in device_lines(device):
         log.info(line)
