@@ -157,6 +157,8 @@ def _check_io_memory(plan, device) -> None:
             continue
         total, biggest = 0, None
         for name in list(plan.inputs) + list(plan.outputs):
+            if plan.tensors[name].dtype.startswith(("seq(", "opt(")):  # host objects (sequences, optionals)
+                continue
             try:
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):
