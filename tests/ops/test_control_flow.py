@@ -19,7 +19,7 @@ def _graph(nodes, name, outs, ins=(), inits=()):
                         [h.make_tensor_value_info(*o) for o in outs], list(inits))
 
 
-def nested_if_model():
+def nested_if_model(batch=3):
     """out = x > 0 sum ? (y > 0 sum ? x*w + y : x - y) : relu(x) * 2 (w: a branch weight)."""
     w = numpy_helper.from_array(rand((8, 8), seed=3), "w")  # 64 elements: hoisted
     inner_then = _graph([h.make_node("MatMul", ["x", "w"], ["xw"]), h.make_node("Add", ["xw", "y"], ["it"])],
@@ -34,13 +34,22 @@ def nested_if_model():
     nodes = [h.make_node("ReduceSum", ["x"], ["xs"], keepdims=0), h.make_node("Greater", ["xs", "zero"], ["c"]),
              h.make_node("If", ["c"], ["out"], then_branch=outer_then, else_branch=outer_else)]
     inits = [numpy_helper.from_array(np.float32(0), "zero"), numpy_helper.from_array(np.float32(2), "two")]
-    return make_model(nodes, [("x", F, [3, 8]), ("y", F, [3, 8])], [("out", F, None)], inits, opset=17)
+    return make_model(nodes, [("x", F, [batch, 8]), ("y", F, [batch, 8])], [("out", F, None)], inits, opset=17)
 
 
 @pytest.mark.parametrize("sx,sy", [(1, 1), (1, -1), (-1, 1)])
 def test_nested_if_with_outer_scope_values(sx, sy):
     x, y = np.abs(rand((3, 8), seed=1)) * sx, np.abs(rand((3, 8), seed=2)) * sy
     check_against_ort(nested_if_model(), {"x": x, "y": y})
+
+
+def test_symbolic_dims_flow_into_bodies():
+    g = frontend.load(nested_if_model("N"))
+    node = next(n for n in g.nodes if n.op == "If")
+    assert str(node.outputs[0].shape[0]) == "N"  # both branches keep the outer symbolic batch
+    inner = next(n for n in node.attrs["then_branch"].nodes if n.op == "If")
+    assert str(inner.outputs[0].shape[0]) == "N"
+    check_against_ort(nested_if_model("N"), {"x": rand((5, 8), seed=1), "y": -rand((5, 8), seed=2) ** 2})
 
 
 def loop_model(m_const=None):
