@@ -46,7 +46,8 @@ def merge_shape(node, tag, a, b):
     if a is None or b is None or len(a) != len(b):
         raise ShapeError(f"node '{node.name}' ({node.op}): {tag} has rank {len(a or ())} on one path and "
                          f"{len(b or ())} on another (not supported)")
-    return _outer(node, tag, tuple(x if eq(x, y) else dd_dim(node, f"_{tag}_{j}") for j, (x, y) in enumerate(zip(a, b))))
+    merged = tuple(x if eq(x, y) else dd_dim(node, f"_{tag}_{j}") for j, (x, y) in enumerate(zip(a, b)))
+    return _outer(node, tag, merged)
 
 
 def _bind(v, dtype, shape):

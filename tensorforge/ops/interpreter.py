@@ -53,3 +53,15 @@ def run_graph(sub, inputs, captures, opset: int, device=None) -> list:
         else:
             raise RuntimeError(f"subgraph {sub.name}: output '{v.name}' has no value")
     return res
+
+
+def deterministic(node) -> bool:
+    """True when every op in the node's bodies (any depth) is deterministic: only then may a
+    control-flow node with constant inputs be evaluated at build time."""
+    from ..ir.subgraph import subgraphs
+    for _, sub in subgraphs(node):
+        for n in sub.nodes:
+            if not registry.has(n.op, n.domain) or not registry.get(n.op, n.domain).deterministic \
+                    or not deterministic(n):
+                return False
+    return True
