@@ -105,3 +105,15 @@ def test_dead_capture_is_dropped_after_body_optimization():
     for x in (1.5, -1.5):
         out = _run(g, {"x": np.array([x], np.float32)})[0]
         np.testing.assert_allclose(out, [x + 1.0] if x > 0 else [x])
+
+
+def test_loop_with_a_random_body_is_not_folded_at_build_time():
+    body = h.make_graph([h.make_node("RandomUniform", [], ["r"], shape=[2]), h.make_node("Add", ["a", "r"], ["a2"]),
+                         h.make_node("Identity", ["c"], ["c2"])], "body", [],
+                        [h.make_tensor_value_info("c2", T.BOOL, []), h.make_tensor_value_info("a2", F, [2])])
+    body.input.extend([h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("c", T.BOOL, []),
+                       h.make_tensor_value_info("a", F, [2])])
+    nodes = [h.make_node("Loop", ["M", "", "a0"], ["out"], body=body), h.make_node("Add", ["out", "x"], ["y"])]
+    inits = [numpy_helper.from_array(np.int64(3), "M"), numpy_helper.from_array(np.zeros(2, np.float32), "a0")]
+    g = passes.run_pipeline(frontend.load(make_model(nodes, [("x", F, [2])], [("y", F, None)], inits)), check=True)
+    assert any(n.op == "Loop" for n in g.nodes)
