@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from . import api
+from . import api, monitor
 from .backend import CpuBackend, CudaBackend
 from .banner import device_lines
 from .build import build_engine, load_engine, select_device, time_deserialize
@@ -82,6 +82,13 @@ def report(traces, session: Session, opts, log: Logger, profiler_in_run: bool) -
         write_text(opts.exportTimes, times_json(traces, split_warmup(traces, opts.warmUp)))
 
 
+def throughput(traces, warmup_ms: float):
+    """Queries per second of the timed part of a run (None when nothing was timed)."""
+    w = split_warmup(traces, warmup_ms)
+    wall = traces[-1].d2hEnd - traces[w].h2dStart if w < len(traces) else 0
+    return (len(traces) - w) / wall * 1000.0 if wall > 0 else None
+
+
 def emit_outputs(session: Session, opts, log: Logger) -> None:
     """--dumpOutput and --exportOutput from context 0."""
     if not (opts.dumpOutput or opts.exportOutput):
@@ -107,8 +114,10 @@ def inference(engine, opts, backend, log: Logger) -> None:
                      "launches. Add --separateProfileRun to time the graph and profile in a second run.")
             use_graph = False
     log.info("Starting inference")
+    mon = monitor.start(opts, engine.device, log)
     traces = session.run(use_graph)
     report(traces, session, opts, log, in_run)
+    monitor.finish(mon, throughput(traces, opts.warmUp), log)
     emit_outputs(session, opts, log)
     if opts.profiler_enabled and opts.separateProfileRun:
         api.set_profiler(session.contexts[0], profiler)
