@@ -1,8 +1,11 @@
 """The forgeexec run after parsing: device, engine, inference, report, profile, layer info, exports."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+
+import torch
 
 from . import api, monitor
 from .backend import CpuBackend, CudaBackend
@@ -136,6 +139,25 @@ def inference(engine, opts, backend, log: Logger) -> None:
         write_text(opts.exportProfile, profiler.json())
 
 
+@contextlib.contextmanager
+def cpu_threads(opts, device, log: Logger):
+    """torch's intra-op threads for the run: --cpuThreads, else 1 on the CPU (several threads can collapse
+    when other processes load the machine); restored afterwards (main() may run in-process)."""
+    n = opts.cpuThreads if opts.cpuThreads is not None else (1 if device.type == "cpu" else None)
+    if n is None:
+        yield
+        return
+    if device.type == "cpu":
+        log.info(f"CPU run: torch uses {n} thread(s)" + ("" if opts.cpuThreads is not None else
+                 " (the default on the CPU: several threads can collapse under load; --cpuThreads=N to change)"))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def run(opts, log: Logger) -> None:
     """Everything after the options banner."""
     device = select_device(opts)
@@ -143,6 +165,12 @@ def run(opts, log: Logger) -> None:
         log.info(line)
     for line in notes(opts):
         log.info(line)
+    with cpu_threads(opts, device, log):
+        _run(opts, device, log)
+
+
+def _run(opts, device, log: Logger) -> None:
+    """Build or load, then time deserialization, or run inference."""
     engine = load_engine(opts.loadEngine, device, log) if opts.loadEngine else build_engine(opts, device, log)
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)
