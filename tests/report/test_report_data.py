@@ -101,3 +101,23 @@ def test_cli_profiles_an_onnx_model(tmp_path, capsys):
     html = out.read_text()
     assert "Profiled on CPU: 2 inferences at input shapes x=2x3x16x16" in html
     assert "No peak numbers for device &#x27;CPU&#x27;" in html and html.count("<svg") == 5
+
+
+def test_report_from_real_forgeexec_exports(tmp_path, capsys):
+    from tensorforge.cli.forgeexec.main import main as forgeexec
+    from tensorforge.cli.main import main
+    from tests.cli.forgeexec_helpers import FAST, make_tiny_onnx
+    model = make_tiny_onnx(tmp_path / "t.onnx")
+    f = {k: str(tmp_path / f"{k}.json") for k in ("profile", "layers", "times")}
+    assert forgeexec([f"--onnx={model}", "--shapes=x:2x3x8x8", "--profilingVerbosity=detailed", "--dumpProfile",
+                      "--separateProfileRun", f"--exportProfile={f['profile']}", f"--exportLayerInfo={f['layers']}",
+                      f"--exportTimes={f['times']}", *FAST]) == 0
+    capsys.readouterr()
+    d = data.from_exports(f["profile"], f["layers"], f["times"], "tiny")
+    conv = next(r for r in d.layers if "conv1" in r.name)
+    assert conv.flops == 2 * (2 * 4 * 8 * 8) * (3 * 3 * 3) and conv.precision == "FP32" and conv.time_ms > 0
+    assert d.iterations > 0 and d.run["queries"] >= 3
+    out = tmp_path / "r.html"
+    assert main(["report", "--profile", f["profile"], "--layer-info", f["layers"], "--times", f["times"],
+                 "-o", str(out)]) == 0
+    assert out.read_text().count("<svg") == 5
