@@ -81,7 +81,15 @@ def _engine(args):
     from ..frontend import load_model_proto
     if not args.model.startswith("zoo:") and not os.path.exists(args.model):
         raise TensorforgeError(f"no such file: {args.model}")
+    cfg = build_config(args)
+    shapes = _shapes(args.shapes)
+    if shapes:  # tune at the shapes the report profiles (min = opt = max)
+        from .. import OptimizationProfile
+        prof = OptimizationProfile()
+        for name, dims in shapes.items():
+            prof.set_shape(name, dims, dims, dims)
+        cfg.profiles = [prof]
     t0 = time.perf_counter()
-    engine = Builder(build_config(args)).build(load_model_proto(args.model))
+    engine = Builder(cfg).build(load_model_proto(args.model))
     print(f"[I] Built {args.model} in {time.perf_counter() - t0:.2f} s: {len(engine.plan.layers)} layers")
     return engine
