@@ -121,3 +121,18 @@ def test_report_from_real_forgeexec_exports(tmp_path, capsys):
     assert main(["report", "--profile", f["profile"], "--layer-info", f["layers"], "--times", f["times"],
                  "-o", str(out)]) == 0
     assert out.read_text().count("<svg") == 5
+
+
+def test_cli_profiles_an_engine_file(tmp_path, capsys):
+    from tensorforge import Builder, BuilderConfig, OptimizationProfile
+    from tensorforge.cli.main import main
+    from tests.core.models import conv_net
+    prof = OptimizationProfile()
+    prof.set_shape("x", (1, 3, 16, 16), (3, 3, 16, 16), (4, 3, 16, 16))
+    engine = tmp_path / "m.engine"
+    Builder(BuilderConfig(device="cpu", profiles=[prof])).build(conv_net()).save(str(engine))
+    out = tmp_path / "r.html"
+    assert main(["report", str(engine), "--iterations", "2", "-o", str(out)]) == 0
+    html = out.read_text()
+    assert "at input shapes x=3x3x16x16" in html  # profile 0's opt shape
+    assert "conv1 + relu1" in html and "build time (s)" in html
