@@ -111,3 +111,15 @@ def test_cpu_run_says_nothing_to_monitor(cli, tiny_onnx):
     assert rc == 0 and monitor.CPU_LINE in out and "=== GPU monitor" not in out
     rc, out, _ = cli(f"--onnx={tiny_onnx}", *FAST)
     assert monitor.CPU_LINE not in out
+
+
+def test_device_handle_by_pci_address(monkeypatch):
+    import torch
+    props = types.SimpleNamespace(pci_domain_id=0, pci_bus_id=0x19, pci_device_id=0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    asked = []
+    nvml = types.SimpleNamespace(nvmlDeviceGetHandleByPciBusId=lambda bus: asked.append(bus) or "h-pci",
+                                 nvmlDeviceGetHandleByIndex=lambda i: f"h-{i}")
+    assert monitor.device_handle(nvml, torch.device("cuda", 3)) == "h-pci" and asked == ["00000000:19:00.0"]
+    nvml.nvmlDeviceGetHandleByPciBusId = lambda bus: (_ for _ in ()).throw(RuntimeError("unknown"))
+    assert monitor.device_handle(nvml, torch.device("cuda", 3)) == "h-3"

@@ -43,14 +43,16 @@ def load_nvml():
 
 
 def device_handle(nvml, device):
-    """The NVML handle of a torch CUDA device (by PCI bus id, which survives CUDA_VISIBLE_DEVICES)."""
+    """The NVML handle of a torch CUDA device: by PCI address (NVML numbers every GPU, CUDA only the
+    visible ones), else by index."""
     import torch
     idx = device.index if device.index is not None else torch.cuda.current_device()
-    bus = getattr(torch.cuda.get_device_properties(idx), "pci_bus_id", None)
-    if bus is not None:
+    p = torch.cuda.get_device_properties(idx)
+    if all(hasattr(p, f) for f in ("pci_domain_id", "pci_bus_id", "pci_device_id")):
         try:
-            return nvml.nvmlDeviceGetHandleByPciBusId(f"{int(bus):08x}:00:00.0" if isinstance(bus, int) else bus)
-        except Exception:  # an id format this NVML does not take: fall back to the index
+            return nvml.nvmlDeviceGetHandleByPciBusId(
+                f"{p.pci_domain_id:08x}:{p.pci_bus_id:02x}:{p.pci_device_id:02x}.0")
+        except Exception:  # an address this NVML does not know: fall back to the index
             pass
     return nvml.nvmlDeviceGetHandleByIndex(idx)
 
