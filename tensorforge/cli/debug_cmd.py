@@ -51,7 +51,8 @@ def debug(args) -> int:
     except TensorforgeError as e:
         print(f"[E] {e}")
         return 1
-    print(f"[I] {len(search.trials)} trial builds in {time.perf_counter() - t0:.1f} s over {n} layers below {args.keep} "
+    print(f"[I] {len(search.trials)} trial builds in {time.perf_counter() - t0:.1f} s over {n} layers below "
+          f"{args.keep} "
           f"(atol={args.atol}, rtol={args.rtol})")
     if not kept:
         print(f"[I] PASSED: no layer needs {args.keep}; the engine meets the tolerance as built")

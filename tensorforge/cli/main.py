@@ -11,8 +11,8 @@ from .debug_cmd import add_parser as add_debug_parser
 from .report_cmd import add_parser as add_report_parser
 
 # Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
-COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32", "--stronglyTyped",
-                       "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
+COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32",
+                 "--stronglyTyped", "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
 
 
 def parser() -> argparse.ArgumentParser:

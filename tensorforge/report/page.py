@@ -18,7 +18,8 @@ JS = """document.querySelectorAll('table.sortable th').forEach(function(th,col){
 var tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),asc=th.dataset.dir!=='asc';
 th.closest('tr').querySelectorAll('th').forEach(function(h){delete h.dataset.dir});th.dataset.dir=asc?'asc':'desc';
 rows.sort(function(a,b){var x=a.cells[col].dataset.v,y=b.cells[col].dataset.v,c;
-if(x!==undefined&&y!==undefined){c=parseFloat(x)-parseFloat(y)}else{c=a.cells[col].textContent.localeCompare(b.cells[col].textContent)}
+if(x!==undefined&&y!==undefined){c=parseFloat(x)-parseFloat(y)}
+else{c=a.cells[col].textContent.localeCompare(b.cells[col].textContent)}
 return asc?c:-c});rows.forEach(function(r){tb.appendChild(r)})})});"""
 COLUMNS = ("#", "layer", "type", "tactic", "precision", "stream", "time (ms)", "share", "GFLOP", "MB",
            "floor (ms)", "of floor", "bound")
@@ -97,12 +98,14 @@ def render(data: ReportData) -> str:
              '<p class="note">Share of layer time in tensor-core layers (conv, GEMM/MatMul, attention); the '
              'optimization guides aim at ≥ 90 %, everything else fused away.</p>',
              f'<div class="plot" id="plot-share">{share_svg}</div>',
-             '<h2 id="types">Time by layer type</h2>', f'<div class="plot" id="plot-types">{plots.time_by_type(rows)}</div>',
+             '<h2 id="types">Time by layer type</h2>',
+             f'<div class="plot" id="plot-types">{plots.time_by_type(rows)}</div>',
              '<h2 id="roofline">Roofline</h2>', f'<p class="note">{_esc(peak_note)}</p>',
              f'<div class="plot" id="plot-roofline">{plots.roofline(rows, peaks, data.tf32)}</div>',
              '<h2 id="timeline">Timeline</h2>', f'<p class="note" id="timeline-note">{_esc(timeline_note)}</p>',
              f'<div class="plot" id="plot-timeline">{plots.timeline(rows, data.has_times)}</div>',
-             '<h2 id="precision">Precision</h2>', f'<div class="plot" id="plot-precision">{plots.precision_plot(rows)}</div>',
+             '<h2 id="precision">Precision</h2>',
+             f'<div class="plot" id="plot-precision">{plots.precision_plot(rows)}</div>',
              '<h2 id="table">Layers</h2>', '<p class="note">Click a column to sort. Floor: the time the layer '
              'needs at the GPU peak (max of FLOPs / compute peak and bytes / bandwidth); "of floor" is floor / '
              'measured time.</p>', layer_table(data, peaks)]

@@ -22,6 +22,17 @@ def test_flops_and_bytes_from_shapes():
     assert cost.layer_bytes(softmax) == 4000 * 4 * 2
 
 
+def test_attention_flops_through_the_k_view():
+    q = {"Name": "q", "Dimensions": [1, 16, 16], "Format/Datatype": "Row major linear FP16"}
+    k = {"Name": "k", "Dimensions": [1, 32, 16], "Format/Datatype": "Row major linear FP16"}  # [B, S, E]
+    lay = {"LayerType": "fused.Attention", "Inputs": [q, k, dict(k, Name="v")], "Outputs": [dict(q, Name="o")],
+           "attrs": {"k_view": [["reshape", [1, 32, 2, 8]], ["transpose", [0, 2, 1, 3]]]}}
+    assert cost.layer_flops(lay) == 4 * 256 * 32  # K viewed as [B, H, Sk, D] = [1, 2, 32, 8]
+    lay["attrs"]["k_view"].append(["transpose", [0, 1, 3, 2]])
+    lay["attrs"]["k_transposed"] = 1
+    assert cost.layer_flops(lay) == 4 * 256 * 32  # [B, H, D, Sk]
+
+
 def test_unknown_shapes_give_no_floor():
     lay = dict(exports.LAYERS[1], Inputs=[{"Name": "a", "Dimensions": "N/A"}], Outputs=[])
     assert cost.layer_flops(lay) == 0 and cost.layer_bytes(lay) == 0
