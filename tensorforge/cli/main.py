@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     add_to_parser(c, COMPARE_FLAGS)
     c.add_argument("--opt-level", dest="builderOptimizationLevel", type=int, help=argparse.SUPPRESS)  # old name
     sub.add_parser("ops", help="list the supported ONNX ops")
-    add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs"))
+    add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
     add_debug_parser(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")

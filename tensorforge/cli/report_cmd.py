@@ -50,7 +50,7 @@ def report(args) -> int:
         from .report_engine import from_engine
         shapes = _shapes(args.shapes)
         engine = _engine(args)
-        data = from_engine(engine, os.path.basename(args.model), shapes, max(1, args.iterations))
+        data = from_engine(engine, os.path.basename(args.model), shapes, max(1, args.iterations), args.cpuThreads)
     page.write(data, args.output)
     print(f"[I] Wrote {args.output}: {len(data.layers)} layers, {data.total_ms:.4f} ms per inference "
           f"on {data.device}")

@@ -2,6 +2,8 @@
 profiler and layer information, as the report's ReportData."""
 from __future__ import annotations
 
+import contextlib
+
 from ..report.data import ReportData, apply_profile, row_of
 
 
@@ -45,6 +47,19 @@ def profile(engine, shapes: dict, iterations: int, warmup: int = 2):
     return json.loads(prof.json()), ctx
 
 
+@contextlib.contextmanager
+def torch_threads(n):
+    """torch's intra-op threads set to n (None: unchanged) for the block."""
+    import torch
+    saved = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def build_facts(engine) -> dict:
     """Build summary: ONNX nodes, layers, fusions, build time, tactic selection, memory."""
     plan, info = engine.plan, dict(engine.build_info or {})
@@ -64,10 +79,15 @@ def build_facts(engine) -> dict:
     return out
 
 
-def from_engine(engine, title: str, shapes: dict | None = None, iterations: int = 20) -> ReportData:
-    """Profile `engine` on its device and collect everything the page shows."""
+def from_engine(engine, title: str, shapes: dict | None = None, iterations: int = 20,
+                threads: int | None = None) -> ReportData:
+    """Profile `engine` on its device (on the CPU with `threads` torch threads, default 1, as forgeexec)
+    and collect everything the page shows."""
     from .forgeexec.layerinfo import layer_info
-    prof, ctx = profile(engine, _shapes(engine, shapes or {}), iterations)
+    cpu = engine.device.type != "cuda"
+    threads = threads or (1 if cpu else None)
+    with torch_threads(threads):
+        prof, ctx = profile(engine, _shapes(engine, shapes or {}), iterations)
     info = layer_info(engine, ctx, "detailed")
     by_name = {lay.name: lay for lay in engine.layers}
     rows = []
@@ -83,6 +103,7 @@ def from_engine(engine, title: str, shapes: dict | None = None, iterations: int 
     apply_profile(data, prof)
     data.build = build_facts(engine)
     data.notes.append(f"Profiled on {data.device}: {data.iterations} inferences at input shapes "
-                      + ", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in _shapes(engine, shapes or {}).items()))
+                      + ", ".join(f"{n}={'x'.join(map(str, s))}" for n, s in _shapes(engine, shapes or {}).items())
+                      + (f" with {threads} torch thread(s) (--cpuThreads)" if cpu else ""))
     return data
 

@@ -110,7 +110,7 @@ def test_cli_profiles_an_onnx_model(tmp_path, capsys):
     assert main(["report", str(model), "--shapes=x:2x3x16x16", "--iterations", "2", "--device", "cpu",
                  "-o", str(out)]) == 0
     html = out.read_text()
-    assert "Profiled on CPU: 2 inferences at input shapes x=2x3x16x16" in html
+    assert "Profiled on CPU: 2 inferences at input shapes x=2x3x16x16 with 1 torch thread(s)" in html
     assert "No peak numbers for device &#x27;CPU&#x27;" in html and html.count("<svg") == 5
 
 
