@@ -36,6 +36,7 @@ def compare(args) -> int:
     from ..testing import run_ort
     proto = load_model_proto(args.model)
     cfg = build_config(args)
+    cfg.profiles = shapes_profiles(proto, args.shapes)
     t0 = time.perf_counter()
     engine = Builder(cfg).build(proto)
     print(f"[I] Built engine in {time.perf_counter() - t0:.2f} s: {len(engine.plan.layers)} layers on {engine.device}")
@@ -88,6 +89,25 @@ def build_config(args):
     return BuilderConfig(**precision_flags(args, dev), tf32=not args.noTF32, strongly_typed=args.stronglyTyped,
                          opt_level=BuilderConfig.opt_level if level is None else level,
                          timing_cache=args.timingCacheFile, avg_timing=args.avgTiming, device=device)
+
+
+def shapes_profiles(proto, spec) -> list:
+    """[a profile with min = opt = max = --shapes] when --shapes gives every dynamic input, else []
+    (the builder then tunes at dims = 1 and accepts any shape)."""
+    from .. import OptimizationProfile
+    from .forgeexec.api import model_inputs
+    from .forgeexec.shapes import UsageError, parse_shapes
+    try:
+        shapes = parse_shapes(spec) if spec else {}
+    except UsageError:
+        return []  # reported with the inputs
+    dynamic = {name: dims for name, _, dims in model_inputs(proto) if -1 in dims}
+    if not dynamic or any(n not in shapes or len(shapes[n]) != len(d) for n, d in dynamic.items()):
+        return []  # bad ranks are reported with the inputs
+    prof = OptimizationProfile()
+    for name in dynamic:
+        prof.set_shape(name, shapes[name], shapes[name], shapes[name])
+    return [prof]
 
 
 def _npz(path: str) -> dict:

@@ -37,11 +37,12 @@ def debug(args) -> int:
     from ..errors import TensorforgeError
     from ..frontend import load_model_proto
     from ..testing import run_ort
-    from .compare_cmd import build_config, random_feed
+    from .compare_cmd import build_config, random_feed, shapes_profiles
     if not any(getattr(args, f) for f in ("fp16", "bf16", "int8", "fp8", "best")):
         args.fp16 = True
     proto = load_model_proto(args.model)
     cfg = build_config(args)
+    cfg.profiles = shapes_profiles(proto, args.shapes)
     feed = random_feed(Builder(cfg).build(proto), args)
     ref = run_ort(proto, feed)
     search = PrecisionSearch(proto, cfg, feed, ref, args.atol, args.rtol, args.keep)

@@ -73,7 +73,7 @@ def _engine(args):
     """Load an engine file, or build an ONNX file / zoo model with the build flags."""
     import time
 
-    from .compare_cmd import build_config
+    from .compare_cmd import build_config, shapes_profiles
     if _is_engine(args.model):
         from ..runtime import Engine
         return Engine.load(args.model, device=args.device)
@@ -82,14 +82,9 @@ def _engine(args):
     if not args.model.startswith("zoo:") and not os.path.exists(args.model):
         raise TensorforgeError(f"no such file: {args.model}")
     cfg = build_config(args)
-    shapes = _shapes(args.shapes)
-    if shapes:  # tune at the shapes the report profiles (min = opt = max)
-        from .. import OptimizationProfile
-        prof = OptimizationProfile()
-        for name, dims in shapes.items():
-            prof.set_shape(name, dims, dims, dims)
-        cfg.profiles = [prof]
+    proto = load_model_proto(args.model)
+    cfg.profiles = shapes_profiles(proto, args.shapes)  # tune at the shapes the report profiles
     t0 = time.perf_counter()
-    engine = Builder(cfg).build(load_model_proto(args.model))
+    engine = Builder(cfg).build(proto)
     print(f"[I] Built {args.model} in {time.perf_counter() - t0:.2f} s: {len(engine.plan.layers)} layers")
     return engine

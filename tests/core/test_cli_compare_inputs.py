@@ -48,3 +48,10 @@ def test_shapes_apply_to_random_inputs_and_names_are_checked(tmp_path, capsys):
     assert rc == 0 and "float32[5, 10]" in out
     rc, _, err = _run(["compare", m, f"--loadInputs=y:{tmp_path / 'y.bin'}"], capsys)
     assert rc == 1 and "--loadInputs names unknown input(s): y" in err
+
+
+def test_shapes_make_the_build_profile_when_they_cover_every_dynamic_input():
+    from tensorforge.cli.compare_cmd import shapes_profiles
+    (prof,) = shapes_profiles(conv_net(), "x:5x3x16x16")
+    assert prof.get_shape("x") == ((5, 3, 16, 16),) * 3
+    assert shapes_profiles(conv_net(), None) == [] and shapes_profiles(conv_net(), "x:5x3") == []
