@@ -5,8 +5,6 @@ import contextlib
 import os
 import tempfile
 
-import torch
-
 from . import api, monitor
 from .backend import CpuBackend, CudaBackend
 from .banner import device_lines
@@ -118,7 +116,11 @@ def inference(engine, opts, backend, log: Logger) -> None:
             use_graph = False
     log.info("Starting inference")
     mon = monitor.start(opts, engine.device, log)
-    traces = session.run(use_graph)
+    try:
+        traces = session.run(use_graph)
+    finally:
+        if mon is not None:  # stopped even when the run fails
+            mon.stop()
     report(traces, session, opts, log, in_run)
     monitor.finish(mon, throughput(traces, opts.warmUp), log)
     emit_outputs(session, opts, log)
@@ -128,7 +130,7 @@ def inference(engine, opts, backend, log: Logger) -> None:
             log.warn("The profiling run launches layers without the CUDA graph (per-layer times need per-layer "
                      "launches).")
         log.info("Starting the separate profiling run (profiler attached to inference stream 0)")
-        session.run(False)
+        session.run(False, "Profiling run")
     if profiler is not None:
         api.set_profiler(session.contexts[0], None)
     emit_layer_info(engine, session.contexts[0], opts, log)
@@ -150,6 +152,7 @@ def cpu_threads(opts, device, log: Logger):
     if device.type == "cpu":
         log.info(f"CPU run: torch uses {n} thread(s)" + ("" if opts.cpuThreads is not None else
                  " (the default on the CPU: several threads can collapse under load; --cpuThreads=N to change)"))
+    import torch
     saved = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
