@@ -76,10 +76,7 @@ def layer_flops(layer: dict) -> int:
 def attention_flops(q, k, out, attrs: dict) -> int:
     """4 * B * H * Sq * Sk * D = 4 * |O| * Sk (Q K^T and P V) for K as [B, S, E] or [B, H, S, D]."""
     if attrs.get("k_view"):
-        try:
-            from ..ops.fused.attention import view_shape
-        except ImportError:  # before the ops/ re-lay (issue 11/12 work); drop once it is merged
-            from ..ops.fused_attention import view_shape
+        from ..ops.fused.attention import view_shape
         k = tuple(view_shape(list(k), attrs["k_view"]))
     if len(k) < 2:
         return 0
