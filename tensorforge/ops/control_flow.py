@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from .. import dtypes
-from ..errors import ShapeError
+from ..errors import ShapeError, TensorforgeError
 from ..ir.subgraph import n_formal
 from ..ir.symbolic import eq, free_symbols, symbol
 from .common import dd_dim, obj_array, to_obj
@@ -88,8 +88,8 @@ def _if_bodies(node, infer_body):
     for i, k in enumerate(names):
         try:
             infer_body(node.attrs[k])
-        except ShapeError as e:
-            if known is not None and i == 0:
+        except TensorforgeError as e:  # a dead branch may even hold unsupported ops
+            if (known is not None and i == 0) or (known is None and not isinstance(e, ShapeError)):
                 raise
             node.attrs[k].metadata["untyped"] = str(e)
             errors.append(e)

@@ -117,3 +117,14 @@ def test_loop_with_a_random_body_is_not_folded_at_build_time():
     inits = [numpy_helper.from_array(np.int64(3), "M"), numpy_helper.from_array(np.zeros(2, np.float32), "a0")]
     g = passes.run_pipeline(frontend.load(make_model(nodes, [("x", F, [2])], [("y", F, None)], inits)), check=True)
     assert any(n.op == "Loop" for n in g.nodes)
+
+
+def test_dead_branch_with_an_unsupported_op_is_folded_away():
+    then = h.make_graph([h.make_node("Relu", ["x"], ["a"])], "then", [], [h.make_tensor_value_info("a", F, None)])
+    other = h.make_graph([h.make_node("NoSuchOp", ["x"], ["b"])], "else", [], [h.make_tensor_value_info("b", F, None)])
+    nodes = [h.make_node("Shape", ["x"], ["s"]), h.make_node("Size", ["s"], ["r"]),
+             h.make_node("Equal", ["r", "two"], ["c"]),
+             h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)]
+    model = make_model(nodes, [("x", F, ["N", 3])], [("y", F, None)], [numpy_helper.from_array(np.int64(2), "two")])
+    g = passes.run_pipeline(frontend.load(model), check=True)
+    assert [n.op for n in g.nodes] == ["Relu"]
