@@ -9,7 +9,7 @@ from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..ir.subgraph import n_formal
 from ..ir.symbolic import eq, free_symbols, symbol
-from .common import dd_dim, obj_array, to_obj
+from .common import dd_dim, known_ints, obj_array, to_obj
 from .interpreter import run_graph
 from .registry import extra, infer, reference, symval
 
@@ -177,9 +177,13 @@ def _trip_count(node):
     body = node.attrs["body"]
     m = node.inputs[0]
     cond_in = node.inputs[1] if len(node.inputs) > 1 else None
-    stays = body.outputs[0] is body.inputs[1] or known_bool(body.outputs[0]) is True
-    if m is not None and m.const is not None and (cond_in is None or known_bool(cond_in) is True) and stays:
-        return int(m.const.reshape(-1)[0])
+    out = body.outputs[0]
+    while out.producer is not None and out.producer.op == "Identity":  # exporters pass cond through Identity
+        out = out.producer.inputs[0]
+    stays = out is body.inputs[1] or known_bool(out) is True
+    trip = known_ints(m) if m is not None else None  # a constant or a shape value (symbolic dim)
+    if trip and (cond_in is None or known_bool(cond_in) is True) and stays:
+        return trip[0]
     return dd_dim(node, "_trip")
 
 

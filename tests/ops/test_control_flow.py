@@ -141,3 +141,17 @@ def test_if_decided_at_run_time_is_one_eager_layer(tmp_path):
         a = eng.create_execution_context().infer({"x": x, "y": y})["out"].numpy()
         b = again.create_execution_context().infer({"x": x, "y": y})["out"].numpy()
         np.testing.assert_array_equal(a, b)
+
+
+def test_loop_trip_count_from_a_shape_is_a_symbolic_dim():
+    body = _graph([h.make_node("Identity", ["c"], ["c2"]), h.make_node("Add", ["a", "x"], ["a2"]),
+                   h.make_node("Identity", ["a2"], ["sc"])], "body",
+                  [("c2", B, []), ("a2", F, None), ("sc", F, None)], ins=[("i", I64, []), ("c", B, []), ("a", F, None)])
+    nodes = [h.make_node("Shape", ["x"], ["s"]), h.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             h.make_node("Loop", ["n", "", "x"], ["acc", "all"], body=body)]
+    model = make_model(nodes, [("x", F, ["N", 2])], [("acc", F, None), ("all", F, None)],
+                       [numpy_helper.from_array(np.int64(0), "zero")])
+    g = frontend.load(model)
+    loop = next(n for n in g.nodes if n.op == "Loop")
+    assert str(loop.outputs[1].shape[0]) == "N"
+    check_against_ort(model, {"x": rand((3, 2), seed=9)})
