@@ -16,6 +16,7 @@ def _run(model, feed, graph):
     return eng, {k: v.float().cpu().numpy() for k, v in outs[-1].items()}
 
 
+@pytest.mark.fast(graph=True, sx=1)
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("sx", [1, -1])
 def test_run_time_if_on_cuda(graph, sx):
