@@ -1,4 +1,4 @@
-"""`tensorforge` command: inspect, compare, ops. Thin layer over the API."""
+"""`tensorforge` command: inspect, compare, ops, serve, export-triton. Thin layer over the API."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument(f"--{flag}", action="store_true")
     c.add_argument("--opt-level", type=int, default=3)
     sub.add_parser("ops", help="list the supported ONNX ops")
+    from ..serve.cli import add_parsers as add_serve_parsers  # argparse only: Ray is imported on use
+    add_serve_parsers(sub)
     for sp in (i, c):
         sp.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -46,6 +48,9 @@ def main(argv=None) -> int:
         if args.cmd == "compare":
             from .compare_cmd import compare
             return compare(args)
+        if args.cmd in ("serve", "export-triton"):
+            from ..serve.cli import run as run_serve
+            return run_serve(args)
         if args.cmd == "ops":
             from ..ops import supported_ops
             ops = supported_ops()

@@ -38,6 +38,8 @@ class Runner:
         return rows
 
     def _call(self, feed: dict) -> dict:
+        # arrays deserialized by Ray are read-only views; torch wants writable memory
+        feed = {n: a if a.flags.writeable else a.copy() for n, a in feed.items()}
         with self._lock:
             out = self.context.infer(feed)
         return {n: t.detach().cpu().numpy() for n, t in out.items()}
