@@ -26,6 +26,7 @@ def add_parsers(sub) -> None:
     t.add_argument("--max-batch", type=int, default=None, help="max_batch_size (default: profile max)")
     t.add_argument("--max-wait-ms", type=float, default=None, help="max queue delay (default 5)")
     t.add_argument("--instances", type=int, default=1, help="instances per GPU (or on the CPU)")
+    t.add_argument("--cpu-threads", type=int, default=1, help="torch threads per CPU instance (default 1)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     for p in (s, t):
         p.add_argument("-v", "--verbose", action="store_true")
@@ -35,7 +36,8 @@ def run(args) -> int:
     if args.cmd == "export-triton":
         from .triton_export import export_triton
         d = export_triton(args.engine, args.repo_dir, model_name=args.model_name, max_batch=args.max_batch,
-                          max_wait_ms=args.max_wait_ms, instances=args.instances, overwrite=args.overwrite)
+                          max_wait_ms=args.max_wait_ms, instances=args.instances, overwrite=args.overwrite,
+                          cpu_threads=args.cpu_threads)
         print(f"wrote Triton model repository {args.repo_dir} (model folder {d}); serve it with "
               f"tritonserver --model-repository {args.repo_dir} (Python backend; tensorforge must be importable)")
         return 0

@@ -30,7 +30,7 @@ def _tensor(kind: str, s, batched: bool) -> str:
 
 
 def config_pbtxt(name: str, spec: ServeSpec, device: str, instances: int, max_wait_ms: float,
-                 tensorforge_root: str) -> str:
+                 tensorforge_root: str, cpu_threads: int = 1) -> str:
     """config.pbtxt text: I/O from the engine (batch dim stripped when batched), batching, instances."""
     lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {spec.max_batch if spec.batched else 0}",
              "input [", ",\n".join(_tensor("input", s, spec.batched) for s in spec.inputs), "]",
@@ -43,12 +43,15 @@ def config_pbtxt(name: str, spec: ServeSpec, device: str, instances: int, max_wa
     kind = "KIND_GPU" if device == "cuda" else "KIND_CPU"
     lines += ["instance_group [", f"  {{\n    count: {instances}\n    kind: {kind}\n  }}", "]"]
     params = {"engine_file": ENGINE_FILE, "tensorforge_root": tensorforge_root}
+    if device != "cuda":  # torch threads per CPU instance (parallelism comes from instances)
+        params["cpu_threads"] = str(cpu_threads)
     lines += [f'parameters {{\n  key: "{k}"\n  value: {{ string_value: "{v}" }}\n}}' for k, v in params.items()]
     return "\n".join(lines) + "\n"
 
 
 def export_triton(engine_path: str, repo_dir: str, model_name: str | None = None, max_batch: int | None = None,
-                  max_wait_ms: float | None = None, instances: int = 1, overwrite: bool = False) -> str:
+                  max_wait_ms: float | None = None, instances: int = 1, overwrite: bool = False,
+                  cpu_threads: int = 1) -> str:
     """REPO_DIR/NAME/{config.pbtxt, 1/model.py, 1/model.engine}; returns REPO_DIR/NAME."""
     spec, device = engine_view(engine_path, max_batch)
     name = model_name or re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(engine_path))[0])
@@ -62,7 +65,7 @@ def export_triton(engine_path: str, repo_dir: str, model_name: str | None = None
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     wait = DEFAULT_WAIT_MS if max_wait_ms is None else float(max_wait_ms)
     with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
-        f.write(config_pbtxt(name, spec, device, instances, wait, root))
+        f.write(config_pbtxt(name, spec, device, instances, wait, root, cpu_threads))
     shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "triton_model.py"),
                     os.path.join(version, "model.py"))
     shutil.copyfile(engine_path, os.path.join(version, ENGINE_FILE))

@@ -32,6 +32,9 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         _PARAMS.update({k: v["string_value"] for k, v in config.get("parameters", {}).items()})
         self.failure_type, runner_cls = _import_runner()
+        if "cpu_threads" in _PARAMS:  # several threads per instance spin against each other and Triton
+            import torch
+            torch.set_num_threads(int(_PARAMS["cpu_threads"]))
         from tensorforge.serve.spec import RequestError, np_dtype
         self.request_error = RequestError
         path = os.path.join(args["model_repository"], args["model_version"], _PARAMS["engine_file"])
