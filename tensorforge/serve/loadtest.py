@@ -104,3 +104,27 @@ def report(results: list, wall_s: float, rows: list) -> dict:
     return {"requests": len(results), "ok": len(ok), "p50_ms": round(float(np.percentile(lat, 50)), 2),
             "p99_ms": round(float(np.percentile(lat, 99)), 2), "wall_s": round(wall_s, 3),
             "requests_per_s": round(len(ok) / wall_s, 1), "rows_per_s": round(ok_rows / wall_s, 1)}
+
+
+def references(engine_path: str, feeds: list, device=None) -> list:
+    """Each payload run alone through the Python API: the oracle for batched answers."""
+    from .runner import Runner
+    r = Runner(engine_path, device=device)
+    return [r.infer(f) for f in feeds]
+
+
+def mismatches(answers: list, which: list, refs: list, rtol: float = 1e-5, atol: float = 1e-5) -> list:
+    """Indices of answers that are missing or differ from their payload's single-request result
+    (atol is relative to the reference's largest magnitude)."""
+    bad = []
+    for k, (a, p) in enumerate(zip(answers, which)):
+        ref = refs[p]
+        if a is None or set(a) != set(ref):
+            bad.append(k)
+            continue
+        for n, r in ref.items():
+            scale = float(np.abs(r).max()) if r.size else 1.0
+            if a[n].shape != r.shape or not np.allclose(a[n], r, rtol=rtol, atol=atol * max(scale, 1.0)):
+                bad.append(k)
+                break
+    return bad

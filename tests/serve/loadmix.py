@@ -1,7 +1,5 @@
 """The mixed-batch request set of the load tests: distinct payloads, single-request references."""
-import numpy as np
-
-from tensorforge.serve.runner import Runner
+from tensorforge.serve import loadtest
 
 from .engines import images
 
@@ -13,9 +11,8 @@ def payloads(n_distinct=40, seed=7):
 
 
 def references(engine_path, feeds):
-    """Each payload run alone through the Python API (the oracle for batched answers)."""
-    r = Runner(engine_path)
-    return [r.infer(f)["output"] for f in feeds]
+    """{output: array} of each payload run alone through the Python API."""
+    return loadtest.references(engine_path, feeds)
 
 
 def plan(n_requests, n_distinct):
@@ -24,9 +21,5 @@ def plan(n_requests, n_distinct):
 
 
 def check_answers(answers, which, refs):
-    """Every answer present, right shape, and equal to its payload's single-request result."""
-    bad = []
-    for k, (a, p) in enumerate(zip(answers, which)):
-        if a is None or a.shape != refs[p].shape or not np.allclose(a, refs[p], rtol=1e-5, atol=1e-5):
-            bad.append(k)
-    return bad
+    """Indices of answers missing or not equal (fp32, 1e-5) to their payload's single-request result."""
+    return loadtest.mismatches(answers, which, refs)

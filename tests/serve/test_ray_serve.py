@@ -45,7 +45,7 @@ def _post(url, body, headers=None):
 
 def test_http_json_numpy_and_handle_agree(server):
     x = images(3, seed=1)
-    ref = loadmix.references(zoo_engine(MODEL), [{"input": x}])[0]
+    ref = loadmix.references(zoo_engine(MODEL), [{"input": x}])[0]["output"]
     got = {"handle": server["img"].infer.remote({"input": x}).result()["output"]}
     st, body = _post(server["url"] + "/img", json.dumps({"inputs": {"input": x.tolist()}}).encode())
     assert st == 200
@@ -95,7 +95,7 @@ def test_load_1000_concurrent_mixed_batches(server):
     res, wall = loadtest.send_all(server["url"] + "/img", bodies, concurrency=1000)
     lost = [k for k, r in enumerate(res) if not isinstance(r, loadtest.Result) or r.status != 200]
     assert not lost, f"{len(lost)} requests lost or failed, e.g. {res[lost[0]]!r}"
-    answers = [loadtest.serve_answer(r)["output"] for r in res]
+    answers = [loadtest.serve_answer(r) for r in res]
     assert not loadmix.check_answers(answers, which, refs)
     rep = loadtest.report(res, wall, [feeds[p]["input"].shape[0] for p in which])
     m = json.loads(urllib.request.urlopen(server["url"] + "/img/metrics").read())
@@ -107,7 +107,7 @@ def test_load_1000_concurrent_mixed_batches(server):
 
 def test_shutdown_finishes_in_flight_requests(server):
     x = images(2, seed=3)
-    ref = loadmix.references(zoo_engine(MODEL), [{"input": x}])[0]
+    ref = loadmix.references(zoo_engine(MODEL), [{"input": x}])[0]["output"]
     pending = [server["img"].infer.remote({"input": x}) for _ in range(24)]  # <= max_ongoing_requests
     stopper = threading.Thread(target=serve.delete, args=("img",))
     stopper.start()
