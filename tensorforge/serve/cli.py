@@ -47,13 +47,24 @@ def run(args) -> int:
 def serve_forever(args) -> int:
     """Start Ray Serve, deploy, wait for Ctrl-C / SIGTERM, then drain in-flight requests and stop."""
     from .deployment import deployment, import_ray
+    from .spec import engine_view
+    engine_view(args.engine, args.max_batch)  # a bad engine file or flag fails before Ray starts
     ray, serve = import_ray()
+    # Ctrl-C reaches the whole process group: Ray's processes (started now, inheriting an ignored
+    # SIGINT) must not die with it, or in-flight requests would be cut; the driver drains them
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ray.init(include_dashboard=False, log_to_driver=args.verbose)
-    serve.start(http_options={"host": args.host, "port": args.port})
-    app = deployment(args.engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                     replicas=args.replicas, gpus_per_replica=args.gpus_per_replica, name=args.name,
-                     max_ongoing=args.max_ongoing)
-    serve.run(app, name=args.name, route_prefix="/", blocking=False)
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        app = deployment(args.engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         replicas=args.replicas, gpus_per_replica=args.gpus_per_replica, name=args.name,
+                         max_ongoing=args.max_ongoing)
+        serve.run(app, name=args.name, route_prefix="/", blocking=False)
+    except BaseException:
+        ray.shutdown()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"serving {args.engine} at http://{args.host}:{args.port}/ (POST / to infer, GET /metrics); "
           "Ctrl-C stops", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -63,7 +74,11 @@ def serve_forever(args) -> int:
     except KeyboardInterrupt:
         pass
     print("stopping: finishing in-flight requests", file=sys.stderr, flush=True)
-    serve.shutdown()  # replicas drain (graceful_shutdown_timeout_s) before they stop
+    # delete the application first: its replicas finish what they hold (graceful_shutdown_timeout_s)
+    # while the HTTP proxy is still up to carry the answers; serve.shutdown() alone stops the proxy
+    # at once and cuts in-flight HTTP requests
+    serve.delete(args.name)
+    serve.shutdown()
     ray.shutdown()
     return 0
 
