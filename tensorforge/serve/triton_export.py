@@ -21,7 +21,7 @@ def preferred_sizes(spec: ServeSpec) -> list:
     return sorted({b for b in (spec.opt_batch, spec.max_batch) if spec.min_batch <= b <= spec.max_batch})
 
 
-def _tensor(kind: str, s, batched: bool) -> str:
+def _tensor(s, batched: bool) -> str:
     if s.dtype not in TRITON_TYPES:
         raise TensorforgeError(f"'{s.name}' has dtype {s.dtype}, which Triton's Python backend cannot carry")
     dims = list(s.shape[1:] if batched else s.shape) or [1]
@@ -33,8 +33,8 @@ def config_pbtxt(name: str, spec: ServeSpec, device: str, instances: int, max_wa
                  tensorforge_root: str, cpu_threads: int = 1) -> str:
     """config.pbtxt text: I/O from the engine (batch dim stripped when batched), batching, instances."""
     lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {spec.max_batch if spec.batched else 0}",
-             "input [", ",\n".join(_tensor("input", s, spec.batched) for s in spec.inputs), "]",
-             "output [", ",\n".join(_tensor("output", s, spec.batched) for s in spec.outputs), "]"]
+             "input [", ",\n".join(_tensor(s, spec.batched) for s in spec.inputs), "]",
+             "output [", ",\n".join(_tensor(s, spec.batched) for s in spec.outputs), "]"]
     if spec.batched:
         sizes = ", ".join(str(b) for b in preferred_sizes(spec))
         lines += ["dynamic_batching {", f"  preferred_batch_size: [ {sizes} ]",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tensorforge.serve import batching, codec
-from tensorforge.serve.spec import IOSpec, RequestError, ServeSpec, batch_of
+from tensorforge.errors import TensorforgeError
+from tensorforge.serve.spec import IOSpec, RequestError, ServeSpec, batch_of, engine_view
 
 
 def _spec(lo=1, hi=8, batched=True):
@@ -89,3 +90,25 @@ def test_numpy_codec():
         codec.decode(spec, codec.NPY_MAGIC + b"garbage")
     with pytest.raises(RequestError, match="malformed .npz"):
         codec.decode(spec, codec.NPZ_MAGIC + b"garbage")
+
+
+def test_replica_plan():
+    from tensorforge.serve.deployment import replica_plan
+    assert replica_plan("cuda", None, None, 8, 64) == (8, {"num_gpus": 1.0, "num_cpus": 1})  # one per GPU
+    assert replica_plan("cuda", None, 0.5, 2, 64)[0] == 4  # two per GPU
+    assert replica_plan("cpu", None, None, 0, 2) == (1, {"num_cpus": 1.0})
+    assert replica_plan("cpu", 4, None, 0, 2) == (4, {"num_cpus": 0.5})  # never more CPUs than there are
+    with pytest.raises(TensorforgeError, match="no GPU"):
+        replica_plan("cuda", None, None, 0, 2)
+
+
+def test_engine_view_limits():
+    from .engines import div_engine, static_engine
+    spec, device = engine_view(div_engine(lo=2, hi=8))
+    assert device == "cpu" and spec.batched and (spec.min_batch, spec.max_batch, spec.opt_batch) == (2, 8, 4)
+    assert engine_view(div_engine(lo=2, hi=8), max_batch=4)[0].max_batch == 4
+    with pytest.raises(TensorforgeError, match="below the profile's minimum"):
+        engine_view(div_engine(lo=2, hi=8), max_batch=1)
+    assert not engine_view(static_engine())[0].batched
+    with pytest.raises(TensorforgeError, match="no such engine"):
+        engine_view("/nonexistent.engine")
