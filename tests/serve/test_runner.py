@@ -18,6 +18,10 @@ def test_batched_equals_single_requests():
     assert max(int(k) for k in r.metrics.batch_rows) <= 16
     for g, s in zip(got, single):
         np.testing.assert_allclose(g["output"], s, rtol=1e-5, atol=1e-5)
+    assert r.staging.usable
+    replans = r.context.replans
+    r.run_many(feeds)  # batch sizes seen before: their plans are reused (fixed buffer addresses)
+    assert r.context.replans == replans
 
 
 def test_padding_up_to_profile_min():
