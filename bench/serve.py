@@ -122,7 +122,11 @@ def main(argv=None) -> int:
            "requests": args.requests, "concurrency": args.concurrency, "clients": args.clients,
            "max_batch": spec.max_batch, "max_wait_ms": wait}
     out["engine_rows_per_s"] = round(engine_throughput(path, device, spec.max_batch), 1)
-    print(f"engine alone at bs {spec.max_batch}: {out['engine_rows_per_s']} rows/s", flush=True)
+    # both servers put one replica / instance on every visible GPU: compare with that many engines
+    out["gpus"] = torch.cuda.device_count() if gpu else 0
+    ceiling = out["engine_rows_per_s"] * max(1, out["gpus"])
+    print(f"engine alone at bs {spec.max_batch}: {out['engine_rows_per_s']} rows/s"
+          + (f" (x {out['gpus']} GPUs)" if gpu else ""), flush=True)
     for kind in [p.strip() for p in args.paths.split(",") if p.strip()]:
         run = serve_clients.ray_run if kind == "ray" else serve_clients.triton_run
         res = run(path, feeds, which, args, wait, spec)
@@ -130,7 +134,7 @@ def main(argv=None) -> int:
         bad = loadtest.mismatches(answers, which, refs, *tol)
         rep = loadtest.report(results, wall, rows)
         rep.update({"wrong_or_lost": len(bad), "server": server,
-                    "fraction_of_engine": round(rep["rows_per_s"] / out["engine_rows_per_s"], 3)})
+                    "fraction_of_engine": round(rep["rows_per_s"] / ceiling, 3)})
         out[kind] = rep
         print(f"{kind}: {json.dumps(rep)}", flush=True)
     if args.json:
