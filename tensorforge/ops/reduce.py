@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError

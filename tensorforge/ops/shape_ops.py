@@ -3,7 +3,7 @@ Slice, Cast, Identity, ConstantOfShape, Expand, Range, Size, Dropout."""
 from __future__ import annotations
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from .. import dtypes
