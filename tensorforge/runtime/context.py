@@ -10,6 +10,7 @@ is captured; later inferences replay it. Capture never happens during that eager
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 
@@ -30,14 +31,28 @@ GRAPH_CACHE_SIZE = 8
 _CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (threads each own a context)
 _STATE = ("_env", "_slots", "_steps", "_step_streams", "_sched", "_has_dynamic", "_consumed_at",
           "_consumed_streams", "arena_bytes", "_release", "_arena_ptr")  # what build_steps sets: one plan per key
+
+
+def _locked(method):
+    """Run `method` holding the context's (re-entrant) lock: threads sharing a context take turns."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kw):
+        with self._lock:
+            return method(self, *args, **kw)
+    return wrapper
+
+
 __all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
 
 
 class ExecutionContext:
     """Per-request state for one engine: shapes, bindings, activation arena, streams, CUDA graphs.
 
-    Contexts share the engine's weights; use one context (and one stream) per thread. Contexts used
-    one after the other may share one activation arena (`device_memory` / `set_device_memory`)."""
+    Contexts share the engine's weights. Thread safety: every method holds the context's lock, so
+    threads sharing one context are serialized and `infer` (bind, run, copy the outputs out) is
+    atomic; a sequence of low-level calls (set_input_shape, set_tensor_address, execute_async) is
+    not, so give each thread its own context (and stream) for those. Contexts used one after the
+    other may share one activation arena (`device_memory` / `set_device_memory`)."""
 
     def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
                  device_memory: torch.Tensor | None = None, allocate_memory: bool = True):
@@ -72,8 +87,10 @@ class ExecutionContext:
         self._slots = None
         self._arena_ptr = None
         self.replans = 0
+        self._lock = threading.RLock()
 
     # ---- shapes and profiles -----------------------------------------------------------------
+    @_locked
     def set_optimization_profile(self, index: int, stream=None) -> None:
         """Select profile `index`; input shapes outside it must be set again. Re-plans once."""
         if not 0 <= index < max(1, self.engine.num_profiles):
@@ -93,6 +110,7 @@ class ExecutionContext:
         mn, _, mx = p.profiles[self.profile_index].shapes.get(name, (spec, spec, spec))
         return any(not (a <= d <= b) for d, a, b in zip(shape, mn, mx) if isinstance(a, int))
 
+    @_locked
     def set_input_shape(self, name: str, shape) -> None:
         p = self.plan
         if name not in p.inputs:
@@ -113,6 +131,7 @@ class ExecutionContext:
                              f"{self.profile_index} (min {_fmt(mn)}, max {_fmt(mx)})")
         self._shapes[name] = shape
 
+    @_locked
     def set_shape_input(self, name: str, values) -> None:
         """Give the values of a shape-tensor input (kept in a host tensor owned by the context)."""
         if name not in self._shape_inputs:
@@ -134,6 +153,7 @@ class ExecutionContext:
             out[n] = tuple(int(v) for v in t.reshape(-1).tolist())
         return out
 
+    @_locked
     def get_tensor_shape(self, name: str) -> tuple:
         if name in self._shapes:
             return self._shapes[name]
@@ -155,6 +175,7 @@ class ExecutionContext:
         return all(n in self._shapes for n in self.plan.inputs)
 
     # ---- bindings and memory ---------------------------------------------------------------------
+    @_locked
     def set_tensor_address(self, name: str, tensor_or_ptr) -> None:
         """Bind an I/O tensor (or raw pointer); shape-tensor inputs must be in host memory."""
         if name not in self.plan.inputs and name not in self.plan.outputs:
@@ -172,6 +193,7 @@ class ExecutionContext:
         t = self._bound.get(name)
         return t.data_ptr() if isinstance(t, torch.Tensor) else t
 
+    @_locked
     def set_device_memory(self, memory_: torch.Tensor) -> None:
         """Use `memory_` (>= engine.device_memory_size bytes on the engine device) as the arena."""
         if not isinstance(memory_, torch.Tensor) or memory_.device.type != self.device.type \
@@ -272,6 +294,7 @@ class ExecutionContext:
         self._arena_ptr = None if self._arena is None else self._arena.untyped_storage().data_ptr()
 
     # ---- execution ---------------------------------------------------------------------------------
+    @_locked
     def execute_async(self, stream=None) -> bool:
         """Enqueue one inference on `stream` (CUDA) or run it (CPU). Returns True."""
         if self.device.type == "cuda":
@@ -328,6 +351,7 @@ class ExecutionContext:
             self.profiler.report_layer_time(name, ms)
 
     # ---- convenience -------------------------------------------------------------------------------
+    @_locked
     def infer(self, feed: dict) -> dict:
         """Run once on host or device data; returns {output name: tensor} (copies, on the engine device)."""
         p = self.plan
