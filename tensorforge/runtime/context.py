@@ -19,7 +19,7 @@ import torch
 
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
-from ..kernels import make_kernel
+from ..kernels import driver, make_kernel
 from . import memory
 from . import streams as st
 from .binding import _as_tensor, _bind_symbols, _fmt, bound_tensor, check_values
@@ -302,7 +302,7 @@ class ExecutionContext:
             # TF32 is a math mode of cuBLAS/cuDNN: set it from the build config before enqueueing
             torch.backends.cuda.matmul.allow_tf32 = self._tf32
             torch.backends.cudnn.allow_tf32 = self._tf32
-            with torch.cuda.stream(stream):
+            with torch.cuda.stream(stream), driver.active(self.engine.kernel_store):
                 self._prepare()  # allocations (arena, device copies) are ordered on this stream
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)

@@ -18,7 +18,7 @@ from safetensors.torch import save as st_save
 from ..errors import EngineFormatError
 
 MAGIC = b"TFENGINE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: artifacts are cubins + launch metadata (1 stored Triton cache files with host code)
 _PREFIX = struct.Struct("<8sIQQQI")
 
 
@@ -52,7 +52,7 @@ def unpack(data: bytes, source: str = "<bytes>"):
     magic, version, nh, nw, na, crc = _PREFIX.unpack_from(data)
     if version != FORMAT_VERSION:
         raise EngineFormatError(f"{source}: engine format version {version} is not supported "
-                                f"(this tensorforge reads version {FORMAT_VERSION}); rebuild the engine")
+                                f"(this tensorforge reads version {FORMAT_VERSION}); rebuild this engine")
     body = memoryview(data)[_PREFIX.size:]
     if len(body) != nh + nw + na:
         raise EngineFormatError(f"{source}: engine file is truncated or corrupt "
