@@ -56,6 +56,7 @@ class ExecutionContext:
 
     def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
                  device_memory: torch.Tensor | None = None, allocate_memory: bool = True):
+        self._lock = threading.RLock()
         self.engine = engine
         self.plan = p = engine.plan
         self.device = engine.device
@@ -87,7 +88,6 @@ class ExecutionContext:
         self._slots = None
         self._arena_ptr = None
         self.replans = 0
-        self._lock = threading.RLock()
 
     # ---- shapes and profiles -----------------------------------------------------------------
     @_locked
