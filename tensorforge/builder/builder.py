@@ -50,7 +50,7 @@ class Builder:
         assign_streams(plan, cfg.max_aux_streams)
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
-            _memory_at_max(plan, device)
+            _memory_at_max(plan)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}
@@ -130,12 +130,10 @@ def _profiles(plan, cfg: BuilderConfig):
     return out, False
 
 
-def _memory_at_max(plan, device):
+def _memory_at_max(plan):
     """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
     the planned peak of kernel-allocated activations (those live in the caching allocator)."""
-    from ..kernels import make_kernel
-    kernels = {lay.name: make_kernel(lay, plan.opset, device) for lay in plan.layers if lay.mode == "kernel"}
-    taken = memory.kernel_allocated(plan, kernels)
+    taken = memory.kernel_allocated(plan)
     arena_lt, all_lt = _lifetimes(plan, taken), _lifetimes(plan)
     best, unshared, alloc_peak = 0, 0, 0
     for prof in plan.profiles or [ProfileSpec({})]:

@@ -29,7 +29,7 @@ from .layout import plan_layouts
 from .timing_cache import TimingCache, environment, make_key
 
 log = logging.getLogger("tensorforge")
-REFERENCE = {"source": "aten", "name": "reference", "params": {}}
+REFERENCE = kernels.reference()  # compared with, never handed out (dict(REFERENCE) is)
 TOP_K = {1: 2, 2: 4}
 TIMER = None  # tests may inject fn(layer, tactic, bench) -> ms instead of real timing
 
@@ -75,14 +75,10 @@ class Selector:
                       "failed": 0}
 
     def candidates(self, lay, info) -> list[dict]:
-        """Candidates valid for the layer at this level, heuristic order, reference last."""
-        lay.shape_info = info
-        try:
-            cands = kernels.candidates(lay, self.device)
-        finally:
-            del lay.shape_info
-        cands = [c for c in cands if c == REFERENCE or kernels_library(c) not in self.libs_off]
-        cands = [c for c in cands if c.get("level", 1) <= max(self.level, 1)]
+        """Candidates valid for the layer (shapes `info`) at this level, heuristic order, reference last."""
+        cands = kernels.candidates(lay, info, self.device)
+        cands = [c for c in cands if c == REFERENCE or kernels.library_of(c) not in self.libs_off]
+        cands = [c for c in cands if kernels.level_of(c) <= max(self.level, 1)]
         cands = [{k: v for k, v in c.items() if k != "level"} for c in cands]
         if self.level in TOP_K:
             cands = cands[:TOP_K[self.level]]
@@ -152,16 +148,11 @@ class Selector:
         if TIMER is not None:
             return float(TIMER(lay, tactic, bench))
         iters = max(1, int(self.cfg.avg_timing))
+        takes_out = kernels.writes_in_place(tactic)
         if getattr(self.device, "type", "cpu") == "cuda":  # outputs copied as the runtime copies them
             copy = self.cfg.activation_memory != "direct" or any(o in self.plan.outputs for o in lay.outputs)
-            return at.time_cuda(fn, bench, iters, copy=copy)
-        return at.time_cpu(fn, bench, iters)
-
-
-def kernels_library(tactic: dict) -> str:
-    """Library of a tactic for --tacticSources filtering."""
-    from ..kernels import aten
-    return aten.library_of(tactic)
+            return at.time_cuda(fn, bench, iters, copy=copy, takes_out=takes_out)
+        return at.time_cpu(fn, bench, iters, takes_out=takes_out)
 
 
 def disabled_libraries(spec) -> set:
