@@ -123,6 +123,9 @@ class Launcher:
         vals, keep = self.values(call, gx * gy * gz, stream)
         data, _, params = self._buffers()
         struct.pack_into(self.fmt, data, 0, *vals)
+        rec = getattr(_STATE, "rec", None)
+        if rec is not None:
+            rec.add(self, (gx, gy, gz), data.raw, [v for (_, _, t), v in zip(self.slots, vals) if t.startswith("*")])
         _check(_driver().cuLaunchKernel(self.fn, gx, gy, gz, self.block, 1, 1, self.b.shared, stream, params, 0))
         del keep  # the caching allocator reuses scratch only after this stream's work (stream order)
 
@@ -169,3 +172,67 @@ class active:
 def current_store():
     """The store of the engine executing on this thread (None outside an execution)."""
     return getattr(_ACTIVE, "store", None)
+
+
+class Recording:
+    """The driver launches one kernel call made (see `recording`): pre-bound for replay when every
+    launch was a stored cubin whose pointers all fall inside the call's own tensors."""
+
+    def __init__(self):
+        self.entries, self.ok = [], True
+
+    def add(self, lk: Launcher, grid, data, ptrs) -> None:
+        if any(size > 0 for size, _ in (lk.b.global_scratch, lk.b.profile_scratch)):
+            self.ok = False  # per-launch scratch memory: not replayable as is
+        self.entries.append((lk, grid, bytes(data[:lk.size]), ptrs))
+
+    def prebound(self, tensors):
+        """A Prebound replaying the recorded launches, or None when they may not be replayed (a
+        pointer outside `tensors`' storages: a temporary or a runner-held workspace; or no launch)."""
+        if not self.ok or not self.entries:
+            return None
+        ranges = [(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in tensors if t is not None]
+        for _, _, _, ptrs in self.entries:
+            if not all(p == 0 or any(b <= p < b + n for b, n in ranges) for p in ptrs):
+                return None
+        return Prebound([(lk, grid, data) for lk, grid, data, _ in self.entries])
+
+
+class Prebound:
+    """Fixed driver launches (function, grid, packed argument buffer): replaying them is one
+    cuLaunchKernel each, with no Python of the kernel's runner."""
+
+    def __init__(self, entries):
+        self.launches = []
+        for lk, (gx, gy, gz), data in entries:
+            buf = ctypes.create_string_buffer(data, max(len(data), 8))
+            base = ctypes.addressof(buf)
+            ptrs = (ctypes.c_void_p * len(lk.offsets))(*[base + o for o in lk.offsets])
+            self.launches.append((lk.fn, gx, gy, gz, lk.block, lk.b.shared, ctypes.addressof(ptrs), buf, ptrs))
+        self.launch_kernel = _driver().cuLaunchKernel
+
+    def __call__(self, stream: int) -> None:
+        launch = self.launch_kernel
+        for fn, gx, gy, gz, block, shared, params, _, _ in self.launches:
+            err, = launch(fn, gx, gy, gz, block, 1, 1, shared, stream, params, 0)
+            if int(err):
+                _check((err,))
+
+
+class recording:
+    """Context manager: the driver launches made on this thread inside are noted (yields a Recording)."""
+
+    def __enter__(self):
+        self.prev = getattr(_STATE, "rec", None)
+        _STATE.rec = rec = Recording()
+        return rec
+
+    def __exit__(self, *exc):
+        _STATE.rec = self.prev
+
+
+def untracked_launch() -> None:
+    """A launch the driver does not make (Triton JIT) happened: an open recording is not replayable."""
+    rec = getattr(_STATE, "rec", None)
+    if rec is not None:
+        rec.ok = False

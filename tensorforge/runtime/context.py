@@ -25,12 +25,9 @@ from . import streams as st
 from .binding import _as_tensor, _bind_symbols, _fmt, bound_tensor, check_values
 from .memory import lifetimes as _lifetimes
 from .shapes import eval_shape
-from .steps import build_steps, run_steps
+from . import execplan, graphs, steps
 
 GRAPH_CACHE_SIZE = 8
-_CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (threads each own a context)
-_STATE = ("_env", "_slots", "_steps", "_step_streams", "_sched", "_has_dynamic", "_consumed_at",
-          "_consumed_streams", "arena_bytes", "_release", "_arena_ptr")  # what build_steps sets: one plan per key
 
 
 def _locked(method):
@@ -76,7 +73,8 @@ class ExecutionContext:
         self._arena = None
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
-        self._plans: OrderedDict = OrderedDict()
+        self._plans: OrderedDict = OrderedDict()  # LRU: shape-set key -> (ExecPlan, symbol env)
+        self._valid: set = set()  # keys of plans that ran once (outputs checked)
         self._external_memory = device_memory is not None or not allocate_memory
         if device_memory is not None:
             self.set_device_memory(device_memory)
@@ -85,8 +83,12 @@ class ExecutionContext:
         self._tf32 = bool(p.meta.get("tf32", False))
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
         self._consumed_event = None
-        self._slots = None
+        self._xp = None  # the ExecPlan of the prepared shape set
+        self._bound_launches = None  # per launch of _xp: its pre-bound driver launches (CUDA)
+        self._last = None  # slot list of the last run
+        self._env = {}
         self._arena_ptr = None
+        self.arena_bytes = 0
         self.replans = 0
 
     # ---- shapes and profiles -----------------------------------------------------------------
@@ -166,7 +168,7 @@ class ExecutionContext:
             return eval_shape(self.plan.tensors[name].shape, _bind_symbols(self.plan, self._shapes,
                                                                            self._values()))
         except (NameError, KeyError):  # data-dependent: -1 until an inference has run
-            t = self._slots.get(name) if self._slots else None
+            t = self._slots.get(name) if self._xp is not None else None
             return tuple(t.shape) if t is not None else tuple(
                 d if isinstance(d, int) else -1 for d in self.plan.tensors[name].shape)
 
@@ -208,6 +210,7 @@ class ExecutionContext:
         self._prepared_key = None
         self._graphs.clear()
         self._plans.clear()
+        self._valid.clear()
 
     @property
     def device_memory(self):
@@ -244,23 +247,67 @@ class ExecutionContext:
             return
         if self._external_memory and self._arena is None:
             raise TensorforgeError("context has no device memory (call set_device_memory)")
-        state = self._plans.get(key)
-        if state is not None:  # a recent shape set: reuse its plan
-            for k in _STATE:
-                setattr(self, k, state[k])
-            self._validated = state.get("_validated", False)
+        entry = self._plans.get(key)
+        if entry is not None:  # a recent shape set: reuse its plan
+            self._xp, self._env, self._bound_launches = entry
+            self._arena_ptr = None if self._arena is None else self._arena.untyped_storage().data_ptr()
+            self.arena_bytes = self._xp.arena_bytes
             self._plans.move_to_end(key)
             self._prepared_key = key
             return
         vals = dict(key[2])
         check_values(self.plan, self.profile_index, vals)
         self._env = _bind_symbols(self.plan, self._shapes, vals)
-        build_steps(self)
+        slots = self._initial_slots()
+        self._xp = execplan.build(self.plan, self._kernels, slots, self.device, self.device.type == "cuda",
+                                  self.arena_bytes)
         self._prepared_key = key
         self.replans += 1
-        self._plans[key] = {k: getattr(self, k) for k in _STATE}
+        self._bound_launches = [None] * len(self._xp.launches) if self.device.type == "cuda" else None
+        self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
-            self._plans.popitem(last=False)
+            old, _ = self._plans.popitem(last=False)
+            self._valid.discard(old)
+
+    @property
+    def exec_plan(self):
+        """The ExecPlan of the current shape set (None before the first inference)."""
+        return self._xp
+
+    @property
+    def _slots(self) -> dict:
+        """{tensor name: tensor} of the last run (or of the plan before any run)."""
+        xp = self._xp
+        return dict(zip(xp.names, self._last if self._last is not None and len(self._last) == len(xp.names)
+                        else xp.initial))
+
+    def _initial_slots(self) -> dict:
+        """Weights, shape tensors, bound I/O and arena views of the current shape set."""
+        p, env = self.plan, self._env
+        slots: dict = {}
+        for name, t in p.tensors.items():
+            if t.kind == "weight":
+                slots[name] = self.engine.weights[name]
+            elif t.kind == "shape":
+                vals = [v if isinstance(v, int) else eval_shape([v], env)[0] for v in t.sym]
+                slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(eval_shape(t.shape, env))
+        for n in p.inputs:
+            slots[n] = self._binding(n, self._shapes[n])
+        for n in p.outputs:
+            shp = self._shape_of(n)
+            slots[n] = self._binding(n, shp) if shp is not None else None
+        self._plan_arena(slots)
+        return slots
+
+    def _check_planned(self, layer, name, r):
+        """A kernel-allocated output must have the planned shape and dtype (data-dependent: any shape)."""
+        t = self.plan.tensors.get(name)
+        if t is None or t.dynamic:
+            return
+        shp = self._shape_of(name)
+        if r.dtype != dtypes.to_torch(t.dtype) or (shp is not None and tuple(r.shape) != tuple(shp)):
+            raise TensorforgeError(f"layer '{layer}': output '{name}' computed as {r.dtype}{list(r.shape)}, "
+                                   f"planned {t.dtype}{list(shp or t.shape)} (shape inference bug)")
 
     def _shape_of(self, name):
         try:
@@ -306,7 +353,7 @@ class ExecutionContext:
                 self._prepare()  # allocations (arena, device copies) are ordered on this stream
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)
-                elif self.use_cuda_graph and not self._has_dynamic and self.profiler is None:
+                elif self.use_cuda_graph and not self._xp.has_dynamic and self.profiler is None:
                     self._run_graph(stream)
                 else:
                     self._run(stream)
@@ -316,23 +363,25 @@ class ExecutionContext:
         return True
 
     def _run(self, stream, capturing=False):
-        run_steps(self, stream, None if capturing else self._consumed_event)
-        state = self._plans.get(self._prepared_key)
-        if state is not None:
-            state["_validated"] = True
+        key = self._prepared_key
+        slots, marks = steps.run(self._xp, stream, self._ss, None if capturing else self._consumed_event,
+                                 self.profiler, key in self._valid, self._arena_ptr, self._check_planned,
+                                 self._bound_launches)
+        self._last = slots
+        self._valid.add(key)
+        if marks is not None:
+            self._report(marks)
 
     def _run_graph(self, stream):
         key = self._prepared_key
         entry = self._graphs.get(key)
         if entry is None:
             self._run(stream)  # resolves shapes and validates outputs; never captured
-            g = torch.cuda.CUDAGraph()
             cap = self._ss.stream("capture", stream)
             cap.wait_stream(stream)
-            with _CAPTURE_LOCK, torch.cuda.graph(g, stream=cap, capture_error_mode="thread_local"):
-                self._run(cap, capturing=True)
+            g = graphs.capture(lambda: self._run(cap, capturing=True), cap)
             stream.wait_stream(cap)
-            self._graphs[key] = (g, self._slots, self._arena)  # keep what the graph points to alive
+            self._graphs[key] = (g, self._xp, self._last, self._arena)  # what the graph points to stays alive
             while len(self._graphs) > self.graph_cache_size:
                 self._graphs.popitem(last=False)
             return
@@ -347,7 +396,8 @@ class ExecutionContext:
             times = [a.elapsed_time(b) for a, b in zip(marks, marks[1:])]
         else:
             times = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
-        for (name, *_), ms in zip(self._steps, times):
+        for L, ms in zip(self._xp.launches, times):
+            name = L.name
             self.profiler.report_layer_time(name, ms)
 
     # ---- convenience -------------------------------------------------------------------------------
@@ -384,5 +434,6 @@ class ExecutionContext:
         self.execute_async()
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()
-        return {n: self._slots[n].clone() for n in p.outputs}
+        last = self._slots
+        return {n: last[n].clone() for n in p.outputs}
 

@@ -13,7 +13,7 @@ import torch
 
 from ... import dtypes
 from ..cubin import Binary, spec_of
-from ..driver import current_store
+from ..driver import current_store, untracked_launch
 
 _COMPILED: dict = {}
 _RECORDERS: list = []  # open recordings (build time): lists that collect the Binary of every launch
@@ -63,6 +63,7 @@ class Kernel:
 
     def _triton(self, grid, spec, args, meta):
         """Compile (once per spec) and launch through Triton; record the cubin for the engine."""
+        untracked_launch()
         ck = self.jit[grid](*args, **meta)
         if _RECORDERS and ck is not None and hasattr(ck, "asm"):  # (the interpreter compiles nothing)
             b = self._compiled.get(spec)
