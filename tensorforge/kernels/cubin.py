@@ -123,23 +123,39 @@ def _binary(row: dict, data: bytes, source: str) -> Binary:
     return b
 
 
+_META: dict = {}  # meta items -> their spec text (launch sites pass the same few dicts)
+_DTYPES: dict = {}
+
+
 def spec_of(args, meta) -> str:
     """What Triton specializes a launch on, from the call's arguments (a refinement of Triton's own
     key: equal specs compile to the same code). Tensors: dtype and 16-byte alignment; ints: width,
     == 1, divisible by 16; None; floats; bools by value; meta (constexprs, options) verbatim."""
     parts = []
     for a in args:
-        if a is None:
+        if hasattr(a, "data_ptr"):
+            dt = _DTYPES.get(a.dtype)
+            if dt is None:
+                dt = _DTYPES[a.dtype] = str(a.dtype)[6:]
+            parts.append(dt + "D" if a.data_ptr() % 16 == 0 else dt)
+        elif a is None:
             parts.append("N")
         elif isinstance(a, bool):
-            parts.append(f"b{int(a)}")
+            parts.append("b1" if a else "b0")
         elif isinstance(a, int):
-            w = "32" if -2**31 <= a < 2**31 else "64" if -2**63 <= a < 2**63 else "u"
-            parts.append(f"i{w}{'1' if a == 1 else 'D' if a % 16 == 0 else ''}")
+            w = "i32" if -2**31 <= a < 2**31 else "i64" if -2**63 <= a < 2**63 else "iu"
+            parts.append(w + "1" if a == 1 else w + "D" if a % 16 == 0 else w)
         elif isinstance(a, float):
             parts.append("f")
-        elif hasattr(a, "data_ptr"):
-            parts.append(f"{str(a.dtype)[6:]}{'D' if a.data_ptr() % 16 == 0 else ''}")
         else:
             parts.append(type(a).__name__)
-    return ",".join(parts) + "|" + ",".join(f"{k}={meta[k]!r}" for k in sorted(meta))
+    try:
+        key = tuple(meta.items())
+        m = _META.get(key)
+    except TypeError:  # an unhashable meta value
+        key, m = None, None
+    if m is None:
+        m = ",".join(f"{k}={meta[k]!r}" for k in sorted(meta))
+        if key is not None and len(_META) < 4096:
+            _META[key] = m
+    return ",".join(parts) + "|" + m

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..kernels import writes_in_place
 from . import streams as st
 
 
@@ -17,7 +18,7 @@ class Launch:
     """One pre-bound layer launch."""
     name: str
     fn: object  # fn(args[, outs]) -> outputs
-    takes_out: bool  # the kernel writes into `planned` buffers (else it allocates its outputs)
+    takes_out: bool  # declared per tactic (kernels.writes_in_place): fn(args, planned) writes them
     ins: tuple  # slot per input (-1: absent)
     outs: tuple  # slot per output
     planned: tuple  # output buffer per output, or None (kernel-allocated, data-dependent)
@@ -93,7 +94,7 @@ def build(plan, kernels: dict, slots: dict, device, multi_stream: bool, arena_by
     for k, (lay, ins) in enumerate(steps):
         fn = kernels[lay.name]
         launches.append(Launch(
-            lay.name, fn, bool(getattr(fn, "takes_out", False)), tuple(index[n] if n else -1 for n in ins),
+            lay.name, fn, writes_in_place(lay.tactic), tuple(index[n] if n else -1 for n in ins),
             tuple(index[o] for o in lay.outputs), tuple(slots.get(o) for o in lay.outputs),
             sched.stream[k] if multi else 0, tuple(sched.waits[k]) if multi else (),
             bool(sched.record[k]) if multi else False, tuple(index[n] for n in release[k])))
