@@ -1,5 +1,6 @@
 """Runtime overhead on the GPU: host time per layer on the eager path, eager and CUDA-graph time per
-inference, and engine load -> first output in a fresh process (which must not import Triton).
+inference, and engine load -> first output in a fresh process after CUDA is initialized (the process must not
+import Triton).
 
   python bench/runtime.py [--cases resnet50_bs4,bert_base_bs1] [--opt-level 3] [--timing-cache F] [--json F]
 """
@@ -21,6 +22,9 @@ CHILD = r'''
 import json, sys, time
 t0 = time.perf_counter()
 import torch
+t_torch = time.perf_counter()
+torch.zeros(1, device="cuda")  # CUDA context: the process's cost, not the engine's
+torch.cuda.synchronize()
 t1 = time.perf_counter()
 from tensorforge.runtime import Engine
 eng = Engine.load(sys.argv[1])
@@ -28,7 +32,8 @@ feed = torch.load(sys.argv[2])
 out = eng.create_execution_context().infer(feed)
 torch.cuda.synchronize()
 t2 = time.perf_counter()
-print(json.dumps({"load_to_first_s": t2 - t1, "torch_import_s": t1 - t0, "triton": "triton" in sys.modules}))
+print(json.dumps({"load_to_first_s": t2 - t1, "torch_import_s": t_torch - t0, "cuda_init_s": t1 - t_torch,
+                  "triton": "triton" in sys.modules}))
 '''
 
 
