@@ -14,8 +14,8 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
 
     validated=False (first run of a plan): outputs are checked against the plan (`check(name, tensor)`
     for kernel-allocated ones) and a failing layer is named. bound (CUDA): per launch, None (not
-    tried yet), False, or its pre-bound driver launches (kernels.driver.Prebound), filled in here at
-    a launch's first run and replayed afterwards. Returns (slots, profile marks or None)."""
+    tried yet), False, or a replay(stream handle) of its fixed launches (the kernel's own `bind`, or
+    its recorded driver launches: kernels.driver.Prebound), made at a launch's first run. Returns (slots, profile marks or None)."""
     slots = list(xp.initial)
     multi = bool(xp.aux) and stream is not None and profiler is None
     if multi:
@@ -67,6 +67,12 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream) -> None
         bound[k] = False
         ins = [xp.initial[i] for i in L.ins if i >= 0]
         if L.takes_out and all(p is not None for p in L.planned) and all(t is not None for t in ins):
+            bind = getattr(L.fn, "bind", None)  # a kernel that pre-binds itself (e.g. cuBLASLt)
+            replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
+            if replay is not None:
+                bound[k] = replay
+                replay(stream.cuda_stream)
+                return
             from ..kernels.driver import recording
             with recording() as rec:
                 in_place = _exec(L, slots, xp.names, validated, arena_ptr, check)
