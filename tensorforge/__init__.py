@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {"Builder": ".builder", "BuilderConfig": ".builder", "OptimizationProfile": ".builder",
          "TimingCache": ".builder.timing_cache", "TensorforgeError": ".errors",

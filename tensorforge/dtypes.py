@@ -33,7 +33,6 @@ _ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "f
 
 FLOAT_TYPES = {"float16", "float32", "float64", "bfloat16", "float8e4m3fn", "float8e4m3fnuz",
                "float8e5m2", "float8e5m2fnuz"}
-INT_TYPES = {"uint8", "int8", "uint16", "int16", "int32", "int64", "uint32", "uint64"}
 
 
 def canonical(name: str) -> str:
@@ -87,5 +86,6 @@ def is_float(name: str) -> bool:
     return name in FLOAT_TYPES
 
 
-def is_int(name: str) -> bool:
-    return name in INT_TYPES
+def short(name: str) -> str:
+    """The short name of the float types precision uses in names ('float16' -> 'fp16'), else name."""
+    return {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(name, name)

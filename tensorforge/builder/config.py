@@ -67,10 +67,9 @@ class BuilderConfig:
     opt_level: int = 3
     timing_cache: str | None = None
     max_aux_streams: int | None = None
-    mem_pool_size: dict = field(default_factory=dict)
     tactic_sources: list | None = None
     profiling_verbosity: str = "layer_names_only"
-    avg_timing: int = 4
+    avg_timing: int = 8  # trtexec's --avgTiming default
     precision_constraints: str = "none"
     layer_precisions: dict = field(default_factory=dict)
     layer_output_types: dict = field(default_factory=dict)

@@ -227,7 +227,7 @@ class _Assigner:
         if v.const is not None:
             k = (id(v), dt)
             if k not in self.consts:
-                self.consts[k] = self.g.const(_saturate(v.const, dt), f"{v.name}_{_short(dt)}")
+                self.consts[k] = self.g.const(_saturate(v.const, dt), f"{v.name}_{dtypes.short(dt)}")
             return self.consts[k]
         k = (id(v), dt)
         if k not in self.casts:
@@ -235,9 +235,9 @@ class _Assigner:
             p = v.producer
             if p is not None and p.op == "Cast" and p.inputs[0] is not None and not dtypes.is_float(p.inputs[0].dtype):
                 src = p.inputs[0]  # int/bool -> float32 -> dt is exactly int/bool -> dt
-            out = self.g.new_value(f"{v.name}_{_short(dt)}", dt, v.shape)
+            out = self.g.new_value(f"{v.name}_{dtypes.short(dt)}", dt, v.shape)
             n = self.g.add_node("Cast", [src], [out], {"to": dtypes.to_onnx(dt)},
-                                name=self.g.unique_node_name(f"Cast {v.name} -> {_short(dt)}"), origin=[])
+                                name=self.g.unique_node_name(f"Cast {v.name} -> {dtypes.short(dt)}"), origin=[])
             self.order.append(n)
             self.casts[k] = out
         return self.casts[k]
@@ -257,7 +257,7 @@ class _Assigner:
 
         rewire: consumers already processed (graph outputs, at the end) keep reading the node's type."""
         v = node.outputs[i]
-        nv = self.g.new_value(f"{v.name}_{_short(v.dtype)}", v.dtype, v.shape)
+        nv = self.g.new_value(f"{v.name}_{dtypes.short(v.dtype)}", v.dtype, v.shape)
         node.outputs[i] = nv
         nv.producer = node
         if rewire:
@@ -267,7 +267,7 @@ class _Assigner:
                         self.g.set_input(u, j, nv)
         v.dtype = dt
         n = self.g.add_node("Cast", [nv], [v], {"to": dtypes.to_onnx(dt)},
-                            name=self.g.unique_node_name(f"Cast {v.name} -> {_short(dt)}"), origin=[])
+                            name=self.g.unique_node_name(f"Cast {v.name} -> {dtypes.short(dt)}"), origin=[])
         self.order.append(n)
 
 
@@ -296,7 +296,3 @@ def _tail_nodes(g) -> set:
         if node.op in HEAVY or any(id(u) in feeds_heavy for v in node.outputs for u in v.users):
             feeds_heavy.add(id(node))
     return {id(n) for n in g.nodes if id(n) not in feeds_heavy}
-
-
-def _short(dt: str) -> str:
-    return {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(dt, dt)

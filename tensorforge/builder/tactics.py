@@ -21,7 +21,7 @@ import torch
 
 from .. import kernels
 from ..errors import TensorforgeError
-from ..runtime.context import _bind_symbols
+from ..runtime.binding import bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
 from .config import BuilderConfig
@@ -171,7 +171,7 @@ def opt_env(plan) -> dict:
     for n in plan.inputs:
         spec = plan.tensors[n].shape
         shapes[n] = tuple(prof[n][1]) if n in prof else tuple(d if isinstance(d, int) else 1 for d in spec)
-    return _bind_symbols(plan, shapes)
+    return bind_symbols(plan, shapes)
 
 
 def apply_layouts(plan, weights) -> None:

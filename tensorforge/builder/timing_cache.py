@@ -72,9 +72,6 @@ class TimingCache:
                 self.entries[k] = _settle(mine)
         return added
 
-    def reset(self) -> None:
-        self.entries.clear()
-
     def serialize(self) -> bytes:
         return json.dumps({"version": VERSION, "entries": self.entries}, sort_keys=True, indent=1).encode()
 

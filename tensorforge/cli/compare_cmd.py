@@ -31,12 +31,11 @@ def _stats(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float) -> dict:
 
 def compare(args) -> int:
     """Build, run both, print per-output stats; 0 when every output passes, 1 otherwise."""
-    from .. import Builder, BuilderConfig
+    from .. import Builder
     from ..frontend import load_model_proto
     from ..testing import run_ort
     proto = load_model_proto(args.model)
-    cfg = BuilderConfig(fp16=args.fp16, bf16=args.bf16, tf32=not args.noTF32, opt_level=args.opt_level,
-                        device=args.device)
+    cfg = build_config(args)
     t0 = time.perf_counter()
     engine = Builder(cfg).build(proto)
     print(f"[I] Built engine in {time.perf_counter() - t0:.2f} s: {len(engine.plan.layers)} layers on {engine.device}")
@@ -77,6 +76,30 @@ def compare(args) -> int:
         print(f"[I] {'PASSED' if ok else 'FAILED'} | Output: '{name}' | atol={args.atol} rtol={args.rtol}")
     print(f"[I] {'PASSED' if all_ok else 'FAILED'} | tensorforge vs onnxruntime | {len(ref)} output(s)")
     return 0 if all_ok else 1
+
+
+def _device(spec):
+    """--device: None (cuda if available), N or cuda:N (a CUDA device, forgeexec's form), cuda or cpu."""
+    if spec is None or spec in ("cpu", "cuda"):
+        return spec
+    n = spec.split(":", 1)[1] if spec.startswith("cuda:") else spec
+    if not n.isdigit():
+        raise TensorforgeError(f"--device must be N, cuda[:N] or cpu, got '{spec}'")
+    return f"cuda:{n}"
+
+
+def build_config(args):
+    """The BuilderConfig of the build flags (forgeexec's meaning, BuilderConfig's defaults)."""
+    import torch
+
+    from .. import BuilderConfig
+    from .forgeexec.build import precision_flags
+    device = _device(args.device)
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    level = args.builderOptimizationLevel
+    return BuilderConfig(**precision_flags(args, dev), tf32=not args.noTF32, strongly_typed=args.stronglyTyped,
+                         opt_level=BuilderConfig.opt_level if level is None else level,
+                         timing_cache=args.timingCacheFile, avg_timing=args.avgTiming, device=device)
 
 
 def _random_feed(engine, args) -> dict:

@@ -6,9 +6,14 @@ import logging
 import sys
 
 from ..errors import TensorforgeError
+from .forgeexec.flags import add_to_parser
+
+# Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
+COMPARE_FLAGS = ("--shapes", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32", "--stronglyTyped",
+                       "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tensorforge", description="ONNX inference optimizer and runtime")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     i = sub.add_parser("inspect", help="summarize an ONNX model or a tensorforge engine")
@@ -16,15 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--layers", action="store_true", help="list every layer of an engine (default: on)")
     c = sub.add_parser("compare", help="run tensorforge and ONNX Runtime (CPU) on the same inputs")
     c.add_argument("model", help="ONNX file or zoo:NAME")
-    c.add_argument("--shapes", default="", help="input shapes, e.g. input:2x3x224x224,mask:2x128")
     c.add_argument("--load-inputs", default=None, help=".npz file with one array per input name")
     c.add_argument("--seed", type=int, default=1)
     c.add_argument("--atol", type=float, default=1e-4)
     c.add_argument("--rtol", type=float, default=1e-4)
-    c.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    for flag in ("fp16", "bf16", "noTF32"):
-        c.add_argument(f"--{flag}", action="store_true")
-    c.add_argument("--opt-level", type=int, default=3)
+    c.add_argument("--device", default=None, help="CUDA device N (as forgeexec), cuda[:N] or cpu "
+                   "(default: cuda if available)")
+    add_to_parser(c, COMPARE_FLAGS)
+    c.add_argument("--opt-level", dest="builderOptimizationLevel", type=int, help=argparse.SUPPRESS)  # old name
     sub.add_parser("ops", help="list the supported ONNX ops")
     for sp in (i, c):
         sp.add_argument("-v", "--verbose", action="store_true")
@@ -32,9 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     if args.cmd is None:
-        _parser().print_help()
+        parser().print_help()
         return 0
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="[%(levelname).1s] %(message)s", stream=sys.stderr)

@@ -47,7 +47,7 @@ def infer_node(g: Graph, node: Node) -> None:
             else:
                 raise ShapeError(f"node '{node.name}' ({node.op}): input {i} '{v.name}' has unknown shape")
     try:
-        infos = op.infer(node)
+        infos = op.infer_at(g.opset)(node)
     except TensorforgeError:
         raise
     except Exception as e:  # a rule failing on odd input is a user-facing shape error
@@ -72,12 +72,13 @@ def infer_node(g: Graph, node: Node) -> None:
                     raise ShapeError(f"node '{node.name}' ({node.op}): inferred shape {list(v.shape)} "
                                      f"but evaluated {list(v.const.shape)}")
         return
-    if op.symval is not None:
+    sym = op.symval_at(g.opset)
+    if sym is not None:
         vals = [to_obj(v) if v is not None else None for v in node.inputs]
         if op.symval_always or (all(x is not None for x, v in zip(vals, node.inputs) if v is not None)
                                 and any(v is not None and v.sym is not None for v in node.inputs)):
             try:
-                res = op.symval(node, *vals)
+                res = sym(node, *vals)
             except (TypeError, ValueError, IndexError):  # symbolic contents are optional: skip
                 res = None
             if res is not None:

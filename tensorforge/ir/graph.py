@@ -10,7 +10,6 @@ import torch
 
 from .symbolic import fmt_shape
 
-_ids = itertools.count()
 
 
 @dataclass(eq=False)
@@ -58,12 +57,13 @@ class Graph:
         self.outputs: list[Value] = []
         self.values: dict[str, Value] = {}
         self.metadata: dict[str, Any] = {}
+        self._ids = itertools.count()  # per graph: helper names must not depend on earlier builds
 
     # ---- construction -------------------------------------------------------------------
     def unique_name(self, base: str) -> str:
         name = base
         while name in self.values:
-            name = f"{base}_{next(_ids)}"
+            name = f"{base}_{next(self._ids)}"
         return name
 
     def value(self, name: str, dtype=None, shape=None) -> Value:
@@ -137,27 +137,6 @@ class Graph:
     # ---- queries --------------------------------------------------------------------------
     def is_output(self, v: Value) -> bool:
         return any(o is v for o in self.outputs)
-
-    def toposort(self) -> None:
-        """Reorder nodes topologically (stable for nodes already in order)."""
-        placed = set()
-        avail = {id(v) for v in self.inputs} | {id(v) for v in self.values.values() if v.producer is None}
-        order, pending = [], list(self.nodes)
-        while pending:
-            progress = False
-            rest = []
-            for n in pending:
-                if all(v is None or id(v) in avail for v in n.inputs):
-                    order.append(n)
-                    placed.add(id(n))
-                    avail |= {id(v) for v in n.outputs}
-                    progress = True
-                else:
-                    rest.append(n)
-            if not progress:
-                raise ValueError(f"graph has a cycle or dangling input at {rest[0].name}")
-            pending = rest
-        self.nodes = order
 
     def prune_values(self) -> None:
         """Drop values that nothing produces, uses, or exposes."""

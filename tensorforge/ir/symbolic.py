@@ -57,13 +57,6 @@ def to_str(d) -> str | int:
     return d if isinstance(d, int) else sympy.sstr(d)
 
 
-def from_str(s) -> "Dim":
-    if isinstance(s, int):
-        return s
-    return norm(sympy.sympify(s, locals={n: symbol(n) for n in re.findall(r"[A-Za-z_]\w*", s)
-                                         if n not in ("floor", "ceiling", "Max", "Min", "Mod")}))
-
-
 def free_symbols(shape) -> set[str]:
     out = set()
     for d in shape or ():

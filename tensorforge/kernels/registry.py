@@ -62,8 +62,8 @@ def tactic_family(source: str, factories: dict, *, library, level: int = 1, writ
     """Register the decorated candidates function `fn(layer, shapes, device) -> [tactic]` as a
     family of `source` whose tactics are the keys of `factories` {name: factory}."""
     def deco(fn):
-        register(Family(fn.__name__.removesuffix("_candidates"), source, dict(factories), fn, library, level, writes_in_place,
-                        needs_shapes))
+        name = fn.__name__.removesuffix("_candidates")
+        register(Family(name, source, dict(factories), fn, library, level, writes_in_place, needs_shapes))
         return fn
     return deco
 

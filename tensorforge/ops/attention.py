@@ -1,11 +1,10 @@
-"""ONNX Attention (opset 23+: 3D/4D q/k/v, masks, causal, GQA, softcap, KV cache) and RotaryEmbedding."""
+"""Attention ops: Attention, RotaryEmbedding, LinearAttention, FlexAttention."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
 from .common import has_input, in_info
@@ -140,7 +139,6 @@ def attention_infer(node):
     return outs[:max(1, len(node.outputs))]
 
 
-# ---- RotaryEmbedding (opset 23) -----------------------------------------------------------------
 @reference("RotaryEmbedding")
 def rotary_ref(x, cos_cache, sin_cache, position_ids=None, interleaved=0, num_heads=0,
                rotary_embedding_dim=0):
@@ -163,10 +161,6 @@ def rotary_infer(node):
     return [in_info(node, 0)]
 
 
-_ = dtypes
-
-
-# ---- LinearAttention (recurrent state: linear / gated / delta / gated_delta rules) ----------------
 @reference("LinearAttention")
 def linear_attention_ref(q, k, v, past_state=None, decay=None, beta=None, chunk_size=None,
                          kv_num_heads=1, q_num_heads=1, scale=None, update_rule="gated_delta"):
@@ -205,7 +199,6 @@ def linear_attention_infer(node):
     return [(qt, (qs[0], qs[1], norm(hq * dv))), (st, (qs[0], hkv, dk, dv))]
 
 
-# ---- FlexAttention (ai.onnx.preview; score_mod / prob_mod graphs are control flow: unsupported) --
 @reference("FlexAttention", domain="ai.onnx.preview")
 def flex_attention_ref(q, k, v, scale=None, softmax_precision=None):
     """softmax((q*sqrt(s)) (k*sqrt(s))^T) v with GQA head repetition; softmax in fp32 for fp16."""

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError
-from ..ir.symbolic import broadcast, norm
+from ..ir.symbolic import DATA_DEPENDENT_PREFIX, broadcast, norm, symbol
 
 
 def in_info(node, i):
@@ -47,6 +47,23 @@ def attr_or_input(node, attr: str, idx: int, default=None):
     return default
 
 
+def dd_dim(node, tag=""):
+    """The data-dependent dim of a node's output (known only after the layer runs)."""
+    return symbol(f"{DATA_DEPENDENT_PREFIX}{node.name}{tag}")
+
+
+def scalar_int(t) -> int:
+    """First element of a host tensor as a python int."""
+    return int(t.reshape(-1)[0])
+
+
+def scalar_item(t, default=None):
+    """First element of a tensor as a python number (default when absent or empty)."""
+    if t is None or (isinstance(t, torch.Tensor) and t.numel() == 0):
+        return default
+    return t.reshape(-1)[0].item() if isinstance(t, torch.Tensor) else t
+
+
 def norm_axis(axis: int, rank: int) -> int:
     if not -rank <= axis < max(rank, 1):
         raise ShapeError(f"axis {axis} out of range for rank {rank}")
@@ -70,6 +87,13 @@ def infer_bool_broadcast(node):
     return infer_broadcast(node, "bool")
 
 
+def unary_ref(fn):
+    """A one-input reference around fn (a python function: builtins have no readable signature)."""
+    def ref(x):
+        return fn(x)
+    return ref
+
+
 def tensor_arg(t):
     """Turn a host-side shape tensor (or list) into a list of python ints."""
     if t is None:
@@ -77,6 +101,13 @@ def tensor_arg(t):
     if isinstance(t, torch.Tensor):
         return [int(x) for x in t.reshape(-1).tolist()]
     return [int(x) for x in np.asarray(t).reshape(-1).tolist()]
+
+
+def obj_array(seq, shape=None):
+    """A python sequence as an object ndarray (symbolic contents), optionally reshaped."""
+    a = np.empty(len(seq), dtype=object)
+    a[:] = list(seq)
+    return a.reshape(shape) if shape is not None else a
 
 
 def to_obj(v):

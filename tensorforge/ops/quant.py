@@ -1,6 +1,4 @@
-"""Quantization ops: QuantizeLinear / DequantizeLinear (per-tensor, per-axis, blocked; int8/uint8/
-int16/uint16/int32/float8 with saturate), DynamicQuantizeLinear, MatMulInteger, ConvInteger,
-QLinearMatMul, QLinearConv; plus the float8 cast rule shared with Cast."""
+"""Quantization ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, integer MatMul/Conv, QLinear*."""
 from __future__ import annotations
 
 import torch
@@ -8,7 +6,7 @@ import torch
 from .. import dtypes
 from ..ir.symbolic import broadcast
 from .common import has_input, in_info, norm_axis
-from .nn import conv_infer, conv_ref
+from .conv import conv_infer, conv_ref
 from .registry import infer, reference
 
 _F8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
@@ -124,7 +122,6 @@ def dynamic_quantize_infer(node):
     return [("uint8", x.shape), (x.dtype, ()), ("uint8", ())]
 
 
-# ---- integer matmul / conv ------------------------------------------------------------------------
 def _exact(t):
     """Integer tensors in a type whose matmul/conv is exact on this device (float64 on CUDA)."""
     return t.to(torch.int64) if t.device.type == "cpu" else t.to(torch.float64)
@@ -148,7 +145,7 @@ def matmul_integer_ref(a, b, a_zero_point=None, b_zero_point=None):
 
 @infer("MatMulInteger")
 def matmul_integer_infer(node):
-    from .nn import matmul_infer
+    from .matmul import matmul_infer
     return [("int32", matmul_infer(node)[0][1])]
 
 

@@ -1,9 +1,4 @@
-"""Reductions: ReduceMean/Sum/Max/Min/Prod/L1/L2/LogSum/LogSumExp/SumSquare, ArgMax, ArgMin.
-
-`axes` is an attribute before opset 13 (ReduceSum) / 18 (the others) and an optional input
-after; both forms are accepted whatever the opset. Empty or omitted axes reduce everything,
-unless noop_with_empty_axes=1.
-"""
+"""Reductions: Reduce* (axes attribute or input), ArgMax/ArgMin, TopK."""
 from __future__ import annotations
 
 import functools
@@ -14,7 +9,7 @@ import torch
 
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import attr_or_input, has_input, norm_axis, tensor_arg
+from .common import attr_or_input, dd_dim, has_input, known_ints, norm_axis, scalar_int, tensor_arg
 from .registry import infer, reference, symval
 
 _SMALL_FLOATS = (torch.float16, torch.bfloat16)
@@ -137,7 +132,6 @@ def reduce_sym(node, x, *_rest):
     return [_obj_reduce(x, reduce_dims(node), node.attrs.get("keepdims", 1), _SYM_FNS[node.op])]
 
 
-# ---- ArgMax / ArgMin ------------------------------------------------------------------------
 def _arg(fn):
     def ref(x, axis=0, keepdims=1, select_last_index=0):
         ax = axis % x.dim() if x.dim() else 0
@@ -157,3 +151,19 @@ def arg_infer(node):
     shp = node.inputs[0].shape
     ax = norm_axis(node.attrs.get("axis", 0), len(shp))
     return [("int64", _reduced_shape(shp, [ax], node.attrs.get("keepdims", 1)))]
+
+
+@reference("TopK", host_inputs=(1,))
+def topk_ref(x, k, axis=-1, largest=1, sorted=1):
+    v, i = torch.topk(x, scalar_int(k), dim=axis % x.dim(), largest=bool(largest), sorted=True)
+    return v, i.to(torch.int64)
+
+
+@infer("TopK")
+def topk_infer(node):
+    x = node.inputs[0]
+    ax = norm_axis(node.attrs.get("axis", -1), len(x.shape))
+    k = known_ints(node.inputs[1])
+    shp = list(x.shape)
+    shp[ax] = k[0] if k is not None else dd_dim(node)
+    return [(x.dtype, tuple(shp)), ("int64", tuple(shp))]

@@ -1,11 +1,4 @@
-"""Resize (opset 10-19+: nearest/linear/cubic, all coordinate modes, antialias, axes,
-keep_aspect_ratio_policy) and Upsample (opset 7-9).
-
-Resize is separable: each resized axis is one gather of n neighbours plus a weighted sum, with the
-(out, n) index/weight tables computed from shapes and scales only (the same construction as the ONNX
-reference, so results match it, ties and borders included). The tables are built directly on the
-input's device from host-side python numbers: no host<->device copy, so an enqueue can be captured
-in a CUDA graph."""
+"""Resize (opsets 10-19) and Upsample: one separable, exact per-axis interpolation."""
 from __future__ import annotations
 
 import math
@@ -51,7 +44,6 @@ def plan_sizes(shape, scales=None, sizes=None, axes=None, policy="stretch"):
     return [int(fac[i] * shape[i]) for i in range(r)], fac, axes
 
 
-# ---- per-axis tables ------------------------------------------------------------------------------
 def _source_coords(y, coord, scale, in_w, out_w, roi):
     """Source coordinate of each output index along one axis; plus the extrapolated mask.
 

@@ -7,8 +7,10 @@ epilogue round absorbs pointwise trees that read an anchor's output more than on
 from __future__ import annotations
 
 import logging
+import os
 
-from ..ir import Graph, verify
+from .. import env
+from ..ir import Graph, GraphInvariantError, verify
 from .cse import cse
 from .dce import dce
 from .fold_constants import fold_constants
@@ -22,6 +24,7 @@ from .fuse_pointwise import fuse_pointwise
 from .fuse_reduce import fuse_reductions
 from .fuse_scale import fuse_scale
 from .identity import eliminate_identity
+from .instrument import PipelineStats
 from .merge_gemm import merge_gemm
 from .patchify import patchify_convs
 
@@ -37,15 +40,47 @@ PIPELINE = [fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activ
 CLEANUP = [fold_constants, eliminate_identity, cse, dce]
 
 
-def run_pipeline(g: Graph, pipeline=None, check: bool = False) -> Graph:
-    """Run passes in order; with check=True verify the graph after each pass."""
-    for p in (PIPELINE if pipeline is None else pipeline):
-        g = p(g)
+def run_pipeline(g: Graph, pipeline=None, check: bool = False, stats: PipelineStats | None = None) -> Graph:
+    """Run passes in order, recording each pass's time, node counts and rule outcomes in `stats`.
+
+    check=True (or TENSORFORGE_VERIFY_PASSES=1) verifies the graph after each pass;
+    TENSORFORGE_DUMP_PASSES=DIR writes the IR text before the first and after every pass to DIR;
+    the summary is logged at DEBUG (forgeexec --verbose), at INFO with TENSORFORGE_PASS_STATS=1."""
+    knobs = env.knobs()
+    check = check or knobs.verify_passes
+    stats = PipelineStats() if stats is None else stats
+    seq = list(PIPELINE if pipeline is None else pipeline)
+    dump = _dumper(knobs.dump_passes)
+    dump(0, "input", g)
+    for i, p in enumerate(seq, 1):
+        name = getattr(p, "__name__", type(p).__name__)
+        with stats.record(name, g) as rec:
+            g = p(g)
+        rec.nodes_after = len(g.nodes)
+        dump(i, name, g)
         if check:
-            verify(g)
+            try:
+                verify(g)
+            except GraphInvariantError as e:
+                raise GraphInvariantError(f"after pass {i} ({name}): {e}") from None
+    level = logging.INFO if knobs.pass_stats else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(level, stats.format())
     return g
 
 
-__all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "fold_constants", "dce", "cse", "eliminate_identity",
+def _dumper(folder: str | None):
+    """dump(i, name, g): writes DIR/NN_name.txt (a no-op without a folder)."""
+    if not folder:
+        return lambda i, name, g: None
+    os.makedirs(folder, exist_ok=True)
+
+    def dump(i, name, g):
+        with open(os.path.join(folder, f"{i:02d}_{name}.txt"), "w") as f:
+            f.write(g.dump() + "\n")
+    return dump
+
+
+__all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
            "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..ir.symbolic import broadcast
-from ..ops.fused_expr import ExprBuilder, node_expr, scalar_of
+from ..ops.fused.expr import ExprBuilder, node_expr, scalar_of
 from .rewrite import same_shape
 
 

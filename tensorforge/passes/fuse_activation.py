@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 
 from ..ir import Graph
-from .rewrite import Op, Rule, exclusive, fuse, rule_pass, same_shape, scalar
+from .rewrite import Decline, Op, Rule, exclusive, fuse, rule_pass, same_shape, scalar
 
 SQRT1_2 = 1 / math.sqrt(2)
 SQRT_2_PI = math.sqrt(2 / math.pi)
+NOT_GELU = "not 0.5·x·(1 + erf(x/√2)) or 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))"
+NOT_HARD_SWISH = "not x·HardSigmoid(x; 1/6, 1/2) or x·Clip(x + 3, 0, 6)/6"
+NOT_OWNED = "an inner value is used outside the pattern, or the shape or dtype differs from x's"
 
 
 def _close(a, b, rel=1e-3):
@@ -96,7 +99,7 @@ def gelu(g: Graph, m) -> bool:
     root, nodes = m.root, []
     k, fs = flatten_product(g, root.outputs[0], nodes)
     if len(fs) != 2 or not _close(k, 0.5):
-        return False
+        return Decline(NOT_GELU)
     for x, t in (fs, fs[::-1]):
         sub = []
         z = _plus_one(g, t, "Erf", sub)
@@ -111,14 +114,14 @@ def gelu(g: Graph, m) -> bool:
         if len(z.users) == 1 and len(fz) == 1 and _close(kz, SQRT_2_PI) and \
                 _cube_plus(g, fz[0], x, inner_nodes):
             return _emit(g, nodes + sub + inner_nodes, x, root, "tanh")
-    return False
+    return Decline(NOT_GELU)
 
 
 def _emit(g, nodes, x, root, approx) -> bool:
     nodes = [root] + [n for n in nodes if n is not root]
     if not exclusive(g, nodes) or not same_shape(x.shape, root.outputs[0].shape) or \
             x.dtype not in ("float16", "float32", "float64", "bfloat16"):
-        return False
+        return Decline(NOT_OWNED)
     fuse(g, nodes, "Gelu", [x], {"approximate": approx}, [root.outputs[0]], f"GELU-{approx}")
     return True
 
@@ -128,7 +131,7 @@ def hard_swish(g: Graph, m) -> bool:
     root, nodes = m.root, []
     k, fs = flatten_product(g, root.outputs[0], nodes)
     if len(fs) != 2:
-        return False
+        return Decline(NOT_HARD_SWISH)
     for x, t in (fs, fs[::-1]):
         p = t.producer
         if p is None or len(t.users) != 1:
@@ -142,13 +145,13 @@ def hard_swish(g: Graph, m) -> bool:
             if a is not None and a.op == "Add" and len(p.inputs[0].users) == 1 and \
                     any(u is x for u in a.inputs) and any(_close(scalar(u), 3.0) for u in a.inputs):
                 return _emit_hs(g, nodes + [p, a], x, root)
-    return False
+    return Decline(NOT_HARD_SWISH)
 
 
 def _emit_hs(g, nodes, x, root) -> bool:
     nodes = [root] + [n for n in nodes if n is not root]
     if not exclusive(g, nodes) or not same_shape(x.shape, root.outputs[0].shape):
-        return False
+        return Decline(NOT_OWNED)
     fuse(g, nodes, "HardSwish", [x], {}, [root.outputs[0]], "HardSwish")
     return True
 

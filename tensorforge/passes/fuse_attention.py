@@ -7,7 +7,7 @@ import torch
 from .. import dtypes
 from ..ir import Graph
 from ..ir.symbolic import broadcast, eq
-from .rewrite import Op, Rule, fits_into, fuse, insert_node, rule_pass, same_shape, scalar
+from .rewrite import Decline, Op, Rule, fits_into, fuse, insert_node, rule_pass, same_shape, scalar
 
 HUGE_NEG = -1e30  # Where fills at or below this are exact as additive masks (s + fill == fill)
 
@@ -164,28 +164,28 @@ def attention(g: Graph, m) -> bool:
     p, v4 = root.inputs
     sm = p.producer
     if sm is None or sm.op != "Softmax" or not _single(g, p) or len(p.shape) < 3:
-        return False
+        return Decline("the probabilities are not a single-use Softmax of rank >= 3")
     rank = len(p.shape)
     default = -1 if g.opset >= 13 else 1
     if sm.attrs.get("axis", default) % rank != rank - 1:
-        return False
+        return Decline("Softmax is not over the last axis")
     found = _scores_chain(g, sm.inputs[0], p.shape)
     if found is None:
-        return False
+        return Decline("the scores are not MatMul(Q, K) with an optional scale and additive/boolean mask")
     qk, scale, masks, chain_nodes = found
     q4, s_q, nq = _pre_scale(g, qk.inputs[0])
     k4, s_k, nk = _pre_scale(g, qk.inputs[1])
     qs, ks, vs = q4.shape, k4.shape, v4.shape
     if not (len(qs) == len(ks) == len(vs) == rank and same_shape(qs[:-2], ks[:-2]) and
             same_shape(qs[:-2], vs[:-2]) and eq(ks[-1], vs[-2]) and eq(qs[-1], ks[-2])):
-        return False
+        return Decline("Q, K, V shapes do not line up as attention")
     if len({q4.dtype, k4.dtype, v4.dtype}) != 1 or q4.dtype not in ("float16", "float32", "bfloat16", "float64"):
-        return False
+        return Decline("Q, K, V dtypes differ or are not floating")
     core = [root, sm, qk] + chain_nodes + nq + nk
     chains = _trim(g, core, [_trace_in(q4), _trace_in(k4), _trace_in(v4)])
     out_steps, out_nodes, out = _trace_out(g, root.outputs[0])
     if any(g.is_output(o) or any(u not in core for u in o.users) for n in core[1:] for o in n.outputs):
-        return False
+        return Decline("an intermediate (scores or probabilities) is read outside the attention")
     mask = _mask_value(g, root, masks, p)
     attrs = {"q_view": [s for _, s, _ in chains[0][1]], "k_view": [s for _, s, _ in chains[1][1]],
              "v_view": [s for _, s, _ in chains[2][1]], "out_view": out_steps, "k_transposed": 1,

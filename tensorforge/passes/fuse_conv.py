@@ -7,7 +7,7 @@ import torch
 
 from ..ir import Graph
 from ..ops.common import known_ints
-from .rewrite import Const, Op, Rule, Var, const_like, fits_into, fuse, rule_pass, scalar
+from .rewrite import Const, Decline, Op, Rule, Var, const_like, fits_into, fuse, rule_pass, scalar
 
 CONVS = ("Conv", "ConvTranspose")
 log = logging.getLogger("tensorforge")
@@ -52,8 +52,12 @@ def conv_bn(g: Graph, m) -> bool:
     conv, bn = m["conv"], m.root
     p = _bn_params(bn)
     b = _bias(conv) if conv.inputs[1].const is not None else None
-    if p is None or b is None or p[0].numel() != _out_channels(conv):
-        return False
+    if p is None:
+        return Decline("BatchNormalization in training mode, with several outputs or non-constant parameters")
+    if b is None:
+        return Decline("conv weight or bias is not constant")
+    if p[0].numel() != _out_channels(conv):
+        return Decline("BatchNormalization channels differ from the conv's output channels")
     s, t = p
     w = conv.inputs[1]
     new_w = const_like(g, _scale_weight(conv, s), f"{w.name}_bn")
@@ -68,11 +72,13 @@ def conv_bias(g: Graph, m) -> bool:
     y = conv.outputs[0]
     b = _bias(conv)
     n = _out_channels(conv) if conv.inputs[1].const is not None else None
-    if b is None or n is None or not fits_into(c.shape, y.shape) or c.dtype != y.dtype:
-        return False
+    if b is None or n is None:
+        return Decline("conv weight or bias is not constant")
+    if not fits_into(c.shape, y.shape) or c.dtype != y.dtype:
+        return Decline("addend does not broadcast into the conv output or has another dtype")
     full = (1,) * (len(y.shape) - len(c.shape)) + tuple(c.shape)  # c right-aligned to y
     if any(d != 1 for i, d in enumerate(full) if i != 1) or full[1] not in (1, n):
-        return False
+        return Decline("addend is not constant per output channel")
     cv = c.const.double().reshape(-1)
     new_b = const_like(g, (b + (cv if cv.numel() == n else cv.expand(n))).to(c.const.dtype),
                        f"{m.root.name}.bias_folded")
@@ -87,22 +93,22 @@ def pad_conv(g: Graph, m) -> bool:
     x = pad.inputs[0]
     r = len(x.shape)
     if pad.attrs.get("mode", "constant") != "constant" or conv.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
-        return False
+        return Decline("Pad mode is not constant or the conv uses auto_pad")
     pads = pad.attrs.get("pads") if "pads" in pad.attrs else known_ints(pad.inputs[1])
     value = pad.attrs.get("value", 0.0)
     if len(pad.inputs) > 2 and pad.inputs[2] is not None:
         value = scalar(pad.inputs[2])
     if pads is None or value != 0 or not all(isinstance(p, int) for p in pads):
-        return False
+        return Decline("pads are not constant or the pad value is not 0")
     axes = known_ints(pad.inputs[3]) if len(pad.inputs) > 3 and pad.inputs[3] is not None else list(range(r))
     if axes is None:
-        return False
+        return Decline("Pad axes are not constant")
     full = [0] * (2 * r)
     for i, a in enumerate(axes):
         full[a % r], full[a % r + r] = pads[i], pads[i + len(axes)]
     n = r - 2
     if any(full[i] for i in (0, 1, r, r + 1)) or any(p < 0 for p in full):
-        return False
+        return Decline("Pad pads the batch or channel dim, or crops")
     old = conv.attrs.get("pads", [0] * (2 * n))
     new = [old[i] + full[2 + i] for i in range(n)] + [old[n + i] + full[r + 2 + i] for i in range(n)]
     attrs = dict(conv.attrs, pads=new, auto_pad="NOTSET")
@@ -126,12 +132,14 @@ def residual_bias(g: Graph, m) -> bool:
     see fuse_epilogue._in_branch); the other becomes a bias-free convolution, which cuDNN runs as
     one kernel (a bias alone costs torch a separate broadcast add over the whole output)."""
     a, b = m["a"], m["b"]
-    if a is b or not (_const_bias(a) and _const_bias(b) and _single_use(g, a) and _single_use(g, b)):
-        return False
+    if a is b or not (_const_bias(a) and _const_bias(b)):
+        return Decline("the same conv twice, or a conv without a constant bias")
+    if not (_single_use(g, a) and _single_use(g, b)):
+        return Decline("a conv output has other users")
     ya, yb = a.outputs[0], b.outputs[0]
     ba, bb = a.inputs[2].const, b.inputs[2].const
     if ya.dtype != yb.dtype or tuple(ya.shape) != tuple(yb.shape) or ba.shape != bb.shape or ba.dtype != bb.dtype:
-        return False
+        return Decline("the convs' outputs or biases differ in shape or dtype")
     pos = {id(n): i for i, n in enumerate(g.nodes)}
 
     def rank(c):

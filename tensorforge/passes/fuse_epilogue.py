@@ -3,10 +3,10 @@ that layer (bias + activation chains, residual Add + activation, per-channel sca
 from __future__ import annotations
 
 from ..ir import Graph
-from ..ops.fused import CONV_ATTRS
-from ..ops.fused_expr import POINTWISE, identity_expr
+from ..ops.fused.epilogue import CONV_ATTRS
+from ..ops.fused.expr import POINTWISE, identity_expr
 from .exprs import Composer, as_expr
-from .rewrite import Op, Rule, fuse, rule_pass, same_shape
+from .rewrite import Decline, Op, Rule, fuse, rule_pass, same_shape
 
 # anchor op -> (fused op, number of leading non-epilogue inputs)
 ANCHORS = {"Conv": ("fused.ConvAct", 3), "ConvTranspose": ("fused.ConvAct", 3),
@@ -53,12 +53,14 @@ def epilogue(g: Graph, m) -> bool:
     whose other operands broadcast into the anchor's output (its shape unchanged)."""
     p = m.root
     if as_expr(p) is None:
-        return False
+        return Decline("the op has no pointwise expression form")
     y_out = p.outputs[0]
     cands = [a for a in (_anchor(g, v, p) for v in p.inputs if v is not None) if a is not None]
+    if not cands:
+        return Decline("no operand comes from an anchor (Conv/Gemm/MatMul/norm) read only here")
     cands = [a for a in cands if same_shape(a.outputs[0].shape, y_out.shape)]
     if not cands:
-        return False
+        return Decline("the result's shape differs from the anchor's output shape")
     pos = {id(n): i for i, n in enumerate(g.nodes)}
     a = max(cands, key=lambda n: (_in_branch(n), pos[id(n)]))
     op, lead, extra, attrs = _split(a)
@@ -66,8 +68,10 @@ def epilogue(g: Graph, m) -> bool:
     c = Composer([acc] + extra, max_rank=len(acc.shape))
     e = c.splice(attrs.get("epilogue") or identity_expr(), [c.leaf(v) for v in [acc] + extra])
     out = c.node(p, lambda v: e if v is acc else c.leaf(v))
-    if any(v is acc for v in c.inputs[1:]) or not c.covers(acc.shape):
-        return False
+    if any(v is acc for v in c.inputs[1:]):
+        return Decline("the anchor's output is read outside the expression tree")
+    if not c.covers(acc.shape):
+        return Decline("an epilogue operand does not broadcast into the anchor's output")
     attrs["epilogue"] = c.build(out)
     fuse(g, [a, p], op, lead + c.inputs[1:], attrs, [y_out], f"{op.split('.')[1]}Epilogue")
     return True

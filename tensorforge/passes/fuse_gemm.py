@@ -3,7 +3,7 @@ is added by fuse_epilogue)."""
 from __future__ import annotations
 
 from ..ir import Graph
-from .rewrite import Const, Op, Rule, fits_into, fuse, rule_pass, scalar
+from .rewrite import Const, Decline, Op, Rule, fits_into, fuse, rule_pass, scalar
 
 _MM = Op(("MatMul", "fused.MatMulAct"), any_args=True, name="mm",
          where=lambda n: n.op == "MatMul" or (not n.attrs.get("epilogue") and (len(n.inputs) < 3 or n.inputs[2] is None)))
@@ -19,9 +19,10 @@ def matmul_scale(g: Graph, m) -> bool:
     mm, root = m["mm"], m.root
     c = scalar(m["c"])
     y = root.outputs[0]
-    if c is None or (root.op == "Div" and (root.inputs[1] is not m["c"] or c == 0)) or \
-            len(y.shape) != len(mm.outputs[0].shape) or y.dtype not in ("float16", "float32", "float64", "bfloat16"):
-        return False
+    if c is None or (root.op == "Div" and (root.inputs[1] is not m["c"] or c == 0)):
+        return Decline("not a product or quotient by a non-zero scalar constant")
+    if len(y.shape) != len(mm.outputs[0].shape) or y.dtype not in ("float16", "float32", "float64", "bfloat16"):
+        return Decline("the scale broadcasts to a higher rank or the dtype is not floating")
     a, b, alpha = _mm_parts(mm)
     alpha *= c if root.op == "Mul" else 1.0 / c
     fuse(g, [mm, root], "fused.MatMulAct", [a, b, None], {"alpha": alpha}, [y], "MatMulScale")
@@ -35,11 +36,11 @@ def matmul_bias(g: Graph, m) -> bool:
     y = mm.outputs[0]
     if len(y.shape) < 2 or not fits_into(bias.shape, y.shape) or bias.dtype != y.dtype or \
             any(d != 1 for d in bias.shape[:-1]):
-        return False
+        return Decline("the addend is not a bias along the output's last dim (or has another dtype)")
     n = y.shape[-1]
     bv = _bias_vector(g, bias, n)
     if bv is None:
-        return False
+        return Decline("one-element bias with a symbolic output width")
     a, b, alpha = _mm_parts(mm)
     fuse(g, [mm, m.root], "fused.MatMulAct", [a, b, bv], {"alpha": alpha}, [m.root.outputs[0]], "MatMulBias")
     return True
@@ -60,8 +61,10 @@ def gemm_bias(g: Graph, m) -> bool:
     """Gemm(A, B) + C -> Gemm(A, B, C; beta=1) for a constant C broadcastable to the output."""
     gm, c = m["gemm"], m["c"]
     y = gm.outputs[0]
-    if (len(gm.inputs) > 2 and gm.inputs[2] is not None) or not fits_into(c.shape, y.shape) or c.dtype != y.dtype:
-        return False
+    if len(gm.inputs) > 2 and gm.inputs[2] is not None:
+        return Decline("the Gemm already has a C input")
+    if not fits_into(c.shape, y.shape) or c.dtype != y.dtype:
+        return Decline("the addend does not broadcast into the output or has another dtype")
     attrs = dict(gm.attrs, beta=1.0)
     fuse(g, [gm, m.root], "Gemm", [gm.inputs[0], gm.inputs[1], c], attrs, [m.root.outputs[0]], "GemmBias")
     return True

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from ..ir import Graph
 from ..ops.common import attr_or_input
-from .rewrite import Alt, Const, Op, Rule, Var, fits_into, fuse, rule_pass
+from .rewrite import Alt, Const, Decline, Op, Rule, Var, fits_into, fuse, rule_pass
 
 FLOATS = ("float16", "float32", "float64", "bfloat16")
+NOT_TRAILING = "the reductions are not over the same trailing axes with keepdims, or x is not floating"
+NOT_PER_FEATURE = "the parameter is not a constant varying only along the normalized axes"
 
 
 def trailing_axes(n, rank):
@@ -58,7 +60,7 @@ def layernorm(g: Graph, m) -> bool:
     """(x - mean(x)) / sqrt(mean((x - mean(x))²) + eps) over the last k axes -> LayerNorm(x)."""
     axis = _norm_axes(g, m, ("mean", "var"))
     if axis is None:
-        return False
+        return Decline(NOT_TRAILING)
     fuse(g, m.nodes, "fused.LayerNorm", [m["x"], None, None], {"axis": axis, "epsilon": m.scalar("eps")},
          [m.root.outputs[0]], "LayerNorm")
     return True
@@ -68,7 +70,7 @@ def rmsnorm(g: Graph, m) -> bool:
     """x / sqrt(mean(x²) + eps) over the last k axes -> RMSNorm(x)."""
     axis = _norm_axes(g, m, ("var",))
     if axis is None:
-        return False
+        return Decline(NOT_TRAILING)
     fuse(g, m.nodes, "fused.RMSNorm", [m["x"], None], {"axis": axis, "epsilon": m.scalar("eps")},
          [m.root.outputs[0]], "RMSNorm")
     return True
@@ -85,8 +87,10 @@ def _param_fits(p, norm_node) -> bool:
 def norm_scale(g: Graph, m) -> bool:
     """Norm(x; γ=1) · γ -> Norm(x; γ) for γ constant over the normalized axes."""
     n, p = m["norm"], m["p"]
-    if n.inputs[1] is not None or n.attrs.get("epilogue") or not _param_fits(p, n):
-        return False
+    if n.inputs[1] is not None or n.attrs.get("epilogue"):
+        return Decline("the norm already has a scale or an epilogue")
+    if not _param_fits(p, n):
+        return Decline(NOT_PER_FEATURE)
     ins = list(n.inputs)
     ins[1] = p
     fuse(g, [n, m.root], n.op, ins, n.attrs, [m.root.outputs[0]], "NormScale")
@@ -96,8 +100,10 @@ def norm_scale(g: Graph, m) -> bool:
 def norm_bias(g: Graph, m) -> bool:
     """LayerNorm(x; β=0) + β -> LayerNorm(x; β) for β constant over the normalized axes."""
     n, p = m["norm"], m["p"]
-    if n.inputs[2] is not None or n.attrs.get("epilogue") or not _param_fits(p, n):
-        return False
+    if n.inputs[2] is not None or n.attrs.get("epilogue"):
+        return Decline("the norm already has a shift or an epilogue")
+    if not _param_fits(p, n):
+        return Decline(NOT_PER_FEATURE)
     ins = list(n.inputs)
     ins[2] = p
     fuse(g, [n, m.root], n.op, ins, n.attrs, [m.root.outputs[0]], "NormBias")
@@ -109,7 +115,7 @@ def layernorm_op(g: Graph, m) -> bool:
     n = m.root
     x = n.inputs[0]
     if len(n.outputs) != 1 or x.dtype not in FLOATS or n.attrs.get("stash_type", 1) != 1:
-        return False
+        return Decline("mean/inv-std outputs used, a non-float input or stash_type != 1")
     axis = n.attrs.get("axis", -1) % len(x.shape) - len(x.shape)
     ins = [x, n.inputs[1], n.inputs[2] if len(n.inputs) > 2 else None]
     fuse(g, [n], "fused.LayerNorm", ins, {"axis": axis, "epsilon": n.attrs.get("epsilon", 1e-5)},

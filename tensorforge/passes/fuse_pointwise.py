@@ -4,9 +4,9 @@ fused.Pointwise layer named fusedPointwiseNode(a, b, ...)."""
 from __future__ import annotations
 
 from ..ir import Graph
-from ..ops.fused_expr import POINTWISE
+from ..ops.fused.expr import POINTWISE
 from .exprs import Composer, is_pointwise
-from .rewrite import Op, Rule, fuse, ordered, rule_pass
+from .rewrite import Decline, Op, Rule, fuse, ordered, rule_pass
 
 
 def _group(g: Graph, root):
@@ -42,10 +42,10 @@ def pointwise(g: Graph, m) -> bool:
     when every intermediate value is used only inside the tree."""
     root = m.root
     if not is_pointwise(root):
-        return False
+        return Decline("not a pointwise node")
     nodes = _group(g, root)
     if len(nodes) < 2:
-        return False
+        return Decline("no single-use pointwise producer to fuse with")
     c, out = _compose(g, nodes, root, inline=True)
     if not c.covers(root.outputs[0].shape):
         c, out = _compose(g, nodes, root, inline=False)

@@ -8,7 +8,7 @@ import torch
 from ..ir import Graph
 from ..ops.common import attr_or_input
 from ..ir.symbolic import broadcast
-from ..ops.fused_expr import identity_expr
+from ..ops.fused.expr import identity_expr
 from .exprs import Composer, is_pointwise
 from .identity import reshape_target
 from .rewrite import Op, Rule, Var, fuse, insert_node, rule_pass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from .. import dtypes
 from ..ir import Graph
-from ..ops.fused_expr import ExprBuilder
+from ..ops.fused.expr import ExprBuilder
 from .fuse_conv import _bn_params
-from .rewrite import Op, Rule, const_like, fuse, rule_pass
+from .rewrite import Decline, Op, Rule, const_like, fuse, rule_pass
 
 
 def bn_scale(g: Graph, m) -> bool:
@@ -15,7 +15,7 @@ def bn_scale(g: Graph, m) -> bool:
     x = bn.inputs[0]
     p = _bn_params(bn)
     if p is None or len(x.shape) < 2 or x.dtype not in ("float16", "float32", "float64", "bfloat16"):
-        return False
+        return Decline("BatchNormalization in training mode, non-constant parameters, rank < 2 or not floating")
     shape = (-1,) + (1,) * (len(x.shape) - 2)
     dt = dtypes.to_torch(x.dtype)
     s = const_like(g, p[0].to(dt).reshape(shape), f"{bn.name}.scale")

@@ -7,7 +7,7 @@ import torch
 from .. import dtypes
 from ..ir import Graph
 from ..ir.symbolic import eq
-from .rewrite import Op, Rule, Var, bypass, fuse, rule_pass, same_shape, scalar
+from .rewrite import Decline, Op, Rule, Var, bypass, fuse, rule_pass, same_shape, scalar
 
 VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
@@ -40,9 +40,9 @@ def remove_identity(g: Graph, m) -> bool:
     Expand(x) to x's own shape, Transpose(x, identity perm), Concat(x) -> x."""
     n = m.root
     if not _noop(n) or (len(n.outputs) > 1 and (n.outputs[1].users or g.is_output(n.outputs[1]))):
-        return False
+        return Decline("not a no-op here (shape, dtype or perm changes, or a second output is used)")
     if not bypass(g, n.outputs[0], n.inputs[0]):
-        return False
+        return Decline("a graph output cannot be renamed onto its input")
     if not n.outputs[0].users and not g.is_output(n.outputs[0]):
         g.remove_node(n)
     return True
@@ -74,7 +74,7 @@ def merge_views(g: Graph, m) -> bool:
     v2, x = m.root, m["x"]
     tgt = reshape_target(g, x.shape, v2.outputs[0].shape)
     if tgt is None:
-        return False
+        return Decline("no reshape target for the symbolic shapes")
     v1 = m["v1"]
     nodes = [v1, v2] if len(v1.outputs[0].users) == 1 and not g.is_output(v1.outputs[0]) else [v2]
     fuse(g, nodes, "Reshape", [x, tgt], {}, [v2.outputs[0]], "ViewChain")

@@ -15,7 +15,7 @@ import sympy
 from ..ir import Graph
 from ..ir.symbolic import eq, norm
 from .identity import reshape_target
-from .rewrite import Op, Rule, bypass, insert_node, rule_pass
+from .rewrite import Decline, Op, Rule, bypass, insert_node, rule_pass
 
 log = logging.getLogger("tensorforge")
 FLOATS = ("float16", "float32", "bfloat16", "float64")
@@ -59,7 +59,7 @@ def patchify(g: Graph, m) -> bool:
     conv = m.root
     k = _patch_conv(conv)
     if k is None:
-        return False
+        return Decline("not a 2-D conv with stride = kernel, no pads and constant weights")
     x, w, y = conv.inputs[0], conv.inputs[1], conv.outputs[0]
     b = conv.inputs[2] if len(conv.inputs) > 2 else None
     n, c, hh, ww = x.shape
@@ -192,7 +192,7 @@ def view_chain(g: Graph, m) -> bool:
     root = m.root
     chain, y = _chain(root), root.outputs[0]
     if y.dtype is None or y.shape is None:
-        return False
+        return Decline("untyped output")
     for s in range(len(chain)):
         sub = chain[s:]
         x = sub[0].inputs[0]
@@ -203,7 +203,7 @@ def view_chain(g: Graph, m) -> bool:
         _drop_dead(g, chain)
         log.info("Collapsing view chain %s into a reshape (ViewChainReshape)", " + ".join(n.name for n in sub))
         return True
-    return False
+    return Decline("no suffix of the chain keeps the element order")
 
 
 def _replace(g, root, sub, x, y) -> bool:

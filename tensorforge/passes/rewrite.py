@@ -2,7 +2,8 @@
 
 A Rule is (pattern, rewrite): the pattern is a tree of Op / Var / Const matched upward from a
 root node (commutative ops try both operand orders); rewrite(g, m) applies the change and
-returns True, or declines (False) after its own legality checks. Unless a rule sets
+returns True, or declines after its own legality checks by returning Decline("why") (or False:
+the reason is then unknown). The driver counts fires and declines (see instrument). Unless a rule sets
 `shared=True`, every matched node but the root must have no users outside the match (the value
 it produces disappears)."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from ..ir import Graph, Node, Value
 from ..ir.symbolic import eq
+from .instrument import Decline, declined, fired  # noqa: F401 - Decline: rules import it from here
 
 log = logging.getLogger("tensorforge")
 COMMUTATIVE = frozenset(("Add", "Mul", "Max", "Min", "Sum", "And", "Or", "Xor", "Equal"))
@@ -162,6 +164,9 @@ class Rule:
         return (self.rewrite.__doc__ or "").strip()
 
 
+SHARED = "an inner value of the match has users outside it"
+
+
 def alive(n: Node) -> bool:
     return bool(n.outputs) and all(v.producer is n for v in n.outputs)
 
@@ -179,17 +184,23 @@ def exclusive(g: Graph, nodes) -> bool:
 def apply_rules(g: Graph, rules, reverse: bool = False, max_sweeps: int = 50) -> Graph:
     """Run rules to a fixpoint: sweep the nodes (in reverse order if asked) trying every rule."""
     for _ in range(max_sweeps):
-        fired = False
+        changed = False
         order = list(reversed(g.nodes)) if reverse else list(g.nodes)
         for n in order:
             for rule in rules:
                 if not alive(n) or n.op not in rule.pattern.ops:
                     continue
                 for m in rule.pattern.match_node(n, Match()):
-                    if (rule.shared or exclusive(g, m.nodes)) and rule.rewrite(g, m):
-                        fired = True
+                    if not (rule.shared or exclusive(g, m.nodes)):
+                        declined(rule.name, n.name, SHARED)
+                        continue
+                    done = rule.rewrite(g, m)
+                    if done:
+                        fired(rule.name)
+                        changed = True
                         break
-        if not fired:
+                    declined(rule.name, n.name, getattr(done, "reason", "declined (no reason given)"))
+        if not changed:
             break
     g.prune_values()
     return g

@@ -35,7 +35,7 @@ def _bare(s):
     return s.strip() if len(names) == 1 and s.strip() == next(iter(names)) else None
 
 
-def _bind_symbols(plan, shapes, values=None) -> dict:
+def bind_symbols(plan, shapes, values=None) -> dict:
     """Symbol environment from input shapes and shape-tensor input values.
 
     values: {shape input: flat values}; a shape input missing from it takes profile 0's opt
@@ -111,3 +111,6 @@ def _as_tensor(name, x, dtype_name):
 
 def _fmt(shape):
     return "x".join(str(d) for d in shape)
+
+
+_bind_symbols = bind_symbols  # the name runtime/context.py imports (same package)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..errors import EngineFormatError, ShapeError
 from . import format as fmt
 from .plan import EnginePlan

@@ -15,7 +15,6 @@ from tensorforge.errors import EngineFormatError
 from tensorforge.kernels import cubin
 from tensorforge.kernels.driver import arg_layout
 from tensorforge.kernels.triton import binaries
-from tensorforge.runtime import format as fmt
 from tensorforge.runtime.engine import Engine
 from tensorforge.testing import rand
 

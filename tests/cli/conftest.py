@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from forgeexec_helpers import make_tiny_onnx
+from .forgeexec_helpers import make_tiny_onnx
 
 from tensorforge.cli.forgeexec.main import main
 

@@ -10,7 +10,7 @@ import torch
 
 from tensorforge.cli.forgeexec.inputs import make_inputs, random_input
 
-from forgeexec_helpers import FAST, make_tiny_onnx
+from .forgeexec_helpers import FAST, make_tiny_onnx
 
 CUDA = torch.cuda.is_available()
 
@@ -143,27 +143,10 @@ def test_random_inputs_never_all_zero():
     assert make_inputs([D()], {"x": (2, 2)}, {}, {})["x"].shape == (2, 2)
 
 
-def _library_builds(model) -> str | None:
-    """None when the library builds model directly, else its error (then the CLI cannot be blamed)."""
-    import tensorforge as tf
-    try:
-        tf.Builder(tf.BuilderConfig(opt_level=0)).build(model)
-    except Exception as e:  # any library failure
-        return f"{type(e).__name__}: {e}"
-    return None
-
-
 @pytest.mark.parametrize("zoo", ["zoo:resnet50_small", "zoo:bert_base_small"])
 def test_zoo_round_trip(cli, tmp_path, zoo):
-    try:
-        from tensorforge import zoo as z
-        z.input_specs(zoo[4:])
-    except Exception:
-        pytest.skip("tensorforge.zoo is not available yet")
     engine, f = str(tmp_path / "z.engine"), _files(tmp_path)
     rc, out, err = cli(f"--onnx={zoo}", f"--saveEngine={engine}", "--builderOptimizationLevel=0", *FAST)
-    if rc != 0 and _library_builds(zoo):
-        pytest.skip(f"the library cannot build {zoo} yet: {_library_builds(zoo)}")
     assert rc == 0, err
     rc, out, err = cli(f"--loadEngine={engine}", *FAST, "--dumpProfile", "--separateProfileRun", "--dumpLayerInfo",
                        "--profilingVerbosity=detailed", f"--exportTimes={f['times']}",

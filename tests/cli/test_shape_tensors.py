@@ -13,7 +13,7 @@ from tensorforge.cli.forgeexec.inputs import random_input
 from tensorforge.frontend.shape_tensors import shape_tensor_inputs
 from tensorforge.testing import make_model
 
-from forgeexec_helpers import FAST
+from .forgeexec_helpers import FAST
 
 
 def _model(path, batch="N"):

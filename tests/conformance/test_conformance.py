@@ -3,12 +3,10 @@ node cases, a minimum pass count) only with TF_CONFORMANCE_FULL=1."""
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run_node_tests as conf  # noqa: E402
+from . import run_node_tests as conf
 
 # onnx.backend.test.case.node modules: core ops plus the part-B ops (resize, quant, attention, ...);
 # lppool is left out only because generating its cases takes ~5 s

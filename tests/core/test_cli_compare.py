@@ -63,3 +63,35 @@ def test_inspect_missing_file_exit_code_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tensorforge.cli.main", "inspect", str(tmp_path / "nope")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "file not found" in r.stderr
+
+
+def _compare_args(*argv):
+    from tensorforge.cli.main import parser
+    return parser().parse_args(["compare", "zoo:resnet50_small", *argv])
+
+
+def test_compare_speaks_forgeexec_flag_names_and_defaults(tmp_path):
+    from tensorforge import BuilderConfig
+    from tensorforge.cli.compare_cmd import build_config
+    from tensorforge.cli.forgeexec.flags import BY_NAME
+    from tensorforge.cli.main import COMPARE_FLAGS
+    assert all(f in BY_NAME for f in COMPARE_FLAGS)
+    cfg = build_config(_compare_args("--device=cpu"))
+    want = BuilderConfig(device="cpu")
+    assert (cfg.opt_level, cfg.avg_timing, cfg.fp16, cfg.tf32, cfg.timing_cache) == \
+        (want.opt_level, want.avg_timing, False, True, None)
+    cache = str(tmp_path / "t.cache")
+    cfg = build_config(_compare_args("--device=cpu", "--fp16", "--noTF32", "--builderOptimizationLevel=1",
+                                     f"--timingCacheFile={cache}", "--avgTiming=2", "--stronglyTyped"))
+    assert (cfg.fp16, cfg.tf32, cfg.opt_level, cfg.timing_cache, cfg.avg_timing, cfg.strongly_typed) == \
+        (True, False, 1, cache, 2, True)
+    assert build_config(_compare_args("--device=cpu", "--best")).bf16  # --best: fp16 and bf16 (bf16 on the CPU)
+    assert build_config(_compare_args("--device=cpu", "--opt-level=0")).opt_level == 0  # the old name still works
+
+
+def test_compare_device_takes_forgeexecs_index_or_a_device_name(capsys):
+    from tensorforge.cli.compare_cmd import build_config
+    assert build_config(_compare_args("--device=1")).device == "cuda:1"
+    assert build_config(_compare_args("--device=cuda:0")).device == "cuda:0"
+    rc, _, err = _run(["compare", "zoo:resnet50_small", "--device=gpu"], capsys)
+    assert rc == 1 and "--device must be N, cuda[:N] or cpu" in err

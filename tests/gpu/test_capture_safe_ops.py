@@ -86,6 +86,9 @@ CASES = {
 }
 
 
+@pytest.mark.fast(name="resize_linear_dynamic_sizes")
+@pytest.mark.fast(name="pad_reflect")
+@pytest.mark.fast(name="range_start_shared_with_device_op")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_captured_in_cuda_graph_matches_ort(name):
     model, shape = CASES[name]

@@ -60,6 +60,7 @@ def test_cuda_graph_replay_equals_eager(name):
         torch.testing.assert_close(outs[k], eager[k], rtol=0, atol=0)
 
 
+@pytest.mark.fast
 def test_device_pointers():
     from tests.core.models import conv_net
     eng = tf.Builder(tf.BuilderConfig(device="cuda", tf32=False)).build(conv_net())

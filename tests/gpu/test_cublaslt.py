@@ -10,7 +10,9 @@ from tensorforge.kernels.aten.gemm_lt import lt_candidates
 
 from .test_tactics import ADD_RELU, CUDA, GELU_TANH, RELU, _check_all, _layer, _rand
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+# the Triton GEMMs also offered here run as tests/gpu/sweep's subset (their space: test_triton_gemm)
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
+              pytest.mark.usefixtures("triton_sweep")]
 ADD = {"nodes": [{"op": "input", "i": 0}, {"op": "input", "i": 1}, {"op": "Add", "args": [1, 0], "attrs": {}}],
        "out": 2}
 GELU_ERF = {"nodes": [{"op": "input", "i": 0}, {"op": "Gelu", "args": [0], "attrs": {}}], "out": 1}
@@ -27,6 +29,7 @@ def _matmul_layer(dtype, epilogue, m=(3, 37), k=72, n=104, bias=True):
     return _layer("fused.MatMulAct" if epilogue or bias else "MatMul", specs, [out], attrs), specs
 
 
+@pytest.mark.fast(dtype="float16", epi=ADD_RELU, bias=True)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("epi", [None, RELU, GELU_TANH, GELU_ERF, ADD, ADD_RELU])
 @pytest.mark.parametrize("bias", [True, False])
@@ -45,6 +48,7 @@ def test_gemm_transposed_weight(dtype):
     assert "cublaslt" in _check_all(case, dtype, specs)
 
 
+@pytest.mark.fast
 def test_unaligned_views_in_a_cuda_graph():
     """Inputs at odd element offsets (2-byte alignment) and a graph replayed with new data."""
     (lay, shapes), specs = _matmul_layer("float16", ADD_RELU, m=(64,), k=256, n=128)

@@ -53,6 +53,7 @@ def dual(monkeypatch):
     return counts
 
 
+@pytest.mark.fast(check="pointwise")
 @pytest.mark.parametrize("check", ["pointwise", "softmax", "norms", "reduce", "epilogue"])
 def test_generated_row_and_pointwise_kernels(dual, check):
     from tests.kernels import kernel_checks

@@ -33,6 +33,7 @@ def _zoo():
     return zoo
 
 
+@pytest.mark.fast(name="yolo_det_small", graph=True)
 @pytest.mark.parametrize("name", ["yolo_det_small", "bert_base_small"])
 @pytest.mark.parametrize("graph", [False, True])
 def test_aux_streams_match_one_stream(name, graph):
@@ -61,6 +62,7 @@ def test_aux_streams_match_one_stream(name, graph):
         assert len(ctx._graphs) == 1
 
 
+@pytest.mark.fast
 def test_cuda_graph_lru_per_shape_set():
     zoo = _zoo()
     m = zoo.get_model("resnet50_small")
@@ -81,6 +83,7 @@ def test_cuda_graph_lru_per_shape_set():
     assert ctx._arena is not None and ctx._arena.numel() >= eng.device_memory_size
 
 
+@pytest.mark.fast
 def test_input_consumed_event_lets_the_next_input_be_copied():
     eng = _build(heads(), max_aux_streams=4)
     for graph in (False, True):
@@ -144,6 +147,7 @@ def test_threads_with_own_context_and_stream():
         torch.testing.assert_close(got[t], r, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.fast
 def test_shared_arena_and_shape_tensor_on_cuda():
     prof = tf.OptimizationProfile()
     prof.set_shape("x", (1, 12), (2, 12), (4, 12))

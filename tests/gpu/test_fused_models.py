@@ -25,6 +25,7 @@ def _layers(eng):
     return eng.plan.layers
 
 
+@pytest.mark.fast(name="bert_base_small")
 @pytest.mark.parametrize("name", SMALL)
 def test_small_zoo_fused_with_triton_kernels(name):
     from tensorforge import zoo

@@ -9,6 +9,7 @@ from tensorforge.runtime import steps
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
+@pytest.mark.fast(model="bert_base_small")
 @pytest.mark.parametrize("model", ["bert_base_small", "resnet50_small"])
 def test_prebound_equals_called(model, monkeypatch):
     from tensorforge import zoo

@@ -14,6 +14,9 @@ from tensorforge.testing import run_ort
 CLASSIFIERS = ["resnet50", "mobilenetv2", "vit_b16"]
 OTHERS = ["bert_base", "gpt2_small", "yolo_det"]
 MIN_COS = {"fp16": 0.999, "bf16": 0.99}
+# full-size builds time sweep's subset of each Triton family's configs (compiles dominated the
+# suite's time; every offered config is checked against the reference in test_triton_*)
+pytestmark = pytest.mark.usefixtures("triton_sweep")
 
 
 def _cos(a, b):

@@ -20,6 +20,8 @@ GELU_TANH = {"nodes": [{"op": "input", "i": 0}, {"op": "Gelu", "args": [0], "att
              "out": 1}
 # backends / cuDNN runtime fusion may refuse a configuration; the builder then skips the tactic
 MAY_REFUSE = ("conv2d_relu", "conv2d_add_relu", "sdpa")
+# the Triton tactics offered here run as tests/gpu/sweep's subset (their spaces: test_triton_*)
+pytestmark = pytest.mark.usefixtures("triton_sweep")
 
 
 @contextlib.contextmanager
@@ -72,6 +74,7 @@ def _check_all(case, dtype, specs):
     return names
 
 
+@pytest.mark.fast(dtype="float16", epilogue=ADD_RELU, geom=dict(pads=[1, 1, 1, 1]))
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("epilogue", [None, RELU, ADD_RELU])
 @pytest.mark.parametrize("geom", [dict(pads=[1, 1, 1, 1]), dict(pads=[0, 1, 1, 0], strides=[2, 2]),
@@ -92,6 +95,7 @@ def test_conv_tactics(dtype, epilogue, geom):
     assert "conv2d_nhwc" in names
 
 
+@pytest.mark.fast(dtype="float16", epilogue=GELU_TANH)
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("epilogue", [None, RELU, GELU_TANH])
 def test_gemm_tactics(dtype, epilogue):
@@ -114,6 +118,7 @@ def test_erf_gelu_as_tanh_epilogue(dtype):
     assert "matmul_addmm_act" in _check_all(case, dtype, specs)
 
 
+@pytest.mark.fast(dtype="float16", mask=True)
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("mask", [False, True])
 def test_attention_tactics(dtype, mask):
@@ -129,6 +134,7 @@ def test_attention_tactics(dtype, mask):
     assert "sdpa" in names or dtype == "float32"
 
 
+@pytest.mark.fast
 def test_same_cache_same_tactics_on_gpu(tmp_path):
     from tests.core.models import conv_net
     path = str(tmp_path / "tc.json")

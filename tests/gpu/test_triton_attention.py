@@ -1,9 +1,7 @@
 """flash_attention compiled on CUDA: every config vs the fused.Attention reference (fp16 / bf16,
 odd lengths, packed / selected / plain views, padded head dims, masks, causal), the shapes that
-matter (BERT-base, ViT-B/16, GPT-2), and zoo FP16 engines with the kernel forced vs ONNX Runtime.
-
-TF_ATTN_BENCH=1 also prints flash_attention vs SDPA backend times on the model shapes."""
-import os
+matter (BERT-base, ViT-B/16, GPT-2), and zoo FP16 engines with the kernel forced vs ONNX Runtime
+(timings: bench/triton_configs.py attention)."""
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torch
 import tensorforge as tf
 from tensorforge.kernels.triton import attention as fa
 from tensorforge.testing import run_ort
+from tests.gpu import sweep
 from tests.kernels.test_triton_attention import _rand, engine_check, packed_case, plain_case, run_check, vit_case
 
 DTYPES = [torch.float16, torch.bfloat16]
@@ -23,7 +22,8 @@ def _params(cfg):
     return {"BLOCK_M": bm, "BLOCK_N": bn, "num_warps": nw, "num_stages": ns}
 
 
-@pytest.mark.parametrize("cfg", fa.LEVEL3 + fa.LEVEL4)
+@pytest.mark.fast(cfg=fa.LEVEL3[0], dtype=torch.float16)
+@pytest.mark.parametrize("cfg", sweep.levels(fa.LEVEL3, fa.LEVEL4), ids=sweep.ident)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_config_odd_lengths(cfg, dtype):
     run_check(*packed_case(2, 3, 77, 64, (2, 1, 1, 77), dtype=dtype, **CUDA), _params(cfg), dtype)
@@ -34,7 +34,8 @@ def _fits(cfg, d):
     return fa.smem_bytes(cfg[0], cfg[1], cfg[3], d, d) <= fa.smem_limit(torch.device("cuda"))
 
 
-@pytest.mark.parametrize("cfg", fa.LEVEL3)
+@pytest.mark.fast(cfg=fa.LEVEL3[3], dtype=torch.float16)
+@pytest.mark.parametrize("cfg", sweep.levels(fa.LEVEL3), ids=sweep.ident)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_masks_padded_heads_and_causal(cfg, dtype):
     if not _fits(cfg, 96):
@@ -54,7 +55,7 @@ def test_head_dim_128_configs(dtype):
     lay_cfgs = [(t["params"]["BLOCK_M"], t["params"]["BLOCK_N"], t["params"]["num_warps"], t["params"]["num_stages"])
                 for t in _offers(128)]
     assert lay_cfgs
-    for cfg in lay_cfgs:
+    for cfg in sweep.pick(lay_cfgs, lambda c: c[0] * c[1]):
         run_check(*plain_case(2, 2, 97, 131, 128, 128, _rand((2, 1, 1, 131), 5, **CUDA), dtype=dtype, **CUDA),
                   _params(cfg), dtype)
 
@@ -89,52 +90,17 @@ def model_cases():
 @pytest.mark.parametrize("case", ["bert_bs1", "bert_bs32", "vit_bs32", "gpt2_bs8_s256"])
 def test_model_shapes_every_default_config(case):
     ins, attrs = model_cases()[case]
-    for cfg in fa.LEVEL3:
+    for cfg in sweep.levels(fa.LEVEL3):
         run_check(ins, attrs, _params(cfg), torch.float16)
-
-
-def _time_us(fn, iters=50):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(2_000_000)
-    start.record()
-    for _ in range(iters):
-        fn()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1000 / iters
-
-
-@pytest.mark.skipif(not os.environ.get("TF_ATTN_BENCH"), reason="set TF_ATTN_BENCH=1 to print timings")
-def test_print_timings():
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    from tensorforge.ops.fused_attention import attention_ref
-    for name, (ins, attrs) in model_cases().items():
-        row = {}
-        for cfg in fa.LEVEL3 + fa.LEVEL4:
-            r = fa.FlashAttentionRunner(attrs, _params(cfg), None)
-            out = [r(ins)[0]]
-            row[str(cfg)] = _time_us(lambda r=r, out=out: r(ins, out))
-        for be in ("CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "FLASH_ATTENTION"):
-            try:
-                with sdpa_kernel(getattr(SDPBackend, be)):
-                    row[be] = _time_us(lambda: attention_ref(*ins, **attrs))
-            except RuntimeError:
-                row[be] = None
-        best = min((v, k) for k, v in row.items() if v is not None and k.startswith("("))
-        print(f"\n{name}: best flash {best[1]} {best[0]:.1f} us; " +
-              ", ".join(f"{k} {v:.1f}" for k, v in row.items() if v is not None))
 
 
 TRITON_ATTENTION = ["-ATEN", "-CUDNN"]  # no SDPA tactics: fused.Attention gets flash_attention first
 ZOO = ["bert_base_small", "vit_b16_small", "gpt2_small_small"]
 
 
+@pytest.mark.fast(name="bert_base_small", cfg=fa.LEVEL3[0])
 @pytest.mark.parametrize("name", ZOO)
-@pytest.mark.parametrize("cfg", fa.LEVEL3)
+@pytest.mark.parametrize("cfg", sweep.levels(fa.LEVEL3), ids=sweep.ident)
 def test_small_zoo_fp16_engine_with_flash_attention_forced(name, cfg):
     engine_check(name, _params(cfg), "cuda")
 

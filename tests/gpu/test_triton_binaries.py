@@ -68,6 +68,7 @@ CASES = {
 }
 
 
+@pytest.mark.fast(model="bert_base_small")
 @pytest.mark.parametrize("model", sorted(CASES))
 def test_fresh_process_runs_stored_cubins_without_triton(tmp_path, model):
     pytest.importorskip("triton")
@@ -97,6 +98,7 @@ def test_fresh_process_runs_stored_cubins_without_triton(tmp_path, model):
           f"load {info['load_s']:.3f} s; load -> first output {info['first_s']:.3f} s")
 
 
+@pytest.mark.fast
 def test_engine_without_triton_stores_nothing():
     from tensorforge import zoo
     p = _profile(["input_ids", "attention_mask"], (1, 16), (2, 16), (4, 16))

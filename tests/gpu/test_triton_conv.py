@@ -1,10 +1,7 @@
 """conv_igemm compiled on CUDA: every config vs the reference (fp16 / bf16, NCHW and NHWC inputs,
 odd sizes, padding, dilation, epilogues), tactic offers, and zoo:resnet50_small FP16 engines with
-the Triton conv forced (and with timed selection) vs ONNX Runtime.
-
-TF_CONV_BENCH=1 also prints conv_igemm vs cuDNN times on ResNet-50 shapes (bs 128)."""
+the Triton conv forced (and with timed selection) vs ONNX Runtime (timings: bench/triton_configs.py conv)."""
 import logging
-import os
 
 import numpy as np
 import pytest
@@ -13,10 +10,15 @@ import torch
 import tensorforge as tf
 from tensorforge.kernels.triton import conv
 from tensorforge.testing import run_ort
+from tests.gpu import sweep
 from tests.kernels import cases
 from tests.kernels.test_triton_conv import _layer, _ref, _relu, check_cases, force_conv
 
 CL = torch.channels_last
+
+
+def _tile(cfg):
+    return cfg[0] * cfg[1] * cfg[2]  # BLOCK_M x BLOCK_N x BLOCK_K
 
 
 def _params(cfg):
@@ -24,18 +26,19 @@ def _params(cfg):
     return {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "num_warps": nw, "num_stages": ns}
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3 + conv.LEVEL4)
+@pytest.mark.fast(cfg=conv.LEVEL3[0])
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, conv.LEVEL4, _tile), ids=sweep.ident)
 def test_every_config_fp16_odd_sizes(cfg):
     check_cases("cuda", torch.float16, _params(cfg), n=3, cin=40, cout=72, hw=(13, 11))
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3)
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, size=_tile), ids=sweep.ident)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_default_configs_even_k(cfg, dtype):
     check_cases("cuda", dtype, _params(cfg), n=2, cin=64, cout=136, hw=(15, 17))
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3[:1] + conv.LEVEL4[:1])
+@pytest.mark.parametrize("cfg", conv.LEVEL3[:1] + conv.LEVEL4[:1], ids=sweep.ident)
 def test_every_config_bf16(cfg):
     check_cases("cuda", torch.bfloat16, _params(cfg), n=3, cin=40, cout=72, hw=(13, 11))
 
@@ -52,6 +55,7 @@ def test_large_batch_resnet_block_shapes():
     torch.testing.assert_close(got.float(), _ref(attrs, [x, w, b, res]).float(), rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.fast
 def test_offered_through_the_triton_source():
     from tensorforge import kernels
     ts = kernels.candidates(*_layer(epilogue=_relu()), torch.device("cuda"))
@@ -67,7 +71,7 @@ def _check_fp16(eng, model, feed):
         np.testing.assert_allclose(g, r, rtol=3e-2, atol=3e-2 * max(1.0, float(np.abs(r).max())), err_msg=k)
 
 
-@pytest.mark.parametrize("cfg", conv.LEVEL3)
+@pytest.mark.parametrize("cfg", sweep.levels(conv.LEVEL3, size=_tile), ids=sweep.ident)
 def test_resnet50_small_fp16_with_conv_igemm_forced(monkeypatch, cfg):
     from tensorforge import zoo
     force_conv(monkeypatch, cfg)
@@ -87,41 +91,3 @@ def test_resnet50_small_fp16_timed_selection(caplog):
         eng = tf.Builder(tf.BuilderConfig(device="cuda", fp16=True)).build(model)
     assert not [r for r in caplog.records if "conv_igemm" in r.getMessage()]  # none failed / mismatched
     _check_fp16(eng, model, feed)
-
-
-RESNET_SHAPES = [  # (Cin, Cout, k, stride, spatial in)
-    (64, 256, 1, 1, 56), (256, 64, 1, 1, 56), (64, 64, 3, 1, 56), (256, 128, 1, 1, 56), (128, 128, 3, 2, 56),
-    (128, 512, 1, 1, 28), (512, 128, 1, 1, 28), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14),
-    (1024, 256, 1, 1, 14), (256, 1024, 1, 1, 14), (512, 512, 3, 1, 7), (2048, 512, 1, 1, 7),
-    (512, 2048, 1, 1, 7)]
-
-
-def _ms(fn, iters=20):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(iters):
-        fn()
-    e.record()
-    e.synchronize()
-    return s.elapsed_time(e) / iters
-
-
-@pytest.mark.skipif(os.environ.get("TF_CONV_BENCH") != "1", reason="timing report: set TF_CONV_BENCH=1")
-@pytest.mark.parametrize("batch", [128, 4])
-def test_bench_resnet50_shapes(batch):
-    rows, tot = [], [0.0, 0.0]
-    for cin, cout, k, s, hw in RESNET_SHAPES:
-        x = torch.randn(batch, cin, hw, hw, device="cuda").half().contiguous(memory_format=CL)
-        w = (torch.randn(cout, cin, k, k, device="cuda") * 0.05).half().contiguous(memory_format=CL)
-        b = torch.randn(cout, device="cuda").half()
-        attrs = {"strides": [s, s], "pads": [k // 2] * 4, "epilogue": _relu()}
-        cudnn = _ms(lambda: torch.cudnn_convolution_relu(x, w, b, [s, s], [k // 2] * 2, [1, 1], 1))
-        best = min((_ms(lambda r=conv.ConvRunner(attrs, _params(c), None): r([x, w, b])), c)
-                   for c, _ in conv.configs(cin, cout, batch * (hw // s) ** 2))
-        tot[0], tot[1] = tot[0] + cudnn, tot[1] + best[0]
-        rows.append(f"{cin:5d}->{cout:5d} k{k} s{s} {hw:3d}: cudnn {cudnn:.4f} ms, "
-                    f"igemm {best[0]:.4f} ms {best[1]}")
-    print(f"\nbatch {batch}\n" + "\n".join(rows) + f"\ntotal: cudnn {tot[0]:.3f} ms, igemm {tot[1]:.3f} ms")

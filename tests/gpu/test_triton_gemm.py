@@ -1,9 +1,7 @@
 """Triton "gemm" tactics on CUDA: every level-3 and level-4 config matches the reference on odd
 sizes (fp16; bf16 and fp32 on the default configs), the split-K path, and zoo:bert_base_small
-built in FP16 with the triton GEMMs forced, against ONNX Runtime.
-
-TF_GEMM_BENCH=1 also prints the default configs' times next to cuBLAS on the BERT / ViT shapes."""
-import os
+built in FP16 with the triton GEMMs forced, against ONNX Runtime
+(timings: bench/triton_configs.py gemm)."""
 
 import numpy as np
 import pytest
@@ -12,8 +10,8 @@ import torch
 import tensorforge as tf
 from tensorforge.kernels.triton import gemm
 from tensorforge.testing import run_ort
-from tests.kernels import cases
-from tests.kernels.test_triton_gemm import _gelu_expr, check, gemm_cases, rand
+from tests.gpu import sweep
+from tests.kernels.test_triton_gemm import check, gemm_cases
 
 TRITON_ONLY = ["-CUBLAS", "-CUBLAS_LT", "-CUDNN", "-ATEN"]
 # (M, N, K): small M (no split), small M with long K (split-K offered), mid and large M
@@ -21,9 +19,11 @@ SHAPES = [(37, 50, 29), (77, 300, 1700), (600, 130, 200), (1100, 260, 136)]
 
 
 def _all_configs(m, n, k):
-    return [c["params"] for c in gemm.configs(m, n, k)]
+    """Params of every offered config (sweep's subset unless TF_GPU_FULL_SWEEP=1)."""
+    return [c["params"] for c in sweep.tactics(gemm.configs(m, n, k))]
 
 
+@pytest.mark.fast(mnk=SHAPES[0])
 @pytest.mark.parametrize("mnk", SHAPES)
 def test_every_config_matches_reference_fp16(mnk):
     m, n, k = mnk
@@ -40,7 +40,7 @@ def test_default_configs_all_cases(dtype):
     default = [c["params"] for c in gemm.configs(m, n, k) if "level" not in c]
     assert any("SPLIT_K" in p for p in default)
     every = list(gemm_cases("cuda", dtype, m, n, k))
-    for i, p in enumerate(default):  # all cases on the first config, two rotating ones on the others
+    for i, p in enumerate(sweep.tactics(default)):  # all cases on the first config, two rotating ones after
         for typ, attrs, ins in every if i == 0 else [every[i % len(every)], every[(i + 3) % len(every)]]:
             check(typ, attrs, ins, p, dtype)
 
@@ -54,6 +54,7 @@ def test_split_k_extremes_and_out_buffer():
         assert run(ins, [out])[0] is out
 
 
+@pytest.mark.fast(split=7)
 @pytest.mark.parametrize("split", [2, 7, 16])
 def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
     """One-kernel split-K on the GPU: the per-tile counters reset themselves, so eager runs and many
@@ -79,6 +80,7 @@ def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
         torch.testing.assert_close(out, first, rtol=0, atol=0)
 
 
+@pytest.mark.fast
 def test_candidates_on_cuda_device():
     from tests.kernels.test_triton_gemm import _ffn
     from tensorforge import kernels
@@ -116,6 +118,7 @@ def test_bert_small_fp16_with_triton_gemms(monkeypatch, split):
         np.testing.assert_allclose(g, r, rtol=2e-2, atol=2e-2 * max(1.0, float(np.abs(r).max())), err_msg=k)
 
 
+@pytest.mark.usefixtures("triton_sweep")  # level 4 over sweep's subset of each space: the longest build
 def test_bert_small_fp16_timed_selection():
     from tensorforge import zoo
     model, feed = zoo.get_model("bert_base_small"), zoo.random_inputs("bert_base_small", 2, seed=6)
@@ -123,44 +126,3 @@ def test_bert_small_fp16_timed_selection():
     got = eng.create_execution_context().infer(feed)
     for k, r in run_ort(model, feed).items():
         assert _cos(got[k].float().cpu().numpy(), r) >= 0.999, k
-
-
-BENCH = [(128, 768, 768, None), (128, 2304, 768, None), (128, 3072, 768, "gelu"), (128, 768, 3072, "res"),
-         (6304, 768, 768, None), (6304, 3072, 768, "gelu"), (6304, 768, 3072, "res"), (4096, 3072, 768, "gelu")]
-
-
-def _time(fn, iters=50):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda._sleep(2_000_000 + 100_000 * iters)
-    s.record()
-    for _ in range(iters):
-        fn()
-    e.record()
-    e.synchronize()
-    return s.elapsed_time(e) / iters * 1e3
-
-
-@pytest.mark.skipif(os.environ.get("TF_GEMM_BENCH") != "1", reason="benchmark: set TF_GEMM_BENCH=1")
-def test_bench_against_cublas():
-    for m, n, k, epi in BENCH:
-        a, b, bias = rand((1, m, k), torch.float16, "cuda", 1), rand((k, n), torch.float16, "cuda", 2) * 0.1, \
-            rand((n,), torch.float16, "cuda", 3)
-        ins, attrs = [a, b, bias], {"alpha": 1.0}
-        if epi == "gelu":
-            attrs["epilogue"] = _gelu_expr()
-        elif epi == "res":
-            attrs["epilogue"] = cases.residual_relu_expr()
-            ins.append(rand((1, m, n), torch.float16, "cuda", 4))
-        ref = torch.nn.functional.gelu if epi == "gelu" else (lambda y: y)
-        us_ref = _time(lambda: ref(torch.addmm(bias, a[0], b)))
-        rows = []
-        for t in gemm.configs(m, n, k):
-            run = check("fused.MatMulAct", attrs, ins, t["params"], torch.float16)
-            rows.append((_time(lambda: run(ins)), t.get("level", 3), t["params"]))
-        best = min(rows, key=lambda r: r[0])
-        tflops = 2 * m * n * k / best[0] / 1e6
-        print(f"\n{m}x{n}x{k} {epi}: cuBLAS {us_ref:.1f} us, triton best {best[0]:.1f} us ({tflops:.0f} TFLOP/s) "
-              f"level {best[1]} {best[2]}")

@@ -5,6 +5,7 @@ import torch
 from tests.kernels import kernel_checks
 
 
+@pytest.mark.fast(dtype=torch.float16)
 @pytest.mark.parametrize("check", ["pointwise", "softmax", "norms", "reduce", "epilogue"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_generated_kernel_matches_reference(check, dtype):
@@ -28,6 +29,7 @@ def test_large_pointwise_uses_one_launch_and_matches():
     assert len(r.plans) == 1
 
 
+@pytest.mark.fast
 def test_candidates_offer_triton_on_cuda():
     from tensorforge import kernels
     from tensorforge.runtime.plan import LayerSpec

@@ -4,6 +4,7 @@ runtime layer with pre-ROWS params. Checks shared with tests/kernels/test_triton
 import pytest
 import torch
 
+from tests.gpu import sweep
 from tests.kernels import test_triton_norm as N
 
 CUDA = torch.device("cuda")
@@ -19,17 +20,18 @@ def configs(shape, axis=-1):
     return norm
 
 
+@pytest.mark.fast(dtype=torch.float16, n=768)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", N.LENGTHS + (2048, 4097, 8192, 12000))
 def test_every_config_every_length(dtype, n):
-    for params in configs((N.M, n)):
+    for params in sweep.pick(configs((N.M, n))):
         N.check_lengths("cuda", dtype, params, lengths=(n,))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_config_operands(dtype):
     for n in (45, 768):
-        for params in configs((N.M, n)):
+        for params in sweep.pick(configs((N.M, n))):
             N.check_operands("cuda", dtype, params, n=n)
     N.check_operands("cuda", dtype, {"ROWS": 2, "BLOCK_N": 16})  # looped over chunks
     N.check_out_buffer("cuda", dtype, {"ROWS": 4, "num_warps": 4})
@@ -41,12 +43,13 @@ def test_model_shapes_fp16(shape):
     x = N.rand(shape, torch.float16, CUDA, 0)
     g, b = N.rand(shape[-1:], torch.float16, CUDA, 1) + 2, N.rand(shape[-1:], torch.float16, CUDA, 2)
     r = N.rand(shape, torch.float16, CUDA, 3)
-    for params in configs(shape):
+    for params in sweep.pick(configs(shape)):
         N.check(False, x, g, b, params=params)
         N.check(False, x, g, b, [r], epi="residual_relu", params=params)
         N.check(True, x, g, params=params, eps=1e-6)
 
 
+@pytest.mark.fast
 def test_layer_with_pre_rows_params():
     """A LayerSpec saved before ROWS existed ({"num_warps": w}) still builds a working kernel."""
     from tensorforge import kernels

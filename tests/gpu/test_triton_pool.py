@@ -7,6 +7,7 @@ import torch
 
 import tensorforge as tf
 from tensorforge.runtime.plan import LayerSpec
+from tests.gpu import sweep
 from tests.kernels import test_triton_pool as P
 
 CUDA = torch.device("cuda")
@@ -35,21 +36,23 @@ def test_every_attribute_case(dtype):
     P.check_out_buffer("cuda", dtype, params)
 
 
+@pytest.mark.fast(case=0, dtype=torch.float16)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [0, 7])
 def test_every_config_windowed(case, dtype):
     """All configs in fp16 (compile time: the others run the two level-3 configs)."""
     kind, attrs = P.WINDOW_CASES[case]
     for shape in (ODD, (2, 64, 56, 56)):
-        for params in _configs(kind, shape, every=dtype == torch.float16 and shape != ODD):
+        for params in sweep.pick(_configs(kind, shape, every=dtype == torch.float16 and shape != ODD)):
             P.check_all("cuda", dtype, params, shape=shape, cases=[(kind, attrs)], strided=0)
 
 
+@pytest.mark.fast(kind="GlobalAveragePool", dtype=torch.bfloat16)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["GlobalAveragePool", "GlobalMaxPool"])
 def test_every_config_global(kind, dtype):
     for shape in (ODD, (4, 2048, 7, 7), (2, 5, 40, 33)):
-        for params in _configs(kind, shape, every=dtype == torch.float16 and shape[1] == 2048):
+        for params in sweep.pick(_configs(kind, shape, every=dtype == torch.float16 and shape[1] == 2048)):
             P.check_all("cuda", dtype, params, shape=shape, cases=[(kind, {})], strided=0)
 
 
@@ -57,7 +60,7 @@ def test_resnet_stem_exact_at_full_size():
     """The stem pool of ResNet-50 bs8: max is exact, channels-last in and out."""
     kind, attrs = P.WINDOW_CASES[0]
     x = P.rand((8, 64, 112, 112), torch.float16, CUDA, 9).contiguous(memory_format=torch.channels_last)
-    for params in _configs(kind, x.shape):
+    for params in sweep.pick(_configs(kind, x.shape)):
         got = P.runner(kind, attrs, params)([x])[0]
         assert got.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(got, P.reference(kind, attrs, x)), params

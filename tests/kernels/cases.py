@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 import torch
 
-from tensorforge.ops.fused_expr import ExprBuilder
+from tensorforge.ops.fused.expr import ExprBuilder
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None  # the registry offers triton tactics (CUDA devices)
 # Triton's CPU interpreter runs where triton is installed and no GPU is (use with the `interpret` fixture)

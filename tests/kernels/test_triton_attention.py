@@ -10,7 +10,7 @@ import torch
 
 from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.triton import attention as fa
-from tensorforge.ops.fused_attention import apply_view, attention_ref
+from tensorforge.ops.fused.attention import apply_view, attention_ref
 from tensorforge.runtime.plan import LayerSpec
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None

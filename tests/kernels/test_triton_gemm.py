@@ -10,7 +10,7 @@ from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.triton import gemm
 from tensorforge.kernels.triton.gemm_source import GemmSignature, gemm_source, reduce_source
 from tensorforge.ops import registry
-from tensorforge.ops.fused_expr import ExprBuilder
+from tensorforge.ops.fused.expr import ExprBuilder
 from tensorforge.runtime.plan import LayerSpec
 
 from . import cases

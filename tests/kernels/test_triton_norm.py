@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tensorforge.ops.fused_expr import ExprBuilder
+from tensorforge.ops.fused.expr import ExprBuilder
 
 from . import cases
 

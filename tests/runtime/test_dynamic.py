@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tensorforge as tf
-from tensorforge import frontend
+from tensorforge import frontend, zoo
 from tensorforge.errors import ShapeError, TensorforgeError
 from tensorforge.ir.symbolic import free_symbols
 from tensorforge.runtime.engine import Engine
@@ -25,13 +25,6 @@ def _profile(name, mn, op, mx):
     p = tf.OptimizationProfile()
     p.set_shape(name, mn, op, mx)
     return p
-
-
-def _zoo():
-    zoo = pytest.importorskip("tensorforge.zoo")
-    if not hasattr(zoo, "get_model"):
-        pytest.skip("tensorforge.zoo is not available yet")
-    return zoo
 
 
 def _numpy(out):
@@ -89,7 +82,6 @@ def test_shape_errors_at_run_time():
 # ---- symbolic shapes ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ZOO_SMALL)
 def test_symbolic_shapes_propagate_on_zoo(name):
-    zoo = _zoo()
     g = frontend.load(zoo.get_model(name))
     for v in g.outputs:
         assert "N" in free_symbols(v.shape), f"{v.name}: {v.shape}"
@@ -99,7 +91,6 @@ def test_symbolic_shapes_propagate_on_zoo(name):
 
 
 def test_symbolic_batch_and_sequence_on_bert():
-    zoo = _zoo()
     m = with_dynamic_dims(zoo.get_model("bert_base_small"), {"input_ids": {1: "S"}, "attention_mask": {1: "S"}},
                           {"last_hidden_state": {1: "S"}})
     g = frontend.load(m)
@@ -111,7 +102,6 @@ def test_symbolic_batch_and_sequence_on_bert():
 # ---- one engine, several shapes -----------------------------------------------------------------------
 @pytest.mark.parametrize("name,sizes", [("resnet50_small", (1, 4, 2)), ("yolo_det_small", (1, 3))])
 def test_one_engine_serves_several_batch_sizes(name, sizes):
-    zoo = _zoo()
     m = zoo.get_model(name)
     spec = next(iter(zoo.input_specs(name).values()))[1]
     eng = _build(m, profiles=[_profile(next(iter(zoo.input_specs(name))), [1] + spec[1:], [2] + spec[1:],
@@ -124,7 +114,6 @@ def test_one_engine_serves_several_batch_sizes(name, sizes):
 
 
 def test_bert_small_dynamic_batch_and_sequence():
-    zoo = _zoo()
     m = with_dynamic_dims(zoo.get_model("bert_base_small"), {"input_ids": {1: "S"}, "attention_mask": {1: "S"}},
                           {"last_hidden_state": {1: "S"}})
     prof = tf.OptimizationProfile()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import tensorforge as tf
+from tensorforge import zoo
 from tensorforge.runtime import memory
 from tensorforge.runtime import streams as st
 from tensorforge.runtime.engine import Engine
@@ -60,9 +61,6 @@ def test_detector_heads_spread_over_the_allowed_streams(cap, expect):
 
 
 def test_yolo_small_heads_on_aux_streams():
-    zoo = pytest.importorskip("tensorforge.zoo")
-    if not hasattr(zoo, "get_model"):
-        pytest.skip("tensorforge.zoo is not available yet")
     eng = _build(zoo.get_model("yolo_det_small"), opt_level=0, max_aux_streams=3)
     assert eng.num_aux_streams == 3
     aux_convs = [lay for lay in eng.layers if lay.stream and "Conv" in lay.type]
@@ -110,9 +108,9 @@ def test_schedule_waits_only_across_streams_and_skips_implied_waits():
 def _assert_memory_safe(plan):
     """Buffers sharing arena bytes: every access of the earlier one happens before the later one's write
     (happens-before rebuilt here from data dependencies and per-stream order)."""
-    from tensorforge.runtime.context import _bind_symbols
+    from tensorforge.runtime.binding import bind_symbols
     from tensorforge.runtime.shapes import eval_shape
-    env = _bind_symbols(plan, {n: tuple(d if isinstance(d, int) else 2 for d in plan.tensors[n].shape)
+    env = bind_symbols(plan, {n: tuple(d if isinstance(d, int) else 2 for d in plan.tensors[n].shape)
                                for n in plan.inputs})
     lt = memory.lifetimes(plan)
     bufs = [memory.Buffer(n, int(np.prod(eval_shape(plan.tensors[n].shape, env))) * 4, f, la)

@@ -13,10 +13,10 @@ def output_shape(ctx, name: str) -> tuple:
         return tuple(int(d) for d in ctx.get_tensor_shape(name))
     except api.error_types():
         # the library resolves output shapes only once outputs are bound: evaluate its symbolic shape instead
-        from tensorforge.runtime.context import _bind_symbols
+        from tensorforge.runtime.binding import bind_symbols
         from tensorforge.runtime.shapes import eval_shape
         values = ctx._values() if getattr(ctx, "_shape_inputs", None) else None
-        return tuple(eval_shape(ctx.plan.tensors[name].shape, _bind_symbols(ctx.plan, ctx._shapes, values)))
+        return tuple(eval_shape(ctx.plan.tensors[name].shape, bind_symbols(ctx.plan, ctx._shapes, values)))
 
 
 class StreamBuffers:

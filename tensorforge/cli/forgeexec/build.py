@@ -17,8 +17,8 @@ LIBRARY_STATUS = {
     "--fp8": "stored in the BuilderConfig; tensorforge has no fp8 kernels yet, so no layer runs in fp8",
     "--int4": "BuilderConfig has no int4 setting; the flag is ignored",
     "--best": "enables fp16 and bf16 (and int8, which has no kernels yet)",
-    "--memPoolSize": "stored in the BuilderConfig; the memory planner does not enforce pool limits yet",
-    "--maxAuxStreams": "stored in the BuilderConfig; the builder does not schedule auxiliary streams yet",
+    "--memPoolSize": "accepted and validated, but it has no effect: tensorforge sizes its activation arena "
+                     "itself and has no workspace or DLA pools",
 }
 _FIELD_FLAGS = {"error_on_timing_cache_miss": "--errorOnTimingCacheMiss", "verbose": "--verbose",
                 "activation_memory": "--activationMemory"}
@@ -45,10 +45,11 @@ def precision_flags(opts, device: torch.device) -> dict:
 
 def config_fields(opts, device: torch.device, profiles: list, shape_inputs=()) -> dict:
     """BuilderConfig keyword arguments from the flags."""
+    level = opts.builderOptimizationLevel
     return dict(**precision_flags(opts, device), tf32=not opts.noTF32, strongly_typed=opts.stronglyTyped,
-                opt_level=3 if opts.builderOptimizationLevel is None else opts.builderOptimizationLevel,
+                opt_level=api.config_default("opt_level") if level is None else level,
                 timing_cache=None if opts.noBuilderCache else opts.timingCacheFile,
-                max_aux_streams=opts.maxAuxStreams, mem_pool_size=dict(opts.mem_pools),
+                max_aux_streams=opts.maxAuxStreams,
                 tactic_sources=opts.tactic_sources, profiling_verbosity=opts.profilingVerbosity,
                 error_on_timing_cache_miss=opts.errorOnTimingCacheMiss, activation_memory=opts.activationMemory,
                 avg_timing=opts.avgTiming, precision_constraints=opts.precisionConstraints,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .api import config_default
+
 SECTIONS = ("Model", "Build", "Inference", "Reporting", "System", "Help")
 PRECISION_FLAGS = ("fp16", "bf16", "int8", "fp8", "int4")
 
@@ -48,7 +50,8 @@ FLAGS: list[Flag] = [
        " tacticSharedMem; size in MiB, or with a B/K/M/G suffix", "poolspec"),
     _f("--profilingVerbosity", "str", "layer_names_only", "Build",
        "Engine profiling verbosity: layer_names_only|detailed|none", "mode"),
-    _f("--avgTiming", "int", 8, "Build", "Number of timing iterations averaged per tactic (default = 8)", "M"),
+    _f("--avgTiming", "int", config_default("avg_timing"), "Build", "Number of timing iterations averaged per tactic"
+       f" (default = {config_default('avg_timing')})", "M"),
     _f("--refit", "bool", False, "Build", "Mark the engine as refittable", note=_NOOP),
     _f("--stripWeights", "bool", False, "Build", "Strip weights from the plan", note=_NOOP),
     _f("--versionCompatible", "bool", False, "Build", "Build a version-compatible engine", note=_NOOP),
@@ -160,6 +163,18 @@ def defaults() -> dict:
     for f in FLAGS:
         out.setdefault(f.dest, [] if f.repeat else f.default)
     return out
+
+
+def add_to_parser(parser, names) -> None:
+    """Declare forgeexec's flags `names` (same names, dests, defaults and help) on an argparse parser,
+    so that other commands speak forgeexec's vocabulary."""
+    for name in names:
+        f = BY_NAME[name]
+        if f.kind == "bool":
+            parser.add_argument(name, dest=f.dest, action="store_true", help=f.help)
+        else:
+            parser.add_argument(name, dest=f.dest, type={"int": int, "float": float, "str": str}[f.kind],
+                                default=f.default, metavar=f.metavar.strip("<>") or None, help=f.help)
 
 
 def help_text() -> str:

@@ -12,7 +12,7 @@ ATTENTION_TYPES = ("fused.Attention",)
 
 
 def _head_dim(layer, shapes):
-    from ...ops.fused_attention import view_shape
+    from ...ops.fused.attention import view_shape
     q = shapes.inp(0)
     return view_shape(q["shape"], layer.attrs.get("q_view"))[-1] if q is not None else None
 
@@ -27,7 +27,7 @@ def sdpa(layer, attrs, opset, device, params):
     """The fused.Attention reference with one SDPA backend forced."""
     from torch.nn.attention import sdpa_kernel
 
-    from ...ops.fused_attention import attention_ref
+    from ...ops.fused.attention import attention_ref
     backend = _backend(params["backend"])
 
     def fn(inputs):

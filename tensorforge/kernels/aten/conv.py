@@ -12,7 +12,8 @@ import threading
 
 import torch
 
-from ...ops.nn import conv_ref, resolve_pads
+from ...ops.conv import conv_ref
+from ...ops.spatial import resolve_pads
 from ..device import is_cuda
 from ..layer_shapes import FLOATS, LOW, is_weight
 from ..registry import tactic_family

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def eval_expr(expr, inputs, opset):
     """Evaluate a fused layer's epilogue expression (imported lazily: fused ops are optional)."""
-    from ...ops.fused_expr import eval_expr as ev
+    from ...ops.fused.expr import eval_expr as ev
     return ev(expr, inputs, opset)
 
 

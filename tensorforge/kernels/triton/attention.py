@@ -64,7 +64,7 @@ def smem_limit(device) -> int:
 
 def _dims(layer, shapes):
     """(head dim of Q/K, head dim of V) of the layer's views, or None when unknown."""
-    from ...ops.fused_attention import view_shape
+    from ...ops.fused.attention import view_shape
     q, v = shapes.inp(0), shapes.inp(2)
     if q is None or v is None:
         return None
@@ -83,7 +83,7 @@ def _mask_ok(shapes) -> bool:
 
 def _meta_view(t, steps, transpose_last=False):
     """The view program run on a meta tensor with t's shape and strides (views only, no copies)."""
-    from ...ops.shape_ops import reshape_dims
+    from ...ops.shape import reshape_dims
     x = torch.empty_strided(tuple(t.shape), tuple(t.stride()), dtype=t.dtype, device="meta")
     for st in steps or ():
         if st[0] == "reshape":
@@ -101,7 +101,7 @@ def _meta_view(t, steps, transpose_last=False):
 
 def _inverse_out(y_shape, steps):
     """(output shape, strides of the [.., L, Dv] result inside the contiguous output) or None."""
-    from ...ops.fused_attention import view_shape
+    from ...ops.fused.attention import view_shape
     shapes = [tuple(y_shape)]
     for st in steps or ():
         if st[0] not in ("reshape", "transpose"):

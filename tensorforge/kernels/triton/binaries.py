@@ -66,18 +66,18 @@ def feeds(plan, which: int = 1) -> list:
     import torch
 
     from ... import dtypes
-    from ...runtime.plan import ProfileSpec
     g = torch.Generator().manual_seed(0)
     out = []
-    for prof in plan.profiles or [ProfileSpec({})]:
+    for prof in plan.profiles or [None]:
+        shapes, values = (prof.shapes, prof.values or {}) if prof is not None else ({}, {})
         feed = {}
         for n in plan.inputs:
             spec = plan.tensors[n]
             dt = dtypes.to_torch(spec.dtype)
-            if n in (prof.values or {}):
-                feed[n] = torch.tensor(prof.values[n][which], dtype=dt).reshape(tuple(spec.shape))
+            if n in values:
+                feed[n] = torch.tensor(values[n][which], dtype=dt).reshape(tuple(spec.shape))
                 continue
-            shape = tuple(prof.shapes[n][which]) if n in prof.shapes else \
+            shape = tuple(shapes[n][which]) if n in shapes else \
                 tuple(d if isinstance(d, int) else 1 for d in spec.shape)
             feed[n] = (torch.rand(shape, generator=g) * 2 - 1).to(dt) if dt.is_floating_point else \
                 torch.zeros(shape, dtype=dt)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from ...ops.fused_expr import BOOL_OUT, node_dtypes
+from ...ops.fused.expr import BOOL_OUT, node_dtypes
 from ... import dtypes
 
 TL = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64",

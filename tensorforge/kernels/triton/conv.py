@@ -14,8 +14,8 @@ import json
 import torch
 
 from ... import dtypes
-from ...ops.fused_expr import expr_dtype
-from ...ops.nn import resolve_pads
+from ...ops.fused.expr import expr_dtype
+from ...ops.spatial import resolve_pads
 from ..device import is_cuda
 from ..layer_shapes import is_weight
 from ..registry import tactic_family

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ...ops.fused_expr import expr_dtype
+from ...ops.fused.expr import expr_dtype
 from ..device import is_cuda
 from ..layer_shapes import weight_gemm
 from ..registry import tactic_family

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ...ops.nn import pool_out_dim, resolve_pads
+from ...ops.spatial import pool_out_dim, resolve_pads
 from ..device import is_cuda
 from ..layer_shapes import FLOATS
 from ..registry import tactic_family

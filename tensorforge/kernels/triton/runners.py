@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ...ops.fused_expr import expr_dtype
+from ...ops.fused.expr import expr_dtype
 from .codegen import supported
 from .launch import MissingKernel, compile_source, dtype_name, empty, kind_of, next_pow2, operand_strides, strided_args
 from .pointwise import Signature, pointwise_source

@@ -1,0 +1,136 @@
+"""Triton tactic configs timed against their library peers on the model shapes (GPU only):
+
+  attention: every flash_attention config vs the SDPA backends (cuDNN, efficient, flash) on the
+             BERT / ViT / GPT-2 attention shapes;
+  conv:      the best conv_igemm config vs cuDNN conv+bias+ReLU on ResNet-50's conv shapes;
+  gemm:      every GEMM config (checked against the reference first) vs cuBLAS on BERT / ViT shapes.
+
+  python bench/triton_configs.py attention|conv|gemm [--batch 128,4]
+
+Moved from tests/gpu (they asserted nothing and only printed timings)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CL = torch.channels_last
+RESNET_SHAPES = [  # ResNet-50 convs: (Cin, Cout, k, stride, spatial in)
+    (64, 256, 1, 1, 56), (256, 64, 1, 1, 56), (64, 64, 3, 1, 56), (256, 128, 1, 1, 56), (128, 128, 3, 2, 56),
+    (128, 512, 1, 1, 28), (512, 128, 1, 1, 28), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14),
+    (1024, 256, 1, 1, 14), (256, 1024, 1, 1, 14), (512, 512, 3, 1, 7), (2048, 512, 1, 1, 7),
+    (512, 2048, 1, 1, 7)]
+GEMM_SHAPES = [  # (M, N, K, epilogue): BERT-base bs1 and ViT-B/16 bs32 projections / FFNs
+    (128, 768, 768, None), (128, 2304, 768, None), (128, 3072, 768, "gelu"), (128, 768, 3072, "res"),
+    (6304, 768, 768, None), (6304, 3072, 768, "gelu"), (6304, 768, 3072, "res"), (4096, 3072, 768, "gelu")]
+
+
+def _time_us(fn, iters=50):
+    """Mean µs per call, CUDA events around `iters` calls queued behind a sleep (no launch gaps)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda._sleep(2_000_000 + 100_000 * iters)
+    s.record()
+    for _ in range(iters):
+        fn()
+    e.record()
+    e.synchronize()
+    return s.elapsed_time(e) * 1e3 / iters
+
+
+def attention(args) -> None:
+    """flash_attention configs vs SDPA backends on the model shapes."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from tensorforge.kernels.triton import attention as fa
+    from tensorforge.ops.fused.attention import attention_ref
+    from tests.gpu.test_triton_attention import model_cases
+    for name, (ins, attrs) in model_cases().items():
+        row = {}
+        for bm, bn, nw, ns in fa.LEVEL3 + fa.LEVEL4:
+            params = {"BLOCK_M": bm, "BLOCK_N": bn, "num_warps": nw, "num_stages": ns}
+            r = fa.FlashAttentionRunner(attrs, params, None)
+            out = [r(ins)[0]]
+            row[str((bm, bn, nw, ns))] = _time_us(lambda r=r, out=out: r(ins, out))
+        for be in ("CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "FLASH_ATTENTION"):
+            try:
+                with sdpa_kernel(getattr(SDPBackend, be)):
+                    row[be] = _time_us(lambda: attention_ref(*ins, **attrs))
+            except RuntimeError:
+                row[be] = None
+        best = min((v, k) for k, v in row.items() if v is not None and k.startswith("("))
+        print(f"{name}: best flash {best[1]} {best[0]:.1f} us; " +
+              ", ".join(f"{k} {v:.1f}" for k, v in row.items() if v is not None))
+
+
+def conv(args) -> None:
+    """Best conv_igemm config vs cuDNN conv+bias+ReLU per ResNet-50 conv shape."""
+    from tensorforge.kernels.triton import conv as tconv
+    from tests.kernels.test_triton_conv import _relu
+    for batch in args.batch:
+        rows, tot = [], [0.0, 0.0]
+        for cin, cout, k, s, hw in RESNET_SHAPES:
+            x = torch.randn(batch, cin, hw, hw, device="cuda").half().contiguous(memory_format=CL)
+            w = (torch.randn(cout, cin, k, k, device="cuda") * 0.05).half().contiguous(memory_format=CL)
+            b = torch.randn(cout, device="cuda").half()
+            attrs = {"strides": [s, s], "pads": [k // 2] * 4, "epilogue": _relu()}
+            cudnn = _time_us(lambda: torch.cudnn_convolution_relu(x, w, b, [s, s], [k // 2] * 2, [1, 1], 1), 20)
+            runs = []
+            for c, _ in tconv.configs(cin, cout, batch * (hw // s) ** 2):
+                params = dict(zip(("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages"), c))
+                r = tconv.ConvRunner(attrs, params, None)
+                runs.append((_time_us(lambda r=r: r([x, w, b]), 20), c))
+            best = min(runs)
+            tot[0], tot[1] = tot[0] + cudnn, tot[1] + best[0]
+            rows.append(f"{cin:5d}->{cout:5d} k{k} s{s} {hw:3d}: cudnn {cudnn:.1f} us, "
+                        f"igemm {best[0]:.1f} us {best[1]}")
+        print(f"batch {batch}\n" + "\n".join(rows) + f"\ntotal: cudnn {tot[0]:.1f} us, igemm {tot[1]:.1f} us")
+
+
+def gemm(args) -> None:
+    """Every GEMM config (reference-checked) vs cuBLAS addmm (+GELU) on BERT / ViT shapes."""
+    from tensorforge.kernels.triton import gemm as tgemm
+    from tests.kernels import cases
+    from tests.kernels.test_triton_gemm import _gelu_expr, check, rand
+    for m, n, k, epi in GEMM_SHAPES:
+        a, b, bias = rand((1, m, k), torch.float16, "cuda", 1), rand((k, n), torch.float16, "cuda", 2) * 0.1, \
+            rand((n,), torch.float16, "cuda", 3)
+        ins, attrs = [a, b, bias], {"alpha": 1.0}
+        if epi == "gelu":
+            attrs["epilogue"] = _gelu_expr()
+        elif epi == "res":
+            attrs["epilogue"] = cases.residual_relu_expr()
+            ins.append(rand((1, m, n), torch.float16, "cuda", 4))
+        ref = torch.nn.functional.gelu if epi == "gelu" else (lambda y: y)
+        us_ref = _time_us(lambda: ref(torch.addmm(bias, a[0], b)))
+        rows = []
+        for t in tgemm.configs(m, n, k):
+            run = check("fused.MatMulAct", attrs, ins, t["params"], torch.float16)
+            rows.append((_time_us(lambda: run(ins)), t.get("level", 3), t["params"]))
+        best = min(rows, key=lambda r: r[0])
+        tflops = 2 * m * n * k / best[0] / 1e6
+        print(f"{m}x{n}x{k} {epi}: cuBLAS {us_ref:.1f} us, triton best {best[0]:.1f} us ({tflops:.0f} TFLOP/s) "
+              f"level {best[1]} {best[2]}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("family", choices=("attention", "conv", "gemm"))
+    p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[128, 4],
+                   help="conv: batch sizes (default 128,4)")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("needs CUDA", file=sys.stderr)
+        return 2
+    {"attention": attention, "conv": conv, "gemm": gemm}[args.family](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Internal fused ops (`fused.*`) built by the optimizer: epilogue layers, attention, reductions."""
