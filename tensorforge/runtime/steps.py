@@ -75,14 +75,15 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream) -> None
                 return
             from ..kernels.driver import recording
             with recording() as rec:
-                in_place = _exec(L, slots, xp.names, validated, arena_ptr, check)
+                res = _exec(L, slots, xp.names, validated, arena_ptr, check)
+            in_place = all(r is o for r, o in zip(res, L.planned))  # else a reference ran: not replayable
             bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or False
             return
     _exec(L, slots, xp.names, validated, arena_ptr, check)
 
 
-def _exec(L, slots, names, validated, arena_ptr, check) -> bool:
-    """Run the kernel of L; True when it wrote every output into its planned buffer."""
+def _exec(L, slots, names, validated, arena_ptr, check):
+    """Run the kernel of L, bind its outputs into `slots`; returns what the kernel returned."""
     args = [slots[i] if i >= 0 else None for i in L.ins]
     res = L.fn(args, L.planned) if L.takes_out else L.fn(args)
     for j, o in enumerate(L.planned):
@@ -97,7 +98,7 @@ def _exec(L, slots, names, validated, arena_ptr, check) -> bool:
             if not validated:
                 _check(L.name, names[L.outs[j]], o, r)
             o.copy_(r)
-    return all(r is o for r, o in zip(res, L.planned))
+    return res
 
 
 def _fork(ss, xp, main) -> None:
