@@ -18,6 +18,9 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
     its recorded driver launches: kernels.driver.Prebound), made at a launch's first run. Returns (slots, profile marks or None)."""
     slots = list(xp.initial)
     multi = bool(xp.aux) and stream is not None and profiler is None
+    if bound is not None and any(bound):  # replays call the driver: its context must be current here
+        from ..kernels.driver import ensure_context
+        ensure_context(stream.device.index if stream.device.index is not None else torch.cuda.current_device())
     if multi:
         _fork(ss, xp, stream)
     if event is not None and xp.consumed_at < 0:
