@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
-import numpy as np
 import torch
 
 from .. import dtypes, frontend, passes
@@ -17,6 +17,7 @@ from ..runtime.plan import ProfileSpec
 from ..runtime.shapes import eval_shape
 from .config import BuilderConfig
 from .lower import lower
+from .memcheck import check_fits, tensor_bytes
 from .precision import assign_precision
 from .streams import assign_streams
 from .tactics import select_tactics
@@ -45,6 +46,7 @@ class Builder:
         plan, weights = lower(g)
         _mark_shape_inputs(plan, g)
         plan.profiles, implicit = _profiles(plan, cfg)
+        _check_io_memory(plan, device)
         plan.meta["implicit_profile"] = implicit
         plan = select_tactics(plan, weights, cfg, device)
         assign_streams(plan, cfg.max_aux_streams)
@@ -130,6 +132,31 @@ def _profiles(plan, cfg: BuilderConfig):
     return out, False
 
 
+def _check_io_memory(plan, device) -> None:
+    """Refuse, before any tactic runs, input/output shapes whose buffers alone exceed the device."""
+    for prof in plan.profiles or [ProfileSpec({})]:
+        shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
+                  for n in plan.inputs}
+        try:
+            env = bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
+        except (NameError, KeyError):
+            continue
+        total, biggest = 0, None
+        for name in list(plan.inputs) + list(plan.outputs):
+            try:
+                shp = eval_shape(plan.tensors[name].shape, env)
+            except (NameError, KeyError):
+                continue
+            if any(d < 0 for d in shp):
+                raise ShapeError(f"tensor '{name}' would have shape {list(shp)} at the largest profile shapes; "
+                                 "check the model's attributes (pads, strides, kernel)")
+            size = tensor_bytes(shp, plan.tensors[name].dtype)
+            total += size
+            biggest = max(biggest or (0, ""), (size, f"'{name}' {list(shp)}"))
+        if biggest:
+            check_fits(total, device, f"the inputs and outputs at their largest shapes (biggest: {biggest[1]})")
+
+
 def _memory_at_max(plan):
     """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
     the planned peak of kernel-allocated activations (those live in the caching allocator)."""
@@ -146,7 +173,7 @@ def _memory_at_max(plan):
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):
                 continue
-            size = int(np.prod(shp)) * dtypes.itemsize(plan.tensors[name].dtype)
+            size = math.prod(shp) * dtypes.itemsize(plan.tensors[name].dtype)  # Python ints: no overflow
             bufs[name] = memory.Buffer(name, size, first, last)
         arena = [b for n, b in bufs.items() if n in arena_lt]
         best = max(best, memory.plan(arena)[1])

@@ -21,6 +21,7 @@ import torch
 
 from .. import kernels
 from ..errors import TensorforgeError
+from ..progress import Progress
 from ..runtime.binding import bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
@@ -41,17 +42,19 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
     path = cfg.timing_cache if level > 0 else None
     cache = TimingCache.load(path) if path else TimingCache()
     sel = Selector(plan, weights, cfg, device, level, cache)
-    with _math_modes(cfg, device):
-        for lay in plan.layers:
-            if lay.mode == "kernel":
-                lay.tactic = sel.select(lay)
+    todo = [lay for lay in plan.layers if lay.mode == "kernel"]
+    # a progress line only on a terminal
+    with _math_modes(cfg, device), Progress("Building: selecting tactics", len(todo), "layers") as bar:
+        for i, lay in enumerate(todo, 1):
+            lay.tactic = sel.select(lay)
+            bar.update(i)
     apply_layouts(plan, weights)
     plan_layouts(plan)
     if path:
         try:
             cache.save(path)
-        except OSError as e:
-            log.warning("Could not write timing cache to %s: %s", path, e.strerror)
+        except (OSError, TensorforgeError) as e:  # the engine is fine; the cache file is left as it was
+            log.warning("Could not write timing cache to %s: %s", path, getattr(e, "strerror", None) or e)
     sel.stats["time_s"] = round(time.perf_counter() - t0, 3)
     plan.meta["tactic_selection"] = sel.stats
     log.info("Tactic selection (level %d): %d layers, %d signatures timed, %d cache hits, %.3f s",

@@ -182,7 +182,9 @@ print("ok")
 
 def test_real_compile_becomes_a_stored_cubin():
     """sm90 code generation runs without a GPU: the compiled kernel is stored as a cubin + metadata."""
-    pytest.importorskip("triton")
+    import importlib.util
+    if importlib.util.find_spec("triton") is None:  # not importorskip: importing triton here, outside
+        pytest.skip("triton is not installed")       # the interpreter, breaks later interpreter tests
     r = subprocess.run([sys.executable, "-c", REAL], capture_output=True, text=True, cwd=ROOT, timeout=300,
                        env={**{k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}, "PYTHONPATH": ROOT})
     if r.returncode != 0 and "ptxas" in r.stderr.lower() and "not found" in r.stderr.lower():

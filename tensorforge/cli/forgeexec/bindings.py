@@ -44,6 +44,9 @@ class StreamBuffers:
         self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for desc in engine.outputs:
             shape = output_shape(ctx, desc.name)
+            if any(d < 0 for d in shape):  # the model's attributes give no valid output for these inputs
+                raise api.error(f"output '{desc.name}' would have shape {list(shape)} for the given input "
+                                "shapes; check the model's attributes (pads, strides, kernel) and the shapes")
             dtype = api.torch_dtype(desc.dtype)
             d = torch.empty(shape, dtype=dtype, device=dev)
             host = d if on_host else backend.host_buffer(shape, dtype)

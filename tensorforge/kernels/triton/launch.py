@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import linecache
 import logging
+import os
 
 import torch
 
@@ -34,7 +35,7 @@ class Kernel:
 
     def __init__(self, src: str, name: str, key: str):
         self.src, self.name, self.key = src, name, key
-        self._jit = None
+        self._jits: dict = {}  # TRITON_INTERPRET mode -> @triton.jit function
         self._compiled: dict = {}  # spec -> Binary of what Triton compiled here
 
     def __getitem__(self, grid):
@@ -54,12 +55,16 @@ class Kernel:
 
     @property
     def jit(self):
-        """The @triton.jit function (imports triton; MissingKernel without it)."""
-        if self._jit is None:
+        """The @triton.jit function (imports triton; MissingKernel without it). Triton decides at
+        decoration time whether a function runs in its interpreter (TRITON_INTERPRET), so there is
+        one per mode: a kernel made for the GPU is never handed to an interpreter run."""
+        interp = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+        fn = self._jits.get(interp)
+        if fn is None:
             if importlib.util.find_spec("triton") is None:
                 raise MissingKernel(f"{self.name}: no stored cubin for this specialization and no Triton")
-            self._jit = jit_function(self.src, self.name, self.key)
-        return self._jit
+            fn = self._jits[interp] = jit_function(self.src, self.name, self.key)
+        return fn
 
     def _triton(self, grid, spec, args, meta):
         """Compile (once per spec) and launch through Triton; record the cubin for the engine."""
@@ -68,7 +73,7 @@ class Kernel:
         if _RECORDERS and ck is not None and hasattr(ck, "asm"):  # (the interpreter compiles nothing)
             b = self._compiled.get(spec)
             if b is None:
-                b = self._compiled[spec] = binary_of(self.key, spec, ck, self._jit.arg_names)
+                b = self._compiled[spec] = binary_of(self.key, spec, ck, self.jit.arg_names)
             for rec in _RECORDERS:
                 if b is not None:
                     rec.append(b)
