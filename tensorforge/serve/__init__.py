@@ -1,9 +1,17 @@
 """Serving engines behind Ray Serve (`deployment`) or Triton Inference Server (`export_triton`).
 
-Ray and PyTriton are optional (`pip install 'tensorforge[serve]'`); importing this package needs neither."""
+Ray and PyTriton are optional (`pip install 'tensorforge[serve]'`); importing this package needs
+neither, nor torch (the CLI's parsers import it for --help)."""
 from __future__ import annotations
 
-from .spec import RequestError, ServeSpec, from_engine
+_SPEC = ("RequestError", "ServeSpec", "from_engine")
+
+
+def __getattr__(name):
+    if name in _SPEC:  # spec reads engine dtypes (torch): imported on first use
+        from . import spec
+        return getattr(spec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def deployment(engine_path: str, **kw):
