@@ -59,7 +59,7 @@ def attend(q, k, v, scale, add_mask, bias, causal, past_len):
 def attention_ref(x, weights, bias=None, mask_index=None, past=None, attention_bias=None,
                   past_sequence_length=None, num_heads=1, qkv_hidden_sizes=None, scale=0.0,
                   unidirectional=0, mask_filter_value=-10000.0, do_rotary=0, past_present_share_buffer=0,
-                  rotary_embedding_dim=0):
+                  rotary_embedding_dim=0, _n_outputs=1):
     """Self-attention with the Q, K, V projections packed in one weight (in, q + k + v)."""
     if do_rotary:
         raise UnsupportedOpError("Attention: do_rotary=1 is not supported")
@@ -77,7 +77,7 @@ def attention_ref(x, weights, bias=None, mask_index=None, past=None, attention_b
     sc = scale or 1.0 / math.sqrt(q.shape[-1])
     y = attend(q, k, v, sc, _key_mask(mask_index, b, s, t, plen, mask_filter_value), attention_bias,
                unidirectional, plen)
-    return y, torch.stack([k, v])
+    return (y, torch.stack([k, v])) if _n_outputs > 1 else y
 
 
 @infer("Attention", domain=MS)
@@ -85,13 +85,13 @@ def attention_infer(node):
     (dt, xs), (_, ws) = in_info(node, 0), in_info(node, 1)
     sizes = node.attrs.get("qkv_hidden_sizes")
     n = node.attrs.get("num_heads", 1)
-    hq = sizes[0] if sizes else norm(ws[1] / 3)
+    hq = sizes[0] if sizes else norm(ws[1] // 3)
     hv = sizes[2] if sizes else hq
     outs = [(dt, (xs[0], xs[1], hv))]
     if len(node.outputs) > 1:
         past = in_info(node, 4)[1]
         t = norm(xs[1] + past[3]) if past is not None else xs[1]
-        outs.append((dt, (2, xs[0], n, t, norm(hq / n))))
+        outs.append((dt, (2, xs[0], n, t, norm(hq // n))))
     return outs
 
 
@@ -123,6 +123,6 @@ def mha_infer(node):
     n = node.attrs.get("num_heads", 1)
     pk = in_info(node, 6)[1]
     t = norm(ks[1] + pk[2]) if pk is not None else ks[1]
-    outs = [(dt, (qs[0], qs[1], vs[2])), (dt, (qs[0], n, t, norm(ks[2] / n))),
-            (dt, (qs[0], n, t, norm(vs[2] / n)))]
+    outs = [(dt, (qs[0], qs[1], vs[2])), (dt, (qs[0], n, t, norm(ks[2] // n))),
+            (dt, (qs[0], n, t, norm(vs[2] // n)))]
     return outs[:len(node.outputs)]

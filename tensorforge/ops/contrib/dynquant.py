@@ -75,7 +75,8 @@ def _direction(xs, lens, w, r, ws, wz, rs, rz, b, p, h, c, clip, input_forget, r
     big = torch.finfo(torch.float32).max if clip is None else clip
     out = []
     for t in range(t_len):
-        # ORT runs the recurrent GEMM per batch row: each row of h is quantized on its own range
+        # ORT quantizes h per chunk of ceil(batch / its threads) rows, per row once threads >= batch
+        # (its result depends on its thread count): per row here, ORT's result on a large enough pool
         g = gx[t] + torch.cat([_qgemm(h[i:i + 1], r, rs, rz) for i in range(batch)])
         gi, go, gf, gc = g.split(hid, -1)
         # ORT's order: gate (+ peephole * c) + bias, clip, activation
