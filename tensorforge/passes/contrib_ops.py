@@ -1,0 +1,118 @@
+"""com.microsoft contrib ops rewritten into standard ONNX ops, so the usual fusions apply to them.
+
+Algebra (each output keeps its Value; the ONNX ops are those ORT's fusions replaced):
+  Gelu(x) -> Gelu(x);  BiasGelu(a, b) -> Gelu(a + b);  FastGelu(x, b) -> Gelu_tanh(x + b)
+  QuickGelu(x; α) -> x · Sigmoid(α·x);  BiasAdd(x, b, s) -> (x + b) + s
+  SkipLayerNormalization(x, s, γ, β, b) -> LayerNormalization((x + s) + b, γ, β), sum output = (x + s) + b
+  FusedConv(x, w, b, z; act) -> act(Conv(x, w, b) + z);  FusedGemm(a, b, c; act) -> act(Gemm(a, b, c))
+SkipLayerNormalization whose mean / inv_std_var outputs are used stays as it is."""
+from __future__ import annotations
+
+import logging
+
+from ..ir import Graph
+from ..ops.contrib import MS
+
+log = logging.getLogger("tensorforge")
+
+# FusedConv / FusedGemm activation -> (ONNX op, attribute names its parameters map to)
+_ACTS = {"Relu": ("Relu", ()), "Tanh": ("Tanh", ()), "Sigmoid": ("Sigmoid", ()), "LeakyRelu": ("LeakyRelu", ("alpha",)),
+         "HardSigmoid": ("HardSigmoid", ("alpha", "beta")), "Elu": ("Elu", ("alpha",)), "Softsign": ("Softsign", ()),
+         "Softplus": ("Softplus", ()), "Clip": ("Clip", None)}
+
+
+class _Emit:
+    """Adds ONNX nodes in place of one contrib node, named after it."""
+
+    def __init__(self, g: Graph, node):
+        self.g, self.node, self.index = g, node, g.nodes.index(node)
+
+    def __call__(self, op, inputs, attrs=None, out=None, like=None, main=False):
+        """One node; out: the Value it produces (a new one shaped like `like` when None); the main
+        node keeps the contrib node's name."""
+        g = self.g
+        if out is None:
+            out = g.new_value(f"{self.node.name}/{op.lower()}", like.dtype, like.shape)
+        name = self.node.name if main else f"{self.node.name}/{op}"
+        g.add_node(op, inputs, [out], attrs or {}, name=g.unique_node_name(name), index=self.index,
+                   origin=[self.node.name])
+        self.index += 1
+        return out
+
+
+def _activation(emit, g, act, params, x, out):
+    op, names = _ACTS[act]
+    if op == "Clip":
+        lo, hi = (list(params) + [None, None])[:2]
+        bounds = [g.const(_scalar(x, v), f"{emit.node.name}/clip") if v is not None else None for v in (lo, hi)]
+        return emit("Clip", [x] + bounds, out=out)
+    return emit(op, [x], dict(zip(names, params)), out=out)
+
+
+def _scalar(like, v):
+    import torch
+
+    from .. import dtypes
+    return torch.tensor(v, dtype=dtypes.to_torch(like.dtype))
+
+
+def _rewrite(g: Graph, n) -> bool:
+    """Replace one contrib node; False when it has no plain-ONNX form here."""
+    ins, outs, a = n.inputs, n.outputs, n.attrs
+    arg = lambda i: ins[i] if i < len(ins) else None  # noqa: E731
+    y = outs[0]
+    if n.op in ("FusedConv", "FusedGemm"):
+        act = a.get("activation", "")
+        if act and act not in _ACTS:
+            return False
+        params = a.get("activation_params", []) if n.op == "FusedConv" else \
+            [a[k] for k in ("activation_alpha", "activation_beta", "activation_gamma") if k in a]
+        if act == "Clip" and len(params) != 2:
+            return False
+    if n.op == "SkipLayerNormalization" and any(o is not None and (o.users or g.is_output(o))
+                                                 for o in outs[1:3]):
+        return False
+    emit = _Emit(g, n)
+    g.remove_node(n)  # its slot (emit.index) now takes the new nodes
+    if n.op == "Gelu":
+        emit("Gelu", [ins[0]], {"approximate": "none"}, out=y, main=True)
+    elif n.op in ("BiasGelu", "FastGelu"):
+        x = emit("Add", [ins[0], arg(1)], like=y) if arg(1) is not None else ins[0]
+        emit("Gelu", [x], {"approximate": "none" if n.op == "BiasGelu" else "tanh"}, out=y, main=True)
+    elif n.op == "QuickGelu":
+        alpha = g.const(_scalar(y, a.get("alpha", 1.702)), f"{n.name}/alpha")
+        s = emit("Sigmoid", [emit("Mul", [ins[0], alpha], like=y)], like=y)
+        emit("Mul", [ins[0], s], out=y, main=True)
+    elif n.op == "BiasAdd":
+        emit("Add", [emit("Add", [ins[0], ins[1]], like=y), ins[2]], out=y, main=True)
+    elif n.op == "SkipLayerNormalization":
+        total = outs[3] if len(outs) > 3 and outs[3] is not None else None
+        s = emit("Add", [ins[0], ins[1]], like=y, out=None if arg(4) is not None else total)
+        if arg(4) is not None:
+            s = emit("Add", [s, ins[4]], out=total, like=y)
+        emit("LayerNormalization", [s, ins[2], arg(3)], {"axis": -1, "epsilon": a.get("epsilon", 1e-12)}, out=y,
+             main=True)
+    else:  # FusedConv / FusedGemm
+        core = {k: v for k, v in a.items() if not k.startswith("activation")}
+        op, main = ("Conv", ins[:3]) if n.op == "FusedConv" else ("Gemm", ins[:3])
+        act = a.get("activation", "")
+        z = arg(3) if n.op == "FusedConv" else None
+        h = emit(op, list(main), core, out=None if (act or z is not None) else y, like=y, main=True)
+        if z is not None:
+            h = emit("Add", [h, z], out=None if act else y, like=y)
+        if act:
+            _activation(emit, g, act, params, h, y)
+    log.info("Rewriting %s (%s::%s -> ONNX ops)", n.name, MS, n.op)
+    return True
+
+
+_REWRITTEN = {"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization", "FusedConv",
+              "FusedGemm"}
+
+
+def contrib_to_onnx(g: Graph) -> Graph:
+    """Rewrite contrib nodes that have a plain-ONNX form (see the module docstring)."""
+    for n in [n for n in g.nodes if n.domain in (MS,) and n.op in _REWRITTEN]:
+        _rewrite(g, n)
+    g.prune_values()
+    return g
