@@ -57,6 +57,9 @@ def canonical(name: str) -> str:
 
 
 def from_onnx(enum: int) -> str:
+    if enum == 8:
+        raise TensorforgeError("string tensors (ONNX type 8) are not supported: engines hold numeric "
+                               "tensors only (strings can never run on the GPU); process strings outside")
     if enum not in _BY_ONNX:
         raise TensorforgeError(f"unsupported ONNX data type {enum}")
     return _BY_ONNX[enum]
