@@ -34,7 +34,7 @@ MODULES = (
     "rnn", "quant", "attention", "training", "ml",
     "fused.epilogue", "fused.attention", "fused.norm",
     "contrib.activation", "contrib.norm", "contrib.conv", "contrib.qlinear", "contrib.dynquant",
-    "contrib.attention",
+    "contrib.attention", "contrib.nbits",
 )
 
 

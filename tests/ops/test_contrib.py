@@ -51,7 +51,8 @@ def test_listed_under_domain():
                "EmbedLayerNormalization", "FusedConv", "FusedGemm", "NhwcConv", "QLinearAdd", "QLinearMul",
                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearConcat",
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
-               "MultiHeadAttention"):
+               "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
+               "DequantizeLinear"):
         assert f"{MS}::{op}" in ops
 
 
@@ -205,3 +206,34 @@ def test_multi_head_attention():
           num_heads=n)
     check("MultiHeadAttention", {"q": q, "k": k, "v": v, "bias": None, "kpm": None,
                                  "ab": rand((1, n, s, l), seed=4)}, num_heads=n, scale=0.5)
+
+
+@pytest.mark.parametrize("bits,zp", [(4, None), (4, "packed"), (8, "packed"), (4, "float"), (2, None)])
+def test_matmul_nbits(bits, zp):
+    k, n, bs = 40, 6, 16
+    blocks = (k + bs - 1) // bs
+    rng = np.random.default_rng(0)
+    b = rng.integers(0, 256, (n, blocks, bs * bits // 8)).astype(np.uint8)
+    ins = {"a": rand((2, 3, k)), "b": b, "s": rand((n * blocks,), seed=1, lo=0.01, hi=0.1), "z": None}
+    if zp == "packed":
+        ins["z"] = rng.integers(0, 256, (n * ((blocks * bits + 7) // 8),)).astype(np.uint8)
+    elif zp == "float":
+        ins["z"] = rand((n * blocks,), seed=2, lo=0, hi=15)
+    ins["g"], ins["bias"] = None, rand((n,), seed=3)
+    check("MatMulNBits", ins, {"b", "s", "z", "bias"}, K=k, N=n, bits=bits, block_size=bs, atol=1e-4, rtol=1e-4)
+
+
+def test_simplified_layernorms():
+    x, s, g, b = rand((2, 3, 16)), rand((2, 3, 16), seed=1), rand((16,), seed=2), rand((16,), seed=3)
+    check("SkipSimplifiedLayerNormalization", {"x": x, "s": s, "g": g, "b": b}, {"g", "b"}, n_out=4,
+          epsilon=1e-5, atol=1e-5)
+    m, feed = ms_model("SimplifiedLayerNormalization", {"x": x, "g": g}, {"g"}, epsilon=1e-5)
+    m.graph.node[0].domain = ""
+    assert_close(run_tf(m, feed), run_ort(m, feed), 1e-5, 1e-5)
+
+
+def test_ms_quantize_dequantize():
+    x = rand((2, 3, 4), lo=-3, hi=3)
+    q, _ = check("QuantizeLinear", {"x": x, "s": rand((3,), seed=1, lo=0.01, hi=0.05), "z": _q((3,), np.int8, 2)},
+                 {"s", "z"}, out_type=TensorProto.INT8, axis=1, atol=0, rtol=0)
+    check("DequantizeLinear", {"q": q["y0"], "s": np.float32(0.03), "z": np.array(3, np.int8)}, {"s", "z"})

@@ -1,4 +1,5 @@
-"""com.microsoft normalizations: SkipLayerNormalization, EmbedLayerNormalization."""
+"""com.microsoft normalizations: SkipLayerNormalization, EmbedLayerNormalization, SkipSimplifiedLayerNormalization,
+and ORT's SimplifiedLayerNormalization (RMS norm; ORT registers it in the ONNX domain)."""
 from __future__ import annotations
 
 import torch
@@ -67,3 +68,40 @@ def embed_layernorm_infer(node):
     return outs[:len(node.outputs)]
 
 
+
+
+def _rms(s, gamma, eps):
+    """x / sqrt(mean(x²) + eps) * gamma over the last axis; (y, inv_std) with inv_std in float32."""
+    sf = s.float()
+    inv = torch.rsqrt((sf * sf).mean(-1, keepdim=True) + eps)
+    return (sf * inv * gamma.float()).to(s.dtype), inv
+
+
+@reference("SimplifiedLayerNormalization")
+def simplified_layernorm_ref(x, scale, axis=-1, epsilon=1e-5, stash_type=1):
+    if axis not in (-1, x.dim() - 1):
+        dims = tuple(range(axis % x.dim(), x.dim()))
+        xf = x.float()
+        inv = torch.rsqrt((xf * xf).mean(dims, keepdim=True) + epsilon)
+        return (xf * inv).to(x.dtype) * scale, inv
+    return _rms(x, scale, epsilon)
+
+
+@infer("SimplifiedLayerNormalization")
+def simplified_layernorm_infer(node):
+    dt, xs = in_info(node, 0)
+    ax = node.attrs.get("axis", -1) % len(xs)
+    return [(dt, xs), ("float32", tuple(xs[:ax]) + (1,) * (len(xs) - ax))][:len(node.outputs)]
+
+
+@reference("SkipSimplifiedLayerNormalization", domain=MS)
+def skip_simplified_layernorm_ref(x, skip, gamma, bias=None, epsilon=1e-12):
+    """RMSNorm(x + skip + bias) * gamma; also (an unused mean output,) inv_std_var and the sum."""
+    s = x + skip
+    if bias is not None:
+        s = s + bias
+    y, inv = _rms(s, gamma, epsilon)
+    return y, torch.zeros_like(inv), inv, s
+
+
+infer("SkipSimplifiedLayerNormalization", domain=MS)(skip_layernorm_infer)
