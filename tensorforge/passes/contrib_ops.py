@@ -5,13 +5,18 @@ Algebra (each output keeps its Value; the ONNX ops are those ORT's fusions repla
   QuickGelu(x; α) -> x · Sigmoid(α·x);  BiasAdd(x, b, s) -> (x + b) + s
   SkipLayerNormalization(x, s, γ, β, b) -> LayerNormalization((x + s) + b, γ, β), sum output = (x + s) + b
   FusedConv(x, w, b, z; act) -> act(Conv(x, w, b) + z);  FusedGemm(a, b, c; act) -> act(Gemm(a, b, c))
+  MatMulNBits(a, B, s, z, bias) with constant B, s, z -> MatMul(a, Wᵀ) + bias, W dequantized once here
 SkipLayerNormalization whose mean / inv_std_var outputs are used stays as it is."""
 from __future__ import annotations
 
 import logging
 
+import torch
+
+from .. import dtypes
 from ..ir import Graph
 from ..ops.contrib import MS
+from ..ops.contrib.nbits import dequantize_nbits
 
 log = logging.getLogger("tensorforge")
 
@@ -50,9 +55,6 @@ def _activation(emit, g, act, params, x, out):
 
 
 def _scalar(like, v):
-    import torch
-
-    from .. import dtypes
     return torch.tensor(v, dtype=dtypes.to_torch(like.dtype))
 
 
@@ -72,6 +74,9 @@ def _rewrite(g: Graph, n) -> bool:
     if n.op == "SkipLayerNormalization" and any(o is not None and (o.users or g.is_output(o))
                                                  for o in outs[1:3]):
         return False
+    if n.op == "MatMulNBits" and not (all(v is None or v.const is not None for v in ins[1:4])
+                                       and arg(4) is None):
+        return False
     emit = _Emit(g, n)
     g.remove_node(n)  # its slot (emit.index) now takes the new nodes
     if n.op == "Gelu":
@@ -83,6 +88,13 @@ def _rewrite(g: Graph, n) -> bool:
         alpha = g.const(_scalar(y, a.get("alpha", 1.702)), f"{n.name}/alpha")
         s = emit("Sigmoid", [emit("Mul", [ins[0], alpha], like=y)], like=y)
         emit("Mul", [ins[0], s], out=y, main=True)
+    elif n.op == "MatMulNBits":
+        w = dequantize_nbits(ins[1].const, ins[2].const, arg(3).const if arg(3) is not None else None, a["K"],
+                             a["N"], a.get("bits", 4), a["block_size"])
+        wt = g.const(w.t().contiguous().to(dtypes.to_torch(ins[0].dtype)), f"{n.name}/weight")
+        h = emit("MatMul", [ins[0], wt], out=None if arg(5) is not None else y, like=y, main=True)
+        if arg(5) is not None:
+            emit("Add", [h, ins[5]], out=y)
     elif n.op == "BiasAdd":
         emit("Add", [emit("Add", [ins[0], ins[1]], like=y), ins[2]], out=y, main=True)
     elif n.op == "SkipLayerNormalization":
@@ -107,7 +119,7 @@ def _rewrite(g: Graph, n) -> bool:
 
 
 _REWRITTEN = {"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization", "FusedConv",
-              "FusedGemm"}
+              "FusedGemm", "MatMulNBits"}
 
 
 def contrib_to_onnx(g: Graph) -> Graph:

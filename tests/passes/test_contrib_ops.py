@@ -76,3 +76,16 @@ def test_unknown_activation_stays():
     m = ms([("FusedGemm", ["x", "w"], ["y"], {"transB": 1, "activation": "ScaledTanh", "activation_alpha": 0.5,
                                                "activation_beta": 2.0}, "fc")], [("x", [4, 8])], ["y"], [w])
     assert ops(check(m, {"x": randn((4, 8), seed=3)}, [contrib_to_onnx])) == ["FusedGemm"]
+
+
+def test_matmul_nbits_with_constant_weights_becomes_matmul():
+    rng = np.random.default_rng(0)
+    b = init("B", rng.integers(0, 256, (6, 2, 8)).astype(np.uint8))
+    s = init("S", randn((12,), seed=1, lo=0.01, hi=0.1))
+    bias = init("bias", randn((6,), seed=2))
+    m = ms([("MatMulNBits", ["x", "B", "S", "", "", "bias"], ["y"], {"K": 32, "N": 6, "bits": 4, "block_size": 16},
+             "mm")], [("x", [3, 32])], ["y"], [b, s, bias])
+    g = check(m, {"x": randn((3, 32), seed=3)}, [contrib_to_onnx], rtol=1e-5, atol=1e-5)
+    assert ops(g) == ["MatMul", "Add"] and g.nodes[0].name == "mm"
+    g = check(m, {"x": randn((3, 32), seed=3)})  # the whole pipeline: one fused GEMM layer
+    assert len(g.nodes) == 1 and g.nodes[0].domain == "", ops(g)
