@@ -5,6 +5,7 @@ Algebra (each output keeps its Value; the ONNX ops are those ORT's fusions repla
   QuickGelu(x; α) -> x · Sigmoid(α·x);  BiasAdd(x, b, s) -> (x + b) + s
   SkipLayerNormalization(x, s, γ, β, b) -> LayerNormalization((x + s) + b, γ, β), sum output = (x + s) + b
   FusedConv(x, w, b, z; act) -> act(Conv(x, w, b) + z);  FusedGemm(a, b, c; act) -> act(Gemm(a, b, c))
+  FusedMatMul(a, b; α, transA, transB) -> α · (Transpose(a) @ Transpose(b))
   MatMulNBits(a, B, s, z, bias) with constant B, s, z -> MatMul(a, Wᵀ) + bias, W dequantized once here
 SkipLayerNormalization whose mean / inv_std_var outputs are used stays as it is."""
 from __future__ import annotations
@@ -54,6 +55,14 @@ def _activation(emit, g, act, params, x, out):
     return emit(op, [x], dict(zip(names, params)), out=out)
 
 
+def _swap_last(emit, v, tag):
+    """Transpose of v's last two axes."""
+    r = len(v.shape)
+    perm = list(range(r - 2)) + [r - 1, r - 2]
+    out = emit.g.new_value(f"{emit.node.name}/{tag}", v.dtype, tuple(v.shape[:-2]) + (v.shape[-1], v.shape[-2]))
+    return emit("Transpose", [v], {"perm": perm}, out=out)
+
+
 def _scalar(like, v):
     return torch.tensor(v, dtype=dtypes.to_torch(like.dtype))
 
@@ -73,6 +82,9 @@ def _rewrite(g: Graph, n) -> bool:
             return False
     if n.op == "SkipLayerNormalization" and any(o is not None and (o.users or g.is_output(o))
                                                  for o in outs[1:3]):
+        return False
+    if n.op == "FusedMatMul" and (a.get("transBatchA", 0) or a.get("transBatchB", 0)
+                                  or any(len(v.shape) < 2 for v in ins[:2])):
         return False
     if n.op == "MatMulNBits" and not (all(v is None or v.const is not None for v in ins[1:4])
                                        and arg(4) is None):
@@ -95,6 +107,12 @@ def _rewrite(g: Graph, n) -> bool:
         h = emit("MatMul", [ins[0], wt], out=None if arg(5) is not None else y, like=y, main=True)
         if arg(5) is not None:
             emit("Add", [h, ins[5]], out=y)
+    elif n.op == "FusedMatMul":
+        ab = [_swap_last(emit, v, f"trans{k}") if a.get(f"trans{k}", 0) else v for v, k in zip(ins[:2], "AB")]
+        alpha = a.get("alpha", 1.0)
+        h = emit("MatMul", ab, out=None if alpha != 1.0 else y, like=y, main=True)
+        if alpha != 1.0:
+            emit("Mul", [h, g.const(_scalar(y, alpha), f"{n.name}/alpha")], out=y)
     elif n.op == "BiasAdd":
         emit("Add", [emit("Add", [ins[0], ins[1]], like=y), ins[2]], out=y, main=True)
     elif n.op == "SkipLayerNormalization":
@@ -119,7 +137,7 @@ def _rewrite(g: Graph, n) -> bool:
 
 
 _REWRITTEN = {"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization", "FusedConv",
-              "FusedGemm", "MatMulNBits"}
+              "FusedGemm", "MatMulNBits", "FusedMatMul"}
 
 
 def contrib_to_onnx(g: Graph) -> Graph:

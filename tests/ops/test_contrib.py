@@ -52,7 +52,7 @@ def test_listed_under_domain():
                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearConcat",
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
                "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
-               "DequantizeLinear"):
+               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool"):
         assert f"{MS}::{op}" in ops
 
 
@@ -237,3 +237,29 @@ def test_ms_quantize_dequantize():
     q, _ = check("QuantizeLinear", {"x": x, "s": rand((3,), seed=1, lo=0.01, hi=0.05), "z": _q((3,), np.int8, 2)},
                  {"s", "z"}, out_type=TensorProto.INT8, axis=1, atol=0, rtol=0)
     check("DequantizeLinear", {"q": q["y0"], "s": np.float32(0.03), "z": np.array(3, np.int8)}, {"s", "z"})
+
+
+@pytest.mark.parametrize("ta,tb,alpha", [(0, 0, 1.0), (1, 0, 0.5), (0, 1, 2.0), (1, 1, 1.0)])
+def test_fused_matmul(ta, tb, alpha):
+    a = rand((2, 5, 4) if ta else (2, 4, 5))
+    b = rand((3, 5) if tb else (5, 3), seed=1)
+    check("FusedMatMul", {"a": a, "b": b}, {"b"}, transA=ta, transB=tb, alpha=alpha)
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.int8])
+def test_qlinear_avgpool_and_qgemm(dt):
+    x = _q((1, 3, 6, 6), dt, 0)
+    sx, sy = np.float32(0.05), np.float32(0.04)
+    zx, zy = (np.array(v, dt) for v in ((120, 130) if dt == np.uint8 else (3, -2)))
+    for cl in (0, 1):
+        xi = x.transpose(0, 2, 3, 1).copy() if cl else x
+        check("QLinearAveragePool", {"x": xi, "sx": sx, "zx": zx, "sy": sy, "zy": zy}, {"sx", "zx", "sy", "zy"},
+              atol=1, rtol=0, out_type=_T[dt], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+              channels_last=cl)
+    a, b = _q((4, 6), np.uint8, 1), _q((6, 5), dt, 2)
+    c = np.random.default_rng(3).integers(-500, 500, (5,)).astype(np.int32)
+    base = {"a": a, "sa": np.float32(0.02), "za": np.array(128, np.uint8), "b": b, "sb": np.float32(0.03),
+            "zb": np.array(0, dt), "c": c}
+    check("QGemm", base, {"sa", "za", "b", "sb", "zb", "c"}, alpha=0.5)
+    check("QGemm", {**base, "sy": np.float32(0.1), "zy": np.array(100, np.uint8)},
+          {"sa", "za", "b", "sb", "zb", "c", "sy", "zy"}, out_type=TensorProto.UINT8, atol=1, rtol=0)

@@ -89,3 +89,12 @@ def test_matmul_nbits_with_constant_weights_becomes_matmul():
     assert ops(g) == ["MatMul", "Add"] and g.nodes[0].name == "mm"
     g = check(m, {"x": randn((3, 32), seed=3)})  # the whole pipeline: one fused GEMM layer
     assert len(g.nodes) == 1 and g.nodes[0].domain == "", ops(g)
+
+
+def test_fused_matmul_becomes_matmul():
+    w = init("w", randn((6, 8), seed=1))
+    m = ms([("FusedMatMul", ["x", "w"], ["y"], {"transB": 1, "alpha": 0.5}, "fm")], [("x", [2, 4, 8])], ["y"], [w])
+    g = check(m, {"x": randn((2, 4, 8), seed=3)}, [contrib_to_onnx])
+    assert ops(g) == ["Transpose", "MatMul", "Mul"] and all(n.domain == "" for n in g.nodes)
+    g = check(m, {"x": randn((2, 4, 8), seed=3)})  # folded transpose, fused scale: one GEMM layer
+    assert len(g.nodes) == 1, ops(g)

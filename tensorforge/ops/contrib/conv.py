@@ -1,4 +1,4 @@
-"""com.microsoft fused layers: FusedConv, FusedGemm (activation attribute), NhwcConv (channels-last)."""
+"""com.microsoft fused layers: FusedConv, FusedGemm (activation attribute), FusedMatMul, NhwcConv (channels-last)."""
 from __future__ import annotations
 
 import torch
@@ -78,3 +78,32 @@ def nhwc_conv_infer(node):
     return [(dt, (s[0],) + tuple(s[2:]) + (s[1],))]
 
 
+
+
+def _t(x, on):
+    return x.transpose(-1, -2) if on else x
+
+
+@reference("FusedMatMul", domain=MS)
+def fused_matmul_ref(a, b, alpha=1.0, transA=0, transB=0, transBatchA=0, transBatchB=0):
+    """alpha · op(a) @ op(b), op transposing the last two axes."""
+    if transBatchA or transBatchB:
+        raise UnsupportedOpError("FusedMatMul: transBatchA / transBatchB are not supported")
+    y = torch.matmul(_t(a, transA), _t(b, transB))
+    return y * alpha if alpha != 1.0 else y
+
+
+@infer("FusedMatMul", domain=MS)
+def fused_matmul_infer(node):
+    from ...ir.symbolic import broadcast
+    a, b = list(node.inputs[0].shape), list(node.inputs[1].shape)
+    if node.attrs.get("transA", 0) and len(a) > 1:
+        a[-1], a[-2] = a[-2], a[-1]
+    if node.attrs.get("transB", 0) and len(b) > 1:
+        b[-1], b[-2] = b[-2], b[-1]
+    a2 = [1] + a if len(a) == 1 else a
+    b2 = b + [1] if len(b) == 1 else b
+    out = list(broadcast(tuple(a2[:-2]), tuple(b2[:-2]))) + [a2[-2], b2[-1]]
+    out = out[:-2] + out[-1:] if len(a) == 1 else out
+    out = out[:-1] if len(b) == 1 else out
+    return [(node.inputs[0].dtype, tuple(out))]

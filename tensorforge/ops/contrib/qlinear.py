@@ -1,4 +1,5 @@
-"""com.microsoft QLinear* ops: dequantize, compute in float32, requantize (round half to even, saturate)."""
+"""com.microsoft QLinear* ops and QGemm: dequantize, compute in float32, requantize (round half to even,
+saturate)."""
 from __future__ import annotations
 
 import torch
@@ -6,6 +7,7 @@ import torch.nn.functional as F
 
 from ...ir.symbolic import broadcast, norm
 from ..common import in_info, norm_axis
+from ..pool import avgpool_ref, pool_infer
 from ..registry import infer, reference
 from . import MS
 
@@ -88,3 +90,61 @@ def qlinear_concat_infer(node):
     s[ax] = total
     dt = node.inputs[1].dtype if node.inputs[1] is not None else xs[0].dtype
     return [(dt, tuple(s))]
+
+
+def _nchw(x, channels_last):
+    return x.permute(0, x.dim() - 1, *range(1, x.dim() - 1)) if channels_last else x
+
+
+def _nhwc(x, channels_last):
+    return x.permute(0, *range(2, x.dim()), 1) if channels_last else x
+
+
+@reference("QLinearAveragePool", domain=MS)
+def qlinear_avgpool_ref(x, x_scale, x_zp, y_scale, y_zp=None, channels_last=0, **attrs):
+    y = avgpool_ref(_nchw(deq(x, x_scale, x_zp), channels_last), **attrs)
+    return req(_nhwc(y, channels_last), y_scale, y_zp, x.dtype)
+
+
+@infer("QLinearAveragePool", domain=MS)
+def qlinear_avgpool_infer(node):
+    cl = node.attrs.get("channels_last", 0)
+
+    class _View:  # pool_infer on the channels-first view of x
+        class _V:
+            dtype = node.inputs[0].dtype
+            s = tuple(node.inputs[0].shape)
+            shape = (s[0], s[-1]) + s[1:-1] if cl else s
+        inputs = [_V]
+        attrs = {k: v for k, v in node.attrs.items() if k != "channels_last"}
+        name, outputs = node.name, node.outputs[:1]
+    dt, s = pool_infer(_View)[0]
+    return [(dt, (s[0],) + tuple(s[2:]) + (s[1],) if cl else s)]
+
+
+@reference("QGemm", domain=MS)
+def qgemm_ref(a, a_scale, a_zp, b, b_scale, b_zp, c=None, y_scale=None, y_zp=None, alpha=1.0, transA=0,
+              transB=0):
+    """alpha·(a - a_zp)(b - b_zp)·a_scale·b_scale (+ c, int32 at scale a_scale·b_scale); requantized
+    when y_scale is given, else float."""
+    av = a.to(torch.float64) - (a_zp.to(torch.float64) if a_zp is not None else 0)
+    bv = b.to(torch.float64) - (b_zp.to(torch.float64).reshape(-1, 1) if b_zp is not None and transB
+                                else (b_zp.to(torch.float64) if b_zp is not None else 0))
+    acc = torch.matmul(av.t() if transA else av, bv.t() if transB else bv)
+    if c is not None:
+        acc = acc + c.to(torch.float64)
+    scale = (a_scale.to(torch.float64) * b_scale.to(torch.float64)).reshape(-1)
+    y = (alpha * acc * (scale if scale.numel() > 1 else scale[0])).to(torch.float32)
+    return req(y, y_scale, y_zp, a.dtype) if y_scale is not None else y
+
+
+@infer("QGemm", domain=MS)
+def qgemm_infer(node):
+    (_, a), (_, b) = in_info(node, 0), in_info(node, 3)
+    m = a[1] if node.attrs.get("transA", 0) else a[0]
+    n = b[0] if node.attrs.get("transB", 0) else b[1]
+    if len(node.inputs) > 7 and node.inputs[7] is not None:
+        dt = node.inputs[8].dtype if len(node.inputs) > 8 and node.inputs[8] is not None else node.inputs[0].dtype
+    else:
+        dt = "float32"
+    return [(dt, (m, n))]
