@@ -66,7 +66,7 @@ def _direction(xs, lens, w, r, ws, wz, rs, rz, b, p, h, c, clip, input_forget, r
     t_len, batch = xs.shape[0], xs.shape[1]
     hid = r.shape[0]
     if reverse:  # reverse each row within its own length
-        idx = torch.arange(t_len).reshape(-1, 1)
+        idx = torch.arange(t_len, device=xs.device).reshape(-1, 1)
         rev = torch.where(idx < lens.reshape(1, -1), lens.reshape(1, -1) - 1 - idx, idx)
         xs = xs.gather(0, rev.reshape(t_len, batch, 1).expand(xs.shape))
     gx = _qgemm(xs.reshape(t_len * batch, -1), w, ws, wz).reshape(t_len, batch, 4 * hid)
@@ -114,7 +114,7 @@ def dynamic_quantize_lstm_ref(x, w, r, b=None, sequence_lens=None, initial_h=Non
     t_len, batch = x.shape[0], x.shape[1]
     hid = r.shape[1]
     dirs = w.shape[0]
-    lens = sequence_lens.to(torch.int64).cpu() if sequence_lens is not None else torch.full((batch,), t_len)
+    lens = sequence_lens.to(torch.int64) if sequence_lens is not None else torch.full((batch,), t_len, device=x.device)
     ys, hs, cs = [], [], []
     for d in range(dirs):
         h = initial_h[d] if initial_h is not None else x.new_zeros((batch, hid))
