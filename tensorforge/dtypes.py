@@ -79,6 +79,13 @@ def from_torch(dt: torch.dtype) -> str:
     return _BY_TORCH[dt]
 
 
+def const_dtype(t: torch.Tensor, declared: str | None = None) -> str:
+    """The type of a constant: its declared sub-byte type when `t` is that type's storage, else t's."""
+    if declared in STORAGE_ONLY and _TABLE[declared][1] == t.dtype:
+        return declared
+    return from_torch(t.dtype)
+
+
 def to_numpy(name: str):
     np_dt = _TABLE[canonical(name)][2]
     if np_dt is None:

@@ -142,8 +142,8 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
     g = Graph(gp.name or "graph", opset)
     g.metadata = {"producer": proto.producer_name, "ir_version": proto.ir_version,
                   "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}}
-    for init in gp.initializer:
-        g.value(init.name).const = tensor_to_torch(init)
+    for init in gp.initializer:  # declared type kept: sub-byte types live in a wider storage type
+        g.value(init.name, dtypes.from_onnx(init.data_type)).const = tensor_to_torch(init)
     for sp in gp.sparse_initializer:
         raise TensorforgeError(f"sparse initializer '{sp.values.name}' is not supported")
     unk = [0]
