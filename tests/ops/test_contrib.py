@@ -52,7 +52,7 @@ def test_listed_under_domain():
                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearConcat",
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
                "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
-               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool"):
+               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv"):
         assert f"{MS}::{op}" in ops
 
 
@@ -263,3 +263,15 @@ def test_qlinear_avgpool_and_qgemm(dt):
     check("QGemm", base, {"sa", "za", "b", "sb", "zb", "c"}, alpha=0.5)
     check("QGemm", {**base, "sy": np.float32(0.1), "zy": np.array(100, np.uint8)},
           {"sa", "za", "b", "sb", "zb", "c", "sy", "zy"}, out_type=TensorProto.UINT8, atol=1, rtol=0)
+
+
+@pytest.mark.parametrize("cl", [0, 1])
+def test_ms_qlinear_conv(cl):
+    x = _q((1, 3, 7, 7), np.uint8, 0)
+    x = x.transpose(0, 2, 3, 1).copy() if cl else x
+    w = _q((4, 3, 3, 3), np.int8, 1)
+    ins = {"x": x, "sx": np.float32(0.02), "zx": np.array(120, np.uint8), "w": w, "sw": rand((4,), seed=2, lo=0.01,
+           hi=0.03), "zw": np.zeros((4,), np.int8), "sy": np.float32(0.1), "zy": np.array(128, np.uint8),
+           "b": np.random.default_rng(3).integers(-300, 300, (4,)).astype(np.int32)}
+    check("QLinearConv", ins, {"sx", "zx", "w", "sw", "zw", "sy", "zy", "b"}, atol=1, rtol=0,
+          out_type=TensorProto.UINT8, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], channels_last=cl)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from ...ir.symbolic import broadcast, norm
 from ..common import in_info, norm_axis
 from ..pool import avgpool_ref, pool_infer
+from ..quant import qlinear_conv_infer, qlinear_conv_ref
 from ..registry import infer, reference
 from . import MS
 
@@ -148,3 +149,29 @@ def qgemm_infer(node):
     else:
         dt = "float32"
     return [(dt, (m, n))]
+
+
+@reference("QLinearConv", domain=MS)
+def ms_qlinear_conv_ref(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B=None, channels_last=0, **attrs):
+    """ONNX's QLinearConv, with x and y channels-last when channels_last=1 (w stays (M, C/group, k...))."""
+    y = qlinear_conv_ref(_nchw(x, channels_last), x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B, **attrs)
+    return _nhwc(y, channels_last)
+
+
+@infer("QLinearConv", domain=MS)
+def ms_qlinear_conv_infer(node):
+    cl = node.attrs.get("channels_last", 0)
+    if not cl:
+        return qlinear_conv_infer(node)
+
+    class _V:
+        dtype = node.inputs[0].dtype
+        s = tuple(node.inputs[0].shape)
+        shape = (s[0], s[-1]) + s[1:-1]
+
+    class _View:  # qlinear_conv_infer on the channels-first view of x
+        inputs = [_V] + list(node.inputs[1:])
+        attrs = {k: v for k, v in node.attrs.items() if k != "channels_last"}
+        name, outputs = node.name, node.outputs
+    dt, s = qlinear_conv_infer(_View)[0]
+    return [(dt, (s[0],) + tuple(s[2:]) + (s[1],))]
