@@ -52,7 +52,7 @@ def test_listed_under_domain():
                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearConcat",
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
                "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
-               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv"):
+               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv", "QLinearSoftmax"):
         assert f"{MS}::{op}" in ops
 
 
@@ -275,3 +275,12 @@ def test_ms_qlinear_conv(cl):
            "b": np.random.default_rng(3).integers(-300, 300, (4,)).astype(np.int32)}
     check("QLinearConv", ins, {"sx", "zx", "w", "sw", "zw", "sy", "zy", "b"}, atol=1, rtol=0,
           out_type=TensorProto.UINT8, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], channels_last=cl)
+
+
+@pytest.mark.parametrize("dt,opset,axis", [(np.uint8, 13, -1), (np.int8, 13, 1), (np.uint8, 12, 1)])
+def test_qlinear_softmax(dt, opset, axis):
+    x = _q((2, 3, 5), dt, 0)
+    zy = np.array(0 if dt == np.uint8 else -128, dt)
+    check("QLinearSoftmax", {"x": x, "sx": np.float32(0.05), "zx": np.array(3, dt), "sy": np.float32(1 / 256),
+                             "zy": zy}, {"sx", "zx", "sy", "zy"}, atol=1, rtol=0, out_type=_T[dt], axis=axis,
+          opset=opset)

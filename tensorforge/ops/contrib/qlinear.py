@@ -1,5 +1,5 @@
-"""com.microsoft QLinear* ops and QGemm: dequantize, compute in float32, requantize (round half to even,
-saturate)."""
+"""com.microsoft QLinear* ops (Add, Mul, Sigmoid, LeakyRelu, Softmax, GlobalAveragePool, AveragePool, Concat,
+Conv) and QGemm: dequantize, compute in float32, requantize (round half to even, saturate)."""
 from __future__ import annotations
 
 import torch
@@ -63,7 +63,19 @@ def qlinear_gap_ref(x, x_scale, x_zp, y_scale, y_zp=None, channels_last=0):
     return req(deq(x, x_scale, x_zp).mean(dims, keepdim=True), y_scale, y_zp, x.dtype)
 
 
-infer("QLinearSigmoid", "QLinearLeakyRelu", domain=MS)(lambda node: [in_info(node, 0)])
+@reference("QLinearSoftmax", domain=MS)
+def qlinear_softmax_ref(x, x_scale, x_zp, y_scale, y_zp=None, axis=-1, opset=13):
+    """Softmax over `axis` (opset >= 13) or over the flattened axes from `axis` on (older opsets)."""
+    d = deq(x, x_scale, x_zp)
+    ax = axis % x.dim()
+    if opset < 13:
+        y = torch.softmax(d.reshape(*d.shape[:ax], -1), -1).reshape(d.shape)
+    else:
+        y = torch.softmax(d, ax)
+    return req(y, y_scale, y_zp, x.dtype)
+
+
+infer("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", domain=MS)(lambda node: [in_info(node, 0)])
 
 
 @infer("QLinearGlobalAveragePool", domain=MS)
