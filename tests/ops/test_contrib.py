@@ -52,7 +52,8 @@ def test_listed_under_domain():
                "QLinearSigmoid", "QLinearLeakyRelu", "QLinearGlobalAveragePool", "QLinearConcat",
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
                "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
-               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv", "QLinearSoftmax"):
+               "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv", "QLinearSoftmax",
+               "RotaryEmbedding"):
         assert f"{MS}::{op}" in ops
 
 
@@ -284,3 +285,15 @@ def test_qlinear_softmax(dt, opset, axis):
     check("QLinearSoftmax", {"x": x, "sx": np.float32(0.05), "zx": np.array(3, dt), "sy": np.float32(1 / 256),
                              "zy": zy}, {"sx", "zx", "sy", "zy"}, atol=1, rtol=0, out_type=_T[dt], axis=axis,
           opset=opset)
+
+
+@pytest.mark.parametrize("interleaved", [0, 1])
+@pytest.mark.parametrize("layout", ["bsh", "bnsh"])
+def test_ms_rotary_embedding(interleaved, layout):
+    b, s, n, h = 2, 5, 2, 8
+    x = rand((b, s, n * h)) if layout == "bsh" else rand((b, n, s, h))
+    cos, sin = rand((16, h // 2), seed=1), rand((16, h // 2), seed=2)
+    for pos in (np.array([3], np.int64), np.random.default_rng(3).integers(0, 16, (b, s)).astype(np.int64)):
+        kw = {"num_heads": n} if layout == "bsh" and interleaved else {}
+        check("RotaryEmbedding", {"x": x, "pos": pos, "cos": cos, "sin": sin}, {"cos", "sin"},
+              interleaved=interleaved, **kw)

@@ -1,4 +1,4 @@
-"""com.microsoft attention: Attention (packed QKV projection) and MultiHeadAttention. Masked scores
+"""com.microsoft attention: Attention (packed QKV projection), MultiHeadAttention, RotaryEmbedding. Masked scores
 get mask_filter_value added (not -inf), as ORT does."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from ...errors import UnsupportedOpError
 from ...ir.symbolic import norm
 from ..common import in_info
+from ..attention import rotary_ref
 from ..registry import infer, reference
 from . import MS
 
@@ -126,3 +127,20 @@ def mha_infer(node):
     outs = [(dt, (qs[0], qs[1], vs[2])), (dt, (qs[0], n, t, norm(ks[2] // n))),
             (dt, (qs[0], n, t, norm(vs[2] // n)))]
     return outs[:len(node.outputs)]
+
+
+@reference("RotaryEmbedding", domain=MS)
+def ms_rotary_ref(x, position_ids, cos_cache, sin_cache, interleaved=0, num_heads=0, rotary_embedding_dim=0,
+                  scale=1.0, is_packed_batching=0):
+    """ONNX's RotaryEmbedding with ORT's input order; a one-element position_ids is the first position."""
+    if position_ids.numel() == 1:
+        s = x.shape[2] if x.dim() == 4 else x.shape[1]
+        position_ids = position_ids.reshape(1, 1) + torch.arange(s, device=x.device).reshape(1, -1)
+        position_ids = position_ids.expand(x.shape[0], -1)
+    if x.dim() == 3 and not num_heads:  # head size from the cache: (positions, rotary dim / 2)
+        num_heads = x.shape[2] // (rotary_embedding_dim or 2 * cos_cache.shape[1])
+    return rotary_ref(x, cos_cache, sin_cache, position_ids.to(torch.int64), interleaved, num_heads,
+                      rotary_embedding_dim)
+
+
+infer("RotaryEmbedding", domain=MS)(lambda node: [in_info(node, 0)])
