@@ -7,7 +7,9 @@ Algebra (each output keeps its Value; the ONNX ops are those ORT's fusions repla
   FusedConv(x, w, b, z; act) -> act(Conv(x, w, b) + z);  FusedGemm(a, b, c; act) -> act(Gemm(a, b, c))
   FusedMatMul(a, b; α, transA, transB) -> α · (Transpose(a) @ Transpose(b))
   MatMulNBits(a, B, s, z, bias) with constant B, s, z -> MatMul(a, Wᵀ) + bias, W dequantized once here
-SkipLayerNormalization whose mean / inv_std_var outputs are used stays as it is."""
+  SkipSimplifiedLayerNormalization(x, s, γ, b) -> fused.RMSNorm((x + s) + b, γ); ORT's
+  SimplifiedLayerNormalization(x, γ) (ONNX domain) -> fused.RMSNorm(x, γ)
+A normalization whose mean / inv_std_var outputs are used stays as it is."""
 from __future__ import annotations
 
 import logging
@@ -80,8 +82,8 @@ def _rewrite(g: Graph, n) -> bool:
             [a[k] for k in ("activation_alpha", "activation_beta", "activation_gamma") if k in a]
         if act == "Clip" and len(params) != 2:
             return False
-    if n.op == "SkipLayerNormalization" and any(o is not None and (o.users or g.is_output(o))
-                                                 for o in outs[1:3]):
+    if n.op in ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization", "SimplifiedLayerNormalization") \
+            and any(o is not None and (o.users or g.is_output(o)) for o in outs[1:3]):
         return False
     if n.op == "FusedMatMul" and (a.get("transBatchA", 0) or a.get("transBatchB", 0)
                                   or any(len(v.shape) < 2 for v in ins[:2])):
@@ -115,13 +117,21 @@ def _rewrite(g: Graph, n) -> bool:
             emit("Mul", [h, g.const(_scalar(y, alpha), f"{n.name}/alpha")], out=y)
     elif n.op == "BiasAdd":
         emit("Add", [emit("Add", [ins[0], ins[1]], like=y), ins[2]], out=y, main=True)
-    elif n.op == "SkipLayerNormalization":
+    elif n.op == "SimplifiedLayerNormalization":
+        ax = a.get("axis", -1) % len(y.shape) - len(y.shape)
+        emit("fused.RMSNorm", [ins[0], ins[1]], {"axis": ax, "epsilon": a.get("epsilon", 1e-5)}, out=y, main=True)
+    elif n.op in ("SkipLayerNormalization", "SkipSimplifiedLayerNormalization"):
+        simple = n.op == "SkipSimplifiedLayerNormalization"
+        bias = arg(3) if simple else arg(4)
         total = outs[3] if len(outs) > 3 and outs[3] is not None else None
-        s = emit("Add", [ins[0], ins[1]], like=y, out=None if arg(4) is not None else total)
-        if arg(4) is not None:
-            s = emit("Add", [s, ins[4]], out=total, like=y)
-        emit("LayerNormalization", [s, ins[2], arg(3)], {"axis": -1, "epsilon": a.get("epsilon", 1e-12)}, out=y,
-             main=True)
+        s = emit("Add", [ins[0], ins[1]], like=y, out=None if bias is not None else total)
+        if bias is not None:
+            s = emit("Add", [s, bias], out=total, like=y)
+        eps = {"epsilon": a.get("epsilon", 1e-12)}
+        if simple:
+            emit("fused.RMSNorm", [s, ins[2]], {"axis": -1, **eps}, out=y, main=True)
+        else:
+            emit("LayerNormalization", [s, ins[2], arg(3)], {"axis": -1, **eps}, out=y, main=True)
     else:  # FusedConv / FusedGemm
         core = {k: v for k, v in a.items() if not k.startswith("activation")}
         op, main = ("Conv", ins[:3]) if n.op == "FusedConv" else ("Gemm", ins[:3])
@@ -137,12 +147,13 @@ def _rewrite(g: Graph, n) -> bool:
 
 
 _REWRITTEN = {"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization", "FusedConv",
-              "FusedGemm", "MatMulNBits", "FusedMatMul"}
+              "FusedGemm", "MatMulNBits", "FusedMatMul", "SkipSimplifiedLayerNormalization"}
 
 
 def contrib_to_onnx(g: Graph) -> Graph:
     """Rewrite contrib nodes that have a plain-ONNX form (see the module docstring)."""
-    for n in [n for n in g.nodes if n.domain in (MS,) and n.op in _REWRITTEN]:
+    for n in [n for n in g.nodes if (n.domain == MS and n.op in _REWRITTEN)
+              or (n.domain in ("", "ai.onnx") and n.op == "SimplifiedLayerNormalization")]:
         _rewrite(g, n)
     g.prune_values()
     return g

@@ -98,3 +98,15 @@ def test_fused_matmul_becomes_matmul():
     assert ops(g) == ["Transpose", "MatMul", "Mul"] and all(n.domain == "" for n in g.nodes)
     g = check(m, {"x": randn((2, 4, 8), seed=3)})  # folded transpose, fused scale: one GEMM layer
     assert len(g.nodes) == 1, ops(g)
+
+
+def test_simplified_layernorms_become_rmsnorm():
+    g8 = init("g", randn((8,), seed=4))
+    m = ms([("SkipSimplifiedLayerNormalization", ["x", "s", "g", "b"], ["y", "", "", "sum"], {"epsilon": 1e-5},
+             "ssln")], X + [("s", [2, 5, 8])], ["y", "sum"], [g8, B8])
+    g = check(m, FEED)
+    assert "fused.RMSNorm" in ops(g) and all(not n.op.startswith("Skip") for n in g.nodes), ops(g)
+    m = model([helper.make_node("SimplifiedLayerNormalization", ["x", "g"], ["y"], name="sln", epsilon=1e-5)],
+              X, ["y"], [g8])
+    g = check(m, FEED)
+    assert ops(g) == ["fused.RMSNorm"] and g.nodes[0].name == "sln"
