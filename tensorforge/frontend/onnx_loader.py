@@ -66,7 +66,10 @@ def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
     if t.data_location == onnx.TensorProto.EXTERNAL and not t.raw_data:
         raise TensorforgeError(f"tensor '{t.name}': external data was not loaded")
     arr = numpy_helper.to_array(t)
-    if name in dtypes.ML_NAMES:  # bfloat16, float8, sub-byte (unpacked by numpy_helper)
+    if name in ("bfloat16",) or name.startswith("float8"):
+        bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)
+        return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
+    if name in dtypes.STORAGE_ONLY:  # sub-byte types, unpacked by numpy_helper
         return dtypes.ml_to_torch(arr, name)
     arr = np.array(arr, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
     if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
