@@ -35,6 +35,7 @@ _TABLE = {
 # Sub-byte types live unpacked, one value per element, in a wider storage type (exact values);
 # a tensor's torch dtype is then its storage's, so from_torch never names them.
 STORAGE_ONLY = {"uint4", "int4", "uint2", "int2", "float4e2m1"}
+SUB_BYTE_BITS = {"uint4": 4, "int4": 4, "float4e2m1": 4, "uint2": 2, "int2": 2}
 # numpy (ml_dtypes) names of the types numpy lacks: ONNX's numpy_helper and reference outputs use them
 ML_NAMES = {"bfloat16": "bfloat16", "float8e4m3fn": "float8_e4m3fn", "float8e4m3fnuz": "float8_e4m3fnuz",
             "float8e5m2": "float8_e5m2", "float8e5m2fnuz": "float8_e5m2fnuz", "float8e8m0": "float8_e8m0fnu",
@@ -77,6 +78,13 @@ def from_torch(dt: torch.dtype) -> str:
     if dt not in _BY_TORCH:
         raise TensorforgeError(f"unsupported torch dtype {dt}")
     return _BY_TORCH[dt]
+
+
+def packed_size(name: str, n: int) -> int | None:
+    """What an ONNX TensorProto stores for n elements of a sub-byte type: ceil(n * bits / 8) bytes of
+    raw_data or int32_data values (packed); None for other types."""
+    bits = SUB_BYTE_BITS.get(name)
+    return None if bits is None else (n * bits + 7) // 8
 
 
 def const_dtype(t: torch.Tensor, declared: str | None = None) -> str:

@@ -50,3 +50,11 @@ def test_storage_types_round_trip():
         back = dtypes.torch_to_ml(t, name)
         assert back.dtype == a.dtype and np.array_equal(back.astype(np.float32), a.astype(np.float32))
     assert dtypes.from_torch(dtypes.to_torch("int4")) == "int8"  # storage types are never inferred back
+
+
+def test_packed_size_matches_onnx_helper():
+    from onnx import helper as h
+    for qt, name, vals in ((TensorProto.INT4, "int4", [1, -2, 3]), (TensorProto.UINT2, "uint2", [1, 2, 3, 0, 1])):
+        raw = h.make_tensor("t", qt, [len(vals)], vals, raw=False)
+        assert len(raw.int32_data) == dtypes.packed_size(name, len(vals))
+    assert dtypes.packed_size("int8", 3) is None
