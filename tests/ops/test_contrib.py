@@ -53,7 +53,7 @@ def test_listed_under_domain():
                "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM", "Attention",
                "MultiHeadAttention", "MatMulNBits", "SkipSimplifiedLayerNormalization", "QuantizeLinear",
                "DequantizeLinear", "FusedMatMul", "QGemm", "QLinearAveragePool", "QLinearConv", "QLinearSoftmax",
-               "RotaryEmbedding"):
+               "RotaryEmbedding", "QAttention"):
         assert f"{MS}::{op}" in ops
 
 
@@ -297,3 +297,13 @@ def test_ms_rotary_embedding(interleaved, layout):
         kw = {"num_heads": n} if layout == "bsh" and interleaved else {}
         check("RotaryEmbedding", {"x": x, "pos": pos, "cos": cos, "sin": sin}, {"cos", "sin"},
               interleaved=interleaved, **kw)
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_qattention(with_mask):
+    b, s, hid, n = 2, 4, 8, 2
+    ins = {"x": _q((b, s, hid), np.uint8, 0), "w": _q((hid, 3 * hid), np.int8, 1), "bias": rand((3 * hid,), seed=2),
+           "xs": np.float32(0.02), "ws": np.float32(0.01),
+           "m": np.array([3, 4], np.int32) if with_mask else None, "xz": np.array(128, np.uint8),
+           "wz": np.array(0, np.int8)}
+    check("QAttention", ins, {"w", "bias", "xs", "ws", "wz"}, num_heads=n, atol=1e-5)

@@ -1,5 +1,5 @@
-"""com.microsoft attention: Attention (packed QKV projection), MultiHeadAttention, RotaryEmbedding. Masked scores
-get mask_filter_value added (not -inf), as ORT does."""
+"""com.microsoft attention: Attention and QAttention (packed QKV projection), MultiHeadAttention,
+RotaryEmbedding. Masked scores get mask_filter_value added (not -inf), as ORT does."""
 from __future__ import annotations
 
 import math
@@ -67,30 +67,54 @@ def attention_ref(x, weights, bias=None, mask_index=None, past=None, attention_b
     qkv = torch.matmul(x, weights)
     if bias is not None:
         qkv = qkv + bias
-    hq = weights.shape[1] // 3
-    sizes = list(qkv_hidden_sizes) if qkv_hidden_sizes else [hq, hq, weights.shape[1] - 2 * hq]
+    return _packed(qkv, weights.shape[1], qkv_hidden_sizes, num_heads, mask_index, past, attention_bias, scale,
+                   unidirectional, mask_filter_value, _n_outputs)
+
+
+def _packed(qkv, width, qkv_hidden_sizes, num_heads, mask_index, past, attention_bias, scale, unidirectional,
+            mask_filter_value, n_outputs):
+    """Attention over a packed (B, S, q + k + v) projection; (y[, present])."""
+    hq = width // 3
+    sizes = list(qkv_hidden_sizes) if qkv_hidden_sizes else [hq, hq, width - 2 * hq]
     q, k, v = (_heads(t, num_heads) for t in qkv.split(sizes, -1))
     plen = 0
     if past is not None:
         plen = past.shape[3]
         k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-    b, s, t = x.shape[0], x.shape[1], k.shape[2]
+    b, s, t = qkv.shape[0], qkv.shape[1], k.shape[2]
     sc = scale or 1.0 / math.sqrt(q.shape[-1])
     y = attend(q, k, v, sc, _key_mask(mask_index, b, s, t, plen, mask_filter_value), attention_bias,
                unidirectional, plen)
-    return (y, torch.stack([k, v])) if _n_outputs > 1 else y
+    return (y, torch.stack([k, v])) if n_outputs > 1 else y
 
 
-@infer("Attention", domain=MS)
+@reference("QAttention", domain=MS)
+def qattention_ref(x, weights, bias, input_scale, weight_scale, mask_index=None, input_zero_point=None,
+                   weight_zero_point=None, past=None, num_heads=1, unidirectional=0, do_rotary=0,
+                   past_present_share_buffer=0, mask_filter_value=-10000.0, scale=0.0, _n_outputs=1):
+    """Attention whose packed projection is an integer GEMM: (x - x_zp)(W - w_zp)·x_scale·w_scale + bias."""
+    if do_rotary:
+        raise UnsupportedOpError("QAttention: do_rotary=1 is not supported")
+    xi = x.to(torch.float64) - (input_zero_point.to(torch.float64) if input_zero_point is not None else 0)
+    wi = weights.to(torch.float64) - (weight_zero_point.to(torch.float64) if weight_zero_point is not None else 0)
+    exact = torch.int64 if x.device.type == "cpu" else torch.float64
+    acc = torch.matmul(xi.to(exact), wi.to(exact)).to(torch.float32)
+    qkv = acc * (input_scale.to(torch.float32) * weight_scale.to(torch.float32)) + bias
+    return _packed(qkv, weights.shape[1], None, num_heads, mask_index, past, None, scale, unidirectional,
+                   mask_filter_value, _n_outputs)
+
+
+@infer("Attention", "QAttention", domain=MS)
 def attention_infer(node):
     (dt, xs), (_, ws) = in_info(node, 0), in_info(node, 1)
+    dt = node.inputs[2].dtype if node.op == "QAttention" else dt
     sizes = node.attrs.get("qkv_hidden_sizes")
     n = node.attrs.get("num_heads", 1)
     hq = sizes[0] if sizes else norm(ws[1] // 3)
     hv = sizes[2] if sizes else hq
     outs = [(dt, (xs[0], xs[1], hv))]
     if len(node.outputs) > 1:
-        past = in_info(node, 4)[1]
+        past = in_info(node, 8 if node.op == "QAttention" else 4)[1]
         t = norm(xs[1] + past[3]) if past is not None else xs[1]
         outs.append((dt, (2, xs[0], n, t, norm(hq // n))))
     return outs
