@@ -82,6 +82,8 @@ def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
     if name in ("bfloat16",) or name.startswith("float8"):
         bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)
         return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
+    if name in dtypes.STORAGE_ONLY:  # sub-byte types, unpacked by numpy_helper
+        return dtypes.ml_to_torch(arr, name)
     arr = np.array(arr, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
     if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
         return torch.from_numpy(arr.astype(np.int64)).to(dtypes.to_torch(name))
@@ -202,8 +204,8 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
     g = Graph(gp.name or "graph", opset)
     g.metadata = {"producer": proto.producer_name, "ir_version": proto.ir_version,
                   "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}}
-    for init in gp.initializer:
-        g.value(init.name).const = tensor_to_torch(init)
+    for init in gp.initializer:  # declared type kept: sub-byte types live in a wider storage type
+        g.value(init.name, dtypes.from_onnx(init.data_type)).const = tensor_to_torch(init)
     for sp in gp.sparse_initializer:
         raise TensorforgeError(f"sparse initializer '{sp.values.name}' is not supported")
     unk = [0]
