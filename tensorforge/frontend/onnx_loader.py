@@ -104,14 +104,15 @@ def check_tensor_size(t: onnx.TensorProto, dtype: str) -> None:
         n *= d
     if n > MAX_ELEMENTS:
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} give {n} elements, over {MAX_ELEMENTS}")
+    packed = dtypes.packed_size(dtype, n)  # sub-byte types: several values per stored byte / value
     if t.raw_data or t.data_location == onnx.TensorProto.EXTERNAL:
-        want = n * dtypes.itemsize(dtype)
+        want = packed if packed is not None else n * dtypes.itemsize(dtype)
         if len(t.raw_data) != want:
             raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} ({dtype}) need {want} bytes of data "
                                    f"but it holds {len(t.raw_data)}")
         return
     have = len(getattr(t, _TYPED_FIELD.get(dtype, "int32_data")))
-    if have != n:
+    if have != (packed if packed is not None else n):
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} need {n} values but it holds {have}")
 
 
