@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError
@@ -34,12 +34,26 @@ def _sum(x, dims, keep):
     return torch.sum(x, dims, keepdim=keep, dtype=x.dtype)
 
 
+def _extreme(fn, x, dims, keep, is_min):
+    """amax / amin; over an empty set, the identity (-inf / +inf, the integer limits, False / True)."""
+    if all(x.shape[d] for d in dims):
+        return fn(x, dims, keepdim=keep)
+    shape = [1 if d in dims else n for d, n in enumerate(x.shape) if keep or d not in dims]
+    if x.dtype == torch.bool:
+        fill = is_min
+    elif x.is_floating_point():
+        fill = float("inf") if is_min else float("-inf")
+    else:
+        fill = torch.iinfo(x.dtype).max if is_min else torch.iinfo(x.dtype).min
+    return torch.full(shape, fill, dtype=x.dtype, device=x.device)
+
+
 # op -> (pre-map, reduction, post-map); the maps are applied even for a no-op reduction (as ORT).
 REDUCE_FNS = {
     "ReduceMean": (None, _mean, None),
     "ReduceSum": (None, _sum, None),
-    "ReduceMax": (None, lambda x, d, k: torch.amax(x, d, keepdim=k), None),
-    "ReduceMin": (None, lambda x, d, k: torch.amin(x, d, keepdim=k), None),
+    "ReduceMax": (None, lambda x, d, k: _extreme(torch.amax, x, d, k, False), None),
+    "ReduceMin": (None, lambda x, d, k: _extreme(torch.amin, x, d, k, True), None),
     "ReduceProd": (None, _prod, None),
     "ReduceL1": (torch.abs, _sum, None),
     "ReduceL2": (lambda x: x * x, _sum, torch.sqrt),
@@ -155,8 +169,11 @@ def arg_infer(node):
 
 @reference("TopK", host_inputs=(1,))
 def topk_ref(x, k, axis=-1, largest=1, sorted=1):
-    v, i = torch.topk(x, scalar_int(k), dim=axis % x.dim(), largest=bool(largest), sorted=True)
-    return v, i.to(torch.int64)
+    """A stable sort: equal values keep the lower index first (ONNX), which torch.topk does not promise."""
+    ax = axis % x.dim()
+    keys = x.to(torch.int64) if x.dtype in (torch.uint16, torch.uint32, torch.uint64) else x
+    i = torch.sort(keys, dim=ax, descending=bool(largest), stable=True)[1].narrow(ax, 0, scalar_int(k))
+    return torch.gather(keys, ax, i).to(x.dtype), i
 
 
 @infer("TopK")

@@ -11,6 +11,7 @@ import os
 
 from .. import env
 from ..ir import Graph, GraphInvariantError, verify
+from .contrib_ops import contrib_to_onnx
 from .control_flow import cleanup_subgraphs, fold_if, optimize_subgraphs
 from .cse import cse
 from .dce import dce
@@ -32,9 +33,9 @@ from .patchify import patchify_convs
 log = logging.getLogger("tensorforge")
 
 # The optimizer pipeline, in order. Each entry is a pure Graph -> Graph function.
-PIPELINE = [fold_if, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations, fuse_norms,
-            fuse_attention, cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue, fuse_scale,
-            fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs, dce]
+PIPELINE = [contrib_to_onnx, fold_if, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations,
+            fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue,
+            fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs, dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
@@ -82,6 +83,7 @@ def _dumper(folder: str | None):
     return dump
 
 
-__all__ = ["PIPELINE", "CLEANUP", "fold_if", "optimize_subgraphs", "cleanup_subgraphs", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
+__all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
-           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs"]
+           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs",
+           "contrib_to_onnx", "fold_if", "optimize_subgraphs", "cleanup_subgraphs"]
