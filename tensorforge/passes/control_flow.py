@@ -42,9 +42,15 @@ def _inline(g: Graph, node) -> None:
         g.add_node(n.op, ins, outs, n.attrs, name=g.unique_node_name(n.name), domain=n.domain,
                    origin=n.origin, index=at + k)
     results = [outer(v) for v in br.outputs]
-    for old, new in zip(node.outputs, results):
-        g.replace_uses(old, new)
+    at = g.nodes.index(node)
     g.remove_node(node)
+    for old, new in zip(node.outputs, results):
+        if g.is_output(old):  # a graph output keeps its name: old = Identity(new)
+            g.add_node("Identity", [new], [old], name=g.unique_node_name(f"{node.name}_out"), origin=node.origin,
+                       index=at)
+            at += 1
+        else:
+            g.replace_uses(old, new)
 
 
 def _adopt(g: Graph, v):

@@ -128,3 +128,18 @@ def test_dead_branch_with_an_unsupported_op_is_folded_away():
     model = make_model(nodes, [("x", F, ["N", 3])], [("y", F, None)], [numpy_helper.from_array(np.int64(2), "two")])
     g = passes.run_pipeline(frontend.load(model), check=True)
     assert [n.op for n in g.nodes] == ["Relu"]
+
+
+def test_folded_if_keeps_the_graph_output_name():
+    then = h.make_graph([h.make_node("Relu", ["x"], ["a"])], "then", [], [h.make_tensor_value_info("a", F, None)])
+    other = h.make_graph([h.make_node("Neg", ["x"], ["b"])], "else", [], [h.make_tensor_value_info("b", F, None)])
+    nodes = [h.make_node("Shape", ["x"], ["s"]), h.make_node("Size", ["s"], ["r"]),
+             h.make_node("Equal", ["r", "two"], ["c"]),
+             h.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)]
+    model = make_model(nodes, [("x", F, [2, 3])], [("y", F, None)], [numpy_helper.from_array(np.int64(2), "two")])
+    g = passes.run_pipeline(frontend.load(model), check=True)
+    assert [v.name for v in g.outputs] == ["y"]
+    import tensorforge as tf
+    eng = tf.Builder(tf.BuilderConfig(device="cpu")).build(model)
+    x = rand((2, 3), seed=3)
+    np.testing.assert_array_equal(eng.create_execution_context().infer({"x": x})["y"].numpy(), np.maximum(x, 0))
