@@ -29,7 +29,7 @@ ALLOWED = {"unsupported_op", "unsupported_feature", "random_op"}
 # loop16_seq_none: onnx's runner cannot compare a sequence of 0-d arrays (len() of a 0-d array)
 KNOWN = {"test_attention_4d_causal_fp16_expanded", "test_dft_inverse", "test_dft_inverse_opset19",
          "test_loop16_seq_none"}
-MIN_FULL_PASS = 1835  # of 1884 (697 before part B; 1670 before sub-byte types, ImageDecoder, TreeEnsemble, numerical fixes, control flow, sequences)
+MIN_FULL_PASS = 1835  # of 1884 (697 before part B; 1670 before contrib types/ops, control flow, sequences)
 
 
 @pytest.fixture(scope="module")
