@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError
