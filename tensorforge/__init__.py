@@ -10,7 +10,7 @@ from .version import __version__
 
 _LAZY = {"Builder": ".builder", "BuilderConfig": ".builder", "OptimizationProfile": ".builder",
          "TimingCache": ".builder.timing_cache", "TensorforgeError": ".errors",
-         "Engine": ".runtime", "ExecutionContext": ".runtime"}
+         "Engine": ".runtime", "ExecutionContext": ".runtime", "Refitter": ".builder.refit"}
 
 
 class Profiler:
@@ -34,4 +34,4 @@ def __dir__():
 
 
 __all__ = ["Builder", "BuilderConfig", "OptimizationProfile", "TimingCache", "Engine", "ExecutionContext",
-           "Profiler", "TensorforgeError", "__version__"]
+           "Refitter", "Profiler", "TensorforgeError", "__version__"]

@@ -19,6 +19,7 @@ from .config import BuilderConfig
 from .lower import lower
 from .memcheck import check_fits, tensor_bytes
 from .precision import assign_precision
+from .refit import record as refit_record
 from .streams import assign_streams
 from .tactics import select_tactics
 
@@ -39,7 +40,8 @@ class Builder:
         device = torch.device(cfg.device) if cfg.device else default_device()
         if device.type == "cuda" and not torch.cuda.is_available():
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
-        g = frontend.load(model)
+        proto = frontend.load_model_proto(model)
+        g = frontend.load(proto)
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -53,6 +55,8 @@ class Builder:
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
             _memory_at_max(plan)
+        if cfg.refit or cfg.strip_weights:
+            plan.meta["refit"] = refit_record(proto, cfg.strip_weights)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}
