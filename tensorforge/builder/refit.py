@@ -157,9 +157,7 @@ class Refitter:
 
     def set_weights_from(self, model) -> None:
         """Stage every refittable weight from an ONNX model (path, zoo:NAME or ModelProto)."""
-        for k, v in model_weights(model).items():
-            if k in self.info["weights"]:
-                self.pending[k] = v
+        self.pending.update(model_weights(model))  # names the engine lacks are refused at refit()
 
     def refit(self) -> bool:
         """Recompute and install the engine's weights (in place: live contexts and graphs see them)."""
@@ -171,3 +169,10 @@ class Refitter:
         return True
 
     refit_cuda_engine = refit
+
+
+def weight_list(plan) -> list[tuple[str, str, list]]:
+    """[(ONNX weight name, dtype, shape)] refittable in this plan ([] when not refittable)."""
+    info = plan.meta.get("refit") or {}
+    return [(k, onnx.TensorProto.DataType.Name(dt).lower(), dims)
+            for k, (dt, dims) in sorted(info.get("weights", {}).items())]

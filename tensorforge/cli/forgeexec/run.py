@@ -181,6 +181,8 @@ def _run(opts, device, log: Logger) -> None:
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)
         return
+    if opts.dumpRefit:
+        dump_refit(engine, log)
     if opts.dumpOptimizationProfile:
         dump_profiles(engine, log)
     if opts.skipInference:
@@ -188,3 +190,14 @@ def _run(opts, device, log: Logger) -> None:
         log.info("Skipped inference phase since --skipInference is added.")
         return
     inference(engine, opts, make_backend(engine, opts, log), log)
+
+
+def dump_refit(engine, log: Logger) -> None:
+    """--dumpRefit: the weights a refit takes (ONNX initializer names), or why there are none."""
+    names = api.refittable_weights(engine)
+    if not names:
+        log.warn("--dumpRefit: the engine is not refittable (build it with --refit or --stripWeights)")
+        return
+    log.info(f"Refittable weights ({len(names)}; set by ONNX initializer name):")
+    for name, dtype, shape in names:
+        log.info(f"  {name} {dtype} {fmt_dims(tuple(shape))}")
