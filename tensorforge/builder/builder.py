@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from .. import dtypes, frontend, passes
+from .. import dtypes, frontend, passes, plugin
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
 from ..ir.symbolic import to_str
@@ -41,7 +41,7 @@ class Builder:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
         proto = frontend.load_model_proto(model)
-        g = frontend.load(proto)
+        g = plugin.apply_overrides(frontend.load(proto))
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -55,6 +55,9 @@ class Builder:
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
             _memory_at_max(plan)
+        used = plugin.used_by(plan)
+        if used:  # host-side implementations need their module at load; the error names it
+            plan.meta["plugins"] = used
         if cfg.refit or cfg.strip_weights:
             plan.meta["refit"] = refit_record(proto, cfg.strip_weights)
         if cfg.tf32 and device.type == "cuda":

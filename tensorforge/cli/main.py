@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     add_serve_parsers(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
+    for sp in (i, c, sub.choices["report"], sub.choices["refit"]):
+        sp.add_argument("--staticPlugins", action="append", default=[], metavar="file",
+                        help="plugin module (Python file) to load first; repeatable")
     return p
 
 
@@ -51,6 +54,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="[%(levelname).1s] %(message)s", stream=sys.stderr)
     try:
+        if getattr(args, "staticPlugins", None):
+            from .. import plugin
+            for path in args.staticPlugins:
+                plugin.load(path)
         if args.cmd == "inspect":
             from .inspect_cmd import inspect_path
             _print(inspect_path(args.path))

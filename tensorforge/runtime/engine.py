@@ -153,6 +153,8 @@ class Engine:
         if weights or not (plan.meta.get("refit") or {}).get("stripped"):
             check_weights(plan, weights, source)
         check_shapes(plan, source)
+        from ..kernels.registry import check_plugins
+        check_plugins(plan, source)
         dev = torch.device(device) if device is not None else (
             torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
         check_device(built, dev, source)

@@ -155,11 +155,11 @@ FLAGS: list[Flag] = [
     _f("--cpuThreads", "int", None, "System", "torch CPU threads (default = 1 on the CPU, where several threads can"
        " collapse under load; the torch default on a GPU)", "N"),
     _f("--useDLACore", "int", None, "System", "Select DLA core N", "N", noop=_NOEFFECT + " (there is no DLA)"),
-    _f("--staticPlugins", "str", None, "System", "Plugin library to load (can be specified multiple times)", "<file>",
+    _f("--staticPlugins", "str", None, "System", "Plugin module (a Python file calling tensorforge.plugin.register) to load; repeatable", "<file>",
        repeat=True),
     _f("--plugins", "str", None, "System", "Deprecated alias of --staticPlugins", "<file>", dest="staticPlugins",
        repeat=True, deprecated="--plugins has been deprecated; use --staticPlugins instead."),
-    _f("--dynamicPlugins", "str", None, "System", "Plugin library to load and serialize (repeatable)", "<file>",
+    _f("--dynamicPlugins", "str", None, "System", "Refused: engines never store host code (use --staticPlugins)", "<file>",
        repeat=True),
     _f("--help", "bool", False, "Help", "Print this message", dest="help"),
     _f("-h", "bool", False, "Help", "Print this message", dest="help"),

@@ -166,6 +166,9 @@ def run(opts, log: Logger) -> None:
     """Everything after the options banner."""
     check_paths(opts)
     check_limits(opts)
+    for path in opts.staticPlugins:  # the only way user code enters the process
+        log.info(f"Loading plugin module: {path}")
+        api.load_plugin(path)
     device = select_device(opts)
     for line in device_lines(device):
         log.info(line)
