@@ -4,7 +4,9 @@
     forgeexec --onnx=model.onnx --staticPlugins=examples/hardswish_plugin.py
     tensorforge.plugin.load("examples/hardswish_plugin.py")
 
-It also replaces the built-in ONNX HardSwish of any model built while it is loaded (override)."""
+To run it instead of the built-in ONNX HardSwish of one model:
+    with plugin.override("example::HardSwish", op_type="HardSwish"):
+        engine = tensorforge.Builder(config).build("model.onnx")"""
 import torch
 
 from tensorforge import plugin
@@ -52,5 +54,3 @@ if triton is not None:
         return y
 
     hswish.triton_impl(hardswish_triton, name="triton", precisions=("float32", "float16"))
-
-plugin.override("example::HardSwish", op_type="HardSwish")

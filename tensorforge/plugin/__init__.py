@@ -107,12 +107,34 @@ def registered() -> list[str]:
     return sorted(_PLUGINS)
 
 
-def override(plugin: str, op_type: str | None = None, node: str | None = None) -> None:
-    """Run `plugin` instead of a built-in op: every node of `op_type`, or the node named `node`."""
+class _Override:
+    """An active override; as a context manager it ends with the block (one model's build)."""
+
+    def __init__(self, entry):
+        self.entry = entry
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.entry in _OVERRIDES:
+            _OVERRIDES.remove(self.entry)
+
+
+def override(plugin: str, op_type: str | None = None, node: str | None = None) -> _Override:
+    """Run `plugin` instead of a built-in op: every node of `op_type`, or the node named `node`; for
+    the builds until clear_overrides(), or within `with plugin.override(...):` only."""
     get(plugin)
     if (op_type is None) == (node is None):
         raise PluginError("override: give exactly one of op_type= or node=")
-    _OVERRIDES.append((op_type, node, plugin))
+    entry = (op_type, node, plugin)
+    _OVERRIDES.append(entry)
+    return _Override(entry)
+
+
+def clear_overrides() -> None:
+    """Forget every override (built-in ops run as built-ins again)."""
+    _OVERRIDES.clear()
 
 
 def apply_overrides(g):
@@ -162,4 +184,4 @@ def load(path: str) -> str:
 
 
 
-__all__ = ["register", "get", "load", "override", "registered", "used_by", "Plugin", "PluginError", "SOURCE"]
+__all__ = ["register", "get", "load", "override", "clear_overrides", "registered", "used_by", "Plugin", "PluginError", "SOURCE"]
