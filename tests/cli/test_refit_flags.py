@@ -52,3 +52,24 @@ def test_dump_refit_on_plain_engine_warns(cli, tiny_onnx):
     rc, out, err = cli(f"--onnx={tiny_onnx}", "--shapes=x:1x3x8x8", "--dumpRefit", *FAST)
     out += err
     assert rc == 0 and "[W] --dumpRefit: the engine is not refittable" in out
+
+
+def test_static_plugins_flag(cli, tmp_path):
+    """--staticPlugins loads the module before the build; the engine then needs it at load."""
+    import os
+    from onnx import TensorProto, helper
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    example = os.path.join(root, "examples", "hardswish_plugin.py")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    node = helper.make_node("HardSwish", ["x"], ["y"], name="hs", domain="example")
+    m = helper.make_model(helper.make_graph([node], "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example", 1)])
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    rc, out, err = cli(f"--onnx={path}", f"--staticPlugins={example}", "--builderOptimizationLevel=0", *FAST)
+    out += err
+    assert rc == 0 and "Loading plugin module" in out
+    rc, out, err = cli(f"--onnx={path}", "--staticPlugins=/nonexistent/p.py", *FAST)
+    out += err
+    assert rc != 0 and "plugin module not found: /nonexistent/p.py" in out
