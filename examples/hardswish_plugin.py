@@ -45,12 +45,8 @@ if triton is not None:
         y = x * tl.minimum(tl.maximum(x + 3.0, 0.0), 6.0) / 6.0
         tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
-    def hardswish_triton(x):
-        """Launch over a 1-D grid of 1024-element blocks."""
-        x = x.contiguous()
-        y = torch.empty_like(x)
-        n = x.numel()
-        _hardswish_kernel[(triton.cdiv(n, 1024),)](x, y, n, BLOCK=1024)
-        return y
-
-    hswish.triton_impl(hardswish_triton, name="triton", precisions=("float32", "float16"))
+    # device code: launched from data (one program per 1024 elements), so engines that chose it
+    # load and run without this module (their cubins are stored in the engine)
+    hswish.triton_kernel(_hardswish_kernel, name="triton", precisions=("float32", "float16"),
+                         args=["in0", "out0", "numel0"], grid=[["cdiv", "numel0", 1024]], outputs=[0],
+                         meta={"BLOCK": 1024})

@@ -32,7 +32,8 @@ def _triton_usable(device) -> bool:
 # source -> (package that registers its families, whether it can offer tactics on a device); the
 # order is the order of the candidates lists (aten's variants before triton's)
 SOURCES = {"aten": ("tensorforge.kernels.aten", lambda device: True),
-           "triton": ("tensorforge.kernels.triton", _triton_usable)}
+           "triton": ("tensorforge.kernels.triton", _triton_usable),
+           "plugin": ("tensorforge.kernels.plugin_device", lambda device: True)}  # + user plugins' families
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import TensorforgeError
+from ..kernels import plugin_device as device
 from ..ops import registry as ops
 from . import family
 
@@ -29,8 +30,8 @@ class PluginError(TensorforgeError):
 class Impl:
     """One implementation: a torch function (host code) or a Triton kernel (device code)."""
     name: str
-    kind: str  # "torch" | "triton"
-    fn: Callable
+    kind: str  # "torch" | "triton" (host launch function) | "device" (Triton kernel launched from data)
+    fn: Callable | dict  # the function, or the launch spec of a "device" implementation
     precisions: tuple
     formats: tuple = ("linear",)
     grid: Callable | None = None
@@ -56,6 +57,21 @@ class Plugin:
         """Add a Triton implementation: launch(*inputs, out, **attrs) runs the kernel over its grid."""
         self._add(Impl(name, "triton", launch, tuple(precisions), tuple(formats)))
 
+    def triton_kernel(self, kernel, *, args: list, grid: list, outputs: list, meta: dict | None = None,
+                      name: str = "triton", precisions=("float32",), formats=("linear",)):
+        """Add a Triton kernel launched from data (device code: engines run it without this module).
+        kernel: a @triton.jit function; args/grid/outputs/meta: the launch spec of
+        tensorforge.kernels.plugin_device (e.g. args=["in0", "out0", "numel0"],
+        grid=[["cdiv", "numel0", 1024]], outputs=[0], meta={"BLOCK": 1024})."""
+        import hashlib
+        src = "import triton\nimport triton.language as tl\n\n\n@triton.jit\n" + _def_source(kernel.fn)
+        kname = kernel.fn.__name__
+        key = f"{kname}-{hashlib.sha1(src.encode()).hexdigest()[:20]}"
+        device.SOURCES[key] = (src, kname)
+        spec = {"key": key, "kernel": kname, "args": list(args), "grid": [list(g) if isinstance(g, (list, tuple))
+                else g for g in grid], "outputs": list(outputs), "meta": dict(meta or {})}
+        self._add(Impl(name, "device", spec, tuple(precisions), tuple(formats)))
+
     def _add(self, impl: Impl) -> None:
         if impl.name in self.impls:
             raise PluginError(f"plugin '{self.name}': implementation '{impl.name}' registered twice")
@@ -68,9 +84,20 @@ class Plugin:
 
     def tactic(self, impl: str) -> dict:
         """The tactic dict of one implementation (its module is named for the error at load time)."""
-        kind = self.impls[impl].kind
+        im = self.impls[impl]
+        if im.kind == "device":  # launched from data by kernels.plugin_device
+            return {"source": SOURCE, "name": "device_kernel",
+                    "params": {**im.fn, "plugin": self.name, "impl": impl, "module": self.module or ""}}
         return {"source": SOURCE, "name": self.tactic_name(impl),
-                "params": {"kind": kind, "module": self.module or ""}}
+                "params": {"kind": im.kind, "module": self.module or ""}}
+
+
+def _def_source(fn) -> str:
+    """The `def` of a kernel function without its decorators (dedented)."""
+    import inspect
+    import textwrap
+    lines = textwrap.dedent(inspect.getsource(fn)).splitlines(True)
+    return "".join(lines[next(i for i, line in enumerate(lines) if line.startswith("def ")):])
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -152,7 +179,7 @@ def used_by(plan) -> dict:
     out = {}
     for lay in plan.layers:
         p = next((q for q in _PLUGINS.values() if (q.op, q.domain) == (lay.type, lay.domain)), None)
-        if p is not None:
+        if p is not None and lay.tactic.get("name") != "device_kernel":  # device code needs no module
             e = out.setdefault(p.name, {"module": p.module or "", "layers": {}})
             e["layers"][lay.name] = lay.tactic.get("name", "")
     return out

@@ -19,14 +19,14 @@ def _factory(impl):
 
 def _usable(impl, device) -> bool:
     """Triton implementations run on CUDA devices (or on the CPU under Triton's interpreter)."""
-    return impl.kind != "triton" or is_cuda(device) or os.environ.get("TRITON_INTERPRET") == "1"
+    return impl.kind not in ("triton", "device") or is_cuda(device) or os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def refresh(plugin) -> None:
     """(Re-)register the plugin's family with its current implementations."""
     for fam in [f for f in tactics.families() if f.name == f"plugin {plugin.name}"]:
         tactics.unregister(fam)
-    factories = {plugin.tactic_name(n): _factory(i) for n, i in plugin.impls.items()}
+    factories = {plugin.tactic_name(n): _factory(i) for n, i in plugin.impls.items() if i.kind != "device"}
 
     def candidates(layer, shapes, device):
         if (layer.type, layer.domain) != (plugin.op, plugin.domain):

@@ -37,13 +37,33 @@ def test_example_replaces_hardswish_and_matches_ort():
     np.testing.assert_allclose(got, run_ort(m, {"x": x})["y"], rtol=1e-5, atol=1e-6)
 
 
-def test_triton_kernel_in_interpreter():
-    code = (f"import torch, tensorforge as tf\n"
-            f"tf.plugin.load({EXAMPLE!r})\n"
-            "impl = tf.plugin.get('example::HardSwish').impls['triton']\n"
-            "x = torch.randn(3000)\n"
-            "assert torch.allclose(impl.fn(x), torch.nn.functional.hardswish(x), atol=1e-6)\n"
-            "print('ok')\n")
+def _interpret(code, tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "TRITON_INTERPRET": "1"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-    assert r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+
+
+def test_triton_kernel_is_device_code(tmp_path):
+    """In Triton's interpreter (CPU): the Triton implementation is checked, chosen when fastest, and
+    recorded as a data-only launch; the engine loads without the plugin module (on a GPU its cubin
+    is stored in the engine; on the CPU inference then says the module is needed to compile it)."""
+    path = tmp_path / "d.engine"
+    build = (f"import torch, tensorforge as tf\nfrom tensorforge.builder import tactics\n"
+             f"from tests.plugin.test_plugin import _model\ntf.plugin.load({EXAMPLE!r})\n"
+             "tactics.TIMER = lambda lay, t, b: 0.1 if t['name'] == 'device_kernel' else 1.0\n"
+             "e = tf.Builder(tf.BuilderConfig(device='cpu')).build(_model('example', 'HardSwish'))\n"
+             "lay = next(l for l in e.plan.layers if l.name == 'custom')\n"
+             "assert lay.tactic['name'] == 'device_kernel' and 'plugins' not in e.plan.meta\n"
+             "assert 'src' not in lay.tactic['params'] and lay.tactic['params']['grid'] == [['cdiv', 'numel0', 1024]]\n"
+             "x = torch.randn(3, 1000)[:2, :8].contiguous()\n"
+             "y = e.create_execution_context().infer({'x': x})['y']\n"
+             "assert torch.allclose(y, -torch.nn.functional.hardswish(torch.relu(x)), atol=1e-6)\n"
+             f"e.save({str(path)!r})\nprint('ok')\n")
+    r = _interpret(build, tmp_path)
+    assert r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+    load = (f"import torch, tensorforge as tf\ne = tf.Engine.load({str(path)!r})\nprint('loaded')\n"
+            "e.create_execution_context().infer({'x': torch.randn(2, 8)})\n")
+    r = _interpret(load, tmp_path)
+    assert r.stdout.strip() == "loaded"
+    assert "plugin kernel '_hardswish_kernel' has no stored cubin here" in r.stderr
+    assert "hardswish_plugin.py" in r.stderr
