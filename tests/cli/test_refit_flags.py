@@ -34,6 +34,8 @@ def test_strip_dump_and_refit_cli(cli, tiny_onnx, tmp_path, capsys):
     rc, out, err = cli(f"--loadEngine={stripped}", "--shapes=x:1x3x8x8", *FAST)
     out += err
     assert rc != 0 and "stripped weights: refit it" in out
+    assert tf_main(["inspect", str(stripped)]) == 0
+    assert "(weights stripped: refit before inference)" in capsys.readouterr().out
     m = onnx.load(str(tiny_onnx))
     m.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"))
     other = tmp_path / "other.onnx"
