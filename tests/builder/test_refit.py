@@ -108,3 +108,26 @@ def test_refusals():
     with pytest.raises(RefitError, match="missing for refit"):
         r.refit()
 
+
+
+def test_layer_or_weight_mismatch_refused():
+    """The replay is checked against the engine: other layers, or an engine weight of another shape
+    or dtype, are refused naming them, and nothing is installed."""
+    engine = tf.Builder(_cfg(refit=True)).build("zoo:mobilenetv2_small")
+    arrays = model_weights("zoo:mobilenetv2_small")
+    before = {k: w.clone() for k, w in engine.weights.items()}
+    first = engine.plan.layers[0]
+    saved, first.name = first.name, "renamed"
+    r = tf.Refitter(engine)
+    r.pending = dict(arrays)
+    with pytest.raises(RefitError, match="change the engine's layers \\(first: renamed\\)"):
+        r.refit()
+    first.name = saved
+    name = next(n for n, t in engine.plan.tensors.items() if t.kind == "weight")
+    spec = engine.plan.tensors[name]
+    saved_shape, spec.shape = spec.shape, [7] + list(spec.shape[1:])
+    with pytest.raises(RefitError, match=f"change shape or role with the new weights: {name}"):
+        r.refit()
+    spec.shape = saved_shape
+    assert all(torch.equal(engine.weights[k], w) for k, w in before.items())
+    r.refit()
