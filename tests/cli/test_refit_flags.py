@@ -75,3 +75,14 @@ def test_static_plugins_flag(cli, tmp_path):
     rc, out, err = cli(f"--onnx={path}", "--staticPlugins=/nonexistent/p.py", *FAST)
     out += err
     assert rc != 0 and "plugin module not found: /nonexistent/p.py" in out
+
+
+def test_tensorforge_commands_load_plugins(capsys, tmp_path):
+    mod = tmp_path / "my_plugins.py"
+    mod.write_text("from tensorforge import plugin\n"
+                   "plugin.register('cmdtest::Op', infer=lambda i, a: [i[0]], reference=lambda x: x)\n")
+    assert tf_main(["inspect", "--staticPlugins", str(mod), "zoo:mobilenetv2_small"]) == 0
+    from tensorforge import plugin
+    assert "cmdtest::Op" in plugin.registered()
+    assert tf_main(["inspect", "--staticPlugins", str(tmp_path / "none.py"), "zoo:mobilenetv2_small"]) == 2
+    assert "plugin module not found" in capsys.readouterr().err
