@@ -8,6 +8,7 @@ import base64
 import logging
 import time
 
+import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
@@ -84,8 +85,11 @@ def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
         dt, dims = specs[t.name]
         if list(a.shape) != dims:
             raise RefitError(f"weight '{t.name}' has shape {list(a.shape)}; the engine was built with {dims}")
-        new = numpy_helper.from_array(a.astype(onnx.helper.tensor_dtype_to_np_dtype(dt), copy=False), t.name)
-        proto.graph.initializer[i].CopyFrom(new)
+        np_dt = onnx.helper.tensor_dtype_to_np_dtype(dt)
+        if np_dt.itemsize != 2:  # float16/bfloat16 go through numpy_helper (its bit conventions)
+            t.raw_data = np.ascontiguousarray(a, dtype=np_dt).astype(np_dt.newbyteorder("<"), copy=False).tobytes()
+        else:
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(a.astype(np_dt, copy=False), t.name))
     return proto
 
 
