@@ -126,3 +126,17 @@ def test_engine_round_trip_asks_for_module(tmp_path):
     x = torch.randn(2, 8)
     y = e.create_execution_context().infer({"x": x})["y"]
     assert torch.allclose(y, -torch.nn.functional.hardswish(torch.relu(x)), atol=1e-6)
+
+
+def test_host_launched_triton_impl_needs_module(monkeypatch):
+    """A triton_impl (a host launch function) is offered on CUDA or under Triton's interpreter and is
+    host code: the engine records the plugin so that loading asks for its module."""
+    p = plugin.register("t8::Affine", infer=_same_shape, reference=lambda x: 2 * x + 1)
+    p.triton_impl(lambda x: 2 * x + 1, name="launch")
+    lay = next(lay for lay in _build(_model("t8", "Affine"), level=0).plan.layers if lay.name == "custom")
+    assert lay.tactic["name"] == "reference"  # CPU without the interpreter: not offered
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    e = _build(_model("t8", "Affine"), level=0)
+    lay = next(lay for lay in e.plan.layers if lay.name == "custom")
+    assert lay.tactic["name"] == "t8.Affine/launch" and lay.tactic["params"]["kind"] == "triton"
+    assert e.plan.meta["plugins"]["t8::Affine"]["layers"] == {"custom": "t8.Affine/launch"}
