@@ -41,7 +41,8 @@ class Builder:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
         proto = frontend.load_model_proto(model)
-        g = plugin.apply_overrides(frontend.load(proto))
+        g = frontend.load(proto)
+        retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -59,7 +60,7 @@ class Builder:
         if used:  # host-side implementations need their module at load; the error names it
             plan.meta["plugins"] = used
         if cfg.refit or cfg.strip_weights:
-            plan.meta["refit"] = refit_record(proto, cfg.strip_weights)
+            plan.meta["refit"] = refit_record(proto, cfg.strip_weights, retarget)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}

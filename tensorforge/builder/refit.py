@@ -35,7 +35,7 @@ def refittable(t: onnx.TensorProto) -> bool:
     return t.data_type in _FLOAT and n > 1
 
 
-def record(proto: onnx.ModelProto, stripped: bool) -> dict:
+def record(proto: onnx.ModelProto, stripped: bool, retarget: dict | None = None) -> dict:
     """The refit record stored in plan.meta: the graph with refittable data removed, their specs."""
     skel = onnx.ModelProto()
     skel.CopyFrom(proto)
@@ -48,7 +48,8 @@ def record(proto: onnx.ModelProto, stripped: bool) -> dict:
                 t.ClearField(f)
             t.data_location = onnx.TensorProto.DEFAULT
             del t.external_data[:]
-    return {"onnx": base64.b64encode(skel.SerializeToString()).decode(), "weights": specs, "stripped": stripped}
+    return {"onnx": base64.b64encode(skel.SerializeToString()).decode(), "weights": specs, "stripped": stripped,
+            "retarget": dict(retarget or {})}
 
 
 def refit_info(plan) -> dict:
@@ -100,6 +101,9 @@ def replay(plan, arrays: dict) -> dict:
     cfg = BuilderConfig(**{k: v for k, v in plan.config.items() if k in BuilderConfig.__dataclass_fields__
                            and k != "profiles"})
     g = frontend.load(proto)
+    for n in g.nodes:  # nodes the build ran as plugins (plugin.override)
+        if n.name in info.get("retarget", {}):
+            n.op, n.domain = info["retarget"][n.name]
     g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
     g = assign_precision(g, cfg)
     new_plan, weights = lower(g)

@@ -164,14 +164,17 @@ def clear_overrides() -> None:
     _OVERRIDES.clear()
 
 
-def apply_overrides(g):
-    """Retarget overridden nodes of a graph to their plugin op (before the passes run)."""
+def apply_overrides(g) -> dict:
+    """Retarget overridden nodes of a graph to their plugin op (before the passes run); returns
+    {node name: [op, domain]} of the retargeted nodes (a refit replays them)."""
+    done = {}
     for n in g.nodes:
         for op_type, name, plugin in _OVERRIDES:
             if (op_type is not None and n.op == op_type and n.domain in ("", "ai.onnx")) or n.name == name:
                 p = _PLUGINS[plugin]
                 n.op, n.domain = p.op, p.domain
-    return g
+                done[n.name] = [p.op, p.domain]
+    return done
 
 
 def used_by(plan) -> dict:

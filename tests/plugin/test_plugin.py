@@ -140,3 +140,22 @@ def test_host_launched_triton_impl_needs_module(monkeypatch):
     lay = next(lay for lay in e.plan.layers if lay.name == "custom")
     assert lay.tactic["name"] == "t8.Affine/launch" and lay.tactic["params"]["kind"] == "triton"
     assert e.plan.meta["plugins"]["t8::Affine"]["layers"] == {"custom": "t8.Affine/launch"}
+
+
+def test_refit_replays_overrides():
+    """An engine built with an override refits (outside the override) to a fresh build's weights."""
+    import numpy as np
+    from onnx import numpy_helper
+    _register("t9::Affine", impl=lambda x: 2 * x + 1)
+    m = _model("", "Sigmoid", builtin=True)
+    w = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(2, 8), "w")
+    m.graph.initializer.append(w)
+    m.graph.node[2].input.append("w")
+    m.graph.node[2].op_type = "Add"
+    with plugin.override("t9::Affine", node="custom"):
+        e = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0, refit=True)).build(m)
+    r = tf.Refitter(e)
+    r.set_named_weights("w", np.ones((2, 8), np.float32))
+    r.refit()
+    assert torch.equal(e.weights["w"], torch.ones(2, 8))
+    assert next(lay for lay in e.plan.layers if lay.name == "custom").type == "Affine"
