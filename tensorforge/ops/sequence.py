@@ -98,11 +98,13 @@ def sequence_empty_infer(node):
 
 
 def _pos(s, position, insert=False):
-    n = len(s) + (1 if insert else 0)
-    p = (len(s) if insert else n - 1) if position is None else scalar_int(position)
-    if not -n <= p < n:
-        raise IndexError(f"sequence position {p} out of range for length {len(s)}")
-    return p % n
+    """Index into s; negative positions count from the back of s (for an insert too: ONNX accepts
+    [-len, len] there, -1 inserting before the last element)."""
+    n = len(s)
+    p = (n if insert else n - 1) if position is None else scalar_int(position)
+    if not -n <= p < n + (1 if insert else 0):
+        raise IndexError(f"sequence position {p} out of range for length {n}")
+    return p + n if p < 0 else p
 
 
 @reference("SequenceInsert")

@@ -110,7 +110,8 @@ def layer_info(engine, ctx, verbosity: str) -> dict:
     if verbosity != "detailed":
         return {"Layers": [layer.name for layer in engine.layers], "Bindings": bindings}
     shapes = api.TensorShapes(engine, ctx)
-    eager = engine.plan.meta.get("eager_layers", {})
+    plan = getattr(engine, "plan", None)  # engines without a plan (exported layer lists) run nothing eagerly
+    eager = plan.meta.get("eager_layers", {}) if plan is not None else {}
     layers = [detailed_layer(layer, shapes) for layer in engine.layers]
     for d in layers:  # control flow: run eagerly, outside the CUDA graph (host syncs)
         if d["Name"] in eager:
