@@ -6,7 +6,7 @@ import torch
 from ..ir import Graph
 from ..ir.attrs import to_json as jsonable_attr
 from ..errors import TensorforgeError
-from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str
+from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str, value_str
 from ..ops import registry
 from ..runtime.plan import EnginePlan, LayerSpec, TensorSpec
 
@@ -33,7 +33,7 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         if kind == "weight":
             weights[v.name] = v.const
         if kind == "shape":
-            t.sym = [to_str(x) for x in v.sym.reshape(-1).tolist()]
+            t.sym = [value_str(x) for x in v.sym.reshape(-1).tolist()]
         tensors[v.name] = t
         return t
 

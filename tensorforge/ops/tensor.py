@@ -10,6 +10,7 @@ from ..errors import ShapeError
 from ..ir.symbolic import norm
 from .common import attr_or_input, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg
 from .registry import infer, reference, symval
+from .symvalue import FLOATS, INTS, concrete, elementwise, to_float, to_int
 
 
 @reference("Identity", view=True)
@@ -62,9 +63,15 @@ infer("Cast")(lambda node: [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0].
 
 @symval("Cast")
 def cast_sym(node, x):
-    if dtypes.from_onnx(node.attrs["to"]) not in ("int64", "int32"):
-        return None
-    return [x]
+    """Shape values survive int -> float -> int casts while exact (see symvalue)."""
+    to = dtypes.from_onnx(node.attrs["to"])
+    if to in INTS:
+        return [elementwise(to_int, x)] if node.inputs[0].dtype != to else [x]
+    if to in FLOATS:
+        return [elementwise(lambda e: to_float(e, to), x)]
+    if to == "bool":
+        return [elementwise(lambda e: bool(e) if concrete(e) else None, x)]
+    return None
 
 
 @reference("CastLike")

@@ -51,11 +51,19 @@ def compile_dim(expr: str):
     def f(env):
         v = eval(code, {"__builtins__": {}, **_FUNCS}, env)  # noqa: S307 - AST whitelisted above
         return int(round(v)) if isinstance(v, float) else int(v)
+    f.raw = lambda env: eval(code, {"__builtins__": {}, **_FUNCS}, env)  # noqa: S307
     return f
 
 
 def eval_dim(d, env) -> int:
     return d if isinstance(d, int) else compile_dim(d)(env)
+
+
+def eval_value(d, env, dtype: str = "int64"):
+    """One element of a shape value of `dtype`: rounded to an int unless the dtype is a float."""
+    if not dtype.startswith(("float", "bfloat")):
+        return eval_dim(d, env)
+    return d if isinstance(d, (int, float)) else compile_dim(d).raw(env)
 
 
 def eval_shape(shape, env) -> tuple:

@@ -9,7 +9,7 @@ import torch
 from .. import dtypes
 from ..errors import TensorforgeError
 from . import streams as st
-from .shapes import eval_shape
+from .shapes import eval_shape, eval_value
 
 
 def build_steps(ctx) -> None:
@@ -20,7 +20,7 @@ def build_steps(ctx) -> None:
         if t.kind == "weight":
             slots[name] = ctx.engine.weights[name]
         elif t.kind == "shape":
-            vals = [v if isinstance(v, int) else eval_shape([v], ctx._env)[0] for v in t.sym]
+            vals = [eval_value(v, ctx._env, t.dtype) for v in t.sym]
             slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(
                 eval_shape(t.shape, ctx._env))
     for n in p.inputs:
