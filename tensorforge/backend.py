@@ -26,7 +26,7 @@ def to_torch(x, dtype_name: str | None = None) -> torch.Tensor:
     arr = np.asarray(x)
     if arr.dtype.kind == "V" or arr.dtype.name in _ML_NAMES.values():
         name = next(k for k, v in _ML_NAMES.items() if v == arr.dtype.name)
-        bits = np.ascontiguousarray(arr).view(np.uint16 if name == "bfloat16" else np.uint8)
+        bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)  # keeps 0-d
         return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
     if arr.dtype.kind in "OSU":
         raise TensorforgeError(f"input of dtype {arr.dtype} is not supported (string tensors)")
