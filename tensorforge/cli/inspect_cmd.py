@@ -51,7 +51,20 @@ def inspect_model(spec: str) -> str:
     lines += [f"---- {len(g.node)} Node(s), {len(hist)} op type(s) ----"]
     lines += [f"  {op:<28} {n}" for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))]
     lines += [f"Parameters: {params:,} ({len(g.initializer)} initializers)"]
-    return "\n".join(lines)
+    return "\n".join(lines + _support_lines(m))
+
+
+def _support_lines(m) -> list[str]:
+    """Every unsupported op with all its node names (what a build would refuse), or one OK line."""
+    from ..frontend import unsupported_nodes
+    found = unsupported_nodes(m)
+    if not found:
+        return ["Supported: every node's op has a tensorforge rule"]
+    n = sum(len(v) for v in found.values())
+    lines = [f"---- {n} unsupported node(s), {len(found)} op type(s): the build will fail ----"]
+    for op, names in found.items():
+        lines.append(f"  {op:<28} {len(names)}: {', '.join(names)}")
+    return lines
 
 
 def _numel(t) -> int:

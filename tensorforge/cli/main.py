@@ -51,10 +51,8 @@ def main(argv=None) -> int:
             from .compare_cmd import compare
             return compare(args)
         if args.cmd == "ops":
-            from ..ops import supported_ops
-            ops = supported_ops()
-            print(f"{len(ops)} supported ONNX ops:")
-            print("\n".join(ops))
+            from .ops_cmd import ops_listing
+            print(ops_listing())
             return 0
     except TensorforgeError as e:
         print(f"tensorforge: error: {e}", file=sys.stderr)

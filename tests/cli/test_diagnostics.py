@@ -1,0 +1,72 @@
+"""Diagnostics: `inspect` lists every unsupported node before any build, a failed build names all of
+them at once, `tensorforge ops` counts ONNX ops only (internal fused ops apart)."""
+import pytest
+from onnx import TensorProto as T
+from onnx import helper as h
+
+import tensorforge as tf
+from tensorforge.cli.main import main
+from tensorforge.cli.ops_cmd import split_ops
+from tensorforge.errors import UnsupportedOpError
+from tensorforge.ops import supported_ops
+
+
+def _bad_model():
+    """Relu, two FooOp nodes (one unnamed), a com.acme::Bar, and an If whose branch holds a BazOp."""
+    vi = lambda n: h.make_tensor_value_info(n, T.FLOAT, [2])  # noqa: E731
+    then_g = h.make_graph([h.make_node("BazOp", ["r"], ["t"], name="inner")], "then", [], [vi("t")])
+    else_g = h.make_graph([h.make_node("Identity", ["r"], ["e"])], "else", [], [vi("e")])
+    nodes = [h.make_node("Relu", ["x"], ["r"], name="relu"),
+             h.make_node("FooOp", ["r"], ["f1"], name="foo_a"), h.make_node("FooOp", ["f1"], ["f2"]),
+             h.make_node("Bar", ["f2"], ["b"], name="bar", domain="com.acme"),
+             h.make_node("ReduceMax", ["b"], ["c"], keepdims=0), h.make_node("Cast", ["c"], ["cb"], to=T.BOOL),
+             h.make_node("If", ["cb"], ["y"], name="branch", then_branch=then_g, else_branch=else_g)]
+    g = h.make_graph(nodes, "g", [vi("x")], [vi("y")])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17), h.make_opsetid("com.acme", 1)])
+
+
+def test_build_names_every_unsupported_node(tmp_path):
+    with pytest.raises(UnsupportedOpError) as e:
+        tf.Builder(tf.BuilderConfig(device="cpu")).build(_bad_model())
+    msg = str(e.value)
+    assert msg.startswith("unsupported ops: 'FooOp' (2 nodes: 'foo_a', 'FooOp_2'), 'com.acme::Bar' (node 'bar')")
+    assert "'BazOp' (node 'branch/then_branch/inner')" in msg and "Relu" not in msg
+    assert msg.endswith("`tensorforge ops` prints the supported list")
+
+
+def test_single_unsupported_node_message_unchanged():
+    g = h.make_graph([h.make_node("NoSuchOp", ["x"], ["y"], name="n1")], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [1])], [h.make_tensor_value_info("y", T.FLOAT, [1])])
+    with pytest.raises(UnsupportedOpError, match=r"^unsupported op 'NoSuchOp' \(node 'n1'\); `tensorforge ops`"):
+        tf.Builder(tf.BuilderConfig(device="cpu")).build(h.make_model(g))
+
+
+def test_inspect_lists_unsupported_nodes(tmp_path, capsys):
+    import onnx
+    path = tmp_path / "bad.onnx"
+    onnx.save(_bad_model(), str(path))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    i = next(k for k, ln in enumerate(out) if ln.endswith("op type(s): the build will fail ----"))
+    rows = {ln.split()[0]: ln.split(None, 2)[2] for ln in out[i + 1:]}
+    assert out[i + 1].split() == ["FooOp", "2:", "foo_a,", "FooOp_2"]  # first seen first, all nodes
+    assert rows["com.acme::Bar"] == "bar" and rows["BazOp"] == "branch/then_branch/inner"  # subgraphs too
+    assert out[i].startswith(f"---- {sum(len(r.split(', ')) for r in rows.values())} unsupported node(s), "
+                             f"{len(rows)} op type(s)")
+    assert main(["inspect", "zoo:resnet50_small"]) == 0
+    assert "Supported: every node's op has a tensorforge rule" in capsys.readouterr().out
+
+
+def test_ops_counts_onnx_ops_only(capsys):
+    assert main(["ops"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    names = supported_ops()
+    fused = [n for n in names if n.startswith("fused.")]
+    assert fused, "the registry has internal fused ops"
+    n_onnx = len(names) - len(fused)
+    assert out[0].startswith(f"{n_onnx} supported ONNX ops (ai.onnx ")
+    assert out[1] == "[ai.onnx]" and "Conv" in out and "fused.ConvAct" in out
+    internal = out.index(f"internal fused ops (created by the optimizer, not ONNX ops): {len(fused)}")
+    assert all(not ln.startswith("fused.") for ln in out[:internal])
+    by_domain, f = split_ops(["Conv", "ai.onnx.ml::Binarizer", "fused.X", "com.microsoft::Gelu"])
+    assert by_domain == {"ai.onnx": ["Conv"], "ai.onnx.ml": ["Binarizer"], "com.microsoft": ["Gelu"]} and f == ["fused.X"]
