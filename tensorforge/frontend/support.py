@@ -13,17 +13,21 @@ def _qual(domain: str, op: str) -> str:
     return f"{domain}::{op}" if domain not in ("", "ai.onnx") else op
 
 
-def unsupported_nodes(proto: onnx.ModelProto) -> dict[str, list[str]]:
-    """{op (domain-qualified): [node names]} of unsupported nodes, subgraph bodies included
-    (named parent/attribute/node); node names as the loader gives them (op_index when unnamed)."""
+def unsupported_nodes(proto: onnx.ModelProto, inside_unsupported: bool = True) -> dict[str, list[str]]:
+    """{op (domain-qualified): [node names]} of unsupported nodes, in subgraph bodies too (an
+    unnamed body node is parent/attribute/Op_i). inside_unsupported=False skips the bodies of
+    unsupported nodes (they matter only once their parent is supported)."""
     out: dict[str, list[str]] = {}
 
     def walk(graph, prefix):
         for i, n in enumerate(graph.node):
-            name = prefix + (n.name or f"{n.op_type}_{i}")
+            name = n.name or prefix + f"{n.op_type}_{i}"
             dom = "" if n.domain in ("", "ai.onnx") else n.domain
-            if (dom, n.op_type) not in ALWAYS and not registry.has(n.op_type, dom):
+            bad = (dom, n.op_type) not in ALWAYS and not registry.has(n.op_type, dom)
+            if bad:
                 out.setdefault(_qual(dom, n.op_type), []).append(name)
+            if bad and not inside_unsupported:
+                continue
             for a in n.attribute:
                 for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
                     walk(sub, f"{name}/{a.name}/")
@@ -44,6 +48,6 @@ def unsupported_message(found: dict[str, list[str]]) -> str:
 
 def check_supported(proto: onnx.ModelProto) -> None:
     """Raise one UnsupportedOpError naming all unsupported nodes (none: return)."""
-    found = unsupported_nodes(proto)
+    found = unsupported_nodes(proto, inside_unsupported=False)
     if found:
         raise UnsupportedOpError(unsupported_message(found))
