@@ -8,7 +8,7 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import dd_dim, known_ints, obj_array, tensor_arg
+from .common import dd_dim, dd_dims, known_ints, obj_array, tensor_arg, value_len
 from .registry import infer, reference, symval
 from .symvalue import concrete, exact
 
@@ -24,8 +24,8 @@ def constant_of_shape_infer(node):
     v = node.attrs.get("value")
     dt = dtypes.from_torch(v.dtype) if v is not None else "float32"
     shp = known_ints(node.inputs[0])
-    if shp is None:
-        raise ShapeError(f"ConstantOfShape '{node.name}': shape is data-dependent (not supported)")
+    if shp is None:  # computed at run time: the output is sized then
+        return [(dt, dd_dims(node, value_len(node, 0)))]
     return [(dt, tuple(shp))]
 
 
@@ -41,7 +41,10 @@ def constant_of_shape_sym(node, shape):
 
 @reference("Range", host_inputs=(0, 1, 2))
 def range_ref(start, limit, delta, _device=None):
-    return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype, device=_device)
+    s, lim, d = start.item(), limit.item(), delta.item()
+    if (lim - s) * d <= 0:  # ONNX: empty (torch.arange refuses bounds against the step's sign)
+        return torch.empty(0, dtype=start.dtype, device=_device)
+    return torch.arange(s, lim, d, dtype=start.dtype, device=_device)
 
 
 def _scalar(v):

@@ -8,7 +8,8 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import attr_or_input, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg
+from .common import (attr_or_input, dd_dims, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg,
+                     value_len)
 from .registry import infer, reference, symval
 from .symvalue import FLOATS, INTS, concrete, elementwise, to_float, to_int
 
@@ -181,8 +182,10 @@ def tile_ref(x, repeats):
 def tile_infer(node):
     x = node.inputs[0]
     reps = known_ints(node.inputs[1])
-    if reps is None:
-        raise ShapeError(f"Tile '{node.name}': repeats are data-dependent (not supported)")
+    if reps is None:  # computed at run time: the output is sized then
+        if value_len(node, 1) != len(x.shape):
+            raise ShapeError(f"Tile '{node.name}': {value_len(node, 1)} repeats for rank {len(x.shape)}")
+        return [(x.dtype, dd_dims(node, len(x.shape)))]
     if len(reps) != len(x.shape):
         raise ShapeError(f"Tile '{node.name}': {len(reps)} repeats for rank {len(x.shape)}")
     return [(x.dtype, tuple(norm(d * r) for d, r in zip(x.shape, reps)))]

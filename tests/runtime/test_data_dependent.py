@@ -1,0 +1,162 @@
+"""Data-dependent shapes: NonZero, Range with run-time bounds, Unique, NonMaxSuppression, TopK with a
+computed k, Expand/Reshape/ConstantOfShape/Tile/Slice from computed values, each with layers after
+it; one engine, several inputs giving different output sizes (zero included), vs ONNX Runtime."""
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper as h
+
+import tensorforge as tf
+from tensorforge import frontend
+from tensorforge.ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols
+from tensorforge.testing import run_ort
+
+F, I64 = T.FLOAT, T.INT64
+
+
+def _c(name, dt, v):
+    v = np.asarray(v)
+    return h.make_tensor(name, dt, list(v.shape), v.reshape(-1).tolist())
+
+
+def _model(nodes, inputs, outputs, inits=(), opset=17):
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info(n, dt, s) for n, dt, s in inputs],
+                     [h.make_tensor_value_info(n, dt, None) for n, dt in outputs], list(inits))
+    return h.make_model(g, opset_imports=[h.make_opsetid("", opset)])
+
+
+def _count_nodes(x="x"):
+    """n = int64(ReduceSum(x > 0)) as a 1-element tensor: a size known only at run time."""
+    return [h.make_node("Greater", [x, "zero_f"], ["pos"]), h.make_node("Cast", ["pos"], ["posf"], to=F),
+            h.make_node("ReduceSum", ["posf"], ["cnt"], keepdims=1), h.make_node("Reshape", ["cnt", "one_shape"], ["cntr"]),
+            h.make_node("Cast", ["cntr"], ["n"], to=I64)]
+
+
+COUNT_INITS = [_c("zero_f", F, 0.0), _c("one_shape", I64, [1])]
+
+
+def _nonzero():
+    nodes = [h.make_node("Greater", ["x", "zero_f"], ["c"]), h.make_node("NonZero", ["c"], ["nz"]),
+             h.make_node("Transpose", ["nz"], ["idx"], perm=[1, 0]), h.make_node("GatherND", ["x", "idx"], ["vals"]),
+             h.make_node("Mul", ["vals", "vals"], ["sq"]), h.make_node("ReduceSum", ["sq"], ["total"], keepdims=0),
+             h.make_node("Shape", ["nz"], ["s"]), h.make_node("Gather", ["s", "one"], ["cnt"], axis=0),
+             h.make_node("Cast", ["cnt"], ["cntf"], to=F), h.make_node("Add", ["total", "cntf"], ["y"])]
+    return _model(nodes, [("x", F, [3, 4])], [("sq", F), ("y", F), ("idx", I64)],
+                  [_c("zero_f", F, 0.0), _c("one", I64, 1)])
+
+
+def _range():
+    nodes = _count_nodes() + [h.make_node("Squeeze", ["n", "ax0"], ["lim"]),
+                              h.make_node("Range", ["start", "lim", "step"], ["r"]),
+                              h.make_node("Cast", ["r"], ["rf"], to=F), h.make_node("Mul", ["rf", "scale"], ["y"]),
+                              h.make_node("Softmax", ["y"], ["p"], axis=0)]
+    return _model(nodes, [("x", F, [6])], [("y", F), ("p", F)],
+                  COUNT_INITS + [_c("ax0", I64, [0]), _c("start", I64, 1), _c("step", I64, 2), _c("scale", F, 0.5)])
+
+
+def _unique():
+    nodes = [h.make_node("Unique", ["x"], ["u", "first", "inv", "cnt"], sorted=1),
+             h.make_node("Neg", ["u"], ["nu"]), h.make_node("Cast", ["cnt"], ["cf"], to=F),
+             h.make_node("Mul", ["nu", "cf"], ["y"]), h.make_node("Gather", ["u", "inv"], ["back"], axis=0)]
+    return _model(nodes, [("x", F, [8])], [("y", F), ("first", I64), ("back", F)])
+
+
+def _nms():
+    nodes = [h.make_node("NonMaxSuppression", ["boxes", "scores", "maxo", "iou", "sth"], ["sel"]),
+             h.make_node("Slice", ["sel", "s2", "e3", "ax1"], ["bi"]), h.make_node("Squeeze", ["bi", "ax1"], ["b"]),
+             h.make_node("Gather", ["boxes0", "b"], ["kept"], axis=0), h.make_node("Abs", ["kept"], ["y"])]
+    return _model(nodes, [("boxes", F, [1, 6, 4]), ("scores", F, [1, 1, 6])], [("y", F), ("sel", I64)],
+                  [_c("maxo", I64, [4]), _c("iou", F, [0.5]), _c("sth", F, [0.3]), _c("s2", I64, [2]),
+                   _c("e3", I64, [3]), _c("ax1", I64, [1])]), "boxes"
+
+
+def _topk():
+    nodes = _count_nodes() + [h.make_node("Max", ["n", "one_i"], ["k"]),  # k >= 1
+                              h.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1),
+                              h.make_node("Relu", ["v"], ["y"]), h.make_node("Cast", ["i"], ["if"], to=F),
+                              h.make_node("Add", ["y", "if"], ["z"])]
+    return _model(nodes, [("x", F, [6])], [("z", F), ("i", I64)], COUNT_INITS + [_c("one_i", I64, [1])])
+
+
+def _expand_reshape():
+    """shape = [n, 2] from a count: Expand b to it, Reshape a Range of 2n to it, a ConstantOfShape,
+    a Tile, and a Slice ending at n; then layers after each."""
+    nodes = _count_nodes() + [
+        h.make_node("Max", ["n", "one_i"], ["n1"]),
+        h.make_node("Concat", ["n1", "two"], ["shp"], axis=0),
+        h.make_node("Expand", ["b", "shp"], ["e"]), h.make_node("Add", ["e", "e"], ["ye"]),
+        h.make_node("ReduceProd", ["shp"], ["tot"], keepdims=0),
+        h.make_node("Range", ["z_i", "tot", "one_s"], ["r"]), h.make_node("Reshape", ["r", "shp"], ["rr"]),
+        h.make_node("Transpose", ["rr"], ["yr"], perm=[1, 0]),
+        h.make_node("ConstantOfShape", ["shp"], ["cs"], value=h.make_tensor("v", F, [1], [2.5])),
+        h.make_node("MatMul", ["cs", "w"], ["yc"]),
+        h.make_node("Concat", ["n1", "one_i"], ["reps"], axis=0),
+        h.make_node("Tile", ["b", "reps"], ["t"]), h.make_node("Sigmoid", ["t"], ["yt"]),
+        h.make_node("Slice", ["x", "z1", "n", "z1"], ["xs"]), h.make_node("Neg", ["xs"], ["ys"])]
+    inits = COUNT_INITS + [_c("one_i", I64, [1]), _c("two", I64, [2]), _c("z_i", I64, 0), _c("one_s", I64, 1),
+                           _c("z1", I64, [0]), _c("w", F, np.arange(6, dtype=np.float32).reshape(2, 3))]
+    return _model(nodes, [("x", F, [6]), ("b", F, [1, 2])],
+                  [("ye", F), ("yr", I64), ("yc", F), ("yt", F), ("ys", F)], inits)
+
+
+def _feeds(name, rng):
+    if name == "nonzero":
+        return [{"x": rng.standard_normal((3, 4)).astype(np.float32)} for _ in range(3)] + \
+            [{"x": -np.ones((3, 4), np.float32)}, {"x": np.ones((3, 4), np.float32)}]
+    if name == "unique":
+        return [{"x": rng.integers(0, k, 8).astype(np.float32)} for k in (2, 5, 8, 1)]
+    if name == "nms":
+        feeds = []
+        for k in range(4):
+            boxes = rng.uniform(0, 1, (1, 6, 4)).astype(np.float32)
+            boxes[..., 2:] = boxes[..., :2] + rng.uniform(0.1, 0.6, (1, 6, 2))
+            feeds.append({"boxes": boxes, "scores": rng.uniform(0, 1, (1, 1, 6)).astype(np.float32) * k / 3})
+        return feeds
+    x = [np.array(v, np.float32) for v in ([1, -2, 3, 4, -5, 6], [-1, -2, -3, -4, -5, -6],
+                                           [1, 2, 3, 4, 5, 6], [0, 3, 0, -1, 2, 0])]
+    feeds = [{"x": v} for v in x]
+    if name == "expand_reshape":
+        for f in feeds:
+            f["b"] = np.array([[1.5, -2.0]], np.float32)
+    return feeds
+
+
+CASES = {"nonzero": _nonzero, "range": _range, "unique": _unique, "nms": _nms, "topk": _topk,
+         "expand_reshape": _expand_reshape}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_data_dependent_op_then_layers_match_ort(name):
+    m = CASES[name]()
+    if isinstance(m, tuple):  # NMS: the gathered box table is the first image's boxes
+        m, src = m
+        m.graph.node.insert(0, h.make_node("Squeeze", [src, "ax0n"], ["boxes0"]))
+        m.graph.initializer.append(_c("ax0n", I64, [0]))
+    g = frontend.load(m)
+    assert any(s.startswith(DATA_DEPENDENT_PREFIX) for v in g.outputs for s in free_symbols(v.shape)), \
+        [v.shape for v in g.outputs]
+    eng = tf.Builder(tf.BuilderConfig(device="cpu")).build(m)
+    ctx = eng.create_execution_context()
+    sizes = set()
+    for feed in _feeds(name, np.random.default_rng(0)):
+        got, ref = ctx.infer(feed), run_ort(m, feed)
+        for k, r in ref.items():
+            assert tuple(got[k].shape) == r.shape, (k, tuple(got[k].shape), r.shape)
+            np.testing.assert_allclose(got[k].numpy(), r, rtol=1e-5, atol=1e-6, err_msg=k)
+        sizes.add(tuple(tuple(r.shape) for r in ref.values()))
+    assert len(sizes) > 1, "the inputs must give different output sizes"
+
+
+def test_topk_with_k_input_as_shape_tensor():
+    """k as a graph input: a shape tensor (values in the profile), outputs sized by its value."""
+    m = _model([h.make_node("TopK", ["x", "k"], ["v", "i"], axis=1), h.make_node("Neg", ["v"], ["y"])],
+               [("x", F, [2, 8]), ("k", I64, [1])], [("y", F), ("i", I64)])
+    prof = tf.OptimizationProfile()
+    prof.set_shape_input("k", (1,), (3,), (8,))
+    ctx = tf.Builder(tf.BuilderConfig(device="cpu", profiles=[prof])).build(m).create_execution_context()
+    rng = np.random.default_rng(1)
+    for k in (3, 1, 8):
+        feed = {"x": rng.standard_normal((2, 8)).astype(np.float32), "k": np.array([k], np.int64)}
+        got, ref = ctx.infer(feed), run_ort(m, feed)
+        for name, r in ref.items():
+            np.testing.assert_allclose(got[name].numpy(), r, rtol=1e-6, err_msg=name)
