@@ -8,6 +8,7 @@ from ..ir.attrs import to_json as jsonable_attr
 from ..errors import TensorforgeError
 from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str, value_str
 from ..ops import registry
+from ..runtime.dynamic import static_first
 from ..runtime.plan import EnginePlan, LayerSpec, TensorSpec
 
 
@@ -78,6 +79,7 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         written.add(v.name)
     for name, host in host_uses.items():
         tensors[name].host = host
+    layers = static_first(layers, tensors)  # one static prefix (arena, CUDA graph), then the dynamic tail
     plan = EnginePlan(tensors=tensors, layers=layers, inputs=[v.name for v in g.inputs],
                       outputs=[v.name for v in g.outputs], opset=g.opset)
     return plan, weights

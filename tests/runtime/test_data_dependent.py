@@ -160,3 +160,37 @@ def test_topk_with_k_input_as_shape_tensor():
         got, ref = ctx.infer(feed), run_ort(m, feed)
         for name, r in ref.items():
             np.testing.assert_allclose(got[name].numpy(), r, rtol=1e-6, err_msg=name)
+
+
+# ---- regions: pure functions over the plan -----------------------------------------------------------
+def test_static_layers_come_first_and_dynamic_tail_is_marked():
+    """A classifier branch after NMS in the file is still static: it moves before the dynamic tail."""
+    from tensorforge.runtime.dynamic import dynamic_layers, first_dynamic
+    nodes = [h.make_node("Greater", ["x", "zero_f"], ["c"]), h.make_node("NonZero", ["c"], ["nz"]),
+             h.make_node("ReduceSum", ["nz"], ["s"], keepdims=0),  # static shape, dynamic input
+             h.make_node("Relu", ["x"], ["r"]), h.make_node("Softmax", ["r"], ["p"])]
+    m = _model(nodes, [("x", F, [3, 4])], [("s", I64), ("p", F)], [_c("zero_f", F, 0.0)])
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", fusion=False)).build(m)
+    p = eng.plan
+    order = [lay.type for lay in p.layers]
+    k = first_dynamic(p.layers, p.tensors)
+    assert order[k:] == ["NonZero", "ReduceSum"] and {"Relu", "Softmax", "Greater"} <= set(order[:k])
+    assert dynamic_layers(p.layers, p.tensors) == [False] * k + [True] * (len(order) - k)
+    x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    got, ref = eng.create_execution_context().infer({"x": x}), run_ort(m, {"x": x})
+    np.testing.assert_allclose(got["p"].numpy(), ref["p"], rtol=1e-6)
+    assert int(got["s"]) == int(ref["s"])
+
+
+def test_learn_sizes():
+    from tensorforge.ir.symbolic import DATA_DEPENDENT_PREFIX as IR_PREFIX
+    from tensorforge.runtime.dynamic import DATA_DEPENDENT_PREFIX, dd_symbols, learn_sizes
+    assert DATA_DEPENDENT_PREFIX == IR_PREFIX
+    assert dd_symbols([2, "dd_nz", "N*dd_r + 1", "M"]) == {"dd_nz", "dd_r"}
+    assert learn_sizes([2, "dd_nz"], (2, 7), {}) == {"dd_nz": 7}
+    assert learn_sizes(["dd_a", "dd_a", "N"], (3, 3, 5), {"N": 5}) == {"dd_a": 3}
+    assert learn_sizes(["dd_a + 1"], (4,), {}) == {}  # only bare sizes are learned
+    for shape, actual, env in (([2, "dd_nz"], (3, 1), {}), (["dd_a", "dd_a"], (3, 4), {}),
+                               (["dd_a"], (3,), {"dd_a": 2}), ([2], (2, 1), {})):
+        with pytest.raises(ValueError):
+            learn_sizes(shape, actual, env)
