@@ -118,10 +118,24 @@ def _feeds(name, rng):
     if name == "expand_reshape":
         for f in feeds:
             f["b"] = np.array([[1.5, -2.0]], np.float32)
+    if name == "resize":
+        for f in feeds:
+            f["img"] = np.arange(18, dtype=np.float32).reshape(1, 2, 3, 3)
     return feeds
 
 
-CASES = {"nonzero": _nonzero, "range": _range, "unique": _unique, "nms": _nms, "topk": _topk,
+def _resize():
+    """Resize to sizes computed from the data (n x n), then a convolution-like reduction after it."""
+    nodes = _count_nodes() + [h.make_node("Max", ["n", "one_i"], ["n1"]),
+                              h.make_node("Concat", ["n1", "n1"], ["hw"], axis=0),
+                              h.make_node("Resize", ["img", "", "", "hw"], ["r"], mode="nearest", axes=[2, 3]),
+                              h.make_node("ReduceMean", ["r", "ax23"], ["y"], keepdims=0),
+                              h.make_node("Relu", ["r"], ["z"])]
+    return _model(nodes, [("x", F, [6]), ("img", F, [1, 2, 3, 3])], [("y", F), ("z", F)],
+                  COUNT_INITS + [_c("one_i", I64, [1]), _c("ax23", I64, [2, 3])], opset=18)
+
+
+CASES = {"resize": _resize, "nonzero": _nonzero, "range": _range, "unique": _unique, "nms": _nms, "topk": _topk,
          "expand_reshape": _expand_reshape}
 
 
