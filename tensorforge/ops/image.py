@@ -144,10 +144,12 @@ def depth_to_space_infer(node):
 
 
 @reference("SpaceToDepth")
-def space_to_depth_ref(x, blocksize):
+def space_to_depth_ref(x, blocksize, mode="DCR"):
     n, c, h, w = x.shape
     b = blocksize
-    y = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // b, b, w // b, b)
+    # output channel order: (row, column, channel) for DCR, (channel, row, column) for CRD
+    y = y.permute(0, 1, 3, 5, 2, 4) if mode == "CRD" else y.permute(0, 3, 5, 1, 2, 4)
     return y.reshape(n, c * b * b, h // b, w // b)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import sympy
@@ -34,12 +35,29 @@ def _sum(x, dims, keep):
     return torch.sum(x, dims, keepdim=keep, dtype=x.dtype)
 
 
+def _extreme(fn, largest):
+    """amax/amin; over an empty set the identity of the reduction (-inf / +inf, the dtype's bounds)."""
+    def red(x, dims, keep):
+        if x.numel():
+            return fn(x, dims, keepdim=keep)
+        shape = [1 if i in dims else d for i, d in enumerate(x.shape)] if keep else \
+            [d for i, d in enumerate(x.shape) if i not in dims]
+        if x.dtype == torch.bool:
+            fill = not largest
+        elif x.is_floating_point():
+            fill = -math.inf if largest else math.inf
+        else:
+            fill = torch.iinfo(x.dtype).min if largest else torch.iinfo(x.dtype).max
+        return torch.full(shape, fill, dtype=x.dtype, device=x.device)
+    return red
+
+
 # op -> (pre-map, reduction, post-map); the maps are applied even for a no-op reduction (as ORT).
 REDUCE_FNS = {
     "ReduceMean": (None, _mean, None),
     "ReduceSum": (None, _sum, None),
-    "ReduceMax": (None, lambda x, d, k: torch.amax(x, d, keepdim=k), None),
-    "ReduceMin": (None, lambda x, d, k: torch.amin(x, d, keepdim=k), None),
+    "ReduceMax": (None, _extreme(torch.amax, True), None),
+    "ReduceMin": (None, _extreme(torch.amin, False), None),
     "ReduceProd": (None, _prod, None),
     "ReduceL1": (torch.abs, _sum, None),
     "ReduceL2": (lambda x: x * x, _sum, torch.sqrt),
