@@ -23,6 +23,7 @@ from . import memory
 from . import streams as st
 from .binding import _as_tensor, _bind_symbols, _fmt, bound_tensor, check_values
 from .memory import lifetimes as _lifetimes
+from .dynamic import deliver
 from .shapes import eval_shape
 from .steps import build_steps, run_steps
 
@@ -56,6 +57,7 @@ class ExecutionContext:
             if all(isinstance(d, int) for d in spec):
                 self._shapes[n] = tuple(spec)
         self._bound: dict[str, object] = {}
+        self._allocators: dict = {}  # output name -> output allocator (run-time-sized outputs)
         self._owned: dict[str, torch.Tensor] = {}
         self._arena = None
         self._prepared_key = None
@@ -167,6 +169,19 @@ class ExecutionContext:
         elif not isinstance(tensor_or_ptr, int):
             raise TensorforgeError(f"set_tensor_address('{name}'): expected a torch tensor or an int pointer")
         self._bound[name] = tensor_or_ptr
+
+    def set_output_allocator(self, name: str, allocator) -> None:
+        """Outputs sized at run time (data-dependent) are delivered to `allocator` (see
+        runtime.dynamic.OutputAllocator) once their size is known; None removes it."""
+        if name not in self.plan.outputs:
+            raise TensorforgeError(f"'{name}' is not an output of this engine")
+        if allocator is None:
+            self._allocators.pop(name, None)
+        else:
+            self._allocators[name] = allocator
+
+    def get_output_allocator(self, name: str):
+        return self._allocators.get(name)
 
     def get_tensor_address(self, name):
         t = self._bound.get(name)
@@ -294,6 +309,9 @@ class ExecutionContext:
 
     def _run(self, stream, capturing=False):
         run_steps(self, stream, None if capturing else self._consumed_event)
+        for name, alloc in self._allocators.items():
+            if self.plan.tensors[name].dynamic and self._slots.get(name) is not None:
+                deliver(alloc, name, self._slots[name])
         state = self._plans.get(self._prepared_key)
         if state is not None:
             state["_validated"] = True

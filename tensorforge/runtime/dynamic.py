@@ -67,3 +67,46 @@ def learn_sizes(spec_shape, actual, env: dict) -> dict:
                 raise ValueError(f"size '{name}' is {a} here but {known} elsewhere")
             found[name] = int(a)
     return found
+
+
+class OutputAllocator:
+    """TensorRT's IOutputAllocator role for outputs sized at run time: once an output's size is
+    known the context asks `reallocate_output(name, shape, dtype, device)` for a tensor of at least
+    that many elements, writes the output into its first elements and calls `notify_shape(name,
+    shape)`. This one keeps one buffer per output and grows it (doubling) only when too small, so
+    repeated inferences reuse memory; `output(name)` is the last output, shaped."""
+
+    def __init__(self):
+        self.buffers: dict = {}
+        self.shapes: dict = {}
+
+    def reallocate_output(self, name, shape, dtype, device):
+        import torch
+        n = 1
+        for d in shape:
+            n *= int(d)
+        buf = self.buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != dtype or buf.device != torch.device(device):
+            cap = max(n, 2 * buf.numel() if buf is not None and buf.dtype == dtype else 1, 1)
+            buf = self.buffers[name] = torch.empty(cap, dtype=dtype, device=device)
+        return buf
+
+    def notify_shape(self, name, shape) -> None:
+        self.shapes[name] = tuple(int(d) for d in shape)
+
+    def output(self, name):
+        """The last output written for `name`, with its shape (a view of the buffer)."""
+        shape = self.shapes[name]
+        n = 1
+        for d in shape:
+            n *= d
+        return self.buffers[name][:n].view(shape)
+
+
+def deliver(allocator, name, result):
+    """Hand a computed output to an allocator: ask for memory of its size, copy, notify the shape."""
+    buf = allocator.reallocate_output(name, tuple(result.shape), result.dtype, result.device)
+    view = buf.reshape(-1)[:result.numel()].view(tuple(result.shape))
+    view.copy_(result)
+    allocator.notify_shape(name, tuple(result.shape))
+    return view

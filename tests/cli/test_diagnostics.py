@@ -74,3 +74,26 @@ def test_ops_counts_onnx_ops_only(capsys):
     assert all(not ln.startswith("fused.") for ln in out[:internal])
     by_domain, f = split_ops(["Conv", "ai.onnx.ml::Binarizer", "fused.X", "com.microsoft::Gelu"])
     assert by_domain == {"ai.onnx": ["Conv"], "ai.onnx.ml": ["Binarizer"], "com.microsoft": ["Gelu"]} and f == ["fused.X"]
+
+
+def test_forgeexec_runs_a_model_with_run_time_sized_outputs(cli, tmp_path):
+    """Data-dependent outputs (NonZero) get an output allocator; their values are exported."""
+    import json
+
+    import numpy as np
+    import onnx
+
+    from tests.runtime.test_data_dependent import _nonzero
+    from tensorforge.testing import run_ort
+
+    from .forgeexec_helpers import FAST
+    model, x = tmp_path / "nz.onnx", tmp_path / "x.bin"
+    onnx.save(_nonzero(), str(model))
+    data = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+    data.tofile(x)
+    rc, out, err = cli(f"--onnx={model}", f"--loadInputs=x:{x}", f"--exportOutput={tmp_path}/o.json", *FAST)
+    assert rc == 0, err
+    got = {o["name"]: o for o in json.load(open(tmp_path / "o.json"))}
+    ref = run_ort(_nonzero(), {"x": data})
+    assert got["idx"]["dimensions"] == "x".join(map(str, ref["idx"].shape))
+    np.testing.assert_array_equal(np.array(got["idx"]["values"]).reshape(ref["idx"].shape), ref["idx"])

@@ -208,3 +208,39 @@ def test_learn_sizes():
                                (["dd_a"], (3,), {"dd_a": 2}), ([2], (2, 1), {})):
         with pytest.raises(ValueError):
             learn_sizes(shape, actual, env)
+
+
+def test_output_allocator_receives_run_time_sized_outputs():
+    """The low-level API: no address for a data-dependent output; the allocator is asked for memory
+    once its size is known, grows only when too small, and is told the shape."""
+    from tensorforge.runtime.dynamic import OutputAllocator
+
+    class Counting(OutputAllocator):
+        calls = 0
+
+        def reallocate_output(self, name, shape, dtype, device):
+            Counting.calls += 1
+            return super().reallocate_output(name, shape, dtype, device)
+
+    import torch
+    m = _nonzero()
+    eng = tf.Builder(tf.BuilderConfig(device="cpu")).build(m)
+    ctx = eng.create_execution_context()
+    alloc = Counting()
+    for name in ("sq", "idx"):
+        ctx.set_output_allocator(name, alloc)
+    assert ctx.get_output_allocator("sq") is alloc
+    x = torch.zeros(3, 4)
+    y = torch.empty(())
+    ctx.set_input_shape("x", (3, 4))
+    ctx.set_tensor_address("x", x)
+    ctx.set_tensor_address("y", y)
+    for vals in (np.ones((3, 4)), np.eye(3, 4), -np.ones((3, 4)), np.ones((3, 4))):
+        x.copy_(torch.from_numpy(vals.astype(np.float32)))
+        ctx.execute_async()
+        ref = run_ort(m, {"x": x.numpy()})
+        assert alloc.shapes["idx"] == ref["idx"].shape
+        np.testing.assert_array_equal(alloc.output("idx").numpy(), ref["idx"])
+        np.testing.assert_allclose(alloc.output("sq").numpy(), ref["sq"])
+        np.testing.assert_allclose(y.numpy(), ref["y"], rtol=1e-6)
+    assert Counting.calls == 8 and alloc.buffers["idx"].numel() == 24  # grown once to 12 x 2, then reused
