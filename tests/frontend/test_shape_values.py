@@ -137,3 +137,30 @@ def test_symvalue_helpers_refuse_inexact_results():
     assert float_binary(lambda a, b: a / b, H, 3, "float32") == H / 3
     assert rounded(H / 3, "floor") == sympy.floor(H / 3) and rounded(2.5, "round") == 2
     assert to_int(-H / 2) == sympy.ceiling(-H / 2) and to_int(3.9) == 3 and to_int(-3.9) == -3
+
+
+def test_float_values_through_tensor_ops_and_back():
+    """[H, W] as floats through Unsqueeze, Concat, Slice, Gather, Squeeze, Min/Max, Sub, Neg, Where,
+    Less, then back to int64 sizes: every step keeps the exact symbolic value."""
+    nodes, inits = _dims()
+    nodes += [h.make_node("Cast", ["d2"], ["hf"], to=T.FLOAT), h.make_node("Cast", ["d3"], ["wf"], to=T.FLOAT),
+              h.make_node("Unsqueeze", ["hf", "ax0"], ["h1"]), h.make_node("Unsqueeze", ["wf", "ax0"], ["w1"]),
+              h.make_node("Concat", ["h1", "w1", "eight"], ["hw8"], axis=0),
+              h.make_node("Slice", ["hw8", "s0", "s2", "ax0"], ["hw"]),
+              h.make_node("Gather", ["hw", "idx10"], ["wh"], axis=0),
+              h.make_node("Min", ["hw", "wh"], ["mn"]), h.make_node("Max", ["hw", "wh"], ["mx"]),
+              h.make_node("Sub", ["mx", "mn"], ["diff"]), h.make_node("Neg", ["diff"], ["nd"]),
+              h.make_node("Less", ["zero", "mx"], ["lt"]),  # 0 < a positive dim: decidable
+              h.make_node("Where", ["lt", "mx", "mn"], ["pick"]),
+              h.make_node("Cast", ["pick"], ["sizes"], to=T.INT64),
+              h.make_node("ConstantOfShape", ["sizes"], ["f_big"], value=h.make_tensor("v", T.FLOAT, [1], [1.0])),
+              h.make_node("Slice", ["hw", "s0", "s1", "ax0"], ["hh"]), h.make_node("Squeeze", ["hh", "ax0"], ["hs"]),
+              h.make_node("Cast", ["hs"], ["hsi"], to=T.INT64), h.make_node("Cast", ["nd"], ["f_nd"], to=T.FLOAT)]
+    inits += [_c("ax0", T.INT64, [0]), _c("eight", T.FLOAT, [8.0]), _c("s0", T.INT64, [0]),
+              _c("s1", T.INT64, [1]), _c("s2", T.INT64, [2]), _c("idx10", T.INT64, [1, 0]), _c("zero", T.FLOAT, 0.0)]
+    m = _model(nodes, ["f_big", "hsi", "f_nd"], inits)
+    g = frontend.load(m)
+    big = sympy.Max(H, W)
+    assert list(g.values["sizes"].sym) == [big, big] and g.values["f_big"].shape == (big, big)
+    assert g.values["hsi"].sym.item() == H and list(g.values["nd"].sym) == [sympy.Min(H, W) - big] * 2
+    _check(m, [(1, 3, 4, 6), (1, 3, 5, 2), (2, 3, 3, 3)])
