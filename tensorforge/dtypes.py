@@ -31,6 +31,7 @@ _BY_TORCH = {v[1]: k for k, v in _TABLE.items()}
 _ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16",
             "float": "float32", "double": "float64", "fp64": "float64", "fp8": "float8e4m3fn"}
 
+NAMES = frozenset(_TABLE)  # every tensor element type an engine may hold
 FLOAT_TYPES = {"float16", "float32", "float64", "bfloat16", "float8e4m3fn", "float8e4m3fnuz",
                "float8e5m2", "float8e5m2fnuz"}
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import dtypes, kernels
+from ..kernels import LayerShapes
 from ..runtime.shapes import eval_shape, eval_value
 
 L2_BYTES = 50 << 20  # H100/H200 L2: two input sets are rotated when one fits in it
@@ -53,21 +54,21 @@ def tensor_info(plan, name, env, weights) -> dict | None:
     return d
 
 
-def shape_info(plan, lay, env, weights) -> dict | None:
+def shape_info(plan, lay, env, weights) -> LayerShapes | None:
     """The layer's concrete input/output descriptions, or None when a shape is data-dependent."""
     ins = [tensor_info(plan, n, env, weights) for n in lay.inputs]
     outs = [tensor_info(plan, n, env, weights) for n in lay.outputs]
     if any(i is None for i, n in zip(ins, lay.inputs) if n) or any(o is None for o in outs):
         return None
-    return {"inputs": ins, "outputs": outs}
+    return LayerShapes.of(ins, outs)
 
 
-def signature(lay, info: dict, tf32: bool) -> dict:
+def signature(lay, info: LayerShapes, tf32: bool) -> dict:
     """What makes two layers interchangeable for tactic selection (names excluded)."""
     ins = [None if i is None else [i["dtype"], i["shape"], "weight" if i["kind"] == "weight" else "act",
-                                   i.get("value")] for i in info["inputs"]]
+                                   i.get("value")] for i in info.inputs]
     return {"type": lay.type, "domain": lay.domain, "attrs": lay.attrs, "inputs": ins,
-            "outputs": [[o["dtype"], o["shape"]] for o in info["outputs"]], "precision": lay.precision,
+            "outputs": [[o["dtype"], o["shape"]] for o in info.outputs], "precision": lay.precision,
             "layout": "nchw", "tf32": bool(tf32 and lay.precision == "float32"),
             "host_inputs": lay.host_inputs}
 
@@ -89,10 +90,10 @@ def _random(info: dict, device, seed: int) -> torch.Tensor:
 class LayerBench:
     """Inputs for one layer at the opt shapes: real weights, random activations (several sets)."""
 
-    def __init__(self, plan, lay, info, weights, device, dev_weights: dict):
+    def __init__(self, plan, lay, info: LayerShapes, weights, device, dev_weights: dict):
         self.lay, self.info, self.device = lay, info, device
         fixed, rand = {}, []
-        for i, (name, inf) in enumerate(zip(lay.inputs, info["inputs"])):
+        for i, (name, inf) in enumerate(zip(lay.inputs, info.inputs)):
             if name is None:
                 fixed[i] = None
             elif inf["kind"] == "weight":
@@ -109,7 +110,7 @@ class LayerBench:
                 rand.append(i)
         self.fixed, self.rand = fixed, rand
         self.channels_last = False
-        nbytes = sum(int(np.prod(info["inputs"][i]["shape"])) * dtypes.itemsize(info["inputs"][i]["dtype"])
+        nbytes = sum(int(np.prod(info.inputs[i]["shape"])) * dtypes.itemsize(info.inputs[i]["dtype"])
                      for i in rand)
         self.nbytes = nbytes
         n_sets = 2 if 0 < nbytes <= L2_BYTES else 1
@@ -118,13 +119,13 @@ class LayerBench:
     def _make(self, seed):
         ins = [self.fixed.get(i) for i in range(len(self.lay.inputs))]
         for i in self.rand:
-            ins[i] = _random(self.info["inputs"][i], self.device, seed * 131 + i)
+            ins[i] = _random(self.info.inputs[i], self.device, seed * 131 + i)
         return ins
 
     def outputs(self, channels_last: bool = False):
         """Output buffers like the runtime's arena slots (channels_last: NHWC bytes, as in a chain)."""
         out = []
-        for o in self.info["outputs"]:
+        for o in self.info.outputs:
             t = torch.empty(o["shape"], dtype=dtypes.to_torch(o["dtype"]), device=self.device)
             out.append(t.contiguous(memory_format=torch.channels_last) if channels_last and t.dim() == 4 else t)
         return out
@@ -187,14 +188,14 @@ def tolerance(lay, tf32: bool) -> float:
     return TOLERANCE.get(lay.precision, 1e-2)
 
 
-def _runner(fn, bench: LayerBench, copy: bool = True):
+def _runner(fn, bench: LayerBench, copy: bool = True, takes_out: bool = False):
     """One timed step as the runtime does it: run the kernel (into the planned buffers when it takes
-    them); copy its results into those buffers when the runtime would (copy=False: a kernel that
-    allocates its outputs hands them on as they are, activation_memory="direct")."""
+    them: takes_out, the tactic writes in place); copy its results into those buffers when the runtime
+    would (copy=False: a kernel that allocates its outputs hands them on as they are,
+    activation_memory="direct")."""
     outs = bench.outputs(bench.channels_last)
     sets = bench.sets
     state = {"i": 0}
-    takes_out = getattr(fn, "takes_out", False)
 
     def step():
         ins = sets[state["i"] % len(sets)]
@@ -211,12 +212,13 @@ def _runner(fn, bench: LayerBench, copy: bool = True):
     return step
 
 
-def time_cuda(fn, bench: LayerBench, iters: int, repeats: int = 3, copy: bool = True) -> float:
+def time_cuda(fn, bench: LayerBench, iters: int, repeats: int = 3, copy: bool = True,
+              takes_out: bool = False) -> float:
     """ms per run, timed as the runtime runs it: `iters` back-to-back runs (at least 8) captured in
     a CUDA graph, CUDA events around its replays, min over repeats (at least 10 when a replay takes
     under 0.1 ms: microsecond kernels need them). A tactic that cannot be captured is timed with
     eager launches queued behind a GPU sleep (events then measure GPU time, not Python overhead)."""
-    step = _runner(fn, bench, copy)
+    step = _runner(fn, bench, copy, takes_out)
     for _ in range(3):
         step()
     torch.cuda.synchronize()
@@ -261,9 +263,9 @@ def _graph(step, n):
     return g.replay
 
 
-def time_cpu(fn, bench: LayerBench, iters: int, repeats: int = 3) -> float:
+def time_cpu(fn, bench: LayerBench, iters: int, repeats: int = 3, takes_out: bool = False) -> float:
     """ms per run on the host clock (CPU engines)."""
-    step = _runner(fn, bench)
+    step = _runner(fn, bench, takes_out=takes_out)
     step()
     best = math.inf
     for _ in range(repeats):

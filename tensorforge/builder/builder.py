@@ -2,21 +2,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
-import numpy as np
 import torch
 
 from .. import dtypes, frontend, passes
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
-from ..runtime.binding import bind_symbols
 from ..ir.symbolic import to_str
+from ..runtime.binding import bind_symbols
 from ..runtime.engine import Engine, default_device
 from ..runtime.plan import ProfileSpec
 from ..runtime.shapes import eval_shape
 from .config import BuilderConfig
 from .lower import lower
+from .memcheck import check_fits, tensor_bytes
 from .precision import assign_precision
 from .streams import assign_streams
 from .tactics import select_tactics
@@ -45,12 +46,13 @@ class Builder:
         plan, weights = lower(g)
         _mark_shape_inputs(plan, g)
         plan.profiles, implicit = _profiles(plan, cfg)
+        _check_io_memory(plan, device)
         plan.meta["implicit_profile"] = implicit
         plan = select_tactics(plan, weights, cfg, device)
         assign_streams(plan, cfg.max_aux_streams)
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
-            _memory_at_max(plan, device)
+            _memory_at_max(plan)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}
@@ -130,12 +132,35 @@ def _profiles(plan, cfg: BuilderConfig):
     return out, False
 
 
-def _memory_at_max(plan, device):
+def _check_io_memory(plan, device) -> None:
+    """Refuse, before any tactic runs, input/output shapes whose buffers alone exceed the device."""
+    for prof in plan.profiles or [ProfileSpec({})]:
+        shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
+                  for n in plan.inputs}
+        try:
+            env = bind_symbols(plan, shapes, {n: v[2] for n, v in prof.values.items()})
+        except (NameError, KeyError):
+            continue
+        total, biggest = 0, None
+        for name in list(plan.inputs) + list(plan.outputs):
+            try:
+                shp = eval_shape(plan.tensors[name].shape, env)
+            except (NameError, KeyError):
+                continue
+            if any(d < 0 for d in shp):
+                raise ShapeError(f"tensor '{name}' would have shape {list(shp)} at the largest profile shapes; "
+                                 "check the model's attributes (pads, strides, kernel)")
+            size = tensor_bytes(shp, plan.tensors[name].dtype)
+            total += size
+            biggest = max(biggest or (0, ""), (size, f"'{name}' {list(shp)}"))
+        if biggest:
+            check_fits(total, device, f"the inputs and outputs at their largest shapes (biggest: {biggest[1]})")
+
+
+def _memory_at_max(plan):
     """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
     the planned peak of kernel-allocated activations (those live in the caching allocator)."""
-    from ..kernels import make_kernel
-    kernels = {lay.name: make_kernel(lay, plan.opset, device) for lay in plan.layers if lay.mode == "kernel"}
-    taken = memory.kernel_allocated(plan, kernels)
+    taken = memory.kernel_allocated(plan)
     arena_lt, all_lt = memory.lifetimes(plan, taken), memory.lifetimes(plan)
     best, unshared, alloc_peak = 0, 0, 0
     for prof in plan.profiles or [ProfileSpec({})]:
@@ -148,7 +173,7 @@ def _memory_at_max(plan, device):
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):
                 continue
-            size = int(np.prod(shp)) * dtypes.itemsize(plan.tensors[name].dtype)
+            size = math.prod(shp) * dtypes.itemsize(plan.tensors[name].dtype)  # Python ints: no overflow
             bufs[name] = memory.Buffer(name, size, first, last)
         arena = [b for n, b in bufs.items() if n in arena_lt]
         best = max(best, memory.plan(arena)[1])

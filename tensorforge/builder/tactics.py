@@ -21,6 +21,7 @@ import torch
 
 from .. import kernels
 from ..errors import TensorforgeError
+from ..progress import Progress
 from ..runtime.binding import bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
@@ -29,7 +30,7 @@ from .layout import plan_layouts
 from .timing_cache import TimingCache, environment, make_key
 
 log = logging.getLogger("tensorforge")
-REFERENCE = {"source": "aten", "name": "reference", "params": {}}
+REFERENCE = kernels.reference()  # compared with, never handed out (dict(REFERENCE) is)
 TOP_K = {1: 2, 2: 4}
 TIMER = None  # tests may inject fn(layer, tactic, bench) -> ms instead of real timing
 
@@ -41,17 +42,19 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
     path = cfg.timing_cache if level > 0 else None
     cache = TimingCache.load(path) if path else TimingCache()
     sel = Selector(plan, weights, cfg, device, level, cache)
-    with _math_modes(cfg, device):
-        for lay in plan.layers:
-            if lay.mode == "kernel":
-                lay.tactic = sel.select(lay)
+    todo = [lay for lay in plan.layers if lay.mode == "kernel"]
+    # a progress line only on a terminal
+    with _math_modes(cfg, device), Progress("Building: selecting tactics", len(todo), "layers") as bar:
+        for i, lay in enumerate(todo, 1):
+            lay.tactic = sel.select(lay)
+            bar.update(i)
     apply_layouts(plan, weights)
     plan_layouts(plan)
     if path:
         try:
             cache.save(path)
-        except OSError as e:
-            log.warning("Could not write timing cache to %s: %s", path, e.strerror)
+        except (OSError, TensorforgeError) as e:  # the engine is fine; the cache file is left as it was
+            log.warning("Could not write timing cache to %s: %s", path, getattr(e, "strerror", None) or e)
     sel.stats["time_s"] = round(time.perf_counter() - t0, 3)
     plan.meta["tactic_selection"] = sel.stats
     log.info("Tactic selection (level %d): %d layers, %d signatures timed, %d cache hits, %.3f s",
@@ -75,14 +78,10 @@ class Selector:
                       "failed": 0}
 
     def candidates(self, lay, info) -> list[dict]:
-        """Candidates valid for the layer at this level, heuristic order, reference last."""
-        lay.shape_info = info
-        try:
-            cands = kernels.candidates(lay, self.device)
-        finally:
-            del lay.shape_info
-        cands = [c for c in cands if c == REFERENCE or kernels_library(c) not in self.libs_off]
-        cands = [c for c in cands if c.get("level", 1) <= max(self.level, 1)]
+        """Candidates valid for the layer (shapes `info`) at this level, heuristic order, reference last."""
+        cands = kernels.candidates(lay, info, self.device)
+        cands = [c for c in cands if c == REFERENCE or kernels.library_of(c) not in self.libs_off]
+        cands = [c for c in cands if kernels.level_of(c) <= max(self.level, 1)]
         cands = [{k: v for k, v in c.items() if k != "level"} for c in cands]
         if self.level in TOP_K:
             cands = cands[:TOP_K[self.level]]
@@ -152,16 +151,11 @@ class Selector:
         if TIMER is not None:
             return float(TIMER(lay, tactic, bench))
         iters = max(1, int(self.cfg.avg_timing))
+        takes_out = kernels.writes_in_place(tactic)
         if getattr(self.device, "type", "cpu") == "cuda":  # outputs copied as the runtime copies them
             copy = self.cfg.activation_memory != "direct" or any(o in self.plan.outputs for o in lay.outputs)
-            return at.time_cuda(fn, bench, iters, copy=copy)
-        return at.time_cpu(fn, bench, iters)
-
-
-def kernels_library(tactic: dict) -> str:
-    """Library of a tactic for --tacticSources filtering."""
-    from ..kernels import aten
-    return aten.library_of(tactic)
+            return at.time_cuda(fn, bench, iters, copy=copy, takes_out=takes_out)
+        return at.time_cpu(fn, bench, iters, takes_out=takes_out)
 
 
 def disabled_libraries(spec) -> set:

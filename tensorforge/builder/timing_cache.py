@@ -15,6 +15,9 @@ import os
 
 import torch
 
+from ..errors import TensorforgeError
+from ..fileio import atomic_write, regular_file
+
 log = logging.getLogger("tensorforge")
 VERSION = 1
 
@@ -85,32 +88,38 @@ class TimingCache:
 
     @classmethod
     def load(cls, path: str) -> "TimingCache":
-        """Read a cache file; a missing or unreadable file gives an empty cache and a warning."""
-        try:
-            with _locked(path, "rb") as f:
-                return cls.deserialize(f.read())
-        except (OSError, ValueError, UnicodeDecodeError):
+        """Read a cache file; a missing or empty file gives an empty cache and a warning. A file that
+        holds something else (text, other JSON, a model, an engine) is refused: it is never overwritten."""
+        path = os.path.expanduser(str(path))
+        if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
             log.warning("Could not read cache from: %s. A new cache will be generated and written.", path)
             return cls()
+        regular_file(path, "timing cache file")
+        with open(path, "rb") as f:
+            return cls(_parse_file(f.read(), path).entries)
 
     def save(self, path: str) -> int:
-        """Combine into the file on disk under a lock and write it back; returns bytes written."""
-        with _locked(path, "a+b") as f:
-            f.seek(0)
-            try:
-                disk = TimingCache.deserialize(f.read())
-            except (ValueError, UnicodeDecodeError):
-                disk = TimingCache()
+        """Combine with the file on disk under a lock and replace it atomically; returns bytes written.
+        Refuses (TensorforgeError) when the file holds something that is not a timing cache."""
+        path = os.path.expanduser(str(path))
+        with _locked(path) as old:
+            disk = _parse_file(old, path) if old else TimingCache()
             merged = TimingCache(self.entries)
             merged.combine(disk)
             data = merged.serialize()
-            f.seek(0)
-            f.truncate()
-            f.write(data)
-            f.flush()
+            atomic_write(path, data, "timing cache file")
         self.entries = merged.entries
         log.info("Saved %d bytes of timing cache to %s", len(data), path)
         return len(data)
+
+
+def _parse_file(data: bytes, path: str) -> "TimingCache":
+    """A cache from file bytes; a one-line error naming the file when they are not a timing cache."""
+    try:
+        return TimingCache.deserialize(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise TensorforgeError(f"--timingCacheFile {path}: the file is not a tensorforge timing cache "
+                               f"(version {VERSION}); refusing to overwrite it") from None
 
 
 def _settle(entry: dict) -> dict:
@@ -123,16 +132,27 @@ def _settle(entry: dict) -> dict:
 
 
 @contextlib.contextmanager
-def _locked(path: str, mode: str):
-    """Open a file holding an exclusive fcntl lock (no lock where fcntl is missing)."""
-    path = os.path.expanduser(str(path))
-    f = open(path, mode)
-    try:
+def _locked(path: str):
+    """Hold an exclusive fcntl lock on the cache file (created empty if missing) and yield its bytes.
+    The file is replaced by rename while locked, so a waiter re-checks that it locked the current file."""
+    import fcntl
+    while True:
+        if os.path.lexists(path):
+            regular_file(path, "timing cache file")
         try:
-            import fcntl
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
-        yield f
-    finally:
-        f.close()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise TensorforgeError(f"cannot open timing cache file {path}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:
+                same = False
+            if same:
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read()
+                yield data
+                return
+        finally:
+            os.close(fd)

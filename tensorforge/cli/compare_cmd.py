@@ -36,22 +36,11 @@ def compare(args) -> int:
     from ..testing import run_ort
     proto = load_model_proto(args.model)
     cfg = build_config(args)
+    cfg.profiles = shapes_profiles(proto, args.shapes)
     t0 = time.perf_counter()
     engine = Builder(cfg).build(proto)
     print(f"[I] Built engine in {time.perf_counter() - t0:.2f} s: {len(engine.plan.layers)} layers on {engine.device}")
-    if args.load_inputs:
-        if not os.path.exists(args.load_inputs):
-            raise TensorforgeError(f"inputs file not found: {args.load_inputs}")
-        try:
-            data = dict(np.load(args.load_inputs))
-        except Exception as e:
-            raise TensorforgeError(f"cannot read {args.load_inputs} as .npz ({type(e).__name__})") from None
-        missing = [d.name for d in engine.inputs if d.name not in data]
-        if missing:
-            raise TensorforgeError(f"{args.load_inputs} has no array for input(s) {', '.join(missing)}")
-        feed = {d.name: data[d.name] for d in engine.inputs}
-    else:
-        feed = _random_feed(engine, args)
+    feed = random_feed(engine, args)
     t0 = time.perf_counter()
     got = engine.create_execution_context().infer(feed)
     t_tf = time.perf_counter() - t0
@@ -102,24 +91,77 @@ def build_config(args):
                          timing_cache=args.timingCacheFile, avg_timing=args.avgTiming, device=device)
 
 
-def _random_feed(engine, args) -> dict:
-    """forgeexec's random inputs (valid integer ranges, masks 0/1, never zeros) at --shapes."""
-    from ..errors import ShapeError
-    from .forgeexec.api import zoo_value_ranges
-    from .forgeexec.inputs import random_input
+def shapes_profiles(proto, spec) -> list:
+    """[a profile with min = opt = max = --shapes] when --shapes gives every dynamic input, else []
+    (the builder then tunes at dims = 1 and accepts any shape)."""
+    from .. import OptimizationProfile
+    from .forgeexec.api import model_inputs
     from .forgeexec.shapes import UsageError, parse_shapes
     try:
+        shapes = parse_shapes(spec) if spec else {}
+    except UsageError:
+        return []  # reported with the inputs
+    dynamic = {name: dims for name, _, dims in model_inputs(proto) if -1 in dims}
+    if not dynamic or any(n not in shapes or len(shapes[n]) != len(d) for n, d in dynamic.items()):
+        return []  # bad ranks are reported with the inputs
+    prof = OptimizationProfile()
+    for name in dynamic:
+        prof.set_shape(name, shapes[name], shapes[name], shapes[name])
+    return [prof]
+
+
+def _npz(path: str) -> dict:
+    """--load-inputs: {name: array} of an .npz file."""
+    if not os.path.exists(path):
+        raise TensorforgeError(f"inputs file not found: {path}")
+    try:
+        return dict(np.load(path))
+    except Exception as e:
+        raise TensorforgeError(f"cannot read {path} as .npz ({type(e).__name__})") from None
+
+
+def random_feed(engine, args) -> dict:
+    """Every input at its --shapes shape: from --loadInputs (raw, or .npy) or --load-inputs (.npz), else
+    forgeexec's random values (valid integer ranges, masks 0/1, never zeros)."""
+    import torch
+
+    from ..errors import ShapeError
+    from .forgeexec.api import zoo_value_ranges
+    from .forgeexec.inputs import load_input, random_input
+    from .forgeexec.shapes import UsageError, parse_name_files, parse_shapes
+    try:
         shapes = parse_shapes(args.shapes) if args.shapes else {}
+        files = parse_name_files(args.loadInputs) if getattr(args, "loadInputs", None) else {}
     except UsageError as e:
         raise ShapeError(str(e)) from None
-    unknown = set(shapes) - {d.name for d in engine.inputs}
-    if unknown:
-        raise ShapeError(f"--shapes names unknown input(s): {', '.join(sorted(unknown))}")
+    names = {d.name for d in engine.inputs}
+    for flag, given in (("--shapes", shapes), ("--loadInputs", files)):
+        if set(given) - names:
+            raise ShapeError(f"{flag} names unknown input(s): {', '.join(sorted(set(given) - names))}")
+    npz = _npz(args.load_inputs) if getattr(args, "load_inputs", None) else {}
+    missing = [d.name for d in engine.inputs if npz and d.name not in npz and d.name not in files]
+    if missing:
+        raise TensorforgeError(f"{args.load_inputs} has no array for input(s) {', '.join(missing)}")
     ranges, rng, feed = zoo_value_ranges(args.model), np.random.default_rng(args.seed), {}
     for d in engine.inputs:
-        shp = shapes.get(d.name, tuple(1 if s < 0 else s for s in d.shape))
-        if len(shp) != len(d.shape):
-            raise ShapeError(f"input '{d.name}': shape {list(shp)} has the wrong rank (expected {len(d.shape)})")
-        t = random_input(d.name, d.dtype, tuple(shp), ranges, rng)
-        feed[d.name] = t.float().numpy() if t.dtype == __import__("torch").bfloat16 else t.numpy()
+        shp = shapes.get(d.name)
+        if d.name in files and files[d.name].endswith(".npy"):
+            arr = np.load(files[d.name])
+        elif d.name in files:
+            if shp is None and -1 in d.shape:
+                raise ShapeError(f"input '{d.name}' has dynamic dims {list(d.shape)}: give its shape with --shapes "
+                                 "to read the raw file")
+            arr = load_input(d.name, d.dtype, tuple(shp or d.shape), files[d.name])
+        elif d.name in npz:
+            arr = npz[d.name]
+        else:
+            shp = shp or tuple(1 if s < 0 else s for s in d.shape)
+            if len(shp) != len(d.shape):
+                raise ShapeError(f"input '{d.name}': shape {list(shp)} has the wrong rank (expected {len(d.shape)})")
+            arr = random_input(d.name, d.dtype, tuple(shp), ranges, rng)
+        if isinstance(arr, torch.Tensor):
+            arr = arr.float().numpy() if arr.dtype == torch.bfloat16 else arr.numpy()
+        if shp is not None and tuple(arr.shape) != tuple(shp):
+            raise ShapeError(f"input '{d.name}': loaded data has shape {list(arr.shape)}, --shapes says {list(shp)}")
+        feed[d.name] = arr
     return feed

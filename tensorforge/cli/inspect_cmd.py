@@ -21,8 +21,6 @@ def _dims(shape) -> str:
 
 def inspect_model(spec: str) -> str:
     """Summary of an ONNX model: inputs/outputs (dynamic dims by name), opset, ops, parameters."""
-    import onnx
-
     from ..frontend import load_model_proto
     m = load_model_proto(spec)
     g = m.graph
@@ -30,12 +28,11 @@ def inspect_model(spec: str) -> str:
 
     def vi_str(vi):
         tt = vi.type.tensor_type
+        dt = _dtype_name(tt.elem_type)
         if not tt.HasField("shape"):
-            dt = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
             return f"  {vi.name}: {dt} (shape not declared)"
         dims = [d.dim_param if d.dim_param else (d.dim_value if d.HasField("dim_value") else "?")
                 for d in tt.shape.dim] if tt.HasField("shape") else ["?"]
-        dt = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "?"
         dyn = [str(d) for d in dims if not isinstance(d, int)]
         return f"  {vi.name}: {dt} {_dims(dims)}" + (f"  (dynamic: {', '.join(dyn)})" if dyn else "")
 
@@ -67,10 +64,21 @@ def _support_lines(m) -> list[str]:
     return lines
 
 
+def _dtype_name(elem_type: int) -> str:
+    """ONNX element type as a name; unknown codes shown as such (a model may hold any integer)."""
+    import onnx
+    if not elem_type:
+        return "?"
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
+    except (KeyError, ValueError, TypeError):
+        return f"unknown element type {elem_type}"
+
+
 def _numel(t) -> int:
     n = 1
     for d in t.dims:
-        n *= d
+        n *= max(int(d), 0)
     return n
 
 
@@ -79,8 +87,12 @@ def inspect_engine(path: str) -> str:
     from ..runtime import Engine
     from ..runtime.format import read
     from ..runtime.plan import EnginePlan
+    from ..runtime.schema import check_shapes, check_weights
     header, weights, artifacts = read(path)  # inspect never needs the GPU: keep weights on the host
-    eng = Engine(EnginePlan.from_json(header["plan"]), weights, "cpu", artifacts, header.get("build", {}))
+    plan = EnginePlan.from_json(header["plan"])
+    check_weights(plan, weights, path)
+    check_shapes(plan, path)
+    eng = Engine(plan, weights, "cpu", artifacts, header.get("build", {}))
     p = eng.plan
     dev = header.get("device", {})
     cap = dev.get("capability")

@@ -1,4 +1,4 @@
-"""`tensorforge` command: inspect, compare, ops. Thin layer over the API."""
+"""`tensorforge` command: inspect, compare, report, debug, ops. Thin layer over the API."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,12 @@ import sys
 
 from ..errors import TensorforgeError
 from .forgeexec.flags import add_to_parser
+from .debug_cmd import add_parser as add_debug_parser
+from .report_cmd import add_parser as add_report_parser
 
 # Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
-COMPARE_FLAGS = ("--shapes", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32", "--stronglyTyped",
-                       "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
+COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32",
+                 "--stronglyTyped", "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
     add_to_parser(c, COMPARE_FLAGS)
     c.add_argument("--opt-level", dest="builderOptimizationLevel", type=int, help=argparse.SUPPRESS)  # old name
     sub.add_parser("ops", help="list the supported ONNX ops")
-    for sp in (i, c):
+    add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
+    add_debug_parser(sub)
+    for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -45,21 +49,54 @@ def main(argv=None) -> int:
     try:
         if args.cmd == "inspect":
             from .inspect_cmd import inspect_path
-            print(inspect_path(args.path))
+            _print(inspect_path(args.path))
             return 0
         if args.cmd == "compare":
             from .compare_cmd import compare
             return compare(args)
+        if args.cmd == "debug":
+            from .debug_cmd import debug
+            return debug(args)
+        if args.cmd == "report":
+            from .report_cmd import report
+            return report(args)
         if args.cmd == "ops":
             from .ops_cmd import ops_listing
-            print(ops_listing())
+            _print(ops_listing())
             return 0
     except TensorforgeError as e:
         print(f"tensorforge: error: {e}", file=sys.stderr)
         return 2 if args.cmd != "compare" else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tensorforge inspect ... | head`: the reader left; not an error of ours
+        _quiet_stdout()
+        return 0
+    except MemoryError:
+        print(f"tensorforge: error: out of memory while running '{args.cmd}'", file=sys.stderr)
+        return 2
+    except Exception as e:  # a real bug: one line, the traceback only with --verbose
+        print(f"tensorforge: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        if getattr(args, "verbose", False):
+            import traceback
+            traceback.print_exc()
+        return 3
     return 0
+
+
+def _print(text: str) -> None:
+    """Print to stdout, flushing here so that a closed pipe is seen inside main's handler."""
+    print(text)
+    sys.stdout.flush()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry():

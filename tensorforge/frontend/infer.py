@@ -56,6 +56,10 @@ def infer_node(g: Graph, node: Node) -> None:
         raise ShapeError(f"node '{node.name}' ({node.op}): {len(node.outputs)} outputs, rule gave {len(infos)}")
     for v, (dt, shp) in zip(node.outputs, infos):
         v.dtype, v.shape = dt, tuple(norm(d) for d in shp)
+        bad = [d for d in v.shape if isinstance(d, int) and d < 0]
+        if bad:  # odd attributes (pads, strides) of a file: refused here, not by a kernel at run time
+            raise ShapeError(f"node '{node.name}' ({node.op}): output '{v.name}' would have negative dim "
+                             f"{bad[0]} (shape {list(v.shape)}); check the node's attributes")
     if op.deterministic and _const_inputs(node) and _fits([v.shape for v in node.outputs]):
         ins = [None if v is None else v.const for v in node.inputs]
         try:
@@ -79,7 +83,7 @@ def infer_node(g: Graph, node: Node) -> None:
                                 and any(v is not None and v.sym is not None for v in node.inputs)):
             try:
                 res = sym(node, *vals)
-            except (TypeError, ValueError, IndexError):  # symbolic contents are optional: skip
+            except (TypeError, ValueError, IndexError, MemoryError):  # symbolic contents are optional
                 res = None
             if res is not None:
                 for v, r in zip(node.outputs, res):

@@ -11,10 +11,12 @@ from onnx import numpy_helper
 
 from .. import dtypes
 from ..errors import TensorforgeError
+from ..fileio import regular_file
 from ..ir import Graph
 from ..ir.symbolic import symbol
 
 MIN_IR_VERSION = 3
+MAX_PROTO_BYTES = 2 << 30
 
 
 def load_model_proto(model) -> onnx.ModelProto:
@@ -32,6 +34,10 @@ def load_model_proto(model) -> onnx.ModelProto:
         raise TensorforgeError(f"model file not found: {spec}")
     if os.path.isdir(path):
         raise TensorforgeError(f"model path is a directory, not an ONNX file: {spec}")
+    size = regular_file(path, "model file").st_size  # a FIFO or /dev/zero would hang or fill memory
+    if size >= MAX_PROTO_BYTES:
+        raise TensorforgeError(f"{spec}: {size} bytes is over protobuf's 2 GiB limit; store the weights as "
+                               "external data")
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
@@ -63,10 +69,17 @@ def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
     """Convert an ONNX TensorProto to a CPU torch tensor (bfloat16/float8 included)."""
     if t.data_type == onnx.TensorProto.STRING:
         raise TensorforgeError(f"tensor '{t.name}': string tensors are not supported")
-    name = dtypes.from_onnx(t.data_type)
+    try:
+        name = dtypes.from_onnx(t.data_type)
+    except TensorforgeError as e:
+        raise TensorforgeError(f"tensor '{t.name}': {e}") from None
     if t.data_location == onnx.TensorProto.EXTERNAL and not t.raw_data:
         raise TensorforgeError(f"tensor '{t.name}': external data was not loaded")
-    arr = numpy_helper.to_array(t)
+    check_tensor_size(t, name)
+    try:
+        arr = numpy_helper.to_array(t)
+    except (ValueError, TypeError, MemoryError) as e:
+        raise TensorforgeError(f"tensor '{t.name}': data cannot be read ({type(e).__name__})") from None
     if name in ("bfloat16",) or name.startswith("float8"):
         bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)
         return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
@@ -74,6 +87,52 @@ def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
     if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
         return torch.from_numpy(arr.astype(np.int64)).to(dtypes.to_torch(name))
     return torch.from_numpy(arr.copy())
+
+
+MAX_ELEMENTS = 2**40  # no real initializer is this large; above it a size is an overflow or a crafted file
+_TYPED_FIELD = {"float32": "float_data", "float64": "double_data", "int64": "int64_data",
+                "uint32": "uint64_data", "uint64": "uint64_data"}  # every other type: int32_data
+
+
+def check_tensor_size(t: onnx.TensorProto, dtype: str) -> None:
+    """Declared dims vs the data actually stored (raw or typed), before anything is converted."""
+    if any(d < 0 for d in t.dims):
+        raise TensorforgeError(f"tensor '{t.name}': negative dimension in {list(t.dims)}")
+    n = 1
+    for d in t.dims:
+        n *= d
+    if n > MAX_ELEMENTS:
+        raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} give {n} elements, over {MAX_ELEMENTS}")
+    if t.raw_data or t.data_location == onnx.TensorProto.EXTERNAL:
+        want = n * dtypes.itemsize(dtype)
+        if len(t.raw_data) != want:
+            raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} ({dtype}) need {want} bytes of data "
+                                   f"but it holds {len(t.raw_data)}")
+        return
+    have = len(getattr(t, _TYPED_FIELD.get(dtype, "int32_data")))
+    if have != n:
+        raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} need {n} values but it holds {have}")
+
+
+def check_node_schema(n: onnx.NodeProto, name: str, opset: int) -> None:
+    """Input count within the op's ONNX schema, each attribute of the kind (INT, FLOATS, ...) it declares."""
+    if n.domain not in ("", "ai.onnx"):
+        return
+    try:
+        schema = onnx.defs.get_schema(n.op_type, max(int(opset), 1), "")
+    except Exception:  # noqa: BLE001 - unknown op or opset: the op registry reports it by name later
+        return
+    if not schema.min_input <= len(n.input) <= schema.max_input:
+        raise TensorforgeError(f"node '{name}' ({n.op_type}): {len(n.input)} input(s), the op takes "
+                               f"{schema.min_input}..{schema.max_input}")
+    for a in n.attribute:
+        spec = schema.attributes.get(a.name)
+        if spec is not None and a.type != spec.type:
+            want = onnx.AttributeProto.AttributeType.Name(spec.type)
+            got = onnx.AttributeProto.AttributeType.Name(a.type) if a.type in \
+                onnx.AttributeProto.AttributeType.values() else str(a.type)
+            raise TensorforgeError(f"node '{name}' ({n.op_type}): attribute '{a.name}' is {got}, "
+                                   f"the op needs {want}")
 
 
 def _attr_value(a: onnx.AttributeProto):
@@ -166,6 +225,7 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
         g.inputs.append(v)
     for i, n in enumerate(gp.node):
         name = n.name or f"{n.op_type}_{i}"
+        check_node_schema(n, name, opset)
         attrs = {a.name: _attr_value(a) for a in n.attribute}
         if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
             g.value(n.output[0]).const = _constant_value(attrs, name)

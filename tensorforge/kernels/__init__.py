@@ -1,54 +1,18 @@
 """Tactic sources. A tactic is data {source, name, params}; `make_kernel` turns a layer into a
-callable `fn(inputs) -> outputs`. Sources: aten (torch ops; the only one on CPU) and triton
-(imported lazily, never on CPU machines)."""
+callable `fn(inputs) -> outputs` (or `fn(inputs, outs)` for tactics that write in place). Sources:
+aten (torch ops; the only one on CPU) and triton (imported lazily, never on CPU machines). Every
+tactic family registers in one registry (kernels.registry, decorator `tactic_family`)."""
 from __future__ import annotations
 
 import hashlib
 import json
 
-from ..errors import EngineFormatError
+from .layer_shapes import LayerShapes
+from .registry import (Family, candidates, families, family_of, level_of, library_of, make_kernel, reference,
+                       tactic_family, writes_in_place)
 
-_SOURCES = {}
-_CANDIDATES = {}
-
-
-def register_source(name: str, factory, candidates=None) -> None:
-    """Register a tactic source.
-
-    factory(layer, opset, device) -> fn(inputs) -> list[outputs]
-    candidates(layer, device) -> list of tactic dicts {source, name, params} valid for the layer
-    """
-    _SOURCES[name] = factory
-    if candidates is not None:
-        _CANDIDATES[name] = candidates
-
-
-def candidates(layer, device) -> list[dict]:
-    """All tactics any available source offers for a layer (aten's reference is always last)."""
-    from . import aten  # noqa: F401
-    if getattr(device, "type", str(device)) == "cuda":
-        try:
-            from . import triton  # noqa: F401  (lazy: needs CUDA + triton)
-        except ImportError:
-            pass
-    out = []
-    for src, fn in _CANDIDATES.items():
-        out += [t for t in fn(layer, device) if t is not None]
-    ref = {"source": "aten", "name": "reference", "params": {}}
-    return [t for t in out if t != ref] + [ref]
-
-
-def make_kernel(layer, opset: int, device):
-    """Build the callable for one LayerSpec from its tactic."""
-    src = layer.tactic.get("source", "aten")
-    if src not in _SOURCES:
-        if src == "aten":
-            from . import aten  # noqa: F401
-        elif src == "triton":
-            from . import triton  # noqa: F401  (lazy: needs CUDA + triton)
-    if src not in _SOURCES:
-        raise EngineFormatError(f"layer '{layer.name}': unknown tactic source '{src}'")
-    return _SOURCES[src](layer, opset, device)
+__all__ = ["Family", "LayerShapes", "candidates", "families", "family_of", "level_of", "library_of",
+           "make_kernel", "reference", "tactic_family", "tactic_hash", "tactic_key", "writes_in_place"]
 
 
 def tactic_key(tactic: dict) -> str:

@@ -29,7 +29,10 @@ def _attr_key(attrs) -> str:
         if isinstance(a, torch.Tensor):
             return _tensor_key(a)
         return repr(a)
-    return json.dumps(attrs, sort_keys=True, default=enc)
+    try:
+        return json.dumps(attrs, sort_keys=True, default=enc)
+    except TypeError:  # keys of mixed types (a corrupted file's attribute): a key that never collides
+        return repr(sorted((repr(k), enc(v)) for k, v in attrs.items()))
 
 
 def _share_constants(g: Graph) -> int:

@@ -66,7 +66,7 @@ class ExecutionContext:
         self._external_memory = device_memory is not None or not allocate_memory
         if device_memory is not None:
             self.set_device_memory(device_memory)
-        self._kernel_alloc = memory.kernel_allocated(p, self._kernels)
+        self._kernel_alloc = memory.kernel_allocated(p)
         self._lifetimes = _lifetimes(p, self._kernel_alloc)
         self._tf32 = bool(p.meta.get("tf32", False))
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None

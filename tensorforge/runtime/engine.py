@@ -12,6 +12,7 @@ from ..version import __version__
 from ..errors import EngineFormatError, ShapeError
 from . import format as fmt
 from .plan import EnginePlan
+from .schema import check_shapes, check_weights
 
 log = logging.getLogger("tensorforge")
 
@@ -117,11 +118,13 @@ class Engine:
 
     @classmethod
     def _from_parts(cls, header, weights, artifacts, device, source):
-        try:
+        try:  # the header passed the schema (format.read/unpack): this is a second line of defence
             built = header["device"]
             plan = EnginePlan.from_json(header["plan"])
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise EngineFormatError(f"{source}: engine header is incomplete ({e})") from None
+        check_weights(plan, weights, source)
+        check_shapes(plan, source)
         dev = torch.device(device) if device is not None else (
             torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
         check_device(built, dev, source)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import kernels
+
 ALIGN = 256
 
 
@@ -51,23 +53,24 @@ def concurrent_lifetimes(access: dict, horizon: list) -> dict:
     return {n: (min(a), max(horizon[i] for i in a)) for n, a in access.items() if a}
 
 
-def kernel_allocated(plan, kernels: dict) -> set:
+def kernel_allocated(plan) -> set:
     """Activations the runtime takes straight from their kernel (no arena buffer, no copy).
 
     A kernel that cannot write into a given buffer (cuDNN convs, SDPA, torch references) returns a
     fresh tensor; copying it into the arena would cost one more write and read per layer. Such
     outputs are handed to their consumers as they are and released after their last use, so the
     caching allocator (also inside CUDA-graph capture) reuses their memory. Kept in the arena:
-    graph outputs, outputs of kernels with `takes_out`, and data-dependent tensors. With auxiliary
-    streams nothing is released inside an inference (runtime.steps): a tensor is freed when the next
-    inference overwrites its slot, and that inference's streams first wait for the join of every
-    stream of this one, so no block is reused before its last reader on another stream finished."""
+    graph outputs, outputs of tactics that write in place (kernels.writes_in_place), and
+    data-dependent tensors. With auxiliary streams nothing is released inside an inference
+    (runtime.steps): a tensor is freed when the next inference overwrites its slot, and that
+    inference's streams first wait for the join of every stream of this one, so no block is reused
+    before its last reader on another stream finished."""
     if plan.config.get("activation_memory", "arena") != "direct":
         return set()
     outs = set(plan.outputs)
     keep = set()
     for lay in plan.layers:
-        if lay.mode != "kernel" or getattr(kernels.get(lay.name), "takes_out", False):
+        if lay.mode != "kernel" or kernels.writes_in_place(lay.tactic):
             continue
         for o in lay.outputs:
             t = plan.tensors.get(o)

@@ -3,6 +3,7 @@ import pytest
 from tensorforge.builder import tactics
 
 ANCHORS = ("Conv", "fused.ConvAct", "Gemm", "fused.GemmAct", "MatMul", "fused.MatMulAct")
+FAKE_TACTICS = ("f1", "f2", "f3", "x4", "x5", "wrong", "boom")  # the names tests offer
 
 
 class FakeTimer:
@@ -26,26 +27,25 @@ def fake_timer(monkeypatch):
 
 
 @pytest.fixture
-def fake_source(monkeypatch):
+def fake_source():
     """Register an extra tactic source 'fake' whose tactics run the reference (or a wrong result)."""
     from tensorforge import kernels
-    from tensorforge.kernels import aten
+    from tensorforge.kernels import registry
     offered = []
 
-    def cands(layer, device):
-        return [dict(t) for t in offered] if layer.type in ANCHORS else []
-
-    def factory(layer, opset, device):
+    def factory(layer, attrs, opset, device, params):
         from tensorforge.builder.autotune import layer_fn
-        ref = layer_fn(layer, dict(aten.REFERENCE), opset, device)
-        p = layer.tactic.get("params", {})
-        if p.get("wrong"):
+        ref = layer_fn(layer, kernels.reference(), opset, device)
+        if params.get("wrong"):
             return lambda ins: [o + 1.0 for o in ref(ins)]
-        if p.get("raises"):
+        if params.get("raises"):
             def boom(ins):
                 raise RuntimeError("no kernel for this shape")
             return boom
         return ref
-    monkeypatch.setitem(kernels._SOURCES, "fake", factory)
-    monkeypatch.setitem(kernels._CANDIDATES, "fake", cands)
-    return offered
+
+    @kernels.tactic_family("fake", {n: factory for n in FAKE_TACTICS}, library="FAKE", needs_shapes=False)
+    def fake_candidates(layer, shapes, device):
+        return [dict(t) for t in offered] if layer.type in ANCHORS else []
+    yield offered
+    registry.unregister(kernels.family_of({"source": "fake", "name": FAKE_TACTICS[0]}))

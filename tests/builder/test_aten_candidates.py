@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from tensorforge import kernels
+from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.aten import attention, conv, gemm
 from tensorforge.runtime.plan import LayerSpec
 
@@ -20,14 +21,14 @@ def _t(dtype, shape, kind="activation"):
 
 
 def _layer(type_, inputs, outputs, **attrs):
+    """(layer, its shapes)."""
     lay = LayerSpec("l", type_, [f"i{k}" for k in range(len(inputs))], ["o"], attrs=attrs)
-    lay.shape_info = {"inputs": inputs, "outputs": outputs}
-    return lay
+    return lay, LayerShapes.of(inputs, outputs)
 
 
-def _names(lay, dev=CUDA):
+def _names(case, dev=CUDA):
     return [(c["name"], c["params"].get("weight_layout") or c["params"].get("act") or c["params"].get("backend"))
-            for c in kernels.candidates(lay, dev) if c["source"] == "aten"]
+            for c in kernels.candidates(*case, dev) if c["source"] == "aten"]
 
 
 def _conv_act(epilogue, residual_shape=(2, 8, 9, 9), pads=(1, 1, 1, 1)):
@@ -38,17 +39,17 @@ def _conv_act(epilogue, residual_shape=(2, 8, 9, 9), pads=(1, 1, 1, 1)):
 
 
 def test_epilogue_kinds():
-    assert conv.epilogue_kind(_conv_act(RELU)) == "relu"
-    assert conv.epilogue_kind(_conv_act(ADD_RELU)) == "add_relu"
-    assert conv.epilogue_kind(_conv_act(None)) == "none"
-    assert conv.epilogue_kind(_conv_act(GELU_ERF)) is None
+    assert conv.epilogue_kind(_conv_act(RELU)[0]) == "relu"
+    assert conv.epilogue_kind(_conv_act(ADD_RELU)[0]) == "add_relu"
+    assert conv.epilogue_kind(_conv_act(None)[0]) == "none"
+    assert conv.epilogue_kind(_conv_act(GELU_ERF)[0]) is None
 
 
 def test_conv_act_fused_cudnn_tactics():
     assert _names(_conv_act(RELU, None)) == [("conv2d_relu", "channels_last"), ("conv2d_relu", "channels_last"),
                                              ("conv2d_relu", None), ("conv2d_nhwc", "channels_last"),
                                              ("conv2d_nhwc", "channels_last"), ("reference", None)]
-    algos = [t["params"].get("algo") for t in conv.conv_candidates(_conv_act(RELU, None), CUDA)]
+    algos = [t["params"].get("algo") for t in conv.conv_candidates(*_conv_act(RELU, None), CUDA)]
     assert algos == [None, "benchmark", None, None, "benchmark"]  # cuDNN heuristics vs cudnnFind
     assert [n for n, _ in _names(_conv_act(ADD_RELU))][:3] == ["conv2d_add_relu"] * 3
     # broadcast residual, asymmetric pads, other epilogues, CPU: no fused cuDNN tactic
@@ -57,7 +58,7 @@ def test_conv_act_fused_cudnn_tactics():
     assert [n for n, _ in _names(_conv_act(GELU_ERF, None))] == ["conv2d_nhwc", "conv2d_nhwc", "reference"]
     assert [n for n, _ in _names(_conv_act(RELU, None), CPU)] == ["conv2d_nhwc", "reference"]
     transposed = _conv_act(RELU, None)
-    transposed.attrs["transpose"] = 1
+    transposed[0].attrs["transpose"] = 1
     assert _names(transposed) == [("reference", None)]
 
 
@@ -67,11 +68,11 @@ def _gemm(type_, epilogue=None, dtype="float16", **attrs):
 
 
 def test_gemm_epilogue_tactics():
-    assert gemm.act_of(_gemm("fused.GemmAct", GELU_TANH)) == "gelu"
+    assert gemm.act_of(*_gemm("fused.GemmAct", GELU_TANH)) == "gelu"
     # cuBLASLt's GELU is the tanh form: an erf GELU may use it in FP16/BF16 only
-    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF)) == "gelu_approx"
-    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF, "bfloat16")) == "gelu_approx"
-    assert gemm.act_of(_gemm("fused.GemmAct", GELU_ERF, "float32")) is None
+    assert gemm.act_of(*_gemm("fused.GemmAct", GELU_ERF)) == "gelu_approx"
+    assert gemm.act_of(*_gemm("fused.GemmAct", GELU_ERF, "bfloat16")) == "gelu_approx"
+    assert gemm.act_of(*_gemm("fused.GemmAct", GELU_ERF, "float32")) is None
     assert _names(_gemm("fused.GemmAct", GELU_ERF, "float32")) == [("gemm_addmm", None), ("reference", None)]
     assert _names(_gemm("fused.GemmAct", RELU)) == [("gemm_addmm_act", "relu"), ("gemm_addmm", None),
                                                     ("reference", None)]
@@ -85,9 +86,9 @@ def test_matmul_act_tactics():
     ins = [_t("bfloat16", (2, 5, 16)), _t("bfloat16", (16, 32), "weight"), _t("bfloat16", (32,), "weight")]
     lay = _layer("fused.MatMulAct", ins, [_t("bfloat16", (2, 5, 32))], epilogue=GELU_TANH)
     assert _names(lay) == [("matmul_addmm_act", "gelu"), ("reference", None)]
-    lay.attrs["epilogue"] = GELU_ERF
+    lay[0].attrs["epilogue"] = GELU_ERF
     assert _names(lay) == [("matmul_addmm_act", "gelu_approx"), ("reference", None)]
-    lay.attrs["alpha"] = 0.5
+    lay[0].attrs["alpha"] = 0.5
     assert _names(lay) == [("reference", None)]
 
 
@@ -105,5 +106,5 @@ def test_sdpa_backends(monkeypatch, dtype, d, mask, cap, want):
     lay = _layer("fused.Attention", ins, [_t(dtype, (2, 4, 10, d))])
     got = [b for n, b in _names(lay) if n == "sdpa"]
     assert got == want + ["math"]  # math: opt level >= 4 only
-    assert [c.get("level", 1) for c in kernels.candidates(lay, CUDA) if c["name"] == "sdpa"][-1] == 4
+    assert [c.get("level", 1) for c in kernels.candidates(*lay, CUDA) if c["name"] == "sdpa"][-1] == 4
     assert _names(lay, CPU) == [("reference", None)]

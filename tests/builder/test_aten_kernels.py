@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tensorforge.builder.autotune import layer_fn
-from tensorforge.kernels.aten import REFERENCE
+from tensorforge.kernels import reference
 from tensorforge.runtime.plan import LayerSpec
 
 from .test_aten_candidates import ADD_RELU, GELU_TANH, RELU
@@ -14,7 +14,7 @@ CPU = torch.device("cpu")
 def _check(type_, attrs, tactic, inputs, atol=1e-5):
     lay = LayerSpec("l", type_, [f"i{k}" for k in range(len(inputs))], ["o"], attrs=attrs)
     got = layer_fn(lay, tactic, 17, CPU)(inputs)
-    ref = layer_fn(lay, dict(REFERENCE), 17, CPU)(inputs)
+    ref = layer_fn(lay, reference(), 17, CPU)(inputs)
     for g, r in zip(got, ref):
         assert g.shape == r.shape and g.dtype == r.dtype
         torch.testing.assert_close(g.contiguous(), r, atol=atol, rtol=1e-5)

@@ -1,10 +1,10 @@
-"""Channels-last activation chains between NHWC tactics (layout plan + the aten layout wrapper)."""
+"""Channels-last activation chains between NHWC tactics (layout plan + the kernels layout wrapper)."""
 import numpy as np
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
 import tensorforge as tf
-from tensorforge.kernels.aten import _logical, _raw
+from tensorforge.kernels.layouts import logical, raw
 from tensorforge.testing import assert_close, make_model, rand, run_ort
 
 from .models import twin_convs
@@ -20,10 +20,10 @@ def _params(eng):
 
 def test_raw_logical_round_trip():
     x = torch.randn(2, 3, 4, 5)
-    raw = _raw(x)
-    assert raw.shape == x.shape and raw.is_contiguous()
-    assert torch.equal(raw.view(2, 4, 5, 3), x.permute(0, 2, 3, 1))  # NHWC bytes
-    assert torch.equal(_logical(raw), x) and _logical(raw).is_contiguous(memory_format=torch.channels_last)
+    nhwc = raw(x)
+    assert nhwc.shape == x.shape and nhwc.is_contiguous()
+    assert torch.equal(nhwc.view(2, 4, 5, 3), x.permute(0, 2, 3, 1))  # NHWC bytes
+    assert torch.equal(logical(nhwc), x) and logical(nhwc).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_conv_chain_stays_nhwc_and_matches_ort(fake_timer, tmp_path):

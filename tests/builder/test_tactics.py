@@ -7,6 +7,7 @@ import torch
 
 import tensorforge as tf
 from tensorforge import frontend, kernels
+from tensorforge.kernels import LayerShapes
 from tensorforge.builder import autotune, tactics
 from tensorforge.builder.lower import lower
 from tensorforge.runtime.plan import LayerSpec
@@ -18,15 +19,13 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def _info(*inputs):
-    return {"inputs": [None if i is None else {"dtype": i[0], "shape": list(i[1]), "kind": i[2]} for i in inputs],
-            "outputs": []}
+    return LayerShapes.of([None if i is None else {"dtype": i[0], "shape": list(i[1]), "kind": i[2]}
+                           for i in inputs])
 
 
 def _layer(type_, n_in, attrs=None, info=None):
-    lay = LayerSpec("l", type_, [f"i{k}" for k in range(n_in)], ["o"], attrs=attrs or {})
-    if info is not None:
-        lay.shape_info = info
-    return lay
+    """(layer, its shapes: None when unknown), the first two arguments of kernels.candidates."""
+    return LayerSpec("l", type_, [f"i{k}" for k in range(n_in)], ["o"], attrs=attrs or {}), info
 
 
 def _names(cands):
@@ -35,19 +34,19 @@ def _names(cands):
 
 # ---- enumeration and legality ---------------------------------------------------------------
 def test_reference_always_last_and_alone_without_shapes():
-    assert kernels.candidates(_layer("Conv", 2), CPU) == [{"source": "aten", "name": "reference", "params": {}}]
-    assert kernels.candidates(_layer("Relu", 1, info=_info(("float32", (2, 3), "activation"))), CUDA)[-1]["name"] == "reference"
+    assert kernels.candidates(*_layer("Conv", 2), CPU) == [{"source": "aten", "name": "reference", "params": {}}]
+    assert kernels.candidates(*_layer("Relu", 1, info=_info(("float32", (2, 3), "activation"))), CUDA)[-1]["name"] == "reference"
 
 
 def test_conv_nhwc_offered_only_for_2d_float_convs_with_weights():
     conv2d = _info(("float32", (1, 4, 9, 9), "activation"), ("float32", (8, 4, 3, 3), "weight"))
-    assert ("aten", "conv2d_nhwc") in _names(kernels.candidates(_layer("Conv", 2, info=conv2d), CPU))
+    assert ("aten", "conv2d_nhwc") in _names(kernels.candidates(*_layer("Conv", 2, info=conv2d), CPU))
     conv1d = _info(("float32", (1, 4, 9), "activation"), ("float32", (8, 4, 3), "weight"))
-    assert _names(kernels.candidates(_layer("Conv", 2, info=conv1d), CPU)) == [("aten", "reference")]
+    assert _names(kernels.candidates(*_layer("Conv", 2, info=conv1d), CPU)) == [("aten", "reference")]
     act_w = _info(("float32", (1, 4, 9, 9), "activation"), ("float32", (8, 4, 3, 3), "activation"))
-    assert _names(kernels.candidates(_layer("Conv", 2, info=act_w), CPU)) == [("aten", "reference")]
+    assert _names(kernels.candidates(*_layer("Conv", 2, info=act_w), CPU)) == [("aten", "reference")]
     ints = _info(("int32", (1, 4, 9, 9), "activation"), ("int32", (8, 4, 3, 3), "weight"))
-    assert _names(kernels.candidates(_layer("Conv", 2, info=ints), CPU)) == [("aten", "reference")]
+    assert _names(kernels.candidates(*_layer("Conv", 2, info=ints), CPU)) == [("aten", "reference")]
 
 
 @pytest.mark.parametrize("attrs,bias,ok", [
@@ -58,9 +57,9 @@ def test_gemm_addmm_legality(attrs, bias, ok):
     a = (7, 3) if attrs.get("transA") else (3, 7)
     info = _info(("float16", a, "activation"), ("float16", b, "weight"),
                  None if bias is None else ("float16", bias, "weight"))
-    names = _names(kernels.candidates(_layer("Gemm", 3, attrs, info), CUDA))
+    names = _names(kernels.candidates(*_layer("Gemm", 3, attrs, info), CUDA))
     assert (("aten", "gemm_addmm") in names) == ok
-    assert ("aten", "gemm_addmm") not in _names(kernels.candidates(_layer("Gemm", 3, attrs, info), CPU))
+    assert ("aten", "gemm_addmm") not in _names(kernels.candidates(*_layer("Gemm", 3, attrs, info), CPU))
 
 
 def test_tactic_keys_are_stable():
@@ -187,7 +186,7 @@ def test_tuned_at_profile_opt_shapes(fake_timer):
     from tensorforge.builder.builder import _profiles
     plan.profiles, _ = _profiles(plan, cfg)
     info = autotune.shape_info(plan, plan.layers[0], tactics.opt_env(plan), weights)
-    assert info["inputs"][0]["shape"] == [6, 4, 12, 12] and info["inputs"][1]["kind"] == "weight"
+    assert info.inputs[0]["shape"] == [6, 4, 12, 12] and info.inp(1)["kind"] == "weight"
 
 
 def test_real_cpu_timing_runs(monkeypatch):

@@ -49,15 +49,25 @@ def test_round_trip_and_settled_winner(tmp_path):
     assert TimingCache.load(str(path)).entries == c.entries
 
 
-def test_missing_or_corrupt_file_warns_and_starts_empty(tmp_path, caplog):
+def test_missing_file_warns_and_starts_empty(tmp_path, caplog):
     path = tmp_path / "nope.json"
     with caplog.at_level(logging.WARNING, logger="tensorforge"):
         assert len(TimingCache.load(str(path))) == 0
     assert f"Could not read cache from: {path}. A new cache will be generated and written." in caplog.text
-    path.write_text("{not json")
-    assert len(TimingCache.load(str(path))) == 0
-    path.write_text(json.dumps({"version": 99, "entries": {}}))
-    assert len(TimingCache.load(str(path))) == 0
+
+
+@pytest.mark.parametrize("text", ["{not json", json.dumps({"version": 99, "entries": {}}), "my notes\n",
+                                  json.dumps({"other": "json"})])
+def test_file_that_is_not_a_cache_is_refused_and_kept(tmp_path, text):
+    path = tmp_path / "precious.json"
+    path.write_text(text)
+    with pytest.raises(TensorforgeError, match="not a tensorforge timing cache"):
+        TimingCache.load(str(path))
+    c = TimingCache()
+    c.update("0xa", _entry({"aten:reference:{}": 1.0}))
+    with pytest.raises(TensorforgeError, match="refusing to overwrite"):
+        c.save(str(path))
+    assert path.read_text() == text
 
 
 def test_save_combines_with_file_written_meanwhile(tmp_path, caplog):

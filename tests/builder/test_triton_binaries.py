@@ -198,7 +198,9 @@ print("ok")
 
 def test_real_compile_recorded_installed_and_hit(tmp_path):
     """sm90 code generation runs without a GPU: record, pack, install elsewhere, cache hit there."""
-    pytest.importorskip("triton")
+    import importlib.util
+    if importlib.util.find_spec("triton") is None:  # not importorskip: importing triton here, outside
+        pytest.skip("triton is not installed")       # the interpreter, breaks later interpreter tests
     r = subprocess.run([sys.executable, "-c", REAL, str(tmp_path / "a"), str(tmp_path / "b")],
                        capture_output=True, text=True, cwd=ROOT, timeout=300,
                        env={k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"})

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tensorforge as tf
+from tensorforge import fileio
 from tensorforge.errors import EngineFormatError
 from tensorforge.runtime import format as fmt
 from tensorforge.testing import rand
@@ -97,7 +98,7 @@ def test_other_gpu_architecture(engine, tmp_path, monkeypatch):
 def test_save_is_atomic_and_keeps_existing_file(engine, tmp_path, monkeypatch):
     p = tmp_path / "keep.engine"
     p.write_bytes(b"precious")
-    monkeypatch.setattr(fmt.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    monkeypatch.setattr(fileio.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
     with pytest.raises(EngineFormatError, match="cannot write"):
         engine.save(p)
     assert p.read_bytes() == b"precious"

@@ -4,8 +4,8 @@ unaligned views, and inside a CUDA graph."""
 import pytest
 import torch
 
+from tensorforge import kernels
 from tensorforge.builder.autotune import layer_fn
-from tensorforge.kernels.aten import REFERENCE
 from tensorforge.kernels.aten.gemm_lt import lt_candidates
 
 from .test_tactics import ADD_RELU, CUDA, GELU_TANH, RELU, _check_all, _layer, _rand
@@ -34,27 +34,27 @@ def _matmul_layer(dtype, epilogue, m=(3, 37), k=72, n=104, bias=True):
 @pytest.mark.parametrize("epi", [None, RELU, GELU_TANH, GELU_ERF, ADD, ADD_RELU])
 @pytest.mark.parametrize("bias", [True, False])
 def test_every_algo_matches_reference(dtype, epi, bias):
-    lay, specs = _matmul_layer(dtype, epi, bias=bias)
-    cands = [c for c in lt_candidates(lay, CUDA)]
+    case, specs = _matmul_layer(dtype, epi, bias=bias)
+    cands = [c for c in lt_candidates(*case, CUDA)]
     assert cands and {c["params"]["res"] for c in cands} == {int(epi in (ADD, ADD_RELU))}
-    names = _check_all(lay, dtype, specs)
+    names = _check_all(case, dtype, specs)
     assert names.count("cublaslt") == len(cands)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_gemm_transposed_weight(dtype):
     specs = [(dtype, (45, 64), "activation"), (dtype, (40, 64), "weight"), (dtype, (40,), "weight")]
-    lay = _layer("fused.GemmAct", specs, [(dtype, (45, 40))], {"transB": 1, "epilogue": RELU})
-    assert "cublaslt" in _check_all(lay, dtype, specs)
+    case = _layer("fused.GemmAct", specs, [(dtype, (45, 40))], {"transB": 1, "epilogue": RELU})
+    assert "cublaslt" in _check_all(case, dtype, specs)
 
 
 @pytest.mark.fast
 def test_unaligned_views_in_a_cuda_graph():
     """Inputs at odd element offsets (2-byte alignment) and a graph replayed with new data."""
-    lay, specs = _matmul_layer("float16", ADD_RELU, m=(64,), k=256, n=128)
-    t = lt_candidates(lay, CUDA)[0]
+    (lay, shapes), specs = _matmul_layer("float16", ADD_RELU, m=(64,), k=256, n=128)
+    t = lt_candidates(lay, shapes, CUDA)[0]
     fn = layer_fn(lay, {k: v for k, v in t.items() if k != "level"}, 17, CUDA)
-    ref = layer_fn(lay, dict(REFERENCE), 17, CUDA)
+    ref = layer_fn(lay, kernels.reference(), 17, CUDA)
     base = _rand((64 * 256 + 1,), torch.float16, 1)
     a = base[1:].view(64, 256)  # 2-byte aligned
     w, b = _rand((256, 128), torch.float16, 2, "weight"), _rand((128,), torch.float16, 3, "weight")

@@ -8,7 +8,7 @@ import torch
 import tensorforge as tf
 from tensorforge import kernels
 from tensorforge.builder.autotune import layer_fn
-from tensorforge.kernels.aten import REFERENCE
+from tensorforge.kernels import LayerShapes
 from tensorforge.runtime.plan import LayerSpec
 
 CUDA = torch.device("cuda")
@@ -41,20 +41,20 @@ def _rand(shape, dtype, seed, kind="activation"):
 
 
 def _layer(type_, specs, out_specs, attrs):
+    """(layer, its LayerShapes)."""
     lay = LayerSpec("l", type_, [f"i{k}" for k in range(len(specs))], ["o"], attrs=attrs)
-    lay.shape_info = {"inputs": [None if s is None else {"dtype": s[0], "shape": list(s[1]), "kind": s[2]}
-                                 for s in specs],
-                      "outputs": [{"dtype": s[0], "shape": list(s[1]), "kind": "activation"} for s in out_specs]}
-    return lay
+    return lay, LayerShapes.of([None if s is None else {"dtype": s[0], "shape": list(s[1]), "kind": s[2]}
+                                for s in specs],
+                               [{"dtype": s[0], "shape": list(s[1]), "kind": "activation"} for s in out_specs])
 
 
-def _check_all(lay, dtype, specs):
-    """Run every candidate tactic against the reference; returns the tactic names checked."""
-    cands = kernels.candidates(lay, CUDA)
-    del lay.shape_info
+def _check_all(case, dtype, specs):
+    """Run every candidate tactic of (layer, shapes) against the reference; returns the tactic names checked."""
+    lay, shapes = case
+    cands = kernels.candidates(lay, shapes, CUDA)
     ins = [None if s is None else _rand(s[1], getattr(torch, s[0]), k, s[2]) for k, s in enumerate(specs)]
     with _no_tf32():
-        ref = layer_fn(lay, dict(REFERENCE), 17, CUDA)(list(ins))[0].float()
+        ref = layer_fn(lay, kernels.reference(), 17, CUDA)(list(ins))[0].float()
         refused, names = [], []
         for t in cands:
             t = {k: v for k, v in t.items() if k != "level"}
@@ -90,8 +90,8 @@ def test_conv_tactics(dtype, epilogue, geom):
     specs = [x, w, b] + ([(dtype, out[1], "activation")] if epilogue is ADD_RELU else [])
     attrs = dict({k2: v for k2, v in geom.items() if k2 not in ("cin", "k")}, epilogue=epilogue) if epilogue \
         else {k2: v for k2, v in geom.items() if k2 not in ("cin", "k")}
-    lay = _layer("fused.ConvAct" if epilogue else "Conv", specs, [out], attrs)
-    names = _check_all(lay, dtype, specs)
+    case = _layer("fused.ConvAct" if epilogue else "Conv", specs, [out], attrs)
+    names = _check_all(case, dtype, specs)
     assert "conv2d_nhwc" in names
 
 
@@ -101,12 +101,12 @@ def test_conv_tactics(dtype, epilogue, geom):
 def test_gemm_tactics(dtype, epilogue):
     specs = [(dtype, (37, 67), "activation"), (dtype, (45, 67), "weight"), (dtype, (45,), "weight")]
     attrs = {"transB": 1, **({"epilogue": epilogue} if epilogue else {})}
-    lay = _layer("fused.GemmAct" if epilogue else "Gemm", specs, [(dtype, (37, 45))], attrs)
-    assert "gemm_addmm" in _check_all(lay, dtype, specs)
+    case = _layer("fused.GemmAct" if epilogue else "Gemm", specs, [(dtype, (37, 45))], attrs)
+    assert "gemm_addmm" in _check_all(case, dtype, specs)
     if epilogue:
         specs = [(dtype, (3, 13, 67), "activation"), (dtype, (67, 45), "weight"), (dtype, (45,), "weight")]
-        lay = _layer("fused.MatMulAct", specs, [(dtype, (3, 13, 45))], {"epilogue": epilogue})
-        assert "matmul_addmm_act" in _check_all(lay, dtype, specs)
+        case = _layer("fused.MatMulAct", specs, [(dtype, (3, 13, 45))], {"epilogue": epilogue})
+        assert "matmul_addmm_act" in _check_all(case, dtype, specs)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -114,8 +114,8 @@ def test_erf_gelu_as_tanh_epilogue(dtype):
     """An exact (erf) GELU in FP16/BF16 may run as cuBLASLt's tanh GELU epilogue: within tolerance."""
     erf = {"nodes": [{"op": "input", "i": 0}, {"op": "Gelu", "args": [0], "attrs": {}}], "out": 1}
     specs = [(dtype, (3, 97, 256), "activation"), (dtype, (256, 320), "weight"), (dtype, (320,), "weight")]
-    lay = _layer("fused.MatMulAct", specs, [(dtype, (3, 97, 320))], {"epilogue": erf})
-    assert "matmul_addmm_act" in _check_all(lay, dtype, specs)
+    case = _layer("fused.MatMulAct", specs, [(dtype, (3, 97, 320))], {"epilogue": erf})
+    assert "matmul_addmm_act" in _check_all(case, dtype, specs)
 
 
 @pytest.mark.fast(dtype="float16", mask=True)
@@ -129,8 +129,8 @@ def test_attention_tactics(dtype, mask):
     specs = [(dtype, (b, s, h * d), "activation")] * 3
     if mask:
         specs.append((dtype, (b, 1, 1, s), "activation"))
-    lay = _layer("fused.Attention", specs, [(dtype, (b, s, h * d))], attrs)
-    names = _check_all(lay, dtype, specs)
+    case = _layer("fused.Attention", specs, [(dtype, (b, s, h * d))], attrs)
+    names = _check_all(case, dtype, specs)
     assert "sdpa" in names or dtype == "float32"
 
 

@@ -62,7 +62,7 @@ def test_head_dim_128_configs(dtype):
 
 def _offers(d):
     from tests.kernels.test_triton_attention import _layer
-    return fa.flash_candidates(_layer(d=d), torch.device("cuda"))
+    return fa.flash_candidates(*_layer(d=d), torch.device("cuda"))
 
 
 def bert_case(B, S=128, H=12, d=64, dtype=torch.float16):

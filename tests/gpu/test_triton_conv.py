@@ -58,7 +58,7 @@ def test_large_batch_resnet_block_shapes():
 @pytest.mark.fast
 def test_offered_through_the_triton_source():
     from tensorforge import kernels
-    ts = kernels.candidates(_layer(epilogue=_relu()), torch.device("cuda"))
+    ts = kernels.candidates(*_layer(epilogue=_relu()), torch.device("cuda"))
     assert any(t["source"] == "triton" and t["name"] == "conv_igemm" for t in ts)
 
 

@@ -84,7 +84,7 @@ def test_serial_split_k_repeated_and_in_a_cuda_graph(split):
 def test_candidates_on_cuda_device():
     from tests.kernels.test_triton_gemm import _ffn
     from tensorforge import kernels
-    cands = kernels.candidates(_ffn(), torch.device("cuda"))
+    cands = kernels.candidates(*_ffn(), torch.device("cuda"))
     assert any(c["source"] == "triton" and c["name"] == "gemm" for c in cands)
 
 

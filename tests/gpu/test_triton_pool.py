@@ -18,11 +18,12 @@ ODD = (3, 67, 23, 29)
 def _configs(kind, shape, every=True):
     """The tactics pool_candidates offers for a layer of this kind and input shape (every: levels
     3 and 4, else the two level-3 ones)."""
+    from tensorforge.kernels import LayerShapes
     from tensorforge.kernels.triton.pool import pool_candidates
     attrs = {"kernel_shape": [3, 3]} if kind in P.WINDOW else {}
     lay = LayerSpec("p", kind, ["x"], ["y"], attrs=attrs)
-    lay.shape_info = {"inputs": [{"dtype": "float16", "shape": list(shape), "kind": "activation"}], "outputs": []}
-    cands = pool_candidates(lay, CUDA)
+    cands = pool_candidates(lay, LayerShapes.of([{"dtype": "float16", "shape": list(shape), "kind": "activation"}]),
+                            CUDA)
     assert cands and sum("level" not in c for c in cands) == 2
     return [c["params"] for c in cands if every or "level" not in c]
 
@@ -114,6 +115,7 @@ def test_resnet_fp16_engine_runs_triton_maxpool_in_nhwc_chain(monkeypatch):
     if (producer.tactic.get("params") or {}).get("weight_layout") == "channels_last":
         assert mp.tactic["params"].get("in_nhwc") == [0] and mp.tactic["params"].get("out_nhwc") == [0]
     assert getattr(kernels.make_kernel(mp, eng.plan.opset, CUDA), "takes_out", False)
+    assert kernels.writes_in_place(mp.tactic)
 
 
 def test_resnet_fp16_engine_timed_selection_offers_pool():
@@ -127,5 +129,5 @@ def test_resnet_fp16_engine_timed_selection_offers_pool():
     lay, t = copy.deepcopy(mp), eng.plan.tensors[mp.inputs[0]]
     lay.tactic = {"source": "aten", "name": "reference", "params": {}}
     x = {"dtype": t.dtype, "shape": [d if isinstance(d, int) else 4 for d in t.shape], "kind": "activation"}
-    lay.shape_info = {"inputs": [x], "outputs": []}
-    assert any(c["source"] == "triton" and c["name"] == "pool" for c in kernels.candidates(lay, CUDA))
+    shapes = kernels.LayerShapes.of([x])
+    assert any(c["source"] == "triton" and c["name"] == "pool" for c in kernels.candidates(lay, shapes, CUDA))

@@ -8,6 +8,7 @@ import torch
 
 from tensorforge.ops.fused.expr import ExprBuilder
 
+HAS_TRITON = importlib.util.find_spec("triton") is not None  # the registry offers triton tactics (CUDA devices)
 # Triton's CPU interpreter runs where triton is installed and no GPU is (use with the `interpret` fixture)
 ON_CPU = importlib.util.find_spec("triton") is not None and not torch.cuda.is_available()
 interpreter_only = pytest.mark.skipif(not ON_CPU, reason="needs triton (interpreter) on a machine without CUDA")

@@ -91,7 +91,7 @@ def check_reduce(device, dtype):
 
 def check_epilogue(device, dtype):
     """fused.ConvAct / MatMulAct through the triton 'epilogue' tactic (torch op + one kernel)."""
-    from tensorforge.kernels.triton import factory
+    from tensorforge import kernels
     from tensorforge.runtime.plan import LayerSpec
     x = _rand((2, 3, 9, 11), dtype, device, 14)
     w = _rand((4, 3, 3, 3), dtype, device, 15) * 0.3
@@ -100,4 +100,4 @@ def check_epilogue(device, dtype):
     lay = LayerSpec("conv", "fused.ConvAct", [], [], tactic={"source": "triton", "name": "epilogue", "params": {}},
                     attrs=attrs)
     ins = [x, w, None, r]
-    _close(factory(lay, 17, device)(ins)[0], _ref("fused.ConvAct", attrs, ins), dtype)
+    _close(kernels.make_kernel(lay, 17, device)(ins)[0], _ref("fused.ConvAct", attrs, ins), dtype)

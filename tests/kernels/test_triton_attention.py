@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 
+from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.triton import attention as fa
 from tensorforge.ops.fused.attention import apply_view, attention_ref
 from tensorforge.runtime.plan import LayerSpec
@@ -86,24 +87,23 @@ def run_check(ins, attrs, params, dtype, causal=False, tol=None):
 
 def _layer(dtype="float16", d=64, mask=None):
     q = {"dtype": dtype, "shape": (2, 197, 3 * 4 * d), "kind": "act"}
-    info = {"inputs": [q, q, q, mask], "outputs": [{"dtype": dtype, "shape": (2, 197, 4 * d)}]}
+    info = LayerShapes.of([q, q, q, mask], [{"dtype": dtype, "shape": (2, 197, 4 * d)}])
     lay = LayerSpec("attn", "fused.Attention", ["x", "x", "x", "m" if mask else None], ["y"],
                     attrs=vit_case(1, 4, 197, d, device="meta")[1])
-    lay.shape_info = info
-    return lay
+    return lay, info
 
 
 def test_candidates():
-    tacs = fa.flash_candidates(_layer(), CUDA)
+    tacs = fa.flash_candidates(*_layer(), CUDA)
     level3 = [t for t in tacs if "level" not in t]
     assert 2 <= len(level3) <= 4 and len(tacs) > len(level3)
     assert all(t["source"] == "triton" and t["name"] == "flash_attention" for t in tacs)
     assert set(level3[0]["params"]) == {"BLOCK_M", "BLOCK_N", "num_warps", "num_stages"}
-    assert fa.flash_candidates(_layer(), torch.device("cpu")) == []
-    assert fa.flash_candidates(_layer("float32"), CUDA) == []
-    assert fa.flash_candidates(_layer(d=256), CUDA) == []
-    assert fa.flash_candidates(_layer(mask={"dtype": "int64", "shape": (2, 1, 1, 197), "kind": "act"}), CUDA) == []
-    big = fa.flash_candidates(_layer(d=128, mask={"dtype": "bool", "shape": (2, 1, 1, 197), "kind": "act"}), CUDA)
+    assert fa.flash_candidates(*_layer(), torch.device("cpu")) == []
+    assert fa.flash_candidates(*_layer("float32"), CUDA) == []
+    assert fa.flash_candidates(*_layer(d=256), CUDA) == []
+    assert fa.flash_candidates(*_layer(mask={"dtype": "int64", "shape": (2, 1, 1, 197), "kind": "act"}), CUDA) == []
+    big = fa.flash_candidates(*_layer(d=128, mask={"dtype": "bool", "shape": (2, 1, 1, 197), "kind": "act"}), CUDA)
     assert big and all(fa.smem_bytes(t["params"]["BLOCK_M"], t["params"]["BLOCK_N"], t["params"]["num_stages"],
                                      128, 128, (1, True)) <= fa.smem_limit(CUDA) for t in big)
     assert fa.smem_bytes(64, 64, 3, 40, 40, (4, False)) == 2 * 64 * 64 + 3 * (2 * 64 * 128 + 4 * 64 * 64)
@@ -276,7 +276,7 @@ def _check_compiled(cfg, d, **kw):
 def _compile_jobs():
     """Offline sm90 compiles: the level-3 configs (d=64, row mask) and one padded causal bool-mask variant."""
     jobs = {}
-    for t in fa.flash_candidates(_layer(), CUDA):
+    for t in fa.flash_candidates(*_layer(), CUDA):
         if "level" not in t:
             p = t["params"]
             cfg = (p["BLOCK_M"], p["BLOCK_N"], p["num_warps"], p["num_stages"])

@@ -8,6 +8,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from tensorforge import kernels
+from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.triton import conv
 from tensorforge.kernels.triton.conv_source import ConvSignature, conv_source
 from tensorforge.ops import registry
@@ -87,12 +89,11 @@ def _layer(typ="fused.ConvAct", dt="float16", x=(4, 64, 14, 14), w=(128, 64, 3, 
            {"dtype": dt, "shape": list(w), "kind": wkind}, {"dtype": dt, "shape": [w[0]], "kind": "weight"}]
     ins += [{"dtype": dt, "shape": list(s), "kind": "activation"} for s in extras]
     lay = LayerSpec("c", typ, [f"i{k}" for k in range(len(ins))], ["y"], attrs=attrs)
-    lay.shape_info = {"inputs": ins, "outputs": [{"dtype": dt, "shape": list(out or (x[0], w[0], *x[2:]))}]}
-    return lay
+    return lay, LayerShapes.of(ins, [{"dtype": dt, "shape": list(out or (x[0], w[0], *x[2:]))}])
 
 
 def test_candidates_for_legal_conv():
-    ts = conv.conv_candidates(_layer(epilogue=cases.residual_relu_expr(), extras=[(4, 128, 14, 14)]), CUDA)
+    ts = conv.conv_candidates(*_layer(epilogue=cases.residual_relu_expr(), extras=[(4, 128, 14, 14)]), CUDA)
     default = [t for t in ts if "level" not in t]
     assert 1 <= len(default) <= 6 and len(ts) > len(default)
     assert all(t["level"] == 4 for t in ts if "level" in t)
@@ -101,7 +102,7 @@ def test_candidates_for_legal_conv():
         assert t["source"] == "triton" and t["name"] == "conv_igemm"
         assert p["weight_layout"] == "channels_last" and p["nhwc_ok"] is True
         assert all(p[k] % 16 == 0 for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
-    assert conv.conv_candidates(_layer(typ="Conv", dt="bfloat16"), CUDA)
+    assert conv.conv_candidates(*_layer(typ="Conv", dt="bfloat16"), CUDA)
 
 
 @pytest.mark.parametrize("change", [
@@ -110,14 +111,14 @@ def test_candidates_for_legal_conv():
     {"epilogue": cases.residual_relu_expr(), "extras": [(2, 4, 128, 14, 14)]},
     {"epilogue": cases.residual_relu_expr(), "extras": [(4, 128, 1, 15)]}])
 def test_no_candidates_for_other_convs(change):
-    assert conv.conv_candidates(_layer(**change), CUDA) == []
+    assert conv.conv_candidates(*_layer(**change), CUDA) == []
 
 
 def test_no_candidates_off_cuda_or_without_shapes():
-    assert conv.conv_candidates(_layer(), torch.device("cpu")) == []
-    lay = _layer()
-    del lay.shape_info
-    assert conv.conv_candidates(lay, CUDA) == []
+    assert conv.conv_candidates(*_layer(), torch.device("cpu")) == []
+    lay, shapes = _layer()
+    assert any(t["name"] == "conv_igemm" for t in kernels.candidates(lay, shapes, CUDA)) == cases.HAS_TRITON
+    assert not any(t["name"] == "conv_igemm" for t in kernels.candidates(lay, None, CUDA))
 
 
 def test_configs_fit_the_gemm():
@@ -198,11 +199,7 @@ def force_conv(monkeypatch, cfg):
     orig = tactics.Selector.candidates
 
     def forced(self, lay, info):
-        lay.shape_info = info
-        try:
-            ok = info is not None and conv.legal(lay)
-        finally:
-            del lay.shape_info
+        ok = info is not None and conv.legal(lay, info)
         return ([conv.tactic(cfg)] if ok else []) + orig(self, lay, info)
     monkeypatch.setattr(tactics.Selector, "candidates", forced)
 

@@ -5,6 +5,8 @@ tests/gpu/test_triton_gemm.py). The check helpers are shared with the GPU tests.
 import pytest
 import torch
 
+from tensorforge import kernels
+from tensorforge.kernels import LayerShapes
 from tensorforge.kernels.triton import gemm
 from tensorforge.kernels.triton.gemm_source import GemmSignature, gemm_source, reduce_source
 from tensorforge.ops import registry
@@ -24,11 +26,10 @@ def _gelu_expr():
 
 
 def _layer(typ, inputs, out, attrs=None):
-    """A LayerSpec with shape_info: inputs are (dtype, shape, kind) or None."""
+    """(LayerSpec, its LayerShapes): inputs are (dtype, shape, kind) or None."""
     lay = LayerSpec("l", typ, [f"i{k}" if i else None for k, i in enumerate(inputs)], ["o"], attrs=attrs or {})
     ins = [None if i is None else {"dtype": i[0], "shape": list(i[1]), "kind": i[2]} for i in inputs]
-    lay.shape_info = {"inputs": ins, "outputs": [{"dtype": out[0], "shape": list(out[1]), "kind": "activation"}]}
-    return lay
+    return lay, LayerShapes.of(ins, [{"dtype": out[0], "shape": list(out[1]), "kind": "activation"}])
 
 
 def _ffn(m=128, k=768, n=3072, dt="float16", extra=None, epi=None, b_kind="weight"):
@@ -40,16 +41,16 @@ def _ffn(m=128, k=768, n=3072, dt="float16", extra=None, epi=None, b_kind="weigh
 
 # ---- candidates -----------------------------------------------------------------------------
 def test_candidates_offered_for_weight_gemms():
-    cands = gemm.gemm_candidates(_ffn(), CUDA)
+    cands = gemm.gemm_candidates(*_ffn(), CUDA)
     assert cands and all(c["source"] == "triton" and c["name"] == "gemm" for c in cands)
     assert sum("level" not in c for c in cands) <= 6
     plain = _layer("MatMul", [("bfloat16", [6, 7, 64], "activation"), ("bfloat16", [64, 40], "weight")],
                    ("bfloat16", [6, 7, 40]))
-    assert gemm.gemm_candidates(plain, CUDA)
+    assert gemm.gemm_candidates(*plain, CUDA)
     gemm_t = _layer("fused.GemmAct", [("float16", [5, 64], "activation"), ("float16", [40, 64], "weight"),
                                       ("float16", [1, 40], "weight")], ("float16", [5, 40]),
                     {"transB": 1, "alpha": 0.5, "beta": 2.0, "epilogue": _gelu_expr()})
-    assert gemm.problem(gemm_t) == (5, 40, 64) and gemm.gemm_candidates(gemm_t, CUDA)
+    assert gemm.problem(*gemm_t) == (5, 40, 64) and gemm.gemm_candidates(*gemm_t, CUDA)
 
 
 @pytest.mark.parametrize("case", ["cpu", "fp32", "activation_b", "transA", "strided_extra", "bigger_extra",
@@ -69,24 +70,27 @@ def test_candidates_declined(case):
                      ("float16", [5, 40]), {"transA": 1})
     elif case == "strided_extra":  # [2, 1, N] over a [2, 128, N] output: neither full, row, outer nor scalar
         lay = _ffn(extra=("float16", [2, 1, 3072], "activation"), epi=cases.residual_relu_expr())
-        lay.shape_info["inputs"][0]["shape"] = [2, 128, 768]
-        lay.shape_info["outputs"][0]["shape"] = [2, 128, 3072]
+        lay[1].inputs[0]["shape"] = [2, 128, 768]
+        lay[1].outputs[0]["shape"] = [2, 128, 3072]
     elif case == "bigger_extra":
         lay = _ffn(extra=("float16", [3, 128, 3072], "activation"), epi=cases.residual_relu_expr())
     elif case == "bias_dtype":
-        lay.shape_info["inputs"][2]["dtype"] = "float32"
+        lay[1].inputs[2]["dtype"] = "float32"
     elif case == "unsupported_epilogue":
         b = ExprBuilder()
         x = b.op("Cast", [b.input(1)], {"to": 10})
         lay = _ffn(extra=("complex64", [3072], "weight"), epi=b.build(b.op("Add", [b.input(0), x])))
-    elif case == "no_shape_info":
-        del lay.shape_info
-    assert gemm.gemm_candidates(lay, dev) == []
+    if case == "no_shape_info":  # the registry never asks a family that needs shapes without them
+        assert gemm.gemm_candidates(*lay, dev) and kernels.family_of({"source": "triton", "name": "gemm"}).needs_shapes
+        assert any(t["name"] == "gemm" for t in kernels.candidates(*lay, dev)) == cases.HAS_TRITON
+        assert not any(t["source"] == "triton" and t["name"] == "gemm" for t in kernels.candidates(lay[0], None, dev))
+    else:
+        assert gemm.gemm_candidates(*lay, dev) == []
 
 
 def test_candidates_accept_full_row_scalar_and_outer_extras():
     for shape in ([1, 128, 3072], [128, 3072], [3072], [1, 1, 3072], [1], [], [1, 128, 1]):
-        assert gemm.gemm_candidates(_ffn(extra=("float16", shape, "weight"), epi=cases.residual_relu_expr()), CUDA)
+        assert gemm.gemm_candidates(*_ffn(extra=("float16", shape, "weight"), epi=cases.residual_relu_expr()), CUDA)
 
 
 def _pow2(n):
@@ -241,10 +245,9 @@ def test_interpreter_strided_a_and_fallbacks(interpret):
 
 @interp
 def test_interpreter_through_tactic_factory(interpret):
-    from tensorforge.kernels.triton import factory
     typ, attrs, ins = list(gemm_cases("cpu", torch.float16))[1]
     lay = LayerSpec("l", typ, [], [], attrs=attrs, tactic={"source": "triton", "name": "gemm", "params": params()})
-    fn = factory(lay, 17, torch.device("cpu"))
-    assert getattr(fn, "takes_out", False)
+    fn = kernels.make_kernel(lay, 17, torch.device("cpu"))
+    assert getattr(fn, "takes_out", False) and kernels.writes_in_place(lay.tactic)
     want = registry.get(typ).run(ins, attrs, 17)[0]
     torch.testing.assert_close(fn(ins)[0].float(), want.float(), rtol=1e-2, atol=1e-2)

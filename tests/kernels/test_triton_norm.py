@@ -148,29 +148,32 @@ def test_old_params_fp64_and_out_buffers(interpret):
 
 def _layer(shape, axis=-1, op="fused.LayerNorm"):
     from tensorforge.runtime.plan import LayerSpec
+    from tensorforge.kernels import LayerShapes
     lay = LayerSpec("n", op, ["x"], ["y"], attrs={"axis": axis, "epsilon": 1e-5})
-    if shape is not None:
-        lay.shape_info = {"inputs": [{"dtype": "float16", "shape": list(shape), "kind": "activation"}],
-                          "outputs": []}
-    return lay
+    shapes = None if shape is None else LayerShapes.of([{"dtype": "float16", "shape": list(shape), "kind": "activation"}])
+    return lay, shapes
 
 
 def test_candidates():
     """CUDA only; at most 4 level-3 configs from the row length, more tagged level 4, unique."""
-    import tensorforge.kernels.triton as T
-    assert T.candidates(_layer((6304, 768)), torch.device("cpu")) == []
+    from tensorforge import kernels
+    from tensorforge.kernels.triton.generated import norm_candidates
+    cuda = torch.device("cuda")
+    assert [c["source"] for c in kernels.candidates(*_layer((6304, 768)), torch.device("cpu"))] == ["aten"]
+    if importlib.util.find_spec("triton"):  # shapes unknown: the default configs
+        assert [c["name"] for c in kernels.candidates(*_layer(None), cuda)] == ["norm"] * 3 + ["reference"]
     for shape in ((6304, 768), (128, 768), (13, 7), (4, 2048), (1, 4096), (3, 5000), (2, 9000), (2, 3, 45),
                   None):
-        cands = T._norm_tactics(_layer(shape))
+        cands = norm_candidates(*_layer(shape), cuda)
         lv = [c.get("level", 3) for c in cands]
         assert 2 <= lv.count(3) <= 4 and lv == sorted(lv) and set(lv) <= {3, 4}, (shape, cands)
         keys = [tuple(sorted(c["params"].items())) for c in cands]
         assert len(set(keys)) == len(keys) and all(c["name"] == "norm" for c in cands)
         assert all(c["params"]["ROWS"] & (c["params"]["ROWS"] - 1) == 0 for c in cands)
-    first = T._norm_tactics(_layer((6304, 768)))[0]["params"]
+    first = norm_candidates(*_layer((6304, 768)), cuda)[0]["params"]
     assert first == {"ROWS": 4, "num_warps": 4}
-    assert T._norm_tactics(_layer((128, 768)))[0]["params"]["ROWS"] == 1  # few rows: more programs first
-    assert max(c["params"]["ROWS"] for c in T._norm_tactics(_layer((2, 3, 45)))) <= 8
+    assert norm_candidates(*_layer((128, 768)), cuda)[0]["params"]["ROWS"] == 1  # few rows: more programs first
+    assert max(c["params"]["ROWS"] for c in norm_candidates(*_layer((2, 3, 45)), cuda)) <= 8
 
 
 def _compile_sm90(src, warps, consts, dtype):

@@ -159,7 +159,7 @@ def test_make_kernel_writes_nhwc_chain_buffers_in_place(interpret):
     lay = LayerSpec("pool", kind, ["x"], ["y"], tactic={"source": "triton", "name": "pool", "params": params},
                     attrs=attrs)
     fn = kernels.make_kernel(lay, 17, torch.device("cpu"))
-    assert getattr(fn, "takes_out", False)
+    assert getattr(fn, "takes_out", False) and kernels.writes_in_place(lay.tactic)
     x = rand((2, 6, 9, 7), torch.float32, "cpu", 4)
     want = reference(kind, attrs, x)
     raw_in = x.permute(0, 2, 3, 1).contiguous().reshape(x.shape)  # NHWC bytes, NCHW shape
@@ -174,15 +174,16 @@ def test_make_kernel_writes_nhwc_chain_buffers_in_place(interpret):
 
 def test_candidates():
     """CUDA only; two level-3 configs, the rest level 4; no tactic when Indices are requested."""
+    from tensorforge.kernels import LayerShapes
     from tensorforge.kernels.triton.pool import pool_candidates
     from tensorforge.runtime.plan import LayerSpec
     cuda = torch.device("cuda")
     for kind, outs, shape in (("MaxPool", ["y"], [128, 64, 112, 112]), ("AveragePool", ["y"], [2, 3, 9, 9]),
                               ("GlobalAveragePool", ["y"], [128, 2048, 7, 7]), ("MaxPool", ["y", "i"], [1, 8, 8, 8])):
         lay = LayerSpec("p", kind, ["x"], outs, attrs={"kernel_shape": [3, 3]} if "Global" not in kind else {})
-        lay.shape_info = {"inputs": [{"dtype": "float16", "shape": shape, "kind": "activation"}], "outputs": []}
-        assert pool_candidates(lay, torch.device("cpu")) == []
-        cands = pool_candidates(lay, cuda)
+        shapes = LayerShapes.of([{"dtype": "float16", "shape": shape, "kind": "activation"}])
+        assert pool_candidates(lay, shapes, torch.device("cpu")) == []
+        cands = pool_candidates(lay, shapes, cuda)
         if len(outs) == 2:
             assert cands == []
             continue
@@ -190,8 +191,8 @@ def test_candidates():
         assert len(cands) > 2 and all(c["name"] == "pool" and c["params"]["nhwc_ok"] for c in cands)
         keys = [tuple(sorted(c["params"].items())) for c in cands]
         assert len(set(keys)) == len(keys)
-        lay.shape_info["inputs"][0]["dtype"] = "int32"
-        assert pool_candidates(lay, cuda) == []
+        shapes.inputs[0]["dtype"] = "int32"
+        assert pool_candidates(lay, shapes, cuda) == []
 
 
 @interp

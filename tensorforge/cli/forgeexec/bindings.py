@@ -45,11 +45,14 @@ class StreamBuffers:
         self.allocated: dict = {}  # outputs sized at run time: name -> their output allocator
         for desc in engine.outputs:
             shape = output_shape(ctx, desc.name)
-            if any(d < 0 for d in shape):  # data-dependent: delivered once its size is known
+            if ctx.plan.tensors[desc.name].dynamic:  # data-dependent: delivered once its size is known
                 from tensorforge.runtime.dynamic import OutputAllocator
                 self.allocated[desc.name] = OutputAllocator()
                 ctx.set_output_allocator(desc.name, self.allocated[desc.name])
                 continue
+            if any(d < 0 for d in shape):  # the model's attributes give no valid output for these inputs
+                raise api.error(f"output '{desc.name}' would have shape {list(shape)} for the given input "
+                                "shapes; check the model's attributes (pads, strides, kernel) and the shapes")
             dtype = api.torch_dtype(desc.dtype)
             d = torch.empty(shape, dtype=dtype, device=dev)
             host = d if on_host else backend.host_buffer(shape, dtype)

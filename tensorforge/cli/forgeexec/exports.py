@@ -69,10 +69,6 @@ def dump_output_lines(outputs: dict[str, np.ndarray]) -> list[str]:
 
 
 def write_text(path: str, text: str) -> None:
-    """Write a file, turning OS errors into one-line messages."""
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as e:
-        from tensorforge.errors import TensorforgeError
-        raise TensorforgeError(f"Cannot write file {path}: {e.strerror}") from None
+    """Write a file atomically (exclusive temp file + rename), turning OS errors into one-line messages."""
+    from tensorforge.fileio import atomic_write
+    atomic_write(path, text.encode("utf-8"), "file")

@@ -141,8 +141,12 @@ FLAGS: list[Flag] = [
        "<file>"),
     _f("--exportLayerInfo", "str", None, "Reporting", "Write the layer information of the engine in a json file",
        "<file>"),
+    _f("--monitor", "bool", False, "Reporting", "Sample GPU clocks, power, temperature, utilization and memory"
+       " (NVML, nvidia-ml-py) during the run; report min/mean/max, qps per watt and throttling"),
     # System
     _f("--device", "int", 0, "System", "Select CUDA device N (default = 0)", "N"),
+    _f("--cpuThreads", "int", None, "System", "torch CPU threads (default = 1 on the CPU, where several threads can"
+       " collapse under load; the torch default on a GPU)", "N"),
     _f("--useDLACore", "int", None, "System", "Select DLA core N", "N", note=_NOOP + " (there is no DLA)"),
     _f("--staticPlugins", "str", None, "System", "Plugin library to load (can be specified multiple times)", "<file>",
        repeat=True, note=_NOOP + " (plugins are not supported)"),

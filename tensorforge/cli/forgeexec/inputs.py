@@ -69,9 +69,13 @@ def shape_values_input(name: str, dtype: str, shape: tuple, values: tuple) -> to
 
 def make_inputs(inputs, shapes: dict, files: dict, ranges: dict, values: dict | None = None) -> dict:
     """Host tensors for every engine input: files where given, shape-tensor values, random otherwise."""
+    from tensorforge.builder.memcheck import check_fits, tensor_bytes
     rng = np.random.default_rng(SEED)
     values = values or {}
     out = {}
+    total = sum(tensor_bytes(shapes[d.name], d.dtype) for d in inputs)
+    check_fits(total, "cpu", "the input buffers at shapes " + ", ".join(
+        f"{d.name}:{fmt_dims(shapes[d.name])}" for d in inputs))
     for desc in inputs:
         shape = tuple(shapes[desc.name])
         if desc.name in files:

@@ -21,6 +21,7 @@ class LoopConfig:
     sleep_ms: float = 0.0
     skip_transfers: bool = False
     threads: bool = False
+    progress: object = None  # callable(fraction done): the progress line on a terminal
 
 
 class Iteration:
@@ -136,6 +137,8 @@ def inference_loop(its: list[Iteration], backend, cfg: LoopConfig, cpu_start, gp
                 it.query()
             for it in its:
                 duration_ms = max(duration_ms, it.sync(cpu_start, gpu_start, traces))
+            if cfg.progress is not None and cfg.duration_s != -1:  # done when both bounds are met
+                cfg.progress(min(i / (cfg.iterations + skip or 1), duration_ms / max_ms if max_ms > 0 else 1.0))
             if duration_ms < cfg.warmup_ms:
                 if duration_ms:
                     skip += 1

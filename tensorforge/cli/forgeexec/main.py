@@ -63,10 +63,23 @@ def _run_guarded(opts, log: Logger) -> bool:
         log.error(str(e))
     except KeyboardInterrupt:
         log.error("Interrupted.")
-    except Exception as e:  # an internal bug: still one line, the traceback only with --verbose
+    except MemoryError as e:  # shapes or a file too big for this machine: the user's input, not a bug
+        log.error(f"Out of memory: {e or 'the requested shapes do not fit in memory'}")
+    except Exception as e:
+        if _is_oom(e):
+            log.error(f"Out of memory: {str(e).splitlines()[0][:300]}")
+            return False
+        # an internal bug: still one line, the traceback only with --verbose
         log.error(f"Internal error: {type(e).__name__}: {e}")
         log.verb(traceback.format_exc().rstrip())
     return False
+
+
+def _is_oom(e: Exception) -> bool:
+    """torch's out-of-memory errors (CUDA OOM, the CPU allocator's RuntimeError)."""
+    import torch
+    return isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,8 +48,8 @@ def prolog(warmups: int, warmup_ms: float, timed: int, bench_ms) -> list[str]:
             f"Timing trace has {timed} queries over {fmt(F32(bench_ms) / F32(1000))} s"]
 
 
-def trace_details(timings: list[Timing], runs_per_avg: int) -> list[str]:
-    """`=== Trace details ===`: one average line per full group of runs_per_avg queries."""
+def trace_details(timings: list[Timing], runs_per_avg: int, dev: str = "GPU") -> list[str]:
+    """`=== Trace details ===`: one average line per full group of runs_per_avg queries (dev: GPU|CPU)."""
     lines = ["", "=== Trace details ===", f"Trace averages of {runs_per_avg} runs:"]
     max_nb = PRINT_THRESHOLD * runs_per_avg
     size, count, idx = len(timings), 0, 0
@@ -64,7 +64,7 @@ def trace_details(timings: list[Timing], runs_per_avg: int) -> list[str]:
         count += 1
         if count == runs_per_avg:
             host = F32(F32(acc[1] + acc[2]) + acc[3])
-            lines.append(f"Average on {runs_per_avg} runs - GPU latency: {fmt(F32(acc[2] / k))} ms - Host latency: "
+            lines.append(f"Average on {runs_per_avg} runs - {dev} latency: {fmt(F32(acc[2] / k))} ms - Host latency: "
                          f"{fmt(F32(host / k))} ms (enqueue {fmt(F32(acc[0] / k))} ms)")
             count, acc = 0, [F32(0)] * 4
         idx += 1
@@ -78,20 +78,21 @@ def perf_string(r: Result, percentiles) -> str:
 
 
 def epilog(timings: list[Timing], wall_ms, percentiles, inf_streams: int, host_timing: bool = False):
-    """`=== Performance summary ===` lines, warnings and verbose explanations as (severity, line) pairs."""
-    n = len(timings)
+    """`=== Performance summary ===` lines, warnings and verbose explanations as (severity, line) pairs.
+    host_timing (the CPU backend): the compute is the CPU's, so the labels say CPU."""
+    n, dev = len(timings), "CPU" if host_timing else "GPU"
     throughput = F32(F32(F32(n) / F32(wall_ms)) * F32(1000))
     res = {name: summarize([getattr(t, name)() if name == "latency" else getattr(t, name) for t in timings],
                            percentiles) for name in ("latency", "enq", "h2d", "compute", "d2h")}
     out = [("I", ""), ("I", "=== Performance summary ==="), ("I", f"Throughput: {fmt(throughput)} qps")]
     for label, name in (("Latency", "latency"), ("Enqueue Time", "enq"), ("H2D Latency", "h2d"),
-                        ("GPU Compute Time", "compute"), ("D2H Latency", "d2h")):
+                        (f"{dev} Compute Time", "compute"), ("D2H Latency", "d2h")):
         out.append(("I", f"{label}: {perf_string(res[name], percentiles)}"))
     out.append(("I", f"Total Host Walltime: {fmt(F32(wall_ms) / F32(1000))} s"))
-    out.append(("I", f"Total GPU Compute Time: {fmt(F32(F32(res['compute'].mean * F32(n)) / F32(1000)))} s"))
+    out.append(("I", f"Total {dev} Compute Time: {fmt(F32(F32(res['compute'].mean * F32(n)) / F32(1000)))} s"))
     out += [("W", w) for w in warnings(res, inf_streams, host_timing)]
     out.append(("I", "Explanations of the performance metrics are printed in the verbose logs."))
-    out += [("V", line) for line in EXPLANATIONS]
+    out += [("V", line.replace("GPU", dev)) for line in EXPLANATIONS]
     out.append(("I", ""))
     return out
 
@@ -110,7 +111,11 @@ def warnings(res: dict, inf_streams: int, host_timing: bool) -> list[str]:
     if res["d2h"].median >= comp:
         out += ["* Throughput may be bound by device-to-host transfers for the outputs rather than GPU Compute and "
                 "the GPU may be under-utilized.", "  Add --noDataTransfers flag to disable data transfers."]
-    if res["compute"].coeff_var > UNSTABLE_COV:
+    if res["compute"].coeff_var > UNSTABLE_COV and host_timing:  # no GPU clocks to lock on the CPU
+        out += [f"* CPU compute time is unstable, with coefficient of variance = {fmt(res['compute'].coeff_var)}%.",
+                "  Other processes competing for the CPU, or torch threads contending (--cpuThreads), may cause it; "
+                "an idle machine and --cpuThreads=1 may improve the stability."]
+    elif res["compute"].coeff_var > UNSTABLE_COV:
         out += [f"* GPU compute time is unstable, with coefficient of variance = {fmt(res['compute'].coeff_var)}%.",
                 "  If not already in use, locking GPU clock frequency or adding --useSpinWait may improve the "
                 "stability."]
@@ -131,5 +136,5 @@ def performance_report(traces: list[Trace], warmup_ms: float, avg_runs: int, per
     if profiler_in_run:
         return out + [("I", line) for line in PROFILER_SUPPRESSED]
     timings = [to_timing(t) for t in traces[warmups:]]
-    out += [("I", line) for line in trace_details(timings, avg_runs)]
+    out += [("I", line) for line in trace_details(timings, avg_runs, "CPU" if host_timing else "GPU")]
     return out + epilog(timings, bench_ms, percentiles, inf_streams, host_timing)

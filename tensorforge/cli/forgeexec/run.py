@@ -1,10 +1,11 @@
 """The forgeexec run after parsing: device, engine, inference, report, profile, layer info, exports."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
-from . import api
+from . import api, monitor
 from .backend import CpuBackend, CudaBackend
 from .banner import device_lines
 from .build import build_engine, load_engine, select_device, time_deserialize
@@ -12,6 +13,7 @@ from .exports import dump_output_lines, output_json, times_json, write_text
 from .layerinfo import layer_info, oneline, to_json
 from .log import Logger
 from .options import notes
+from .guards import check_limits, check_paths
 from .profile import Profiler
 from .report import performance_report, split_warmup
 from .session import Session
@@ -82,6 +84,13 @@ def report(traces, session: Session, opts, log: Logger, profiler_in_run: bool) -
         write_text(opts.exportTimes, times_json(traces, split_warmup(traces, opts.warmUp)))
 
 
+def throughput(traces, warmup_ms: float):
+    """Queries per second of the timed part of a run (None when nothing was timed)."""
+    w = split_warmup(traces, warmup_ms)
+    wall = traces[-1].d2hEnd - traces[w].h2dStart if w < len(traces) else 0
+    return (len(traces) - w) / wall * 1000.0 if wall > 0 else None
+
+
 def emit_outputs(session: Session, opts, log: Logger) -> None:
     """--dumpOutput and --exportOutput from context 0."""
     if not (opts.dumpOutput or opts.exportOutput):
@@ -107,8 +116,14 @@ def inference(engine, opts, backend, log: Logger) -> None:
                      "launches. Add --separateProfileRun to time the graph and profile in a second run.")
             use_graph = False
     log.info("Starting inference")
-    traces = session.run(use_graph)
+    mon = monitor.start(opts, engine.device, log)
+    try:
+        traces = session.run(use_graph)
+    finally:
+        if mon is not None:  # stopped even when the run fails
+            mon.stop()
     report(traces, session, opts, log, in_run)
+    monitor.finish(mon, throughput(traces, opts.warmUp), log)
     emit_outputs(session, opts, log)
     if opts.profiler_enabled and opts.separateProfileRun:
         api.set_profiler(session.contexts[0], profiler)
@@ -116,7 +131,7 @@ def inference(engine, opts, backend, log: Logger) -> None:
             log.warn("The profiling run launches layers without the CUDA graph (per-layer times need per-layer "
                      "launches).")
         log.info("Starting the separate profiling run (profiler attached to inference stream 0)")
-        session.run(False)
+        session.run(False, "Profiling run")
     if profiler is not None:
         api.set_profiler(session.contexts[0], None)
     emit_layer_info(engine, session.contexts[0], opts, log)
@@ -127,13 +142,41 @@ def inference(engine, opts, backend, log: Logger) -> None:
         write_text(opts.exportProfile, profiler.json())
 
 
+@contextlib.contextmanager
+def cpu_threads(opts, device, log: Logger):
+    """torch's intra-op threads for the run: --cpuThreads, else 1 on the CPU (several threads can collapse
+    when other processes load the machine); restored afterwards (main() may run in-process)."""
+    n = opts.cpuThreads if opts.cpuThreads is not None else (1 if device.type == "cpu" else None)
+    if n is None:
+        yield
+        return
+    if device.type == "cpu":
+        log.info(f"CPU run: torch uses {n} thread(s)" + ("" if opts.cpuThreads is not None else
+                 " (the default on the CPU: several threads can collapse under load; --cpuThreads=N to change)"))
+    import torch
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def run(opts, log: Logger) -> None:
     """Everything after the options banner."""
+    check_paths(opts)
+    check_limits(opts)
     device = select_device(opts)
     for line in device_lines(device):
         log.info(line)
     for line in notes(opts):
         log.info(line)
+    with cpu_threads(opts, device, log):
+        _run(opts, device, log)
+
+
+def _run(opts, device, log: Logger) -> None:
+    """Build or load, then time deserialization, or run inference."""
     engine = load_engine(opts.loadEngine, device, log) if opts.loadEngine else build_engine(opts, device, log)
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)

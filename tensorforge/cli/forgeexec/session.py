@@ -1,6 +1,9 @@
 """Inference setup: profile choice, inference shapes, contexts and buffers per stream, timed runs."""
 from __future__ import annotations
 
+import dataclasses
+
+from ...progress import Progress
 from . import api
 from .bindings import StreamBuffers
 from .inputs import make_inputs
@@ -104,9 +107,11 @@ class Session:
             its.append(it)
         return its
 
-    def run(self, use_graph: bool):
-        """One full timed run; returns the sorted traces."""
-        return run_inference(self.iterations(use_graph), self.backend, self.cfg)
+    def run(self, use_graph: bool, label: str = "Benchmark"):
+        """One full timed run (a progress line on a terminal); returns the sorted traces."""
+        with Progress(label, 1.0) as bar:
+            cfg = dataclasses.replace(self.cfg, progress=None if self.cfg.threads else bar.update)
+            return run_inference(self.iterations(use_graph), self.backend, cfg)
 
     def outputs(self) -> dict:
         """Outputs of context 0 (copied to the host)."""

@@ -20,6 +20,7 @@ _RANGES = {  # dest: (lowest allowed value, message)
     "builderOptimizationLevel": (0, "--builderOptimizationLevel must be in [0, 5]"),
     "maxAuxStreams": (0, "--maxAuxStreams must not be negative"),
     "useProfile": (0, "--useProfile must not be negative"),
+    "cpuThreads": (1, "--cpuThreads must be at least 1"),
     "device": (0, "--device must not be negative"),
 }
 _CHOICES = {

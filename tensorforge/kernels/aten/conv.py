@@ -14,8 +14,12 @@ import torch
 
 from ...ops.conv import conv_ref
 from ...ops.spatial import resolve_pads
-from . import offers, tactic, variant
-from .common import FLOATS, LOW, cached, eval_expr, inp, is_cuda, is_weight
+from ..device import is_cuda
+from ..layer_shapes import FLOATS, LOW, is_weight
+from ..registry import tactic_family
+from ..weight_cache import cached
+from . import tactic
+from .epilogue import eval_expr
 
 CL = torch.channels_last
 CONV_TYPES = ("Conv", "fused.ConvAct")
@@ -26,9 +30,9 @@ def _to_cl(t):
     return t.contiguous(memory_format=CL)
 
 
-def _conv2d_ok(layer) -> bool:
+def _conv2d_ok(layer, shapes) -> bool:
     """A 2-D (not transposed) convolution with a constant weight on float data."""
-    x, w = inp(layer, 0), inp(layer, 1)
+    x, w = shapes.inp(0), shapes.inp(1)
     return (layer.type in CONV_TYPES and not layer.attrs.get("transpose") and x is not None
             and is_weight(w) and len(w["shape"]) == 4 and len(x["shape"]) == 4
             and x["dtype"] in FLOATS and w["dtype"] == x["dtype"])
@@ -53,43 +57,15 @@ def epilogue_kind(layer) -> str | None:
     return None
 
 
-def _sym_pads(layer):
+def _sym_pads(layer, shapes):
     """[ph, pw] when the conv's resolved padding is symmetric, else None."""
-    x, w = inp(layer, 0), inp(layer, 1)
+    x, w = shapes.inp(0), shapes.inp(1)
     a = layer.attrs
     st = a.get("strides") or [1, 1]
     dil = a.get("dilations") or [1, 1]
     pads = resolve_pads(a.get("auto_pad", "NOTSET"), list(x["shape"][2:]), list(w["shape"][2:]), st, dil,
                         a.get("pads"))
     return pads[:2] if pads[:2] == pads[2:] else None
-
-
-@offers
-def conv_candidates(layer, device):
-    """cuDNN fused tactics first (CUDA), then NHWC conv; the reference is NCHW."""
-    if not _conv2d_ok(layer):
-        return []
-    out = []
-    kind = epilogue_kind(layer)
-    if is_cuda(device) and kind in ("relu", "add_relu") and _sym_pads(layer) is not None:
-        res = inp(layer, 3)
-        outs = getattr(layer, "shape_info", {}).get("outputs") or [None]
-        if kind == "relu" or (res is not None and outs[0] is not None and res["shape"] == outs[0]["shape"]
-                              and res["dtype"] == outs[0]["dtype"]):
-            pads = _sym_pads(layer)
-            cin = inp(layer, 1)["shape"][1]
-            if cin % 4 and cin < 4 and kind == "relu" and inp(layer, 0)["dtype"] in LOW:
-                # stem convs (RGB): an NHWC input zero-padded to 4 channels takes cuDNN's tensor-core
-                # kernels directly (else cuDNN pads activations and weights itself on every call)
-                out.append(tactic("conv2d_relu", weight_layout="channels_last", pads=pads, cin_pad=4))
-            out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
-                    tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads, algo="benchmark"),
-                    tactic(f"conv2d_{kind}", pads=pads)]
-    # on CPU (speed is not the point there) only the extended search (level >= 4) tries it
-    out.append(tactic("conv2d_nhwc", level=1 if is_cuda(device) else 4, weight_layout="channels_last"))
-    if is_cuda(device):
-        out.append(tactic("conv2d_nhwc", weight_layout="channels_last", algo="benchmark"))
-    return out
 
 
 _FLAG_LOCK = threading.Lock()
@@ -123,7 +99,6 @@ def _split(attrs):
     return {k: v for k, v in attrs.items() if k not in _NOT_CONV}, attrs.get("epilogue")
 
 
-@variant("conv2d_nhwc", "CUDNN")
 def conv2d_nhwc(layer, attrs, opset, device, params):
     """Convolution on channels-last activations and weights (+ the layer's epilogue, unfused)."""
     wcl = cached(_to_cl)
@@ -156,7 +131,6 @@ def _fused_setup(attrs, params):
     return st, list(params["pads"]), dil, attrs.get("group", 1), params.get("weight_layout") == "channels_last"
 
 
-@variant("conv2d_relu", "CUDNN")
 def conv2d_relu(layer, attrs, opset, device, params):
     """relu(conv(x, w) + b) in one cuDNN call (symmetric pads)."""
     st, pads, dil, group, cl = _fused_setup(attrs, params)
@@ -177,7 +151,6 @@ def conv2d_relu(layer, attrs, opset, device, params):
     return fn
 
 
-@variant("conv2d_add_relu", "CUDNN")
 def conv2d_add_relu(layer, attrs, opset, device, params):
     """relu(conv(x, w) + b + z) in one cuDNN call (z: the residual, same shape as the output)."""
     st, pads, dil, group, cl = _fused_setup(attrs, params)
@@ -191,3 +164,31 @@ def conv2d_add_relu(layer, attrs, opset, device, params):
         with algo:
             return (torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, st, pads, dil, group),)
     return fn
+
+
+@tactic_family("aten", {"conv2d_nhwc": conv2d_nhwc, "conv2d_relu": conv2d_relu, "conv2d_add_relu": conv2d_add_relu},
+               library="CUDNN")
+def conv_candidates(layer, shapes, device):
+    """cuDNN fused tactics first (CUDA), then NHWC conv; the reference is NCHW."""
+    if not _conv2d_ok(layer, shapes):
+        return []
+    out = []
+    kind = epilogue_kind(layer)
+    if is_cuda(device) and kind in ("relu", "add_relu") and _sym_pads(layer, shapes) is not None:
+        res, out0 = shapes.inp(3), shapes.out(0)
+        if kind == "relu" or (res is not None and out0 is not None and res["shape"] == out0["shape"]
+                              and res["dtype"] == out0["dtype"]):
+            pads = _sym_pads(layer, shapes)
+            cin = shapes.inp(1)["shape"][1]
+            if cin % 4 and cin < 4 and kind == "relu" and shapes.inp(0)["dtype"] in LOW:
+                # stem convs (RGB): an NHWC input zero-padded to 4 channels takes cuDNN's tensor-core
+                # kernels directly (else cuDNN pads activations and weights itself on every call)
+                out.append(tactic("conv2d_relu", weight_layout="channels_last", pads=pads, cin_pad=4))
+            out += [tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads),
+                    tactic(f"conv2d_{kind}", weight_layout="channels_last", pads=pads, algo="benchmark"),
+                    tactic(f"conv2d_{kind}", pads=pads)]
+    # on CPU (speed is not the point there) only the extended search (level >= 4) tries it
+    out.append(tactic("conv2d_nhwc", level=1 if is_cuda(device) else 4, weight_layout="channels_last"))
+    if is_cuda(device):
+        out.append(tactic("conv2d_nhwc", weight_layout="channels_last", algo="benchmark"))
+    return out

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import torch
 
-from . import offers, tactic, variant
-from .common import FLOATS, LOW, eval_expr, inp, is_cuda, is_weight
+from ..device import is_cuda
+from ..layer_shapes import FLOATS, LOW, is_weight
+from ..registry import tactic_family
+from . import tactic
+from .epilogue import eval_expr
 from .gemm_lt import epilogue_form
 
 
-def act_of(layer) -> str | None:
+def act_of(layer, shapes) -> str | None:
     """'none', 'relu', 'gelu' (tanh form) or 'gelu_approx' (erf form, FP16/BF16 layers only: run as
     the tanh form) when the layer's epilogue is exactly that activation, else None."""
-    a = inp(layer, 0)
+    a = shapes.inp(0)
     form = epilogue_form(layer.attrs.get("epilogue"), a is not None and a["dtype"] in LOW)
     return form[0] if form is not None and not form[1] else None
 
 
-def _gemm_ok(layer) -> bool:
+def _gemm_ok(layer, shapes) -> bool:
     """Gemm(a, b, c): 2-D a, transA=0, alpha=beta=1, c a row vector of N."""
-    a, b, c = inp(layer, 0), inp(layer, 1), inp(layer, 2)
+    a, b, c = shapes.inp(0), shapes.inp(1), shapes.inp(2)
     at = layer.attrs
     if a is None or b is None or c is None or len(a["shape"]) != 2 or len(b["shape"]) != 2:
         return False
@@ -35,27 +38,11 @@ def _gemm_ok(layer) -> bool:
     return c["dtype"] == a["dtype"] and list(c["shape"]) in ([n], [1, n])
 
 
-def _matmul_ok(layer) -> bool:
+def _matmul_ok(layer, shapes) -> bool:
     """MatMulAct(a, b, bias): a rank >= 2, b a 2-D weight, bias 1-D, alpha 1."""
-    a, b, c = inp(layer, 0), inp(layer, 1), inp(layer, 2)
+    a, b, c = shapes.inp(0), shapes.inp(1), shapes.inp(2)
     return (a is not None and is_weight(b) and c is not None and len(a["shape"]) >= 2 and len(b["shape"]) == 2
             and len(c["shape"]) == 1 and a["dtype"] in FLOATS and float(layer.attrs.get("alpha", 1.0)) == 1.0)
-
-
-@offers
-def gemm_candidates(layer, device):
-    """Epilogue-fused cuBLASLt tactics (CUDA only)."""
-    if not is_cuda(device):
-        return []
-    act = act_of(layer)
-    out = []
-    if layer.type in ("Gemm", "fused.GemmAct") and _gemm_ok(layer):
-        if act in ("relu", "gelu", "gelu_approx"):
-            out.append(tactic("gemm_addmm_act", act=act))
-        out.append(tactic("gemm_addmm"))
-    elif layer.type == "fused.MatMulAct" and _matmul_ok(layer) and act in ("relu", "gelu", "gelu_approx"):
-        out.append(tactic("matmul_addmm_act", act=act))
-    return out
 
 
 def _operands(inputs, attrs):
@@ -65,7 +52,6 @@ def _operands(inputs, attrs):
     return a, b, inputs[2].reshape(-1)
 
 
-@variant("gemm_addmm", "CUBLAS_LT")
 def gemm_addmm(layer, attrs, opset, device, params):
     """y = c + a @ b in one GEMM call (cuBLASLt bias epilogue), then the layer's epilogue if any."""
     epi = attrs.get("epilogue")
@@ -77,7 +63,6 @@ def gemm_addmm(layer, attrs, opset, device, params):
     return fn
 
 
-@variant("gemm_addmm_act", "CUBLAS_LT")
 def gemm_addmm_act(layer, attrs, opset, device, params):
     """y = act(c + a @ b) with a cuBLASLt bias+ReLU/GELU epilogue (params: act relu|gelu|gelu_approx)."""
     gelu = params.get("act") in ("gelu", "gelu_approx")
@@ -88,7 +73,6 @@ def gemm_addmm_act(layer, attrs, opset, device, params):
     return fn
 
 
-@variant("matmul_addmm_act", "CUBLAS_LT")
 def matmul_addmm_act(layer, attrs, opset, device, params):
     """act(a @ b + bias) for a of any rank >= 2: rows folded into one cuBLASLt GEMM."""
     gelu = params.get("act") in ("gelu", "gelu_approx")
@@ -98,3 +82,20 @@ def matmul_addmm_act(layer, attrs, opset, device, params):
         y = torch._addmm_activation(c, a.reshape(-1, a.shape[-1]), b, use_gelu=gelu)
         return (y.reshape(*a.shape[:-1], b.shape[-1]),)
     return fn
+
+
+@tactic_family("aten", {"gemm_addmm": gemm_addmm, "gemm_addmm_act": gemm_addmm_act,
+                        "matmul_addmm_act": matmul_addmm_act}, library="CUBLAS_LT")
+def gemm_candidates(layer, shapes, device):
+    """Epilogue-fused cuBLASLt tactics (CUDA only)."""
+    if not is_cuda(device):
+        return []
+    act = act_of(layer, shapes)
+    out = []
+    if layer.type in ("Gemm", "fused.GemmAct") and _gemm_ok(layer, shapes):
+        if act in ("relu", "gelu", "gelu_approx"):
+            out.append(tactic("gemm_addmm_act", act=act))
+        out.append(tactic("gemm_addmm"))
+    elif layer.type == "fused.MatMulAct" and _matmul_ok(layer, shapes) and act in ("relu", "gelu", "gelu_approx"):
+        out.append(tactic("matmul_addmm_act", act=act))
+    return out

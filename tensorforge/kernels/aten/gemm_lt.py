@@ -9,9 +9,11 @@ import math
 
 import torch
 
-from . import offers, tactic, variant
+from ..device import is_cuda
+from ..layer_shapes import LOW, weight_gemm
+from ..registry import tactic_family
+from . import tactic
 from .cublaslt import LtMatmul, aligns
-from .common import LOW, inp, is_cuda, weight_gemm
 
 TYPES = ("MatMul", "Gemm", "fused.MatMulAct", "fused.GemmAct")
 LEVEL3_ALGOS, LEVEL4_ALGOS = 3, 8
@@ -51,10 +53,10 @@ def epilogue_form(expr, low: bool):
     return form if n_inputs == (2 if form[1] else 1) else None
 
 
-def problem(layer):
+def problem(layer, shapes):
     """(m, n, k, act, residual, bias) when the layer fits one cuBLASLt call, else None."""
     at = layer.attrs
-    mnk = weight_gemm(layer, LOW) if layer.type in TYPES else None
+    mnk = weight_gemm(layer, shapes, LOW) if layer.type in TYPES else None
     if mnk is None or float(at.get("alpha", 1.0)) != 1.0:
         return None
     if layer.type in ("Gemm", "fused.GemmAct") and float(at.get("beta", 1.0)) != 1.0:
@@ -64,36 +66,16 @@ def problem(layer):
     if form is None:
         return None
     act, res = form
-    a, c = inp(layer, 0), inp(layer, 2)
+    a, c = shapes.inp(0), shapes.inp(2)
     if c is not None and (c["dtype"] != a["dtype"] or list(c["shape"]) not in ([n], [1, n])):
         return None
-    extra = inp(layer, 3)
+    extra = shapes.inp(3)
     out_shape = list(a["shape"][:-1]) + [n]
     if res and (extra is None or extra["dtype"] != a["dtype"] or list(extra["shape"]) != out_shape):
         return None
     if not res and len(layer.inputs) > 3:
         return None
     return m, n, k, act, res, c is not None
-
-
-@offers
-def lt_candidates(layer, device):
-    """The first few cuBLASLt heuristic algorithms of the problem (CUDA only)."""
-    if not is_cuda(device) or not torch.cuda.is_available():
-        return []
-    p = problem(layer)
-    if p is None or 0 in p[:3]:
-        return []
-    m, n, k, act, res, bias = p
-    dt = getattr(torch, inp(layer, 0)["dtype"])
-    w_strides = (1, k) if layer.type in ("Gemm", "fused.GemmAct") and layer.attrs.get("transB", 0) else (n, 1)
-    try:
-        count = len(LtMatmul(m, n, k, dt, (k, 1), w_strides, "gelu" if act == "gelu_approx" else act, bias, res,
-                             device=device).algos)
-    except (RuntimeError, ValueError, OSError):
-        return []
-    return [tactic("cublaslt", level=1 if i < LEVEL3_ALGOS else 4, act=act, res=int(res), algo=i)
-            for i in range(min(count, LEVEL4_ALGOS))]
 
 
 class LtRunner:
@@ -153,11 +135,31 @@ class LtRunner:
         return [out]
 
 
-@variant("cublaslt", "CUBLAS_LT")
 def cublaslt_factory(layer, attrs, opset, device, params):
+    """The LtRunner of a layer (the reference for inputs it cannot take)."""
     from ...ops import registry
     op = registry.get(layer.type, layer.domain, layer.name)
 
     def ref(inputs):
         return op.run(inputs, attrs, opset)
     return LtRunner(layer.type, attrs, params, ref)
+
+
+@tactic_family("aten", {"cublaslt": cublaslt_factory}, library="CUBLAS_LT", writes_in_place=True)
+def lt_candidates(layer, shapes, device):
+    """The first few cuBLASLt heuristic algorithms of the problem (CUDA only)."""
+    if not is_cuda(device) or not torch.cuda.is_available():
+        return []
+    p = problem(layer, shapes)
+    if p is None or 0 in p[:3]:
+        return []
+    m, n, k, act, res, bias = p
+    dt = getattr(torch, shapes.inp(0)["dtype"])
+    w_strides = (1, k) if layer.type in ("Gemm", "fused.GemmAct") and layer.attrs.get("transB", 0) else (n, 1)
+    try:
+        count = len(LtMatmul(m, n, k, dt, (k, 1), w_strides, "gelu" if act == "gelu_approx" else act, bias, res,
+                             device=device).algos)
+    except (RuntimeError, ValueError, OSError):
+        return []
+    return [tactic("cublaslt", level=1 if i < LEVEL3_ALGOS else 4, act=act, res=int(res), algo=i)
+            for i in range(min(count, LEVEL4_ALGOS))]

@@ -13,8 +13,10 @@ import math
 import torch
 
 from ... import dtypes
-from ..aten.common import LOW, inp, is_cuda
-from . import _tactic, offers, variant
+from ..device import is_cuda
+from ..layer_shapes import LOW
+from ..registry import tactic_family
+from . import reference, tactic_dict
 from .runners import _out, _Runner
 
 LOG2E = 1.4426950408889634
@@ -42,9 +44,9 @@ def smem_bytes(bm, bn, stages, d, dv, mask=None) -> int:
     return 2 * bm * block_d(d) + stages * tiles
 
 
-def _mask_tile(layer):
+def _mask_tile(shapes):
     """(element bytes, row-broadcast) of the layer's mask, None without one."""
-    m = inp(layer, 3)
+    m = shapes.inp(3)
     if m is None:
         return None
     shape = tuple(m["shape"])
@@ -60,10 +62,10 @@ def smem_limit(device) -> int:
     return int(getattr(props, "shared_memory_per_block_optin", SMEM + 4096)) - 4096
 
 
-def _dims(layer):
+def _dims(layer, shapes):
     """(head dim of Q/K, head dim of V) of the layer's views, or None when unknown."""
     from ...ops.fused.attention import view_shape
-    q, v = inp(layer, 0), inp(layer, 2)
+    q, v = shapes.inp(0), shapes.inp(2)
     if q is None or v is None:
         return None
     d = view_shape(q["shape"], layer.attrs.get("q_view"))[-1]
@@ -71,32 +73,12 @@ def _dims(layer):
     return (d, dv) if isinstance(d, int) and isinstance(dv, int) else None
 
 
-def _mask_ok(layer) -> bool:
-    m = inp(layer, 3)
+def _mask_ok(shapes) -> bool:
+    m = shapes.inp(3)
     return m is None or m["dtype"] in ("bool", "float16", "bfloat16", "float32", "float64")
 
 
-@offers
-def flash_candidates(layer, device):
-    """flash_attention configs for a fp16/bf16 fused.Attention with head dims <= 128 (CUDA only)."""
-    if layer.type != "fused.Attention" or not is_cuda(device):
-        return []
-    ins = [inp(layer, i) for i in range(3)]
-    if any(t is None for t in ins) or len({t["dtype"] for t in ins}) != 1 or ins[0]["dtype"] not in LOW:
-        return []
-    dims = _dims(layer)
-    if dims is None or not 0 < max(dims) <= MAX_D or not _mask_ok(layer):
-        return []
-    out, limit, mask = [], smem_limit(device), _mask_tile(layer)
-    for level, configs in ((3, LEVEL3), (4, LEVEL4)):
-        for bm, bn, warps, stages in configs:
-            if smem_bytes(bm, bn, stages, *dims, mask) > limit:
-                continue
-            t = _tactic("flash_attention", BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
-            if level == 4:
-                t["level"] = 4
-            out.append(t)
-    return out
+
 
 
 def _meta_view(t, steps, transpose_last=False):
@@ -218,7 +200,29 @@ class FlashAttentionRunner(_Runner):
         return run
 
 
-@variant("flash_attention")
-def flash_attention(layer, attrs, opset, device, params, ref):
+def flash_attention(layer, attrs, opset, device, params):
     """Runner of the flash_attention tactic."""
-    return FlashAttentionRunner(attrs, params, ref)
+    return FlashAttentionRunner(attrs, params, reference(layer, attrs, opset))
+
+
+@tactic_family("triton", {"flash_attention": flash_attention}, library="TRITON", writes_in_place=True)
+def flash_candidates(layer, shapes, device):
+    """flash_attention configs for a fp16/bf16 fused.Attention with head dims <= 128 (CUDA only)."""
+    if layer.type != "fused.Attention" or not is_cuda(device):
+        return []
+    ins = [shapes.inp(i) for i in range(3)]
+    if any(t is None for t in ins) or len({t["dtype"] for t in ins}) != 1 or ins[0]["dtype"] not in LOW:
+        return []
+    dims = _dims(layer, shapes)
+    if dims is None or not 0 < max(dims) <= MAX_D or not _mask_ok(shapes):
+        return []
+    out, limit, mask = [], smem_limit(device), _mask_tile(shapes)
+    for level, configs in ((3, LEVEL3), (4, LEVEL4)):
+        for bm, bn, warps, stages in configs:
+            if smem_bytes(bm, bn, stages, *dims, mask) > limit:
+                continue
+            t = tactic_dict("flash_attention", BLOCK_M=bm, BLOCK_N=bn, num_warps=warps, num_stages=stages)
+            if level == 4:
+                t["level"] = 4
+            out.append(t)
+    return out

@@ -16,8 +16,11 @@ import torch
 from ... import dtypes
 from ...ops.fused.expr import expr_dtype
 from ...ops.spatial import resolve_pads
-from ..aten.common import cached, info, inp, is_cuda, is_weight
-from . import _tactic, offers, variant
+from ..device import is_cuda
+from ..layer_shapes import is_weight
+from ..registry import tactic_family
+from ..weight_cache import cached
+from . import reference, tactic_dict
 from .codegen import supported
 from .conv_source import ConvSignature, conv_source
 from .launch import compile_source, dtype_name
@@ -64,10 +67,10 @@ def _epilogue_ok(epi, dt, extras, out_shape) -> bool:
         return False
 
 
-def legal(layer) -> bool:
-    """Layers this tactic covers (at the shapes of layer.shape_info)."""
+def legal(layer, shapes) -> bool:
+    """Layers this tactic covers (at these shapes)."""
     a = layer.attrs
-    x, w = inp(layer, 0), inp(layer, 1)
+    x, w = shapes.inp(0), shapes.inp(1)
     if layer.type not in CONV_TYPES or a.get("transpose") or x is None or not is_weight(w):
         return False
     if len(x["shape"]) != 4 or len(w["shape"]) != 4 or x["dtype"] not in DTYPES or w["dtype"] != x["dtype"]:
@@ -75,10 +78,9 @@ def legal(layer) -> bool:
     cin, cout = w["shape"][1], w["shape"][0]
     if int(a.get("group", 1)) != 1 or x["shape"][1] != cin or cin % 8 or cout % 8:
         return False
-    n_in = len(info(layer)["inputs"])
-    outs = info(layer).get("outputs") or [None]
-    return _epilogue_ok(a.get("epilogue"), x["dtype"], [inp(layer, i) for i in range(3, n_in)],
-                        outs[0]["shape"] if outs[0] else None)
+    out = shapes.out(0)
+    return _epilogue_ok(a.get("epilogue"), x["dtype"], [shapes.inp(i) for i in range(3, len(shapes.inputs))],
+                        out["shape"] if out else None)
 
 
 def configs(cin: int, cout: int, m: int) -> list[tuple]:
@@ -98,22 +100,14 @@ def configs(cin: int, cout: int, m: int) -> list[tuple]:
 def tactic(cfg, level: int = 3) -> dict:
     """The conv_igemm tactic dict of one (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)."""
     bm, bn, bk, nw, ns = cfg
-    t = _tactic("conv_igemm", BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns,
+    t = tactic_dict("conv_igemm", BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns,
                 weight_layout="channels_last", nhwc_ok=True)
     if level > 3:
         t["level"] = level
     return t
 
 
-@offers
-def conv_candidates(layer, device) -> list[dict]:
-    """conv_igemm tactics for a legal conv layer on CUDA (level-3 configs first)."""
-    if not is_cuda(device) or info(layer) is None or not legal(layer):
-        return []
-    x, w = inp(layer, 0), inp(layer, 1)
-    _, _, _, (oh, ow) = geometry(layer.attrs, x["shape"], w["shape"])
-    m = x["shape"][0] * oh * ow
-    return [tactic(cfg, level) for cfg, level in configs(w["shape"][1], w["shape"][0], m)]
+
 
 
 def _to_cl(t):
@@ -203,7 +197,17 @@ def _dest(outs, shape, dtype, device):
     return torch.empty(shape, dtype=dtype, device=device, memory_format=CL)
 
 
-@variant("conv_igemm")
-def make_conv(layer, attrs, opset, device, params, ref):
+def make_conv(layer, attrs, opset, device, params):
     """The conv_igemm runner of a layer (falls back to the reference for unsupported inputs)."""
-    return ConvRunner(attrs, params, ref)
+    return ConvRunner(attrs, params, reference(layer, attrs, opset))
+
+
+@tactic_family("triton", {"conv_igemm": make_conv}, library="TRITON", writes_in_place=True)
+def conv_candidates(layer, shapes, device) -> list[dict]:
+    """conv_igemm tactics for a legal conv layer on CUDA (level-3 configs first)."""
+    if not is_cuda(device) or not legal(layer, shapes):
+        return []
+    x, w = shapes.inp(0), shapes.inp(1)
+    _, _, _, (oh, ow) = geometry(layer.attrs, x["shape"], w["shape"])
+    m = x["shape"][0] * oh * ow
+    return [tactic(cfg, level) for cfg, level in configs(w["shape"][1], w["shape"][0], m)]

@@ -11,8 +11,10 @@ import math
 import torch
 
 from ...ops.fused.expr import expr_dtype
-from ..aten.common import inp, is_cuda, weight_gemm
-from . import _tactic, offers, variant
+from ..device import is_cuda
+from ..layer_shapes import weight_gemm
+from ..registry import tactic_family
+from . import reference, tactic_dict
 from .codegen import supported
 from .launch import dtype_name
 from .runners import _out, _Runner
@@ -79,7 +81,7 @@ def _tactics(m, n, k, cfgs, level, split=None, serial=False):
         sk = split(*cfg[:3]) if split else None
         if split and sk is None:
             continue
-        t = _tactic("gemm", **_params(m, n, k, cfg, sk), **({"SERIAL": 1} if serial else {}))
+        t = tactic_dict("gemm", **_params(m, n, k, cfg, sk), **({"SERIAL": 1} if serial else {}))
         if level > 3:
             t["level"] = level
         out.append(t)
@@ -118,24 +120,24 @@ def operand_kind(shape, out_shape) -> str | None:
     return _tensor_kind(torch.empty([int(d) for d in shape], device="meta"), tuple(int(d) for d in out_shape))
 
 
-def problem(layer):
-    """(M, N, K) when the layer fits the kernel at its shape_info, else None."""
-    mnk = weight_gemm(layer, LOW)
+def problem(layer, shapes):
+    """(M, N, K) when the layer fits the kernel at these shapes, else None."""
+    mnk = weight_gemm(layer, shapes, LOW)
     if mnk is None:
         return None
     m, n, k = mnk
-    a = inp(layer, 0)
+    a = shapes.inp(0)
     out_shape = list(a["shape"][:-1]) + [n]
-    ops = [inp(layer, i) for i in range(2, len(layer.inputs))]
+    ops = [shapes.inp(i) for i in range(2, len(layer.inputs))]
     bias, extras = (ops[0] if ops else None), ops[1:]
     if bias is not None and (bias["dtype"] != a["dtype"] or operand_kind(bias["shape"], out_shape) is None):
         return None
-    if not _epilogue_ok(layer, a["dtype"], extras, out_shape):
+    if not _epilogue_ok(layer, shapes, a["dtype"], extras, out_shape):
         return None
     return m, n, k
 
 
-def _epilogue_ok(layer, dt, extras, out_shape) -> bool:
+def _epilogue_ok(layer, shapes, dt, extras, out_shape) -> bool:
     epi = layer.attrs.get("epilogue")
     if extras and not epi:
         return False
@@ -144,7 +146,7 @@ def _epilogue_ok(layer, dt, extras, out_shape) -> bool:
     dts = [dt] + [e["dtype"] for e in extras]
     if epi and not supported(epi, dts):
         return False
-    out = ((layer.shape_info or {}).get("outputs") or [None])[0]
+    out = shapes.out(0)
     want = expr_dtype(epi, dts) if epi else dt
     return out is not None and out["dtype"] == want and [int(d) for d in out["shape"]] == out_shape
 
@@ -155,21 +157,12 @@ def _sms(device) -> int:
     return 132
 
 
-@offers
-def gemm_candidates(layer, device) -> list[dict]:
-    """Triton GEMM configs for a GEMM layer with a 2-D fp16/bf16 weight (CUDA only)."""
-    if not is_cuda(device) or layer.type not in TYPES or getattr(layer, "shape_info", None) is None:
-        return []
-    mnk = problem(layer)
-    if mnk is None or 0 in mnk:
-        return []
-    return configs(*mnk, sms=_sms(device))
 
 
-@variant("gemm")
-def gemm_factory(layer, attrs, opset, device, params, ref):
+
+def gemm_factory(layer, attrs, opset, device, params):
     """The GEMM runner of a layer (plans per input signature; falls back to the reference)."""
-    return GemmRunner(layer.type, attrs, params, ref)
+    return GemmRunner(layer.type, attrs, params, reference(layer, attrs, opset))
 
 
 def _tensor_kind(t, out_shape) -> str | None:
@@ -285,3 +278,14 @@ class GemmRunner(_Runner):
                 self._launch(finish, rgrid, [ws] + ops + [out, m, n, m * n] + rvals, 4, 1, **rmeta)
             return [out]
         return run
+
+
+@tactic_family("triton", {"gemm": gemm_factory}, library="TRITON", writes_in_place=True)
+def gemm_candidates(layer, shapes, device) -> list[dict]:
+    """Triton GEMM configs for a GEMM layer with a 2-D fp16/bf16 weight (CUDA only)."""
+    if not is_cuda(device) or layer.type not in TYPES:
+        return []
+    mnk = problem(layer, shapes)
+    if mnk is None or 0 in mnk:
+        return []
+    return configs(*mnk, sms=_sms(device))

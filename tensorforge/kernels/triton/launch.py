@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import os
 
 import torch
 
@@ -15,15 +16,18 @@ def compile_source(src: str, name: str):
     """The @triton.jit function `name` of a generated module (cached per source hash).
 
     The source is registered in linecache under a pseudo file name so that triton (which reads
-    kernels with inspect.getsource) finds it without anything being written to disk."""
+    kernels with inspect.getsource) finds it without anything being written to disk. Triton decides
+    at decoration time whether a function runs in its interpreter (TRITON_INTERPRET), so the cache
+    is also keyed by that mode: a kernel made for the GPU is never handed to an interpreter run."""
     key = hashlib.sha1(src.encode()).hexdigest()[:20]
-    fn = _COMPILED.get((key, name))
+    interp = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    fn = _COMPILED.get((key, name, interp))
     if fn is None:
         fname = f"<tensorforge-triton-{key}>"
         linecache.cache[fname] = (len(src), None, src.splitlines(True), fname)
         ns = {"__name__": f"tensorforge_triton_{key}", "__file__": fname}
         exec(compile(src, fname, "exec"), ns)  # noqa: S102 - our own generated code
-        fn = _COMPILED[(key, name)] = ns[name]
+        fn = _COMPILED[(key, name, interp)] = ns[name]
     return fn
 
 

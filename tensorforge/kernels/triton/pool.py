@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 
 from ...ops.spatial import pool_out_dim, resolve_pads
-from ..aten.common import FLOATS, inp, is_cuda
-from . import _tactic, offers, variant
+from ..device import is_cuda
+from ..layer_shapes import FLOATS
+from ..registry import tactic_family
+from . import tactic_dict
 from .launch import compile_source, dtype_name
 from .runners import _Runner
 
@@ -31,15 +33,15 @@ def _np2(n: int) -> int:
 
 
 def _config(bp, bc, warps, level=3) -> dict:
-    t = _tactic("pool", BLOCK_P=int(bp), BLOCK_C=int(bc), num_warps=int(warps), nhwc_ok=True)
+    t = tactic_dict("pool", BLOCK_P=int(bp), BLOCK_C=int(bc), num_warps=int(warps), nhwc_ok=True)
     if level > 3:
         t["level"] = level
     return t
 
 
-def supported(layer) -> bool:
+def supported(layer, shapes) -> bool:
     """2-D windowed pools (MaxPool with one output) and 4-D global pools over float inputs."""
-    x = inp(layer, 0)
+    x = shapes.inp(0)
     # offered for fp16/bf16 only: the fp32 path missed the reference by 4e-4 on the H200 (open)
     if x is None or x["dtype"] not in ("float16", "bfloat16") or len(x["shape"]) != 4:
         return False
@@ -50,33 +52,10 @@ def supported(layer) -> bool:
     return layer.type in WINDOW and len(layer.attrs.get("kernel_shape", ())) == 2
 
 
-@offers
-def pool_candidates(layer, device) -> list[dict]:
-    """Two configs at level 3 (sized by channels / plane size), more at level 4."""
-    if not is_cuda(device) or layer.type not in WINDOW + GLOBAL or not supported(layer):
-        return []
-    n, c, h, w = inp(layer, 0)["shape"]
-    if layer.type in GLOBAL:
-        bp = min(_np2(h * w), 32)
-        base = [(bp, min(_np2(c), 64), 4), (min(bp, 16), min(_np2(c), 128), 4)]
-        extra = [(min(_np2(h * w), p), min(_np2(c), cc), wp) for p, cc, wp in
-                 ((8, 256, 4), (32, 128, 8), (64, 64, 8), (16, 64, 4))]
-    else:
-        c1, c2 = min(_np2(c), 64), min(_np2(c), 128)
-        base = [(max(8, 4096 // c1), c1, 4), (max(8, 8192 // c2), c2, 8)]
-        extra = [(max(8, e // cc), cc, wp) for e, cc, wp in
-                 ((2048, min(_np2(c), 64), 4), (2048, min(_np2(c), 32), 4), (4096, min(_np2(c), 128), 4),
-                  (8192, min(_np2(c), 64), 8), (4096, min(_np2(c), 256), 8), (16384, min(_np2(c), 128), 8))]
-    seen, out = set(), []
-    for i, cfg in enumerate(base + extra):
-        if cfg not in seen:
-            seen.add(cfg)
-            out.append(_config(*cfg, level=3 if i < len(base) else 4))
-    return out
 
 
-@variant("pool")
-def make_pool(layer, attrs, opset, device, params, ref):
+
+def make_pool(layer, attrs, opset, device, params):
     """Runner of tactic "pool" (falls back to the reference without Indices when unsupported)."""
     from ...ops import registry
     op, n_out = registry.get(layer.type, layer.domain, layer.name), len(layer.outputs)
@@ -215,3 +194,28 @@ def _flat_stride(x):
 def _source() -> str:
     from .pool_source import SRC
     return SRC
+
+
+@tactic_family("triton", {"pool": make_pool}, library="TRITON", writes_in_place=True)
+def pool_candidates(layer, shapes, device) -> list[dict]:
+    """Two configs at level 3 (sized by channels / plane size), more at level 4."""
+    if not is_cuda(device) or layer.type not in WINDOW + GLOBAL or not supported(layer, shapes):
+        return []
+    n, c, h, w = shapes.inp(0)["shape"]
+    if layer.type in GLOBAL:
+        bp = min(_np2(h * w), 32)
+        base = [(bp, min(_np2(c), 64), 4), (min(bp, 16), min(_np2(c), 128), 4)]
+        extra = [(min(_np2(h * w), p), min(_np2(c), cc), wp) for p, cc, wp in
+                 ((8, 256, 4), (32, 128, 8), (64, 64, 8), (16, 64, 4))]
+    else:
+        c1, c2 = min(_np2(c), 64), min(_np2(c), 128)
+        base = [(max(8, 4096 // c1), c1, 4), (max(8, 8192 // c2), c2, 8)]
+        extra = [(max(8, e // cc), cc, wp) for e, cc, wp in
+                 ((2048, min(_np2(c), 64), 4), (2048, min(_np2(c), 32), 4), (4096, min(_np2(c), 128), 4),
+                  (8192, min(_np2(c), 64), 8), (4096, min(_np2(c), 256), 8), (16384, min(_np2(c), 128), 8))]
+    seen, out = set(), []
+    for i, cfg in enumerate(base + extra):
+        if cfg not in seen:
+            seen.add(cfg)
+            out.append(_config(*cfg, level=3 if i < len(base) else 4))
+    return out

@@ -1,0 +1,1 @@
+"""Debugging tools over the builder (`tensorforge debug ...`): which layers need higher precision."""

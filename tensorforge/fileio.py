@@ -1,0 +1,77 @@
+"""Safe file access for user paths: regular files only, atomic exclusive-temp writes, no overwrite of inputs."""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+from .errors import TensorforgeError
+
+
+def regular_file(path: str, what: str = "file") -> os.stat_result:
+    """stat of path; one-line error when it is missing or not a regular file (FIFO, device, directory)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise TensorforgeError(f"{what} not found: {path}") from None
+    except OSError as e:
+        raise TensorforgeError(f"cannot open {what} {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TensorforgeError(f"{what} path is a directory: {path}")
+    if not stat.S_ISREG(st.st_mode):
+        raise TensorforgeError(f"{what} is not a regular file (a device, FIFO or socket): {path}")
+    return st
+
+
+def atomic_write(path: str, data: bytes, what: str = "file") -> None:
+    """Write data to path atomically: a new temp file with an unpredictable name, created exclusively
+    (O_CREAT|O_EXCL, never through a pre-existing symlink) in the target's folder, then renamed over it.
+    A failure leaves any existing file at path untouched."""
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        raise TensorforgeError(f"cannot write {what} {path}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        _write_special(path, data, what)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as e:
+        raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if os.path.exists(path):  # keep the permissions the user gave the file it replaces
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
+
+
+def _write_special(path: str, data: bytes, what: str) -> None:
+    """Write into a character device (/dev/null, /dev/stdout) as asked; refuse FIFOs and sockets
+    (a FIFO without a reader would block forever)."""
+    if not stat.S_ISCHR(os.stat(path).st_mode):
+        raise TensorforgeError(f"cannot write {what} {path}: not a regular file or a character device")
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
+
+
+def same_file(a: str, b: str) -> bool:
+    """True when paths a and b name the same existing file (or the same path)."""
+    a, b = os.path.expanduser(str(a)), os.path.expanduser(str(b))
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -1,0 +1,21 @@
+"""Tactic "reference": the op's reference implementation (the oracle; every layer can run it)."""
+from __future__ import annotations
+
+from ...ops import registry as ops
+from ..registry import reference as reference_tactic, tactic_family
+
+
+def reference_kernel(layer, attrs, opset, device, params):
+    """fn(inputs) -> outputs running the op's reference on `device`."""
+    run = ops.get(layer.type, layer.domain, layer.name).run
+    n_out = len(layer.outputs)
+
+    def fn(inputs):
+        return run(inputs, attrs, opset, n_out, device)
+    return fn
+
+
+@tactic_family("aten", {"reference": reference_kernel}, library="ATEN", needs_shapes=False)
+def reference_candidates(layer, shapes, device):
+    """Every layer has its reference (kernels.candidates puts it last)."""
+    return [reference_tactic()]

@@ -1,0 +1,1 @@
+"""HTML profile reports of engines (`tensorforge report`): layer table, plots, timeline, build summary."""

@@ -1,0 +1,1 @@
+"""Fuzzers: mutated engine files, mutated ONNX models and random forgeexec flags (issue 16)."""
