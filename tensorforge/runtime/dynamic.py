@@ -49,6 +49,13 @@ def first_dynamic(layers, tensors) -> int:
     return next((k for k, d in enumerate(dynamic_layers(layers, tensors)) if d), len(layers))
 
 
+def static_prefix(layers, tensors, launch_names) -> int:
+    """How many of the launches (named after their layers, in order) run before the first dynamic
+    layer: the part a CUDA graph may capture."""
+    dyn = {lay.name for lay, d in zip(layers, dynamic_layers(layers, tensors)) if d}
+    return next((k for k, n in enumerate(launch_names) if n in dyn), len(launch_names))
+
+
 def learn_sizes(spec_shape, actual, env: dict) -> dict:
     """The data-dependent sizes a computed tensor reveals: {symbol: value} for every dim of the plan
     shape that is a bare `dd_` symbol not yet in env. A revealed size that contradicts env raises."""

@@ -179,7 +179,7 @@ def test_topk_with_k_input_as_shape_tensor():
 # ---- regions: pure functions over the plan -----------------------------------------------------------
 def test_static_layers_come_first_and_dynamic_tail_is_marked():
     """A classifier branch after NMS in the file is still static: it moves before the dynamic tail."""
-    from tensorforge.runtime.dynamic import dynamic_layers, first_dynamic
+    from tensorforge.runtime.dynamic import dynamic_layers, first_dynamic, static_prefix
     nodes = [h.make_node("Greater", ["x", "zero_f"], ["c"]), h.make_node("NonZero", ["c"], ["nz"]),
              h.make_node("ReduceSum", ["nz"], ["s"], keepdims=0),  # static shape, dynamic input
              h.make_node("Relu", ["x"], ["r"]), h.make_node("Softmax", ["r"], ["p"])]
@@ -190,6 +190,8 @@ def test_static_layers_come_first_and_dynamic_tail_is_marked():
     k = first_dynamic(p.layers, p.tensors)
     assert order[k:] == ["NonZero", "ReduceSum"] and {"Relu", "Softmax", "Greater"} <= set(order[:k])
     assert dynamic_layers(p.layers, p.tensors) == [False] * k + [True] * (len(order) - k)
+    names = [lay.name for lay in p.layers]
+    assert static_prefix(p.layers, p.tensors, names) == k and static_prefix(p.layers, p.tensors, names[:k]) == k
     x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
     got, ref = eng.create_execution_context().infer({"x": x}), run_ort(m, {"x": x})
     np.testing.assert_allclose(got["p"].numpy(), ref["p"], rtol=1e-6)
