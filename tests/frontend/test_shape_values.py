@@ -78,6 +78,7 @@ def test_float_arithmetic_floor_ceil_back_to_int():
     nodes, inits = _dims()
     nodes += [h.make_node("Cast", ["d2"], ["hf"], to=T.FLOAT), h.make_node("Cast", ["d3"], ["wf"], to=T.DOUBLE),
               h.make_node("Mul", ["hf", "half"], ["hh"]), h.make_node("Floor", ["hh"], ["hfl"]),
+              h.make_node("Identity", ["hh"], ["f_hh"]),  # H / 2 with its fraction, a graph output
               h.make_node("Div", ["wf", "three"], ["w3"]), h.make_node("Ceil", ["w3"], ["wc"]),
               h.make_node("Cast", ["hfl"], ["hi"], to=T.INT64), h.make_node("Cast", ["wc"], ["wi"], to=T.INT64),
               h.make_node("Max", ["wi", "one_i"], ["wm"]),
@@ -92,13 +93,14 @@ def test_float_arithmetic_floor_ceil_back_to_int():
     inits += [_c("half", T.FLOAT, 0.5), _c("three", T.DOUBLE, 3.0), _c("one_i", T.INT64, 1),
               _c("ax0", T.INT64, [0]), _c("z2", T.INT64, [0, 0]), _c("ax23", T.INT64, [2, 3]),
               _c("one_1", T.INT64, [2])]
-    m = _model(nodes, ["f_xs", "f_ones"], inits)
+    m = _model(nodes, ["f_xs", "f_ones", "f_hh"], inits)
     g = frontend.load(m)
     assert g.values["hi"].sym.item() == sympy.floor(H / 2)
     assert g.values["wi"].sym.item() == sympy.ceiling(W / 3)
     assert g.values["f_xs"].shape[2:] == (sympy.floor(H / 2), sympy.Max(1, sympy.ceiling(W / 3)))
     assert g.values["wri"].sym.item() == W and g.values["f_ones"].shape == (2, W)
-    _check(m, [(1, 3, 6, 7), (2, 3, 9, 2), (1, 3, 5, 12)])
+    eng = _check(m, [(1, 3, 6, 7), (2, 3, 9, 2), (1, 3, 5, 12)])
+    assert eng.plan.tensors["f_hh__src"].sym == ["H/2"]  # computed from the bound dims, not by a layer
 
 
 def test_equal_where_on_cast_dims():
@@ -163,4 +165,10 @@ def test_float_values_through_tensor_ops_and_back():
     big = sympy.Max(H, W)
     assert list(g.values["sizes"].sym) == [big, big] and g.values["f_big"].shape == (big, big)
     assert g.values["hsi"].sym.item() == H and list(g.values["nd"].sym) == [sympy.Min(H, W) - big] * 2
-    _check(m, [(1, 3, 4, 6), (1, 3, 5, 2), (2, 3, 3, 3)])
+    eng = _check(m, [(1, 3, 4, 6), (1, 3, 5, 2), (2, 3, 3, 3)])
+    from tensorforge.runtime.engine import Engine
+    loaded = Engine.deserialize(eng.serialize())  # float shape values survive the engine file
+    feed = {"x": np.ones((1, 3, 7, 2), np.float32)}
+    got, ref = loaded.create_execution_context().infer(feed), run_ort(m, feed)
+    for name, r in ref.items():
+        np.testing.assert_array_equal(got[name].numpy(), r)
