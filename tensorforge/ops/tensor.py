@@ -131,8 +131,8 @@ def _even_sizes(dim, n):
 def split_sizes(node, dim):
     """Chunk sizes of a Split node along its axis (dims may be symbolic)."""
     split = attr_or_input(node, "split", 1)
-    if split is None and has_input(node, 1):
-        raise ShapeError(f"Split '{node.name}': split sizes are data-dependent (not supported)")
+    if split is None and has_input(node, 1):  # computed at run time: each piece is sized then
+        return list(dd_dims(node, len(node.outputs), "_split"))
     if split:
         return list(split)
     n = node.attrs.get("num_outputs")
@@ -248,11 +248,11 @@ def pad_infer(node):
     x = node.inputs[0]
     rank = len(x.shape)
     pads = attr_or_input(node, "pads", 1)
-    if pads is None:
-        raise ShapeError(f"Pad '{node.name}': pads are data-dependent (not supported)")
     axes = known_ints(node.inputs[3]) if has_input(node, 3) else list(range(rank))
-    if axes is None:
-        raise ShapeError(f"Pad '{node.name}': axes are data-dependent (not supported)")
+    if pads is None or axes is None:  # computed at run time: the padded axes are sized then
+        dd = dd_dims(node, rank)
+        pad_axes = set(range(rank)) if axes is None else {norm_axis(a, rank) for a in axes}
+        return [(x.dtype, tuple(dd[i] if i in pad_axes else d for i, d in enumerate(x.shape)))]
     if len(pads) != 2 * len(axes):
         raise ShapeError(f"Pad '{node.name}': {len(pads)} pads for {len(axes)} axes")
     shp = list(x.shape)

@@ -80,7 +80,7 @@ def _topk():
 
 def _expand_reshape():
     """shape = [n, 2] from a count: Expand b to it, Reshape a Range of 2n to it, a ConstantOfShape,
-    a Tile, and a Slice ending at n; then layers after each."""
+    a Tile, a Slice ending at n, a Split into n and 6 - n, a Pad by n; then layers after each."""
     nodes = _count_nodes() + [
         h.make_node("Max", ["n", "one_i"], ["n1"]),
         h.make_node("Concat", ["n1", "two"], ["shp"], axis=0),
@@ -92,11 +92,16 @@ def _expand_reshape():
         h.make_node("MatMul", ["cs", "w"], ["yc"]),
         h.make_node("Concat", ["n1", "one_i"], ["reps"], axis=0),
         h.make_node("Tile", ["b", "reps"], ["t"]), h.make_node("Sigmoid", ["t"], ["yt"]),
-        h.make_node("Slice", ["x", "z1", "n", "z1"], ["xs"]), h.make_node("Neg", ["xs"], ["ys"])]
+        h.make_node("Slice", ["x", "z1", "n", "z1"], ["xs"]), h.make_node("Neg", ["xs"], ["ys"]),
+        h.make_node("Sub", ["six", "n"], ["rest"]), h.make_node("Concat", ["n", "rest"], ["parts"], axis=0),
+        h.make_node("Split", ["x", "parts"], ["p0", "p1"], axis=0), h.make_node("Mul", ["p1", "p1"], ["yp"]),
+        h.make_node("Concat", ["z1", "n"], ["pads"], axis=0),
+        h.make_node("Pad", ["p0", "pads"], ["padded"], mode="constant"), h.make_node("Abs", ["padded"], ["ya"])]
     inits = COUNT_INITS + [_c("one_i", I64, [1]), _c("two", I64, [2]), _c("z_i", I64, 0), _c("one_s", I64, 1),
-                           _c("z1", I64, [0]), _c("w", F, np.arange(6, dtype=np.float32).reshape(2, 3))]
+                           _c("z1", I64, [0]), _c("w", F, np.arange(6, dtype=np.float32).reshape(2, 3)),
+                           _c("six", I64, [6])]
     return _model(nodes, [("x", F, [6]), ("b", F, [1, 2])],
-                  [("ye", F), ("yr", I64), ("yc", F), ("yt", F), ("ys", F)], inits)
+                  [("ye", F), ("yr", I64), ("yc", F), ("yt", F), ("ys", F), ("yp", F), ("ya", F)], inits, opset=18)
 
 
 def _feeds(name, rng):
