@@ -1,6 +1,8 @@
 """Tensor generators: ConstantOfShape, Range, EyeLike, random ops."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import sympy
 import torch
@@ -10,7 +12,7 @@ from ..errors import ShapeError
 from ..ir.symbolic import norm
 from .common import dd_dim, dd_dims, known_ints, obj_array, tensor_arg, value_len
 from .registry import infer, reference, symval
-from .symvalue import concrete, exact
+from .symvalue import as_number, concrete, exact
 
 
 @reference("ConstantOfShape", host_inputs=(0,))
@@ -61,11 +63,15 @@ def range_infer(node):
     """Length max(ceil((limit - start) / delta), 0); a bound known only at run time sizes the
     output then (data-dependent)."""
     vals = [_scalar(v) for v in node.inputs]
-    if any(x is None for x in vals):
-        return [(node.inputs[0].dtype, (dd_dim(node),))]
-    s, lim, d = (sympy.nsimplify(x) if isinstance(x, float) else x for x in vals)
+    dt = node.inputs[0].dtype
+    if all(x is not None and concrete(x) for x in vals):  # as torch.arange counts: in double
+        s, lim, d = (float(as_number(x, dt)) for x in vals)
+        return [(dt, (max(math.ceil((lim - s) / d), 0),))]
+    if any(x is None or isinstance(x, float) for x in vals):  # run-time bounds, or inexact floats
+        return [(dt, (dd_dim(node),))]
+    s, lim, d = vals
     n = sympy.Max(sympy.ceiling((sympy.sympify(lim) - s) / d), 0)
-    return [(node.inputs[0].dtype, (norm(n),))]
+    return [(dt, (norm(n),))]
 
 
 @symval("Range")
