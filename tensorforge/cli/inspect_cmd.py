@@ -52,16 +52,17 @@ def inspect_model(spec: str) -> str:
 
 
 def _support_lines(m) -> list[str]:
-    """Every unsupported op with all its node names (what a build would refuse), or one OK line."""
+    """Every unsupported op with all its node names: the main graph's (a build refuses them) and the
+    control-flow bodies' (they matter when their branch runs), or one OK line."""
     from ..frontend import unsupported_nodes
-    found = unsupported_nodes(m)
-    if not found:
-        return ["Supported: every node's op has a tensorforge rule"]
-    n = sum(len(v) for v in found.values())
-    lines = [f"---- {n} unsupported node(s), {len(found)} op type(s): the build will fail ----"]
-    for op, names in found.items():
-        lines.append(f"  {op:<28} {len(names)}: {', '.join(names)}")
-    return lines
+    lines = []
+    for found, what in ((unsupported_nodes(m), "the build will fail"),
+                        (unsupported_nodes(m, bodies=True), "inside If/Loop/Scan bodies")):
+        if found:
+            n = sum(len(v) for v in found.values())
+            lines.append(f"---- {n} unsupported node(s), {len(found)} op type(s): {what} ----")
+            lines += [f"  {op:<28} {len(names)}: {', '.join(names)}" for op, names in found.items()]
+    return lines or ["Supported: every node's op has a tensorforge rule"]
 
 
 def _dtype_name(elem_type: int) -> str:

@@ -13,26 +13,26 @@ def _qual(domain: str, op: str) -> str:
     return f"{domain}::{op}" if domain not in ("", "ai.onnx") else op
 
 
-def unsupported_nodes(proto: onnx.ModelProto, inside_unsupported: bool = True) -> dict[str, list[str]]:
-    """{op (domain-qualified): [node names]} of unsupported nodes, in subgraph bodies too (an
-    unnamed body node is parent/attribute/Op_i). inside_unsupported=False skips the bodies of
-    unsupported nodes (they matter only once their parent is supported)."""
+def unsupported_nodes(proto: onnx.ModelProto, bodies: bool = False) -> dict[str, list[str]]:
+    """{op (domain-qualified): [node names]} of the unsupported nodes of the main graph, or with
+    bodies=True of the control-flow bodies (If/Loop/Scan) only, at any depth (an unnamed body node is
+    parent/attribute/Op_i). A body's nodes fail a build only if it runs: an If folded on a known
+    condition drops its dead branch."""
     out: dict[str, list[str]] = {}
 
-    def walk(graph, prefix):
+    def walk(graph, prefix, depth):
         for i, n in enumerate(graph.node):
             name = n.name or prefix + f"{n.op_type}_{i}"
             dom = "" if n.domain in ("", "ai.onnx") else n.domain
-            bad = (dom, n.op_type) not in ALWAYS and not registry.has(n.op_type, dom)
-            if bad:
+            if (depth > 0) == bodies and (dom, n.op_type) not in ALWAYS and not registry.has(n.op_type, dom):
                 out.setdefault(_qual(dom, n.op_type), []).append(name)
-            if bad and not inside_unsupported:
+            if not bodies:
                 continue
             for a in n.attribute:
                 for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
-                    walk(sub, f"{name}/{a.name}/")
+                    walk(sub, f"{name}/{a.name}/", depth + 1)
 
-    walk(proto.graph, "")
+    walk(proto.graph, "", 0)
     return out
 
 
@@ -48,6 +48,6 @@ def unsupported_message(found: dict[str, list[str]]) -> str:
 
 def check_supported(proto: onnx.ModelProto) -> None:
     """Raise one UnsupportedOpError naming all unsupported nodes (none: return)."""
-    found = unsupported_nodes(proto, inside_unsupported=False)
+    found = unsupported_nodes(proto)
     if found:
         raise UnsupportedOpError(unsupported_message(found))
