@@ -58,7 +58,8 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         layers.append(LayerSpec(
             name=n.name, type=n.op, domain=n.domain, inputs=[v.name if v is not None else None for v in n.inputs],
             outputs=[v.name for v in n.outputs], attrs={k: jsonable_attr(a) for k, a in n.attrs.items()},
-            origin=list(n.origin), mode="view" if is_view else "kernel", host_inputs=list(op.host_inputs),
+            origin=list(n.origin), mode="view" if is_view else "kernel",
+            host_inputs=[i for i in op.host_inputs if i < len(n.inputs)],  # absent optional inputs: none
             tactic=dict(default_tactic or {"source": "aten", "name": "reference", "params": {}}),
             precision=n.outputs[0].dtype if n.outputs else "float32"))
     # graph outputs that no layer writes (folded constants / shape values) get a copy layer

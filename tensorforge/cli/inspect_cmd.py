@@ -123,6 +123,11 @@ def inspect_engine(path: str) -> str:
         lines.append(f"  [{i}] {lay.name} | {lay.type} | {lay.precision} | {tac}{origin}")
     hist = collections.Counter(lay.type for lay in p.layers)
     lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
+    from ..runtime.dynamic import dynamic_layers
+    dyn = [lay.name for lay, d in zip(p.layers, dynamic_layers(p.layers, p.tensors)) if d]
+    if dyn:
+        lines.append(f"Data-dependent sizes: {len(dyn)} layer(s) run after the CUDA graph, eagerly, their outputs "
+                     f"allocated when sized: {', '.join(dyn)}")
     return "\n".join(lines)
 
 

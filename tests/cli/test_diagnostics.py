@@ -95,3 +95,14 @@ def test_forgeexec_runs_a_model_with_run_time_sized_outputs(cli, tmp_path):
     ref = run_ort(_nonzero(), {"x": data})
     assert got["idx"]["dimensions"] == "x".join(map(str, ref["idx"].shape))
     np.testing.assert_array_equal(np.array(got["idx"]["values"]).reshape(ref["idx"].shape), ref["idx"])
+
+
+def test_inspect_engine_names_data_dependent_layers(tmp_path, capsys):
+    from tests.runtime.test_data_dependent import _nonzero
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", fusion=False)).build(_nonzero())
+    path = tmp_path / "nz.engine"
+    eng.save(path)
+    assert main(["inspect", str(path)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Data-dependent sizes: "))
+    names = line.split(": ", 2)[2].split(", ")
+    assert names[0] == "NonZero_1" and "GatherND_3" in names and "Greater_0" not in names
