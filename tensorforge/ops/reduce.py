@@ -173,8 +173,14 @@ def arg_infer(node):
 
 @reference("TopK", host_inputs=(1,))
 def topk_ref(x, k, axis=-1, largest=1, sorted=1):
-    v, i = torch.topk(x, scalar_int(k), dim=axis % x.dim(), largest=bool(largest), sorted=True)
-    return v, i.to(torch.int64)
+    """A stable sort, so equal values come lower index first (as ONNX requires; torch.topk does not
+    promise it); uint64 is sorted through an order-preserving int64 view."""
+    ax, n = axis % x.dim(), scalar_int(k)
+    key = x.view(torch.int64) ^ (-(2 ** 63)) if x.dtype == torch.uint64 else x
+    i = torch.sort(key, dim=ax, descending=bool(largest), stable=True)[1].narrow(ax, 0, n)
+    if x.dtype == torch.uint64:  # no gather kernel for uint64: gather the bits
+        return torch.gather(x.view(torch.int64), ax, i).view(torch.uint64), i
+    return torch.gather(x, ax, i), i
 
 
 @infer("TopK")
