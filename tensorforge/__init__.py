@@ -1,9 +1,16 @@
-"""tensorforge: an inference optimizer and runtime for ONNX models on NVIDIA GPUs."""
-from .builder import Builder, BuilderConfig, OptimizationProfile
-from .builder.timing_cache import TimingCache
-from .errors import TensorforgeError
-from .runtime import Engine, ExecutionContext
+"""tensorforge: an inference optimizer and runtime for ONNX models on NVIDIA GPUs.
+
+Names are imported lazily (PEP 562): `import tensorforge.runtime` loads the runtime only, never
+the optimizer (builder, passes, frontend, onnx, sympy)."""
+from __future__ import annotations
+
+import importlib
+
 from .version import __version__
+
+_LAZY = {"Builder": ".builder", "BuilderConfig": ".builder", "OptimizationProfile": ".builder",
+         "TimingCache": ".builder.timing_cache", "TensorforgeError": ".errors",
+         "Engine": ".runtime", "ExecutionContext": ".runtime"}
 
 
 class Profiler:
@@ -13,5 +20,18 @@ class Profiler:
         pass
 
 
-__all__ = ["Builder", "BuilderConfig", "OptimizationProfile", "Engine", "ExecutionContext",
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'tensorforge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["Builder", "BuilderConfig", "OptimizationProfile", "TimingCache", "Engine", "ExecutionContext",
            "Profiler", "TensorforgeError", "__version__"]

@@ -249,11 +249,13 @@ def _graph(step, n):
     """replay() of a CUDA graph of n steps captured on a side stream (None if capture fails)."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
-    g = torch.cuda.CUDAGraph()
+    from ..runtime.graphs import capture
+
+    def steps():
+        for _ in range(n):
+            step()
     try:
-        with torch.cuda.graph(g, stream=stream):
-            for _ in range(n):
-                step()
+        g = capture(steps, stream)
     except Exception:  # noqa: BLE001 - not capturable: eager timing
         torch.cuda.synchronize()
         return None

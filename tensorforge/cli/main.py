@@ -1,4 +1,4 @@
-"""`tensorforge` command: inspect, compare, report, debug, ops. Thin layer over the API."""
+"""`tensorforge` command: inspect, compare, report, debug, ops, serve, export-triton. Thin layer over the API."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +34,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("ops", help="list the supported ONNX ops")
     add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
     add_debug_parser(sub)
+    from ..serve.cli import add_parsers as add_serve_parsers  # argparse only: Ray is imported on use
+    add_serve_parsers(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -60,6 +62,9 @@ def main(argv=None) -> int:
         if args.cmd == "report":
             from .report_cmd import report
             return report(args)
+        if args.cmd in ("serve", "export-triton"):
+            from ..serve.cli import run as run_serve
+            return run_serve(args)
         if args.cmd == "ops":
             from .ops_cmd import ops_listing
             _print(ops_listing())

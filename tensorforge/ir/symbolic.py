@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import sympy
+from .lazy import sympy
 
 from ..errors import ShapeError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from .. import dtypes

@@ -5,7 +5,7 @@ import functools
 import math
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError

@@ -1,7 +1,7 @@
 """Data selection: Slice, Compress, NonZero, Unique."""
 from __future__ import annotations
 
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from ..errors import ShapeError

@@ -1,7 +1,7 @@
 """Sliding-window geometry shared by Conv and the pools: explicit pads, output lengths, padding."""
 from __future__ import annotations
 
-import sympy
+from ..ir.lazy import sympy
 import torch.nn.functional as F
 
 from ..ir.symbolic import norm

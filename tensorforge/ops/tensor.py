@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-import sympy
+from ..ir.lazy import sympy
 import torch
 
 from .. import dtypes

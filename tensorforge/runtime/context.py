@@ -18,30 +18,31 @@ import torch
 
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
-from ..kernels import make_kernel
-from . import memory
+from ..kernels import driver, make_kernel
+from . import execplan, graphs, memory, steps
 from . import streams as st
-from .binding import _as_tensor, _bind_symbols, _fmt, bound_tensor, check_values
+from .binding import _as_tensor, _bind_symbols, check_values
+from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
-from .dynamic import deliver
-from .shapes import eval_shape
-from .steps import build_steps, run_steps
+from .dynamic import deliver, static_prefix
+from .shapes import eval_shape, eval_value
 
 GRAPH_CACHE_SIZE = 8
-_CAPTURE_LOCK = threading.Lock()  # one capture at a time per process (threads each own a context)
-_STATE = ("_env", "_slots", "_steps", "_step_streams", "_sched", "_has_dynamic", "_consumed_at",
-          "_consumed_streams", "arena_bytes", "_release", "_arena_ptr")  # what build_steps sets: one plan per key
 __all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
 
 
-class ExecutionContext:
+class ExecutionContext(ContextIO):
     """Per-request state for one engine: shapes, bindings, activation arena, streams, CUDA graphs.
 
-    Contexts share the engine's weights; use one context (and one stream) per thread. Contexts used
-    one after the other may share one activation arena (`device_memory` / `set_device_memory`)."""
+    Contexts share the engine's weights. Thread safety: every method holds the context's lock, so
+    threads sharing one context are serialized and `infer` (bind, run, copy the outputs out) is
+    atomic; a sequence of low-level calls (set_input_shape, set_tensor_address, execute_async) is
+    not, so give each thread its own context (and stream) for those. Contexts used one after the
+    other may share one activation arena (`device_memory` / `set_device_memory`)."""
 
     def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
                  device_memory: torch.Tensor | None = None, allocate_memory: bool = True):
+        self._lock = threading.RLock()
         self.engine = engine
         self.plan = p = engine.plan
         self.device = engine.device
@@ -57,12 +58,13 @@ class ExecutionContext:
             if all(isinstance(d, int) for d in spec):
                 self._shapes[n] = tuple(spec)
         self._bound: dict[str, object] = {}
-        self._allocators: dict = {}  # output name -> output allocator (run-time-sized outputs)
+        self._allocators: dict = {}  # output name -> output allocator (outputs sized at run time)
         self._owned: dict[str, torch.Tensor] = {}
         self._arena = None
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
-        self._plans: OrderedDict = OrderedDict()
+        self._plans: OrderedDict = OrderedDict()  # LRU: shape-set key -> (ExecPlan, symbol env)
+        self._valid: set = set()  # keys of plans that ran once (outputs checked)
         self._external_memory = device_memory is not None or not allocate_memory
         if device_memory is not None:
             self.set_device_memory(device_memory)
@@ -71,156 +73,13 @@ class ExecutionContext:
         self._tf32 = bool(p.meta.get("tf32", False))
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
         self._consumed_event = None
-        self._slots = None
+        self._xp = None  # the ExecPlan of the prepared shape set
+        self._bound_launches = None  # per launch of _xp: its pre-bound driver launches (CUDA)
+        self._last = None  # slot list of the last run
+        self._env = {}
         self._arena_ptr = None
+        self.arena_bytes = 0
         self.replans = 0
-
-    # ---- shapes and profiles -----------------------------------------------------------------
-    def set_optimization_profile(self, index: int, stream=None) -> None:
-        """Select profile `index`; input shapes outside it must be set again. Re-plans once."""
-        if not 0 <= index < max(1, self.engine.num_profiles):
-            raise ShapeError(f"optimization profile {index} does not exist (engine has "
-                             f"{self.engine.num_profiles})")
-        self.profile_index = index
-        self._prepared_key = None
-        for n, shp in list(self._shapes.items()):
-            if self._outside(n, shp):
-                del self._shapes[n]
-
-    def _outside(self, name, shape) -> bool:
-        p = self.plan
-        if not p.profiles or p.meta.get("implicit_profile"):
-            return False
-        spec = p.tensors[name].shape
-        mn, _, mx = p.profiles[self.profile_index].shapes.get(name, (spec, spec, spec))
-        return any(not (a <= d <= b) for d, a, b in zip(shape, mn, mx) if isinstance(a, int))
-
-    def set_input_shape(self, name: str, shape) -> None:
-        p = self.plan
-        if name not in p.inputs:
-            raise ShapeError(f"'{name}' is not an input of this engine (inputs: {', '.join(p.inputs)})")
-        shape = tuple(int(d) for d in shape)
-        spec = p.tensors[name].shape
-        if len(shape) != len(spec):
-            raise ShapeError(f"input '{name}': rank {len(shape)} given, engine expects {len(spec)} "
-                             f"({_fmt(spec)})")
-        for i, (d, s) in enumerate(zip(shape, spec)):
-            if isinstance(s, int) and d != s:
-                raise ShapeError(f"input '{name}': dim {i} is {d}, engine requires {s} ({_fmt(spec)})")
-            if d < 0:
-                raise ShapeError(f"input '{name}': negative dim {d}")
-        if self._outside(name, shape):
-            mn, _, mx = p.profiles[self.profile_index].shapes[name]
-            raise ShapeError(f"input '{name}': shape {_fmt(shape)} is outside optimization profile "
-                             f"{self.profile_index} (min {_fmt(mn)}, max {_fmt(mx)})")
-        self._shapes[name] = shape
-
-    def set_shape_input(self, name: str, values) -> None:
-        """Give the values of a shape-tensor input (kept in a host tensor owned by the context)."""
-        if name not in self._shape_inputs:
-            raise ShapeError(f"'{name}' is not a shape tensor input of this engine")
-        t = torch.tensor([int(v) for v in np.asarray(values).reshape(-1)],
-                         dtype=dtypes.to_torch(self.plan.tensors[name].dtype))
-        shape = tuple(self.plan.tensors[name].shape)
-        self._owned[name] = t.reshape(shape)
-        self._bound[name] = self._owned[name]
-
-    def _values(self) -> dict:
-        """{shape input: tuple of values} read from the bound host tensors."""
-        out = {}
-        for n in self._shape_inputs:
-            if n not in self._bound:
-                raise ShapeError(f"values of shape tensor input '{n}' not set (bind a host tensor with "
-                                 "set_tensor_address or call set_shape_input)")
-            t = self._binding(n, tuple(self.plan.tensors[n].shape))
-            out[n] = tuple(int(v) for v in t.reshape(-1).tolist())
-        return out
-
-    def get_tensor_shape(self, name: str) -> tuple:
-        if name in self._shapes:
-            return self._shapes[name]
-        if name not in self.plan.tensors:
-            raise TensorforgeError(f"'{name}' is not a tensor of this engine")
-        missing = [n for n in self.plan.inputs if n not in self._shapes]
-        if missing:
-            raise ShapeError(f"input shape not set for {', '.join(missing)} (call set_input_shape)")
-        try:
-            return eval_shape(self.plan.tensors[name].shape, _bind_symbols(self.plan, self._shapes,
-                                                                           self._values()))
-        except (NameError, KeyError):  # data-dependent: -1 until an inference has run
-            t = self._slots.get(name) if self._slots else None
-            return tuple(t.shape) if t is not None else tuple(
-                d if isinstance(d, int) else -1 for d in self.plan.tensors[name].shape)
-
-    @property
-    def all_shapes_specified(self) -> bool:
-        return all(n in self._shapes for n in self.plan.inputs)
-
-    # ---- bindings and memory ---------------------------------------------------------------------
-    def set_tensor_address(self, name: str, tensor_or_ptr) -> None:
-        """Bind an I/O tensor (or raw pointer); shape-tensor inputs must be in host memory."""
-        if name not in self.plan.inputs and name not in self.plan.outputs:
-            raise TensorforgeError(f"'{name}' is not an input or output of this engine")
-        if isinstance(tensor_or_ptr, torch.Tensor):
-            want = "cpu" if name in self._shape_inputs else self.device.type
-            if tensor_or_ptr.device.type != want:
-                raise TensorforgeError(f"tensor '{name}' is on {tensor_or_ptr.device}, engine expects it on "
-                                       f"{want}" + (" (shape tensor input: host memory)" if want == "cpu" else ""))
-        elif not isinstance(tensor_or_ptr, int):
-            raise TensorforgeError(f"set_tensor_address('{name}'): expected a torch tensor or an int pointer")
-        self._bound[name] = tensor_or_ptr
-
-    def set_output_allocator(self, name: str, allocator) -> None:
-        """Outputs sized at run time (data-dependent) are delivered to `allocator` (see
-        runtime.dynamic.OutputAllocator) once their size is known; None removes it."""
-        if name not in self.plan.outputs:
-            raise TensorforgeError(f"'{name}' is not an output of this engine")
-        if allocator is None:
-            self._allocators.pop(name, None)
-        else:
-            self._allocators[name] = allocator
-
-    def get_output_allocator(self, name: str):
-        return self._allocators.get(name)
-
-    def get_tensor_address(self, name):
-        t = self._bound.get(name)
-        return t.data_ptr() if isinstance(t, torch.Tensor) else t
-
-    def set_device_memory(self, memory_: torch.Tensor) -> None:
-        """Use `memory_` (>= engine.device_memory_size bytes on the engine device) as the arena."""
-        if not isinstance(memory_, torch.Tensor) or memory_.device.type != self.device.type \
-                or not memory_.is_contiguous():
-            raise TensorforgeError(f"device memory must be a contiguous torch tensor on {self.device}")
-        self._arena = memory_.reshape(-1).view(torch.uint8)
-        self._external_memory = True
-        self._forget_plans()
-
-    def _forget_plans(self) -> None:
-        """Drop cached plans and graphs (they point into the arena)."""
-        self._prepared_key = None
-        self._graphs.clear()
-        self._plans.clear()
-
-    @property
-    def device_memory(self):
-        return self._arena
-
-    def _binding(self, name, shape):
-        """The bound tensor for an I/O name, checked against the current shape."""
-        if name not in self._bound:
-            raise TensorforgeError(f"no address set for '{name}' (call set_tensor_address)")
-        host = self.device.type == "cpu" or name in self._shape_inputs
-        return bound_tensor(self.plan, name, self._bound[name], shape, None if host else self.device)
-
-    # ---- input-consumed event ------------------------------------------------------------------------
-    def set_input_consumed_event(self, event) -> None:
-        """Event recorded once every layer reading a graph input has been enqueued (eager), or after
-        the graph replay (CUDA graph). On the CPU an object with `set()` (threading.Event) is set."""
-        self._consumed_event = event
-
-    def get_input_consumed_event(self):
-        return self._consumed_event
 
     # ---- planning (per shape set) ----------------------------------------------------------------
     def _key(self):
@@ -237,23 +96,67 @@ class ExecutionContext:
             return
         if self._external_memory and self._arena is None:
             raise TensorforgeError("context has no device memory (call set_device_memory)")
-        state = self._plans.get(key)
-        if state is not None:  # a recent shape set: reuse its plan
-            for k in _STATE:
-                setattr(self, k, state[k])
-            self._validated = state.get("_validated", False)
+        entry = self._plans.get(key)
+        if entry is not None:  # a recent shape set: reuse its plan
+            self._xp, self._env, self._bound_launches = entry
+            self._arena_ptr = None if self._arena is None else self._arena.untyped_storage().data_ptr()
+            self.arena_bytes = self._xp.arena_bytes
             self._plans.move_to_end(key)
             self._prepared_key = key
             return
         vals = dict(key[2])
         check_values(self.plan, self.profile_index, vals)
         self._env = _bind_symbols(self.plan, self._shapes, vals)
-        build_steps(self)
+        slots = self._initial_slots()
+        self._xp = execplan.build(self.plan, self._kernels, slots, self.device, self.device.type == "cuda",
+                                  self.arena_bytes)
         self._prepared_key = key
         self.replans += 1
-        self._plans[key] = {k: getattr(self, k) for k in _STATE}
+        self._bound_launches = [None] * len(self._xp.launches) if self.device.type == "cuda" else None
+        self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
-            self._plans.popitem(last=False)
+            old, _ = self._plans.popitem(last=False)
+            self._valid.discard(old)
+
+    @property
+    def exec_plan(self):
+        """The ExecPlan of the current shape set (None before the first inference)."""
+        return self._xp
+
+    @property
+    def _slots(self) -> dict:
+        """{tensor name: tensor} of the last run (or of the plan before any run)."""
+        xp = self._xp
+        return dict(zip(xp.names, self._last if self._last is not None and len(self._last) == len(xp.names)
+                        else xp.initial))
+
+    def _initial_slots(self) -> dict:
+        """Weights, shape tensors, bound I/O and arena views of the current shape set."""
+        p, env = self.plan, self._env
+        slots: dict = {}
+        for name, t in p.tensors.items():
+            if t.kind == "weight":
+                slots[name] = self.engine.weights[name]
+            elif t.kind == "shape":
+                vals = [eval_value(v, env, t.dtype) for v in t.sym]  # float shape values keep fractions
+                slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(eval_shape(t.shape, env))
+        for n in p.inputs:
+            slots[n] = self._binding(n, self._shapes[n])
+        for n in p.outputs:
+            shp = self._shape_of(n)
+            slots[n] = self._binding(n, shp) if shp is not None else None
+        self._plan_arena(slots)
+        return slots
+
+    def _check_planned(self, layer, name, r):
+        """A kernel-allocated output must have the planned shape and dtype (data-dependent: any shape)."""
+        t = self.plan.tensors.get(name)
+        if t is None or t.dynamic:
+            return
+        shp = self._shape_of(name)
+        if r.dtype != dtypes.to_torch(t.dtype) or (shp is not None and tuple(r.shape) != tuple(shp)):
+            raise TensorforgeError(f"layer '{layer}': output '{name}' computed as {r.dtype}{list(r.shape)}, "
+                                   f"planned {t.dtype}{list(shp or t.shape)} (shape inference bug)")
 
     def _shape_of(self, name):
         try:
@@ -287,6 +190,7 @@ class ExecutionContext:
         self._arena_ptr = None if self._arena is None else self._arena.untyped_storage().data_ptr()
 
     # ---- execution ---------------------------------------------------------------------------------
+    @_locked
     def execute_async(self, stream=None) -> bool:
         """Enqueue one inference on `stream` (CUDA) or run it (CPU). Returns True."""
         if self.device.type == "cuda":
@@ -294,45 +198,71 @@ class ExecutionContext:
             # TF32 is a math mode of cuBLAS/cuDNN: set it from the build config before enqueueing
             torch.backends.cuda.matmul.allow_tf32 = self._tf32
             torch.backends.cudnn.allow_tf32 = self._tf32
-            with torch.cuda.stream(stream):
+            with torch.cuda.stream(stream), driver.active(self.engine.kernel_store):
                 self._prepare()  # allocations (arena, device copies) are ordered on this stream
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)
-                elif self.use_cuda_graph and not self._has_dynamic and self.profiler is None:
-                    self._run_graph(stream)
+                elif self.use_cuda_graph and self.profiler is None and self._static_launches() > 0:
+                    self._run_graph(stream)  # data-dependent layers: only the static prefix is a graph
                 else:
                     self._run(stream)
+                self._deliver()
         else:
             self._prepare()
             self._run(None)
+            self._deliver()
         return True
 
-    def _run(self, stream, capturing=False):
-        run_steps(self, stream, None if capturing else self._consumed_event)
+    def _static_launches(self) -> int:
+        """How many leading launches of the current plan a CUDA graph may capture (all when no layer
+        is data-dependent; the builder orders static layers first)."""
+        xp = self._xp
+        if not xp.has_dynamic:
+            return len(xp.launches)
+        return static_prefix(self.plan.layers, self.plan.tensors, [L.name for L in xp.launches])
+
+    def _deliver(self) -> None:
+        """Hand outputs sized at run time to their output allocators (ordered on the current stream)."""
+        if not self._allocators:
+            return
+        last = self._slots
         for name, alloc in self._allocators.items():
-            if self.plan.tensors[name].dynamic and self._slots.get(name) is not None:
-                deliver(alloc, name, self._slots[name])
-        state = self._plans.get(self._prepared_key)
-        if state is not None:
-            state["_validated"] = True
+            if self.plan.tensors[name].dynamic and last.get(name) is not None:
+                deliver(alloc, name, last[name])
+
+    def _run(self, stream, capturing=False, stop=None):
+        key = self._prepared_key
+        slots, marks = steps.run(self._xp, stream, self._ss, None if capturing else self._consumed_event,
+                                 self.profiler, key in self._valid, self._arena_ptr, self._check_planned,
+                                 self._bound_launches, stop=stop)
+        self._last = slots
+        self._valid.add(key)
+        if marks is not None:
+            self._report(marks)
 
     def _run_graph(self, stream):
+        """Replay the graph of this shape set (captured after a first eager run). With data-dependent
+        layers the graph holds the static prefix; the dynamic tail then runs eagerly from its slots."""
         key = self._prepared_key
         entry = self._graphs.get(key)
+        n = self._static_launches()
         if entry is None:
             self._run(stream)  # resolves shapes and validates outputs; never captured
-            g = torch.cuda.CUDAGraph()
+            full = self._last
             cap = self._ss.stream("capture", stream)
             cap.wait_stream(stream)
-            with _CAPTURE_LOCK, torch.cuda.graph(g, stream=cap, capture_error_mode="thread_local"):
-                self._run(cap, capturing=True)
+            g = graphs.capture(lambda: self._run(cap, capturing=True, stop=n), cap)
             stream.wait_stream(cap)
-            self._graphs[key] = (g, self._slots, self._arena)  # keep what the graph points to alive
+            self._graphs[key] = (g, self._xp, self._last, self._arena)  # what the graph points to stays alive
+            self._last = full
             while len(self._graphs) > self.graph_cache_size:
                 self._graphs.popitem(last=False)
             return
         self._graphs.move_to_end(key)
         entry[0].replay()
+        if n < len(entry[1].launches):  # the dynamic tail: eager, from the slots the graph fills
+            self._last, _ = steps.run(entry[1], stream, self._ss, None, None, True, self._arena_ptr,
+                                      self._check_planned, None, start=n, slots=entry[2])
         if self._consumed_event is not None:
             self._consumed_event.record(stream)
 
@@ -342,10 +272,12 @@ class ExecutionContext:
             times = [a.elapsed_time(b) for a, b in zip(marks, marks[1:])]
         else:
             times = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
-        for (name, *_), ms in zip(self._steps, times):
+        for L, ms in zip(self._xp.launches, times):
+            name = L.name
             self.profiler.report_layer_time(name, ms)
 
     # ---- convenience -------------------------------------------------------------------------------
+    @_locked
     def infer(self, feed: dict) -> dict:
         """Run once on host or device data; returns {output name: tensor} (copies, on the engine device)."""
         p = self.plan
@@ -378,5 +310,6 @@ class ExecutionContext:
         self.execute_async()
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()
-        return {n: self._slots[n].clone() for n in p.outputs}
+        last = self._slots
+        return {n: last[n].clone() for n in p.outputs}
 

@@ -54,7 +54,7 @@ def default_device() -> torch.device:
 
 
 class Engine:
-    """A built engine: plan + weights (+ compiled artifacts). Immutable once built."""
+    """A built engine: plan + weights (+ compiled kernels: cubins only). Immutable once built."""
 
     def __init__(self, plan: EnginePlan, weights: dict, device=None, artifacts: bytes = b"",
                  build_info: dict | None = None):
@@ -70,6 +70,7 @@ class Engine:
         self._apply_weight_layouts()
         self.load_time_s = None
         self._size_bytes = None
+        self._binaries = self._store = None
 
     def _apply_weight_layouts(self) -> None:
         """Lay weights out as their tactics want them, once (the file stores them contiguous)."""
@@ -128,12 +129,24 @@ class Engine:
         dev = torch.device(device) if device is not None else (
             torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
         check_device(built, dev, source)
-        if artifacts:  # compiled Triton kernels: validated everywhere, installed on the GPU
-            from ..kernels.triton import binaries
-            meta, files = binaries.unpack(artifacts, source)
-            if dev.type == "cuda":
-                binaries.install(meta, files)
-        return cls(plan, weights, dev, artifacts, header.get("build", {}))
+        eng = cls(plan, weights, dev, artifacts, header.get("build", {}))
+        eng.binaries(source)  # device code only (cubins + launch metadata), checked on every device
+        return eng
+
+    def binaries(self, source: str = "<engine>") -> dict:
+        """{(kernel, specialization): cubin.Binary} stored in the engine (validated once)."""
+        if self._binaries is None or self._binaries[0] is not self.artifacts:
+            from ..kernels import cubin
+            self._binaries = (self.artifacts, cubin.unpack(self.artifacts, source))
+        return self._binaries[1]
+
+    @property
+    def kernel_store(self):
+        """The engine's cubins, loaded per device by the CUDA driver at their first launch (CUDA only)."""
+        if self._store is None or self._store.binaries is not self.binaries():
+            from ..kernels.driver import Store
+            self._store = Store(self.binaries())
+        return self._store
 
     # ---- introspection ------------------------------------------------------------------
     @property

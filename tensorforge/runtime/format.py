@@ -23,7 +23,7 @@ from ..fileio import atomic_write, regular_file
 from .schema import validate_header
 
 MAGIC = b"TFENGINE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: artifacts are cubins + launch metadata (1 stored Triton cache files with host code)
 _PREFIX = struct.Struct("<8sIQQQI")
 MAX_HEADER = 256 << 20  # JSON header and safetensors header: far above any real engine's
 _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -137,7 +137,7 @@ def _parse(f, size: int, source: str):
     magic, version, nh, nw, na, crc = _PREFIX.unpack(prefix)
     if version != FORMAT_VERSION:
         raise EngineFormatError(f"{source}: engine format version {version} is not supported "
-                                f"(this tensorforge reads version {FORMAT_VERSION}); rebuild the engine")
+                                f"(this tensorforge reads version {FORMAT_VERSION}); rebuild this engine")
     body = size - _PREFIX.size
     if body != nh + nw + na:  # before anything else is read: the sizes must add up to the real file
         raise EngineFormatError(f"{source}: engine file is truncated or corrupt "

@@ -31,13 +31,13 @@ def _split(data):
 def _repack(header, weights, artifacts=b""):
     hdr = json.dumps(header).encode()
     body = hdr + weights + artifacts
-    return fmt._PREFIX.pack(b"TFENGINE", 1, len(hdr), len(weights), len(artifacts), zlib.crc32(body)) + body
+    return fmt._PREFIX.pack(b"TFENGINE", fmt.FORMAT_VERSION, len(hdr), len(weights), len(artifacts), zlib.crc32(body)) + body
 
 
 def test_sparse_3gib_file_refused_without_reading(tmp_path):
     p = tmp_path / "big.engine"
     with open(p, "wb") as f:
-        f.write(fmt._PREFIX.pack(b"TFENGINE", 1, 2, (3 << 30) - fmt._PREFIX.size, 0, 0) + b"{}")
+        f.write(fmt._PREFIX.pack(b"TFENGINE", fmt.FORMAT_VERSION, 2, (3 << 30) - fmt._PREFIX.size, 0, 0) + b"{}")
         f.truncate(3 << 30)
     t0 = time.perf_counter()
     with pytest.raises(EngineFormatError, match="truncated or corrupt"):

@@ -6,6 +6,8 @@ import os
 import struct
 import zlib
 
+from tensorforge.runtime.format import FORMAT_VERSION
+
 from .harness import Case
 
 PREFIX = struct.Struct("<8sIQQQI")
@@ -35,7 +37,7 @@ def repack(header, weights: bytes, artifacts: bytes = b"", raw_header: bytes | N
     """Engine bytes with a recomputed checksum (what a deliberate attacker writes)."""
     hdr = raw_header if raw_header is not None else json.dumps(header, separators=(",", ":")).encode()
     body = hdr + weights + artifacts
-    return PREFIX.pack(b"TFENGINE", 1, len(hdr), len(weights), len(artifacts), zlib.crc32(body)) + body
+    return PREFIX.pack(b"TFENGINE", FORMAT_VERSION, len(hdr), len(weights), len(artifacts), zlib.crc32(body)) + body
 
 
 def _strip_weight(weights: bytes, name: str) -> bytes:
@@ -140,7 +142,7 @@ def sparse_engine(workdir: str) -> str:
     if not os.path.exists(path):
         size = 3 << 30
         with open(path, "wb") as f:
-            f.write(PREFIX.pack(b"TFENGINE", 1, 2, size - PREFIX.size - 2, 0, 0) + b"{}")
+            f.write(PREFIX.pack(b"TFENGINE", FORMAT_VERSION, 2, size - PREFIX.size - 2, 0, 0) + b"{}")
             f.truncate(size)
     return path
 

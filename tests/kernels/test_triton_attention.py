@@ -247,7 +247,7 @@ def _offline_compile(cfg, d, mask_kind=1, mask_row=True, causal=False, pad=True)
 
     from tensorforge.kernels.triton.attention_source import NAME, SOURCE
     from tensorforge.kernels.triton.launch import compile_source
-    fn = compile_source(SOURCE, NAME)
+    fn = compile_source(SOURCE, NAME).jit
     bm, bn, warps, stages = cfg
     const = dict(D=d, DV=d, BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=fa.block_d(d), BLOCK_DV=fa.block_d(d),
                  PAD_D=fa.block_d(d) != d, PAD_DV=fa.block_d(d) != d, MASK_KIND=mask_kind, MASK_ROW=mask_row,

@@ -147,20 +147,23 @@ def test_memory_plan_with_streams_is_safe_and_bigger_only_when_needed():
 
 # ---- simulated concurrent execution --------------------------------------------------------------------
 def _simulate(ctx, seed):
-    """Run ctx's steps in a random order that respects stream order and the schedule's event waits."""
+    """Run the multi-stream ExecPlan of ctx's shapes in a random order that respects stream order and
+    each launch's event waits; returns the slots by name."""
+    from tensorforge.runtime import execplan
     from tensorforge.runtime.steps import _exec
-    sched = st.schedule(ctx._step_streams, [s[2] for s in ctx._steps], [s[3] for s in ctx._steps], {})
+    xp = execplan.build(ctx.plan, ctx._kernels, ctx._initial_slots(), ctx.device, True)
+    assert xp.aux and any(L.waits for L in xp.launches)
     queues = {}
-    for k, s in enumerate(sched.stream):
-        queues.setdefault(s, []).append(k)
-    done, rng = set(), random.Random(seed)
-    ctx._validated = True
+    for k, L in enumerate(xp.launches):
+        queues.setdefault(L.stream, []).append(k)
+    done, rng, slots = set(), random.Random(seed), list(xp.initial)
     while any(queues.values()):
-        ready = [s for s, q in queues.items() if q and all(w in done for w in sched.waits[q[0]])]
+        ready = [s for s, q in queues.items() if q and all(w in done for w in xp.launches[q[0]].waits)]
         s = rng.choice(ready)
         k = queues[s].pop(0)
-        _exec(ctx, ctx._steps[k], ctx._slots)
+        _exec(xp.launches[k], slots, xp.names, True, None, None)
         done.add(k)
+    return dict(zip(xp.names, slots))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -171,6 +174,6 @@ def test_any_legal_interleaving_gives_sequential_outputs(seed):
     x = torch.from_numpy(rand((2, 3, 8, 8), seed=seed))
     ref = ctx.infer({"x": x})
     ctx._arena.fill_(255)  # stale data everywhere: a missing dependency would show
-    _simulate(ctx, seed)
+    got = _simulate(ctx, seed)
     for k, v in ref.items():
-        torch.testing.assert_close(ctx._slots[k], v, rtol=0, atol=0)
+        torch.testing.assert_close(got[k], v, rtol=0, atol=0)

@@ -5,8 +5,6 @@ import dataclasses
 import os
 import tempfile
 
-import torch
-
 
 def lib():
     """The tensorforge package (imported lazily so that option parsing works without it)."""
@@ -36,7 +34,8 @@ def make_config(fields: dict):
 
 def config_default(name: str):
     """BuilderConfig's default for field `name` (flags take the library's defaults, not their own)."""
-    return {f.name: f.default for f in dataclasses.fields(lib().BuilderConfig)}[name]
+    from tensorforge.builder.config import BuilderConfig  # the dataclass only: no builder, no torch
+    return {f.name: f.default for f in dataclasses.fields(BuilderConfig)}[name]
 
 
 def make_profile(shapes: dict, shape_inputs=()):
@@ -173,7 +172,7 @@ def execute(ctx, stream) -> None:
         raise error("Inference enqueue failed.")
 
 
-def torch_dtype(name: str) -> torch.dtype:
+def torch_dtype(name: str) -> "torch.dtype":  # noqa: F821 - torch is not imported here (help < 1 s)
     """torch dtype of a tensorforge dtype name."""
     from tensorforge import dtypes
     return dtypes.to_torch(name)

@@ -138,10 +138,8 @@ class CudaBackend:
 
     def capture(self, fn, stream):
         """Capture fn on stream into a CUDA graph; raise when capture fails."""
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
-            fn()
-        return graph
+        from ...runtime.graphs import capture
+        return capture(fn, stream)
 
     def launch(self, graph, stream) -> None:
         """Replay a captured graph on stream."""

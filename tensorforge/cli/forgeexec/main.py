@@ -5,14 +5,13 @@ import logging
 import sys
 import traceback
 
-from . import api
-from .banner import options_lines
 from .flags import help_text
 from .log import Logger
 from .options import UnknownOptions, deprecations, parse, wants_help
-from .run import run
 from .shapes import UsageError
 from .validate import validate
+
+# api, banner and run import torch and the library: imported after --help is ruled out (help < 1 s)
 
 PROG = "forgeexec"
 TEST_NAME = "tensorforge.forgeexec"
@@ -56,6 +55,8 @@ def _parse(argv: list[str], log: Logger):
 
 def _run_guarded(opts, log: Logger) -> bool:
     """Run, turning library and usage errors into one [E] line (never a traceback)."""
+    from . import api
+    from .run import run
     try:
         run(opts, log)
         return True
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     lib_log.addHandler(bridge)
     lib_log.setLevel(logging.DEBUG if opts.verbose else logging.INFO)
     lib_log.propagate = False
+    from .banner import options_lines
     try:
         for line in options_lines(opts):
             log.info(line)

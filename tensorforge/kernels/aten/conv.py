@@ -19,7 +19,7 @@ from ..layer_shapes import FLOATS, LOW, is_weight
 from ..registry import tactic_family
 from ..weight_cache import cached
 from . import tactic
-from .epilogue import eval_expr
+from .epilogue import compile_expr
 
 CL = torch.channels_last
 CONV_TYPES = ("Conv", "fused.ConvAct")
@@ -103,6 +103,7 @@ def conv2d_nhwc(layer, attrs, opset, device, params):
     """Convolution on channels-last activations and weights (+ the layer's epilogue, unfused)."""
     wcl = cached(_to_cl)
     conv, epi = _split(attrs)
+    epi = compile_expr(epi, opset, device) if epi else None
     algo = _algo(params)
 
     def fn(inputs):
@@ -112,7 +113,7 @@ def conv2d_nhwc(layer, attrs, opset, device, params):
             w = wcl(w)
         with algo:
             y = conv_ref(_to_cl(x), w, b, **conv)
-        return (eval_expr(epi, [y, *inputs[3:]], opset) if epi else y,)
+        return (epi([y, *inputs[3:]]) if epi else y,)
     return fn
 
 

@@ -166,6 +166,27 @@ class LtMatmul:
             "matmul")
 
 
+    def bind(self, a, w, bias, c, out, algo: int, workspace):
+        """replay(stream handle): this exact call (every pointer fixed) as one cublasLtMatmul."""
+        h = self.algos[algo]
+        if self.bias:  # the bias is a weight: its pointer is fixed for this descriptor's life
+            p = ctypes.c_void_p(bias.data_ptr())
+            _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, DESC_BIAS_POINTER, ctypes.byref(p),
+                                                       ctypes.sizeof(p)), "bias pointer")
+        cptr = c.data_ptr() if self.residual else out.data_ptr()
+        la, lb, lc, ld = self.layouts
+        args = (self.handle, self.desc, ctypes.byref(self.one), ctypes.c_void_p(w.data_ptr()), la,
+                ctypes.c_void_p(a.data_ptr()), lb, ctypes.byref(self.beta), ctypes.c_void_p(cptr), lc,
+                ctypes.c_void_p(out.data_ptr()), ld, ctypes.byref(h.algo), ctypes.c_void_p(workspace.data_ptr()),
+                ctypes.c_size_t(workspace.numel()))
+        matmul, keep = _LIB.cublasLtMatmul, (self, h, workspace)
+
+        def replay(stream: int) -> None:
+            _check(matmul(*args, ctypes.c_void_p(stream)), "matmul")
+        replay.keep = keep  # what the pointers point into stays alive with the replay
+        return replay
+
+
 def aligns(*tensors) -> tuple:
     """cuBLASLt alignment preference (bytes, <= 256) of each tensor's data pointer."""
     return tuple(_align(t.data_ptr()) for t in tensors)

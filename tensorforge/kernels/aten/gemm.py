@@ -13,7 +13,7 @@ from ..device import is_cuda
 from ..layer_shapes import FLOATS, LOW, is_weight
 from ..registry import tactic_family
 from . import tactic
-from .epilogue import eval_expr
+from .epilogue import compile_expr
 from .gemm_lt import epilogue_form
 
 
@@ -54,12 +54,12 @@ def _operands(inputs, attrs):
 
 def gemm_addmm(layer, attrs, opset, device, params):
     """y = c + a @ b in one GEMM call (cuBLASLt bias epilogue), then the layer's epilogue if any."""
-    epi = attrs.get("epilogue")
+    epi = compile_expr(attrs["epilogue"], opset, device) if attrs.get("epilogue") else None
 
     def fn(inputs):
         a, b, c = _operands(inputs, attrs)
         y = torch.addmm(c, a, b)
-        return (eval_expr(epi, [y, *inputs[3:]], opset) if epi else y,)
+        return (epi([y, *inputs[3:]]) if epi else y,)
     return fn
 
 

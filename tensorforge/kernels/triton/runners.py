@@ -5,17 +5,19 @@ A layout the generated kernels do not cover (non-trailing reduction axes, an uns
 runs the op's reference instead, so a tactic is always correct."""
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from ...ops.fused.expr import expr_dtype
 from .codegen import supported
-from .launch import compile_source, dtype_name, empty, kind_of, next_pow2, operand_strides, strided_args
+from .launch import MissingKernel, compile_source, dtype_name, empty, kind_of, next_pow2, operand_strides, strided_args
 from .pointwise import Signature, pointwise_source
 from .rowwise import RowSignature, norm_source, reduce_source, softmax_source
 
 INF = float("inf")
+log = logging.getLogger("tensorforge")
 ROW_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
 
 
@@ -43,7 +45,12 @@ class _Runner:
             plan = self.plans[key] = self.plan(inputs)
         if plan is None:
             return list(self.fallback(inputs))
-        return plan(inputs, outs)
+        try:
+            return plan(inputs, outs)
+        except MissingKernel as e:  # the engine has no cubin for this signature and there is no Triton
+            log.warning("%s; running the reference for this input signature", e)
+            self.plans[key] = None
+            return list(self.fallback(inputs))
 
     def launch(self, kernel, grid, args, **meta):
         kernel[grid](*args, num_warps=self.params.get("num_warps", 4), **meta)
@@ -214,5 +221,11 @@ class EpilogueRunner(_Runner):
         plan = self.pw.plans.get(tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins), False)
         if plan is False:
             plan = self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = self.pw.plan(ins)
-        return plan(ins, outs) if plan is not None else list(self.fallback(inputs))
+        if plan is not None:
+            try:
+                return plan(ins, outs)
+            except MissingKernel as e:
+                log.warning("%s; running the reference for this input signature", e)
+                self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = None
+        return list(self.fallback(inputs))
 

@@ -1,0 +1,120 @@
+"""Runtime overhead on the GPU: host time per layer on the eager path, eager and CUDA-graph time per
+inference, and engine load -> first output in a fresh process after CUDA is initialized (the process must not
+import Triton).
+
+  python bench/runtime.py [--cases resnet50_bs4,bert_base_bs1] [--opt-level 3] [--timing-cache F] [--json F]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+CASES = {"resnet50_bs4": ("resnet50", 4), "bert_base_bs1": ("bert_base", 1)}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHILD = r'''
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t_torch = time.perf_counter()
+torch.zeros(1, device="cuda")  # CUDA context: the process's cost, not the engine's
+torch.cuda.synchronize()
+t1 = time.perf_counter()
+from tensorforge.runtime import Engine
+eng = Engine.load(sys.argv[1])
+feed = torch.load(sys.argv[2])
+out = eng.create_execution_context().infer(feed)
+torch.cuda.synchronize()
+t2 = time.perf_counter()
+print(json.dumps({"load_to_first_s": t2 - t1, "torch_import_s": t_torch - t0, "cuda_init_s": t1 - t_torch,
+                  "triton": "triton" in sys.modules}))
+'''
+
+
+def per_inference_ms(ctx, stream, iters):
+    """Wall ms per inference of back-to-back execute_async calls (the slower of host and GPU)."""
+    for _ in range(3):
+        ctx.execute_async(stream)
+    stream.synchronize()
+    t = time.perf_counter()
+    for _ in range(iters):
+        ctx.execute_async(stream)
+    stream.synchronize()
+    return (time.perf_counter() - t) * 1e3 / iters
+
+
+def host_us_per_layer(ctx, stream, layers, iters=10):
+    """Host µs per layer spent enqueueing on the eager path (GPU kept from blocking the queue)."""
+    best = float("inf")
+    for _ in range(iters):
+        stream.synchronize()
+        t = time.perf_counter()
+        ctx.execute_async(stream)
+        best = min(best, time.perf_counter() - t)
+    stream.synchronize()
+    return best * 1e6 / layers
+
+
+def bench_case(name, model, batch, args, tmp):
+    import tensorforge as tf
+    from tensorforge import zoo
+    feed = {k: torch.from_numpy(v).cuda() for k, v in zoo.random_inputs(model, batch, seed=1).items()}
+    prof = tf.OptimizationProfile()  # the benchmarked shapes: the engine stores their cubins
+    for k, v in feed.items():
+        prof.set_shape(k, tuple(v.shape), tuple(v.shape), tuple(v.shape))
+    cfg = tf.BuilderConfig(device="cuda", fp16=True, opt_level=args.opt_level, profiles=[prof],
+                           timing_cache=args.timing_cache or None)
+    t = time.perf_counter()
+    eng = tf.Builder(cfg).build(zoo.get_model(model))
+    build_s = time.perf_counter() - t
+    stream = torch.cuda.Stream()
+    rows = {}
+    for mode in ("eager", "graph"):
+        ctx = eng.create_execution_context(use_cuda_graph=mode == "graph")
+        ctx.infer(feed)
+        with torch.cuda.stream(stream):
+            rows[f"{mode}_ms"] = per_inference_ms(ctx, stream, args.iters)
+            if mode == "eager":
+                rows["host_us_per_layer"] = host_us_per_layer(ctx, stream, len(eng.plan.layers))
+    path = os.path.join(tmp, f"{name}.engine")
+    eng.save(path)
+    torch.save({k: v.cpu() for k, v in feed.items()}, os.path.join(tmp, "feed.pt"))
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", CHILD, path, os.path.join(tmp, "feed.pt")], capture_output=True,
+                       text=True, env=env, timeout=300)
+    child = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
+    return dict(rows, layers=len(eng.plan.layers), build_s=round(build_s, 1), **child)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--opt-level", type=int, default=3)
+    ap.add_argument("--timing-cache", default="")
+    ap.add_argument("--iters", type=int, default=100)
+    ap.add_argument("--json", default="")
+    args = ap.parse_args(argv)
+    out = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "opt_level": args.opt_level,
+           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases.split(","):
+            out["cases"][name] = bench_case(name, *CASES[name], args, tmp)
+    print(f"{out['gpu']}, torch {out['torch']}, FP16, opt level {args.opt_level}, {out['date']}")
+    print(f"{'case':<16}{'layers':>7}{'host us/layer':>15}{'eager ms':>10}{'graph ms':>10}{'load->1st s':>13}"
+          f"{'triton':>8}")
+    for name, r in out["cases"].items():
+        print(f"{name:<16}{r['layers']:>7}{r['host_us_per_layer']:>15.1f}{r['eager_ms']:>10.3f}{r['graph_ms']:>10.3f}"
+              f"{r.get('load_to_first_s', float('nan')):>13.3f}{str(r.get('triton', '?')):>8}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

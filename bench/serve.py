@@ -1,0 +1,148 @@
+"""Serving load test and GPU target (issue 18): an engine behind Ray Serve and behind Triton.
+
+CPU (default without CUDA): zoo:mobilenetv2_small (profile 1..16) with mixed batch sizes; every answer
+is compared with the same payload run alone through the Python API (fp32, 1e-5).
+GPU: zoo:resnet50 FP16 (profile 1..128, opt 128), single-image requests from many clients (several
+client processes), throughput vs the engine's own bs-128 throughput (CUDA graph, device buffers);
+target >= 70 %. Answers are compared at fp16 tolerance (1e-2 of the output's scale).
+
+Loopback only, bounded: each request is sent once; the run stops when all are answered or time out.
+
+  python3 bench/serve.py --requests 5000                      # CPU: both servers
+  python3 bench/serve.py --requests 20000 --clients 8         # GPU machine (needs tensorforge[serve])
+  python3 bench/serve.py --paths ray --ray-client handle      # Ray via Python handles, no HTTP
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import serve_clients  # noqa: E402  (bench/serve_clients.py)
+
+import tensorforge as tf  # noqa: E402
+from tensorforge.serve import loadtest  # noqa: E402
+from tensorforge.serve.spec import engine_view, np_dtype  # noqa: E402
+
+
+def build_engine(args, device: str) -> str:
+    """The engine to serve: --engine, else a zoo model built here with a batch profile."""
+    if args.engine:
+        return args.engine
+    model = args.model or ("zoo:resnet50" if device == "cuda" else "zoo:mobilenetv2_small")
+    from tensorforge import zoo
+    shape = zoo.input_specs(model)["input"][1][1:]
+    p = tf.OptimizationProfile()
+    p.set_shape("input", (1, *shape), (args.max_batch, *shape), (args.max_batch, *shape))
+    cfg = tf.BuilderConfig(device=device, profiles=[p], fp16=device == "cuda" and not args.fp32)
+    t0 = time.perf_counter()
+    eng = tf.Builder(cfg).build(model)
+    path = os.path.join(tempfile.mkdtemp(prefix="tf-bench-serve-"), "model.engine")
+    eng.save(path)
+    print(f"built {model} ({'fp16' if cfg.fp16 else 'fp32'}, {device}, batch 1..{args.max_batch}) in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    return path
+
+
+def engine_throughput(path: str, device: str, batch: int, seconds: float = 3.0) -> float:
+    """Rows/s of the engine alone at `batch` (device buffers bound once; CUDA graph on the GPU)."""
+    import torch
+    if device == "cpu":  # as the servers run it: one torch thread per replica / instance
+        torch.set_num_threads(1)
+    eng = tf.Engine.load(path)
+    ctx = eng.create_execution_context(use_cuda_graph=device == "cuda")
+    spec, _ = engine_view(path)
+    bufs = {}
+    for s in spec.inputs:
+        t = torch.zeros((batch, *s.shape[1:]), dtype=getattr(torch, s.dtype), device=eng.device)
+        bufs[s.name] = t
+        ctx.set_input_shape(s.name, tuple(t.shape))
+        ctx.set_tensor_address(s.name, t)
+    for o in eng.outputs:
+        bufs[o.name] = torch.empty(ctx.get_tensor_shape(o.name), dtype=getattr(torch, o.dtype), device=eng.device)
+        ctx.set_tensor_address(o.name, bufs[o.name])
+    stream = torch.cuda.Stream() if device == "cuda" else None
+    sync = stream.synchronize if stream is not None else (lambda: None)
+    for _ in range(5):
+        ctx.execute_async(stream)
+    sync()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            ctx.execute_async(stream)
+        n += 10
+        sync()
+    return n * batch / (time.perf_counter() - t0)
+
+
+def payloads(path: str, n: int, sizes: tuple, seed: int = 0) -> list:
+    """n distinct random payloads with batch sizes cycling through `sizes`."""
+    spec, _ = engine_view(path)
+    rng = np.random.default_rng(seed)
+    return [{s.name: rng.uniform(-1, 1, (sizes[i % len(sizes)], *s.shape[1:])).astype(np_dtype(s))
+             for s in spec.inputs} for i in range(n)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=1000, help="requests in flight at once (all clients)")
+    ap.add_argument("--clients", type=int, default=1, help="client processes (use several on the GPU machine)")
+    ap.add_argument("--paths", default="ray,triton", help="ray, triton or both")
+    ap.add_argument("--ray-client", default="http", choices=["http", "handle"])
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--engine", default=None, help="serve this engine file instead of building one")
+    ap.add_argument("--model", default=None, help="zoo model (default resnet50 on the GPU, mobilenetv2_small on CPU)")
+    ap.add_argument("--fp32", action="store_true", help="GPU: build FP32 instead of FP16")
+    ap.add_argument("--max-batch", type=int, default=None, help="profile max (default 128 GPU, 16 CPU)")
+    ap.add_argument("--max-wait-ms", type=float, default=None, help="batching delay (default 2 GPU, 10 CPU)")
+    ap.add_argument("--single", action="store_true", help="batch-1 requests only (default on the GPU)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    import torch
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = device == "cuda"
+    args.max_batch = args.max_batch or (128 if gpu else 16)
+    wait = args.max_wait_ms if args.max_wait_ms is not None else (2.0 if gpu else 10.0)
+    path = build_engine(args, device)
+    sizes = (1,) if (gpu or args.single) else (1, 1, 1, 2, 1, 4, 2, 1, 3, 1)
+    feeds = payloads(path, 64, sizes)
+    refs = loadtest.references(path, feeds)
+    which = [(i * 7) % len(feeds) for i in range(args.requests)]
+    rows = [next(iter(feeds[p].values())).shape[0] for p in which]
+    tol = (1e-2, 1e-2) if gpu else (1e-5, 1e-5)
+    spec, _ = engine_view(path, args.max_batch)
+    out = {"device": torch.cuda.get_device_name() if gpu else "cpu", "engine": path,
+           "requests": args.requests, "concurrency": args.concurrency, "clients": args.clients,
+           "max_batch": spec.max_batch, "max_wait_ms": wait}
+    out["engine_rows_per_s"] = round(engine_throughput(path, device, spec.max_batch), 1)
+    # both servers put one replica / instance on every visible GPU: compare with that many engines
+    out["gpus"] = torch.cuda.device_count() if gpu else 0
+    ceiling = out["engine_rows_per_s"] * max(1, out["gpus"])
+    print(f"engine alone at bs {spec.max_batch}: {out['engine_rows_per_s']} rows/s"
+          + (f" (x {out['gpus']} GPUs)" if gpu else ""), flush=True)
+    for kind in [p.strip() for p in args.paths.split(",") if p.strip()]:
+        run = serve_clients.ray_run if kind == "ray" else serve_clients.triton_run
+        res = run(path, feeds, which, args, wait, spec)
+        answers, results, wall, server = res
+        bad = loadtest.mismatches(answers, which, refs, *tol)
+        rep = loadtest.report(results, wall, rows)
+        rep.update({"wrong_or_lost": len(bad), "server": server,
+                    "fraction_of_engine": round(rep["rows_per_s"] / ceiling, 3)})
+        out[kind] = rep
+        print(f"{kind}: {json.dumps(rep)}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+    ok = all(out[k]["wrong_or_lost"] == 0 for k in ("ray", "triton") if k in out)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`tensorforge serve` and `tensorforge export-triton`: argument parsers and runners (Ray imported lazily)."""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+
+def add_parsers(sub) -> None:
+    """Register the two subcommands on an argparse sub-parser set."""
+    s = sub.add_parser("serve", help="serve an engine over HTTP with Ray Serve (dynamic batching)")
+    s.add_argument("engine", help="engine file")
+    s.add_argument("--max-batch", type=int, default=None, help="rows per engine call (default: profile max)")
+    s.add_argument("--max-wait-ms", type=float, default=None, help="how long a batch waits to fill (default 5)")
+    s.add_argument("--replicas", type=int, default=None, help="default: one per GPU, one on the CPU")
+    s.add_argument("--gpus-per-replica", type=float, default=None, help="GPU fraction per replica (default 1)")
+    s.add_argument("--max-ongoing", type=int, default=None,
+                   help="requests a replica accepts at once (default max(8 x max batch, 1024))")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--name", default="tensorforge", help="Ray Serve application name")
+    t = sub.add_parser("export-triton", help="write a Triton Inference Server model repository for an engine")
+    t.add_argument("engine", help="engine file")
+    t.add_argument("repo_dir", help="model repository folder (created if missing)")
+    t.add_argument("--model-name", default=None, help="default: the engine file's name")
+    t.add_argument("--max-batch", type=int, default=None, help="max_batch_size (default: profile max)")
+    t.add_argument("--max-wait-ms", type=float, default=None, help="max queue delay (default 5)")
+    t.add_argument("--instances", type=int, default=1, help="instances per GPU (or on the CPU)")
+    t.add_argument("--cpu-threads", type=int, default=1, help="torch threads per CPU instance (default 1)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    for p in (s, t):
+        p.add_argument("-v", "--verbose", action="store_true")
+
+
+def run(args) -> int:
+    if args.cmd == "export-triton":
+        from .triton_export import export_triton
+        d = export_triton(args.engine, args.repo_dir, model_name=args.model_name, max_batch=args.max_batch,
+                          max_wait_ms=args.max_wait_ms, instances=args.instances, overwrite=args.overwrite,
+                          cpu_threads=args.cpu_threads)
+        print(f"wrote Triton model repository {args.repo_dir} (model folder {d}); serve it with "
+              f"tritonserver --model-repository {args.repo_dir} (Python backend; tensorforge must be importable)")
+        return 0
+    return serve_forever(args)
+
+
+def serve_forever(args) -> int:
+    """Start Ray Serve, deploy, wait for Ctrl-C / SIGTERM, then drain in-flight requests and stop."""
+    from .deployment import deployment, import_ray
+    from .spec import engine_view
+    engine_view(args.engine, args.max_batch)  # a bad engine file or flag fails before Ray starts
+    ray, serve = import_ray()
+    # Ctrl-C reaches the whole process group: Ray's processes (started now, inheriting an ignored
+    # SIGINT) must not die with it, or in-flight requests would be cut; the driver drains them
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ray.init(include_dashboard=False, log_to_driver=args.verbose)
+    try:
+        serve.start(http_options={"host": args.host, "port": args.port})
+        app = deployment(args.engine, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                         replicas=args.replicas, gpus_per_replica=args.gpus_per_replica, name=args.name,
+                         max_ongoing=args.max_ongoing)
+        serve.run(app, name=args.name, route_prefix="/", blocking=False)
+    except BaseException:
+        ray.shutdown()
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    print(f"serving {args.engine} at http://{args.host}:{args.port}/ (POST / to infer, GET /metrics); "
+          "Ctrl-C stops", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    print("stopping: finishing in-flight requests", file=sys.stderr, flush=True)
+    # delete the application first: its replicas finish what they hold (graceful_shutdown_timeout_s)
+    # while the HTTP proxy is still up to carry the answers; serve.shutdown() alone stops the proxy
+    # at once and cuts in-flight HTTP requests
+    serve.delete(args.name)
+    serve.shutdown()
+    ray.shutdown()
+    return 0
+
+
+def _interrupt(signum, frame):
+    """SIGTERM stops the server like Ctrl-C does (draining first)."""
+    raise KeyboardInterrupt

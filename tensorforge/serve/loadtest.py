@@ -1,0 +1,130 @@
+"""A bounded loopback load generator (aiohttp, which Ray Serve depends on) and its report.
+
+Used by tests/serve and bench/serve.py against `tensorforge serve` (NumPy bodies) and Triton (KServe
+v2 binary protocol). Every request is sent exactly once; nothing retries."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import codec
+
+TRITON_TYPES = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32", "int8": "INT8",
+                "uint8": "UINT8", "bool": "BOOL", "float64": "FP64"}
+
+
+@dataclass
+class Result:
+    """One request's outcome as the client saw it."""
+    status: int
+    body: bytes
+    headers: dict
+    ms: float
+
+
+def npy_body(feed: dict) -> bytes:
+    """One input -> a .npy body; several -> .npz."""
+    buf = io.BytesIO()
+    if len(feed) == 1:
+        np.save(buf, next(iter(feed.values())))
+    else:
+        np.savez(buf, **feed)
+    return buf.getvalue()
+
+
+def triton_body(feed: dict, outputs: list) -> tuple[bytes, dict]:
+    """KServe v2 binary-data request (JSON header + raw tensors) and its headers."""
+    ins, raw = [], []
+    for name, a in feed.items():
+        a = np.ascontiguousarray(a)
+        ins.append({"name": name, "shape": list(a.shape), "datatype": TRITON_TYPES[str(a.dtype)],
+                    "parameters": {"binary_data_size": a.nbytes}})
+        raw.append(a.tobytes())
+    head = json.dumps({"inputs": ins, "outputs": [{"name": n, "parameters": {"binary_data": True}}
+                                                  for n in outputs]}).encode()
+    return head + b"".join(raw), {"Inference-Header-Content-Length": str(len(head)),
+                                  "Content-Type": "application/octet-stream"}
+
+
+def triton_answer(res: Result) -> dict:
+    """{output: array} from a KServe v2 binary-data answer."""
+    n = int(res.headers.get("Inference-Header-Content-Length", len(res.body)))
+    head, off, out = json.loads(res.body[:n]), n, {}
+    inv = {v: k for k, v in TRITON_TYPES.items()}
+    for o in head["outputs"]:
+        dt = np.dtype(inv[o["datatype"]])
+        size = o.get("parameters", {}).get("binary_data_size")
+        if size is None:
+            out[o["name"]] = np.asarray(o["data"], dt).reshape(o["shape"])
+            continue
+        out[o["name"]] = np.frombuffer(res.body[off:off + size], dt).reshape(o["shape"])
+        off += size
+    return out
+
+
+def serve_answer(res: Result) -> dict:
+    return codec.decode_answer(res.body)
+
+
+async def _send_all(url: str, bodies: list, concurrency: int, timeout_s: float) -> tuple[list, float]:
+    import aiohttp
+    sem = asyncio.Semaphore(concurrency)
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    tmo = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def one(session, body, headers):
+        async with sem:
+            t0 = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as r:
+                data = await r.read()
+                return Result(r.status, data, dict(r.headers), (time.perf_counter() - t0) * 1e3)
+
+    async with aiohttp.ClientSession(connector=conn, timeout=tmo) as session:
+        t0 = time.perf_counter()
+        res = await asyncio.gather(*(one(session, b, h) for b, h in bodies), return_exceptions=True)
+        return res, time.perf_counter() - t0
+
+
+def send_all(url: str, bodies: list, concurrency: int = 1000, timeout_s: float = 300.0) -> tuple[list, float]:
+    """POST every (body, headers) once with up to `concurrency` in flight; (results, wall seconds).
+    A result is a Result or the exception the client got (e.g. a dropped connection)."""
+    return asyncio.run(_send_all(url, bodies, concurrency, timeout_s))
+
+
+def report(results: list, wall_s: float, rows: list) -> dict:
+    """Counts, latency percentiles (ms) and throughput (requests/s, rows/s) of a run."""
+    ok = [r for r in results if isinstance(r, Result) and r.status == 200]
+    lat = np.asarray([r.ms for r in ok]) if ok else np.zeros(1)
+    ok_rows = sum(b for r, b in zip(results, rows) if isinstance(r, Result) and r.status == 200)
+    return {"requests": len(results), "ok": len(ok), "p50_ms": round(float(np.percentile(lat, 50)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2), "wall_s": round(wall_s, 3),
+            "requests_per_s": round(len(ok) / wall_s, 1), "rows_per_s": round(ok_rows / wall_s, 1)}
+
+
+def references(engine_path: str, feeds: list, device=None) -> list:
+    """Each payload run alone through the Python API: the oracle for batched answers."""
+    from .runner import Runner
+    r = Runner(engine_path, device=device)
+    return [r.infer(f) for f in feeds]
+
+
+def mismatches(answers: list, which: list, refs: list, rtol: float = 1e-5, atol: float = 1e-5) -> list:
+    """Indices of answers that are missing or differ from their payload's single-request result
+    (atol is relative to the reference's largest magnitude)."""
+    bad = []
+    for k, (a, p) in enumerate(zip(answers, which)):
+        ref = refs[p]
+        if a is None or set(a) != set(ref):
+            bad.append(k)
+            continue
+        for n, r in ref.items():
+            scale = float(np.abs(r).max()) if r.size else 1.0
+            if a[n].shape != r.shape or not np.allclose(a[n], r, rtol=rtol, atol=atol * max(scale, 1.0)):
+                bad.append(k)
+                break
+    return bad

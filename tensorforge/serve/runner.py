@@ -1,0 +1,140 @@
+"""Runs batches of validated requests on one engine context; a failing request fails alone."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+
+import numpy as np
+
+from . import batching
+from .metrics import Metrics
+from .spec import RequestError, ServeSpec, batch_of, from_engine
+
+log = logging.getLogger("tensorforge.serve")
+
+
+class EngineFailure(Exception):
+    """The engine raised while running a request (answered 500; batch-mates are unaffected)."""
+
+
+class Runner:
+    """One engine and one execution context (one per replica / Triton instance); thread-safe."""
+
+    def __init__(self, engine_path: str, device=None, max_batch: int | None = None,
+                 cuda_graph: bool | None = None):
+        from ..runtime import Engine  # the runtime only: no optimizer, onnx or sympy in a server
+        self.engine = Engine.load(engine_path, device=device)
+        self.spec: ServeSpec = from_engine(self.engine, max_batch)
+        gpu = self.engine.device.type == "cuda"
+        # one cached plan (and CUDA graph) per batch size: keep all of them
+        self.context = self.engine.create_execution_context(
+            use_cuda_graph=gpu if cuda_graph is None else cuda_graph,
+            graph_cache_size=max(8, self.spec.max_batch + 1))
+        self.staging = Staging(self.engine, self.context, self.spec)
+        self.metrics = Metrics()
+        self._lock = threading.Lock()  # one context: engine calls run one at a time
+        self.on_batch = None  # callable(rows, requests, seconds) after each engine call (Ray metrics)
+
+    def validate(self, feed: dict) -> int:
+        """Rows of a request, or RequestError (4xx)."""
+        rows = batch_of(self.spec, feed)
+        if self.spec.batched and rows > self.spec.max_batch:
+            raise RequestError(f"batch {rows} exceeds the server's max batch {self.spec.max_batch}")
+        return rows
+
+    def _call(self, feed: dict) -> dict:
+        # arrays deserialized by Ray are read-only views; torch wants writable memory
+        feed = {n: a if a.flags.writeable else a.copy() for n, a in feed.items()}
+        with self._lock:
+            if self.staging.usable:
+                return self.staging.run(feed)
+            out = self.context.infer(feed)
+        return {n: t.detach().cpu().numpy() for n, t in out.items()}
+
+    def run_many(self, feeds: list) -> list:
+        """Results for validated requests, in order: dicts of arrays, or exceptions to raise per request."""
+        rows = [self.validate(f) for f in feeds]
+        results = [None] * len(feeds)
+        for chunk in batching.plan_chunks(self.spec, feeds, rows):
+            sub = [feeds[i] for i in chunk]
+            sub_rows = [rows[i] for i in chunk]
+            for i, r in zip(chunk, self._run_chunk(sub, sub_rows)):
+                results[i] = r
+        return results
+
+    def _run_chunk(self, feeds: list, rows: list) -> list:
+        feed, real = batching.merge(self.spec, feeds)
+        t0 = time.perf_counter()
+        try:
+            out = self._call(feed)
+        except Exception as e:  # noqa: BLE001 - isolate the culprit below
+            if len(feeds) == 1:
+                log.warning("engine failed on a request: %s", _one_line(e))
+                self.metrics.record_failure()
+                return [EngineFailure(_one_line(e))]
+            log.warning("engine failed on a batch of %d requests (%s); retrying them one by one",
+                        len(feeds), _one_line(e))
+            return [r for f, b in zip(feeds, rows) for r in self._run_chunk([f], [b])]
+        dt = time.perf_counter() - t0
+        self.metrics.record_batch(real, len(feeds), dt)
+        if self.on_batch is not None:
+            self.on_batch(real, len(feeds), dt)
+        return batching.split(self.spec, out, rows)
+
+    def infer(self, feed: dict) -> dict:
+        """One request, synchronously (also the reference path of the tests)."""
+        r = self.run_many([feed])[0]
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+
+class Staging:
+    """I/O buffers at the max batch, bound as views of fixed addresses: a batch of b rows reuses the
+    plan (and CUDA graph) of batch size b instead of re-planning for new buffer addresses."""
+
+    def __init__(self, engine, context, spec: ServeSpec):
+        import torch
+        self.context = context
+        self.torch = torch
+        static = all(d != -1 for s in (*spec.inputs, *spec.outputs) for d in s.shape[1:])
+        self.usable = spec.batched and static
+        self.stream = torch.cuda.Stream(engine.device) if engine.device.type == "cuda" else None
+        self.bufs = {}
+        if self.usable:
+            from .. import dtypes
+            for s in (*spec.inputs, *spec.outputs):
+                self.bufs[s.name] = torch.empty((spec.max_batch, *s.shape[1:]), dtype=dtypes.to_torch(s.dtype),
+                                                device=engine.device)
+        self.outputs = [s.name for s in spec.outputs]
+
+    def run(self, feed: dict) -> dict:
+        torch, ctx = self.torch, self.context
+        b = next(iter(feed.values())).shape[0]
+        with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
+            for n, a in feed.items():
+                view = self.bufs[n][:b]
+                view.copy_(torch.from_numpy(a))
+                ctx.set_input_shape(n, tuple(a.shape))
+                ctx.set_tensor_address(n, view)
+            for n in self.outputs:
+                ctx.set_tensor_address(n, self.bufs[n][:b])
+            ctx.execute_async(self.stream)
+            out = {n: self.bufs[n][:b].to("cpu", copy=True) for n in self.outputs}
+        if self.stream is not None:
+            self.stream.synchronize()
+        return {n: t.numpy() for n, t in out.items()}
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {msg[0] if msg else ''}"[:500]
+
+
+def as_arrays(feed: dict) -> dict:
+    """Python-handle clients may send torch tensors or lists: make numpy arrays (no dtype guessing
+    for arrays; lists take the engine's dtype later in codec)."""
+    return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else v) if not isinstance(v, np.ndarray)
+            else v for k, v in feed.items()}
