@@ -126,7 +126,8 @@ def _either(np_fn, sym_fn):
 # float shape arithmetic (e.g. Cast(dim, FLOAT) / 2): numpy in the dtype, or exact sympy
 _FLOAT_BIN = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
               "Div": lambda a, b: a / b if b != 0 else None,
-              "Max": _either(np.maximum, sympy.Max), "Min": _either(np.minimum, sympy.Min)}
+              "Max": _either(np.maximum, lambda a, b: sympy.Max(a, b)),  # sympy on first use only
+              "Min": _either(np.minimum, lambda a, b: sympy.Min(a, b))}
 
 
 def int_symval(fn, float_fn=None):

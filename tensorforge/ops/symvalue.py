@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy
 
+from ..ir.lazy import sympy
 from ..ir.symbolic import norm
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")

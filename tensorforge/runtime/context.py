@@ -24,7 +24,7 @@ from . import streams as st
 from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
-from .dynamic import deliver, static_prefix
+from .dynamic import deliver_outputs, graph_prefix
 from .shapes import eval_shape, eval_value
 
 GRAPH_CACHE_SIZE = 8
@@ -202,33 +202,18 @@ class ExecutionContext(ContextIO):
                 self._prepare()  # allocations (arena, device copies) are ordered on this stream
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)
-                elif self.use_cuda_graph and self.profiler is None and self._static_launches() > 0:
+                elif self.use_cuda_graph and self.profiler is None and graph_prefix(self.plan, self._xp) > 0:
                     self._run_graph(stream)  # data-dependent layers: only the static prefix is a graph
                 else:
                     self._run(stream)
-                self._deliver()
+                if self._allocators:
+                    deliver_outputs(self.plan, self._allocators, self._slots)
         else:
             self._prepare()
             self._run(None)
-            self._deliver()
+            if self._allocators:
+                deliver_outputs(self.plan, self._allocators, self._slots)
         return True
-
-    def _static_launches(self) -> int:
-        """How many leading launches of the current plan a CUDA graph may capture (all when no layer
-        is data-dependent; the builder orders static layers first)."""
-        xp = self._xp
-        if not xp.has_dynamic:
-            return len(xp.launches)
-        return static_prefix(self.plan.layers, self.plan.tensors, [L.name for L in xp.launches])
-
-    def _deliver(self) -> None:
-        """Hand outputs sized at run time to their output allocators (ordered on the current stream)."""
-        if not self._allocators:
-            return
-        last = self._slots
-        for name, alloc in self._allocators.items():
-            if self.plan.tensors[name].dynamic and last.get(name) is not None:
-                deliver(alloc, name, last[name])
 
     def _run(self, stream, capturing=False, stop=None):
         key = self._prepared_key
@@ -245,7 +230,7 @@ class ExecutionContext(ContextIO):
         layers the graph holds the static prefix; the dynamic tail then runs eagerly from its slots."""
         key = self._prepared_key
         entry = self._graphs.get(key)
-        n = self._static_launches()
+        n = graph_prefix(self.plan, self._xp)
         if entry is None:
             self._run(stream)  # resolves shapes and validates outputs; never captured
             full = self._last

@@ -56,6 +56,14 @@ def static_prefix(layers, tensors, launch_names) -> int:
     return next((k for k, n in enumerate(launch_names) if n in dyn), len(launch_names))
 
 
+def graph_prefix(plan, xp) -> int:
+    """How many leading launches of ExecPlan `xp` a CUDA graph may capture: all of them when no
+    layer is data-dependent, else those before the first dynamic one."""
+    if not xp.has_dynamic:
+        return len(xp.launches)
+    return static_prefix(plan.layers, plan.tensors, [L.name for L in xp.launches])
+
+
 def learn_sizes(spec_shape, actual, env: dict) -> dict:
     """The data-dependent sizes a computed tensor reveals: {symbol: value} for every dim of the plan
     shape that is a bare `dd_` symbol not yet in env. A revealed size that contradicts env raises."""
@@ -117,3 +125,10 @@ def deliver(allocator, name, result):
     view.copy_(result)
     allocator.notify_shape(name, tuple(result.shape))
     return view
+
+
+def deliver_outputs(plan, allocators: dict, slots: dict) -> None:
+    """Hand every run-time-sized output that has an allocator to it (ordered on the current stream)."""
+    for name, alloc in allocators.items():
+        if plan.tensors[name].dynamic and slots.get(name) is not None:
+            deliver(alloc, name, slots[name])

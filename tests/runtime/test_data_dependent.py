@@ -251,3 +251,24 @@ def test_output_allocator_receives_run_time_sized_outputs():
         np.testing.assert_allclose(alloc.output("sq").numpy(), ref["sq"])
         np.testing.assert_allclose(y.numpy(), ref["y"], rtol=1e-6)
     assert Counting.calls == 8 and alloc.buffers["idx"].numel() == 24  # grown once to 12 x 2, then reused
+
+
+def test_static_prefix_then_dynamic_tail_equals_one_run():
+    """What a CUDA-graph replay of the static prefix followed by the eager tail does, on the CPU:
+    the runner runs launches[:n], then launches[n:] from those slots; outputs equal one full run."""
+    import torch
+    from tensorforge.runtime import steps
+    from tensorforge.runtime.dynamic import static_prefix
+    m = _nonzero()
+    ctx = tf.Builder(tf.BuilderConfig(device="cpu", fusion=False)).build(m).create_execution_context()
+    x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    full = {k: v.clone() for k, v in ctx.infer({"x": x}).items()}
+    xp = ctx.exec_plan
+    n = static_prefix(ctx.plan.layers, ctx.plan.tensors, [L.name for L in xp.launches])
+    assert 0 < n < len(xp.launches) and xp.has_dynamic
+    head, _ = steps.run(xp, None, stop=n)
+    assert all(head[L.outs[0]] is None for L in xp.launches[n:] if L.planned[0] is None)  # tail not run yet
+    tail, _ = steps.run(xp, None, start=n, slots=head)
+    got = dict(zip(xp.names, tail))
+    for k, v in full.items():
+        torch.testing.assert_close(got[k], v)
