@@ -240,13 +240,14 @@ def test_output_allocator_receives_run_time_sized_outputs():
     x = torch.zeros(3, 4)
     y = torch.empty(())
     ctx.set_input_shape("x", (3, 4))
+    assert ctx.get_tensor_shape("idx") == (-1, 2)  # TensorRT's convention before the size is known
     ctx.set_tensor_address("x", x)
     ctx.set_tensor_address("y", y)
     for vals in (np.ones((3, 4)), np.eye(3, 4), -np.ones((3, 4)), np.ones((3, 4))):
         x.copy_(torch.from_numpy(vals.astype(np.float32)))
         ctx.execute_async()
         ref = run_ort(m, {"x": x.numpy()})
-        assert alloc.shapes["idx"] == ref["idx"].shape
+        assert alloc.shapes["idx"] == ref["idx"].shape == ctx.get_tensor_shape("idx")  # known once run
         np.testing.assert_array_equal(alloc.output("idx").numpy(), ref["idx"])
         np.testing.assert_allclose(alloc.output("sq").numpy(), ref["sq"])
         np.testing.assert_allclose(y.numpy(), ref["y"], rtol=1e-6)
