@@ -13,6 +13,7 @@ from ..runtime.test_data_dependent import CASES, _feeds
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
+@pytest.mark.fast(name="nonzero", graph=True)
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("name", ["nonzero", "range", "topk", "expand_reshape"])
 def test_data_dependent_region_with_graph_prefix(name, graph):
