@@ -9,10 +9,7 @@ from onnx.backend.base import Backend, BackendRep, Device, DeviceType
 from . import dtypes
 from .errors import TensorforgeError, UnsupportedOpError
 
-# ml_dtypes names numpy uses for ONNX's non-native float types (ONNX reference outputs use them)
-_ML_NAMES = {"bfloat16": "bfloat16", "float8e4m3fn": "float8_e4m3fn",
-             "float8e4m3fnuz": "float8_e4m3fnuz", "float8e5m2": "float8_e5m2",
-             "float8e5m2fnuz": "float8_e5m2fnuz"}
+_ML_NAMES = dtypes.ML_NAMES  # ml_dtypes names of the types numpy lacks (ONNX reference outputs use them)
 
 
 def _torch_device(device: str) -> str:
@@ -25,9 +22,7 @@ def to_torch(x, dtype_name: str | None = None) -> torch.Tensor:
         return x
     arr = np.asarray(x)
     if arr.dtype.kind == "V" or arr.dtype.name in _ML_NAMES.values():
-        name = next(k for k, v in _ML_NAMES.items() if v == arr.dtype.name)
-        bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)  # keeps 0-d
-        return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
+        return dtypes.ml_to_torch(arr, next(k for k, v in _ML_NAMES.items() if v == arr.dtype.name))
     if arr.dtype.kind in "OSU":
         raise TensorforgeError(f"input of dtype {arr.dtype} is not supported (string tensors)")
     if arr.dtype in (np.uint16, np.uint32, np.uint64):
@@ -35,14 +30,13 @@ def to_torch(x, dtype_name: str | None = None) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, order="C", copy=True))
 
 
-def to_numpy(t: torch.Tensor) -> np.ndarray:
-    """A torch tensor as a numpy array of the matching ONNX numpy dtype (ml_dtypes for bf16/float8)."""
+def to_numpy(t: torch.Tensor, name: str | None = None) -> np.ndarray:
+    """A torch tensor (of ONNX type `name`, default: its own) as a numpy array of the matching ONNX
+    numpy dtype (ml_dtypes for bf16/float8/sub-byte types)."""
     t = t.detach().cpu()
-    name = dtypes.from_torch(t.dtype)
+    name = name if name in dtypes.STORAGE_ONLY else dtypes.from_torch(t.dtype)
     if name in _ML_NAMES:
-        import ml_dtypes
-        bits = t.contiguous().view(torch.uint16 if name == "bfloat16" else torch.uint8).numpy()
-        return bits.view(getattr(ml_dtypes, _ML_NAMES[name]))
+        return dtypes.torch_to_ml(t, name)
     if name in ("uint16", "uint32", "uint64"):
         return t.to(torch.int64).numpy().astype(dtypes.to_numpy(name)) if name != "uint64" \
             else np.array(t.tolist(), dtype=np.uint64).reshape(tuple(t.shape))
@@ -133,7 +127,7 @@ class TensorforgeRep(BackendRep):
                 raise TensorforgeError(f"missing input '{n}'")
             feed[n] = to_torch(feed_all[n]).to(dtypes.to_torch(plan.tensors[n].dtype))
         out = self.context.infer(feed)
-        return tuple(to_numpy(out[n]) for n in self.output_names)
+        return tuple(to_numpy(out[n], getattr(plan.tensors.get(n), "dtype", None)) for n in self.output_names)
 
 
 class TensorforgeBackend(Backend):

@@ -101,7 +101,7 @@ def infer_graph(g: Graph) -> Graph:
     """Infer every node in order; constants get their dtype/shape from their data."""
     for v in g.values.values():
         if v.const is not None and v.producer is None:
-            v.dtype, v.shape = dtypes.from_torch(v.const.dtype), tuple(v.const.shape)
+            v.dtype, v.shape = dtypes.const_dtype(v.const, v.dtype), tuple(v.const.shape)
     for node in g.nodes:
         infer_node(g, node)
     return g

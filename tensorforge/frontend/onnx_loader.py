@@ -83,6 +83,8 @@ def tensor_to_torch(t: onnx.TensorProto) -> torch.Tensor:
     if name in ("bfloat16",) or name.startswith("float8"):
         bits = np.array(arr, order="C").view(np.uint16 if name == "bfloat16" else np.uint8)
         return torch.from_numpy(bits.copy()).view(dtypes.to_torch(name))
+    if name in dtypes.STORAGE_ONLY:  # sub-byte types, unpacked by numpy_helper
+        return dtypes.ml_to_torch(arr, name)
     arr = np.array(arr, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
     if arr.dtype == np.uint16 or arr.dtype == np.uint32 or arr.dtype == np.uint64:
         return torch.from_numpy(arr.astype(np.int64)).to(dtypes.to_torch(name))
@@ -103,14 +105,15 @@ def check_tensor_size(t: onnx.TensorProto, dtype: str) -> None:
         n *= d
     if n > MAX_ELEMENTS:
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} give {n} elements, over {MAX_ELEMENTS}")
+    packed = dtypes.packed_size(dtype, n)  # sub-byte types: several values per stored byte / value
     if t.raw_data or t.data_location == onnx.TensorProto.EXTERNAL:
-        want = n * dtypes.itemsize(dtype)
+        want = packed if packed is not None else n * dtypes.itemsize(dtype)
         if len(t.raw_data) != want:
             raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} ({dtype}) need {want} bytes of data "
                                    f"but it holds {len(t.raw_data)}")
         return
     have = len(getattr(t, _TYPED_FIELD.get(dtype, "int32_data")))
-    if have != n:
+    if have != (packed if packed is not None else n):
         raise TensorforgeError(f"tensor '{t.name}': dims {list(t.dims)} need {n} values but it holds {have}")
 
 
@@ -212,8 +215,8 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
     g = Graph(gp.name or "graph", opset)
     g.metadata = {"producer": proto.producer_name, "ir_version": proto.ir_version,
                   "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}}
-    for init in gp.initializer:
-        g.value(init.name).const = tensor_to_torch(init)
+    for init in gp.initializer:  # declared type kept: sub-byte types live in a wider storage type
+        g.value(init.name, dtypes.from_onnx(init.data_type)).const = tensor_to_torch(init)
     for sp in gp.sparse_initializer:
         raise TensorforgeError(f"sparse initializer '{sp.values.name}' is not supported")
     unk = [0]

@@ -1,4 +1,4 @@
-"""Image ops: GridSample, AffineGrid, CenterCropPad, Col2Im, DepthToSpace, SpaceToDepth."""
+"""Image ops: GridSample, AffineGrid, CenterCropPad, Col2Im, DepthToSpace, SpaceToDepth, ImageDecoder."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import in_info, known_ints, norm_axis, tensor_arg
+from .common import dd_dim, in_info, known_ints, norm_axis, tensor_arg
 from .registry import infer, reference
 
 
@@ -148,7 +148,6 @@ def space_to_depth_ref(x, blocksize, mode="DCR"):
     n, c, h, w = x.shape
     b = blocksize
     y = x.reshape(n, c, h // b, b, w // b, b)
-    # output channel order: (row, column, channel) for DCR, (channel, row, column) for CRD
     y = y.permute(0, 1, 3, 5, 2, 4) if mode == "CRD" else y.permute(0, 3, 5, 1, 2, 4)
     return y.reshape(n, c * b * b, h // b, w // b)
 
@@ -158,3 +157,28 @@ def space_to_depth_infer(node):
     n, c, h, w = node.inputs[0].shape
     b = node.attrs["blocksize"]
     return [(node.inputs[0].dtype, (n, norm(c * b * b), _div(h, b), _div(w, b)))]
+
+
+@reference("ImageDecoder", host_inputs=(0,), data_dependent=True)
+def image_decoder_ref(encoded, pixel_format="RGB"):
+    """Decode an encoded image (uint8 bytes) with Pillow into (H, W, C) uint8, on the host."""
+    import io
+
+    import numpy as np
+    try:
+        import PIL.Image
+    except ImportError:
+        raise ShapeError("ImageDecoder needs Pillow (pip install pillow); it is not supported without it") from None
+    img = PIL.Image.open(io.BytesIO(encoded.cpu().numpy().tobytes()))
+    if pixel_format == "Grayscale":
+        y = np.array(img.convert("L"))[:, :, None]
+    else:
+        y = np.array(img.convert("RGB") if img.mode != "RGB" else img)
+        y = y[:, :, ::-1] if pixel_format == "BGR" else y
+    return torch.from_numpy(np.ascontiguousarray(y)).to(encoded.device)
+
+
+@infer("ImageDecoder")
+def image_decoder_infer(node):
+    c = 1 if node.attrs.get("pixel_format", "RGB") == "Grayscale" else 3
+    return [("uint8", (dd_dim(node, "_h"), dd_dim(node, "_w"), c))]

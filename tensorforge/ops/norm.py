@@ -89,7 +89,7 @@ def lpnorm_ref(x, axis=-1, p=2):
     ax = axis % x.dim()
     xf = _f32(x)
     n = xf.abs().sum(ax, keepdim=True) if p == 1 else torch.sqrt((xf * xf).sum(ax, keepdim=True))
-    return torch.where(n == 0, torch.zeros_like(xf), xf / n).to(x.dtype)  # a zero vector stays zero
+    return (xf / torch.where(n == 0, torch.ones_like(n), n)).to(x.dtype)  # a zero vector stays zero
 
 
 @reference("MeanVarianceNormalization")

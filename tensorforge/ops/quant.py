@@ -7,6 +7,7 @@ from .. import dtypes
 from ..ir.symbolic import broadcast
 from .common import has_input, in_info, norm_axis
 from .conv import conv_infer, conv_ref
+from .lowbit import INT_RANGES, round_float4
 from .registry import infer, reference
 
 _F8 = (torch.float8_e4m3fn, torch.float8_e4m3fnuz, torch.float8_e5m2, torch.float8_e5m2fnuz)
@@ -63,9 +64,23 @@ def quantize(x, scale, zp, out_dt, axis=1, block_size=0, saturate=1):
     return q.clamp(lo, hi).to(torch.int64).to(out_dt)
 
 
+def _quantize_small(x, scale, zp, name, axis, block_size):
+    """Quantize into a sub-byte type (int4/uint4/int2/uint2 saturate, float4e2m1 rounds and saturates)."""
+    q = x.to(torch.float32) / _param(scale, x.shape, axis, block_size).to(torch.float32)
+    if name == "float4e2m1":
+        return round_float4(q)
+    q = torch.round(q)
+    if zp is not None:
+        q = q + _param(zp, x.shape, axis, block_size).to(torch.float32)
+    lo, hi = INT_RANGES[name]
+    return q.clamp(lo, hi).to(dtypes.to_torch(name))
+
+
 @reference("QuantizeLinear")
 def quantize_ref(x, y_scale, y_zero_point=None, axis=1, block_size=0, output_dtype=0, saturate=1,
                  precision=0):
+    if output_dtype and dtypes.from_onnx(output_dtype) in dtypes.STORAGE_ONLY:
+        return _quantize_small(x, y_scale, y_zero_point, dtypes.from_onnx(output_dtype), axis, block_size)
     out_dt = y_zero_point.dtype if y_zero_point is not None else _qtype(output_dtype)
     return quantize(x, y_scale, y_zero_point if out_dt not in _F8 else None, out_dt, axis, block_size,
                     saturate)
@@ -75,6 +90,8 @@ def quantize_ref(x, y_scale, y_zero_point=None, axis=1, block_size=0, output_dty
 def quantize_infer(node):
     if has_input(node, 2):
         dt = node.inputs[2].dtype
+        if dt in dtypes.STORAGE_ONLY:  # the reference sees only the storage type: name the target
+            node.attrs["output_dtype"] = dtypes.to_onnx(dt)
     else:
         od = node.attrs.get("output_dtype", 0)
         dt = dtypes.from_onnx(od) if od else "uint8"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 from ..ir.lazy import sympy
@@ -35,29 +34,26 @@ def _sum(x, dims, keep):
     return torch.sum(x, dims, keepdim=keep, dtype=x.dtype)
 
 
-def _extreme(fn, largest):
-    """amax/amin; over an empty set the identity of the reduction (-inf / +inf, the dtype's bounds)."""
-    def red(x, dims, keep):
-        if x.numel():
-            return fn(x, dims, keepdim=keep)
-        shape = [1 if i in dims else d for i, d in enumerate(x.shape)] if keep else \
-            [d for i, d in enumerate(x.shape) if i not in dims]
-        if x.dtype == torch.bool:
-            fill = not largest
-        elif x.is_floating_point():
-            fill = -math.inf if largest else math.inf
-        else:
-            fill = torch.iinfo(x.dtype).min if largest else torch.iinfo(x.dtype).max
-        return torch.full(shape, fill, dtype=x.dtype, device=x.device)
-    return red
+def _extreme(fn, x, dims, keep, is_min):
+    """amax / amin; over an empty set, the identity (-inf / +inf, the integer limits, False / True)."""
+    if all(x.shape[d] for d in dims):
+        return fn(x, dims, keepdim=keep)
+    shape = [1 if d in dims else n for d, n in enumerate(x.shape) if keep or d not in dims]
+    if x.dtype == torch.bool:
+        fill = is_min
+    elif x.is_floating_point():
+        fill = float("inf") if is_min else float("-inf")
+    else:
+        fill = torch.iinfo(x.dtype).max if is_min else torch.iinfo(x.dtype).min
+    return torch.full(shape, fill, dtype=x.dtype, device=x.device)
 
 
 # op -> (pre-map, reduction, post-map); the maps are applied even for a no-op reduction (as ORT).
 REDUCE_FNS = {
     "ReduceMean": (None, _mean, None),
     "ReduceSum": (None, _sum, None),
-    "ReduceMax": (None, _extreme(torch.amax, True), None),
-    "ReduceMin": (None, _extreme(torch.amin, False), None),
+    "ReduceMax": (None, lambda x, d, k: _extreme(torch.amax, x, d, k, False), None),
+    "ReduceMin": (None, lambda x, d, k: _extreme(torch.amin, x, d, k, True), None),
     "ReduceProd": (None, _prod, None),
     "ReduceL1": (torch.abs, _sum, None),
     "ReduceL2": (lambda x: x * x, _sum, torch.sqrt),
@@ -173,14 +169,11 @@ def arg_infer(node):
 
 @reference("TopK", host_inputs=(1,))
 def topk_ref(x, k, axis=-1, largest=1, sorted=1):
-    """A stable sort, so equal values come lower index first (as ONNX requires; torch.topk does not
-    promise it); uint64 is sorted through an order-preserving int64 view."""
-    ax, n = axis % x.dim(), scalar_int(k)
-    key = x.view(torch.int64) ^ (-(2 ** 63)) if x.dtype == torch.uint64 else x
-    i = torch.sort(key, dim=ax, descending=bool(largest), stable=True)[1].narrow(ax, 0, n)
-    if x.dtype == torch.uint64:  # no gather kernel for uint64: gather the bits
-        return torch.gather(x.view(torch.int64), ax, i).view(torch.uint64), i
-    return torch.gather(x, ax, i), i
+    """A stable sort: equal values keep the lower index first (ONNX), which torch.topk does not promise."""
+    ax = axis % x.dim()
+    keys = x.to(torch.int64) if x.dtype in (torch.uint16, torch.uint32, torch.uint64) else x
+    i = torch.sort(keys, dim=ax, descending=bool(largest), stable=True)[1].narrow(ax, 0, scalar_int(k))
+    return torch.gather(keys, ax, i).to(x.dtype), i
 
 
 @infer("TopK")

@@ -33,6 +33,8 @@ MODULES = (
     "shape", "tensor", "indexing", "selection", "generator", "image", "resize", "signal", "detection",
     "rnn", "quant", "attention", "training", "ml",
     "fused.epilogue", "fused.attention", "fused.norm",
+    "contrib.activation", "contrib.norm", "contrib.conv", "contrib.qlinear", "contrib.dynquant",
+    "contrib.attention", "contrib.nbits",
 )
 
 

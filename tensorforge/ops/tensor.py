@@ -10,6 +10,7 @@ from ..errors import ShapeError
 from ..ir.symbolic import norm
 from .common import (attr_or_input, dd_dims, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg,
                      value_len)
+from .lowbit import convert
 from .registry import infer, reference, symval
 from .symvalue import FLOATS, INTS, concrete, elementwise, to_float, to_int
 
@@ -55,8 +56,9 @@ def _cast(x, dt, saturate=1):
 
 
 @reference("Cast")
-def cast_ref(x, to, saturate=1, round_mode=None):
-    return _cast(x, dtypes.to_torch(dtypes.from_onnx(to)), saturate)
+def cast_ref(x, to, saturate=1, round_mode="up"):
+    y = convert(x, dtypes.from_onnx(to), saturate, round_mode)  # sub-byte / e8m0 targets
+    return y if y is not None else _cast(x, dtypes.to_torch(dtypes.from_onnx(to)), saturate)
 
 
 infer("Cast")(lambda node: [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0].shape)])
@@ -76,11 +78,16 @@ def cast_sym(node, x):
 
 
 @reference("CastLike")
-def castlike_ref(x, like, saturate=1, round_mode=None):
-    return _cast(x, like.dtype, saturate)
+def castlike_ref(x, like, saturate=1, round_mode="up", to=None):
+    return cast_ref(x, to, saturate, round_mode) if to is not None else _cast(x, like.dtype, saturate)
 
 
-infer("CastLike")(lambda node: [(node.inputs[1].dtype, node.inputs[0].shape)])
+@infer("CastLike")
+def castlike_infer(node):
+    dt = node.inputs[1].dtype
+    if dt in dtypes.STORAGE_ONLY:  # the reference sees only the storage type: name the target
+        node.attrs["to"] = dtypes.to_onnx(dt)
+    return [(dt, node.inputs[0].shape)]
 
 
 @reference("BitCast")

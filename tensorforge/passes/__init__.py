@@ -11,6 +11,7 @@ import os
 
 from .. import env
 from ..ir import Graph, GraphInvariantError, verify
+from .contrib_ops import contrib_to_onnx
 from .cse import cse
 from .dce import dce
 from .fold_constants import fold_constants
@@ -31,7 +32,7 @@ from .patchify import patchify_convs
 log = logging.getLogger("tensorforge")
 
 # The optimizer pipeline, in order. Each entry is a pure Graph -> Graph function.
-PIPELINE = [fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations, fuse_norms, fuse_attention,
+PIPELINE = [contrib_to_onnx, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations, fuse_norms, fuse_attention,
             cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue, fuse_scale, fuse_pointwise,
             fuse_epilogue, cse, dce]
 
@@ -83,4 +84,5 @@ def _dumper(folder: str | None):
 
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
-           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs"]
+           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs",
+           "contrib_to_onnx"]

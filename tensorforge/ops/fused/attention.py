@@ -54,6 +54,8 @@ def attention_ref(q, k, v, mask=None, q_view=None, k_view=None, v_view=None, out
         k = k.transpose(-1, -2)
     if mask is not None and mask.dtype != torch.bool and mask.dtype != q.dtype:
         mask = mask.to(q.dtype)
+    if mask is not None and mask.dim() < 2:  # a scalar / per-key bias: SDPA wants [..., L, S]
+        mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     return apply_view(y, out_view).contiguous()
 

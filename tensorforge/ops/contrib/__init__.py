@@ -1,0 +1,3 @@
+"""com.microsoft contrib ops that ONNX Runtime's tools write (reference semantics: ORT's ContribOperators.md)."""
+
+MS = "com.microsoft"
