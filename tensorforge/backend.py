@@ -53,6 +53,7 @@ def shape_inputs(model: onnx.ModelProto) -> list[str]:
     inits = {i.name for i in g.initializer}
     ins = {i.name for i in g.input if i.name not in inits}
     prod = {o: n for n in g.node for o in n.output}
+    reads = {id(n): list(n.input) + _outer_names(n) for n in g.node}  # control flow reads outer names too
     todo = []
     for n in g.node:
         if registry.has(n.op_type, n.domain):
@@ -67,8 +68,18 @@ def shape_inputs(model: onnx.ModelProto) -> list[str]:
         if name in ins:
             found.append(name)
         elif name in prod and prod[name].op_type not in ("Shape", "Size"):
-            todo += [x for x in prod[name].input if x]
+            todo += [x for x in reads[id(prod[name])] if x]
     return [i.name for i in g.input if i.name in found]
+
+
+def _outer_names(node) -> list:
+    """Every name the graph attributes of a node read (nested bodies included)."""
+    out = []
+    for a in node.attribute:
+        for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for n in sub.node:
+                out += list(n.input) + _outer_names(n)
+    return out
 
 
 def bake_inputs(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
@@ -82,6 +93,25 @@ def bake_inputs(model: onnx.ModelProto, values: dict) -> onnx.ModelProto:
     for name, v in values.items():
         m.graph.initializer.append(numpy_helper.from_array(np.asarray(v), name))
     return m
+
+
+def _feed_value(x, dtype: str):
+    """A backend input as the engine takes it: tensors; sequences as TensorSeq, empty optionals None."""
+    if dtype.startswith("opt("):
+        return None if x is None else _feed_value(x, dtype[4:-1])
+    if dtype.startswith("seq("):
+        from .ops.sequence import TensorSeq
+        return TensorSeq([to_torch(t) for t in x])
+    return to_torch(x).to(dtypes.to_torch(dtype.split(":")[0]))
+
+
+def _result(v, dtype=None):
+    """An engine output as numpy (a sequence as a list of arrays, an empty optional as None)."""
+    if v is None:
+        return None
+    if isinstance(v, torch.Tensor):
+        return to_numpy(v, dtype)
+    return [to_numpy(t) for t in v]
 
 
 class TensorforgeRep(BackendRep):
@@ -125,9 +155,9 @@ class TensorforgeRep(BackendRep):
         for n in plan.inputs:  # inputs the engine dropped (unused) are not fed
             if n not in feed_all:
                 raise TensorforgeError(f"missing input '{n}'")
-            feed[n] = to_torch(feed_all[n]).to(dtypes.to_torch(plan.tensors[n].dtype))
+            feed[n] = _feed_value(feed_all[n], plan.tensors[n].dtype)
         out = self.context.infer(feed)
-        return tuple(to_numpy(out[n], getattr(plan.tensors.get(n), "dtype", None)) for n in self.output_names)
+        return tuple(_result(out[n], getattr(plan.tensors.get(n), "dtype", None)) for n in self.output_names)
 
 
 class TensorforgeBackend(Backend):

@@ -39,7 +39,8 @@ class Builder:
         device = torch.device(cfg.device) if cfg.device else default_device()
         if device.type == "cuda" and not torch.cuda.is_available():
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
-        g = frontend.load(model)
+        proto = frontend.load_model_proto(model)
+        g = frontend.load(proto, _pinned_shapes(proto, cfg))
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -65,6 +66,19 @@ class Builder:
         log.info("Engine built in %.3f sec: %d ONNX nodes -> %d layers, activation memory %.2f MiB",
                  build_s, n_nodes, len(plan.layers), plan.device_memory_size / 2**20)
         return engine
+
+
+def _pinned_shapes(proto, cfg) -> dict:
+    """{input: shape} of inputs every profile pins to one shape (min == opt == max), for models with
+    control flow: an If on input shapes is then decided at build time (the common exporter pattern)."""
+    if not cfg.profiles or not any(n.op_type == "If" for n in proto.graph.node):
+        return {}
+    out = {}
+    for name in cfg.profiles[0].shapes:
+        shapes = [tuple(s) for p in cfg.profiles for s in p.shapes.get(name, [None])]
+        if all(s == shapes[0] and s is not None for s in shapes):
+            out[name] = shapes[0]
+    return out
 
 
 def _mark_shape_inputs(plan, g) -> None:
@@ -143,6 +157,8 @@ def _check_io_memory(plan, device) -> None:
             continue
         total, biggest = 0, None
         for name in list(plan.inputs) + list(plan.outputs):
+            if plan.tensors[name].dtype.startswith(("seq(", "opt(")):  # host objects (sequences, optionals)
+                continue
             try:
                 shp = eval_shape(plan.tensors[name].shape, env)
             except (NameError, KeyError):

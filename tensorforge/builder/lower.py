@@ -5,6 +5,7 @@ import torch
 
 from ..ir import Graph
 from ..ir.attrs import to_json as jsonable_attr
+from ..ir.subgraph import hoist_constants
 from ..errors import TensorforgeError
 from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str, value_str
 from ..ops import registry
@@ -17,7 +18,10 @@ def _shape_strs(shape):
 
 
 def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
-    """Turn the graph into layers in execution order; constants become weights."""
+    """Turn the graph into layers in execution order; constants become weights (subgraph weights
+    too: they are hoisted into captured inputs of their control-flow layer)."""
+    hoist_constants(g)
+    eager: dict[str, str] = {}
     tensors: dict[str, TensorSpec] = {}
     weights: dict[str, torch.Tensor] = {}
     layers: list[LayerSpec] = []
@@ -53,6 +57,8 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
                 host_uses[v.name] = host_uses.get(v.name, True) and i in op.host_inputs
         for v in n.outputs:
             spec_for(v)
+        if "eager_reason" in op.extra:
+            eager[n.name] = op.extra["eager_reason"](n)
         is_view = op.view and not any(id(v) in outputs for v in n.outputs) and n.inputs \
             and n.inputs[0] is not None
         layers.append(LayerSpec(
@@ -83,4 +89,6 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
     layers = static_first(layers, tensors)  # one static prefix (arena, CUDA graph), then the dynamic tail
     plan = EnginePlan(tensors=tensors, layers=layers, inputs=[v.name for v in g.inputs],
                       outputs=[v.name for v in g.outputs], opset=g.opset)
+    if eager:  # layers whose kernels leave the CUDA graph (host syncs, interpreted bodies)
+        plan.meta["eager_layers"] = eager
     return plan, weights

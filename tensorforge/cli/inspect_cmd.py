@@ -120,6 +120,8 @@ def inspect_engine(path: str) -> str:
         if p.layers[i].mode == "view":
             tac = "view (no kernel: aliases its input)"
         origin = f" | from {', '.join(lay.origin)}" if len(lay.origin) > 1 else ""
+        eager = p.meta.get("eager_layers", {}).get(lay.name)
+        origin += f" | outside the CUDA graph: {eager}" if eager else ""
         lines.append(f"  [{i}] {lay.name} | {lay.type} | {lay.precision} | {tac}{origin}")
     hist = collections.Counter(lay.type for lay in p.layers)
     lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))

@@ -8,11 +8,18 @@ from .shape_tensors import mark_shape_tensors
 from .support import check_supported, unsupported_nodes
 
 
-def load(model) -> Graph:
-    """Load a path, 'zoo:NAME' or ModelProto into an inferred ir.Graph."""
+def load(model, static_shapes: dict | None = None) -> Graph:
+    """Load a path, 'zoo:NAME' or ModelProto into an inferred ir.Graph.
+
+    static_shapes {input: shape}: dims the build pins (every profile min == max) replace the declared
+    unknown dims before inference, so conditions on shapes are known at build time."""
     proto = load_model_proto(model)
-    check_supported(proto)  # every unsupported node at once, before any inference
+    check_supported(proto)  # every unsupported node of the main graph at once, before any inference
     g = to_graph(proto)
+    for v in g.inputs:
+        fixed = (static_shapes or {}).get(v.name)
+        if fixed is not None and len(fixed) == len(v.shape):
+            v.shape = tuple(int(f) if not isinstance(d, int) else d for d, f in zip(v.shape, fixed))
     mark_shape_tensors(g)  # int inputs feeding shape parameters get symbolic values
     return infer_graph(g)
 

@@ -12,9 +12,12 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..ir import Graph, Node
+from ..ir.subgraph import subgraphs
 from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, norm
 from ..ops import registry
 from ..ops.common import to_obj
+from ..ops.interpreter import deterministic
+from .subgraphs import infer_bodies
 
 FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants while inferring
 
@@ -36,10 +39,8 @@ def _fits(shapes) -> bool:
 def infer_node(g: Graph, node: Node) -> None:
     """Fill dtype/shape (and const/sym when computable) of a node's outputs."""
     op = registry.get(node.op, node.domain, node.name)
-    for k, a in node.attrs.items():
-        if type(a).__name__ == "_SubgraphAttr":
-            raise TensorforgeError(f"unsupported op '{node.op}' (node '{node.name}'): graph attributes "
-                                   "(control flow) are not supported; `tensorforge ops` prints the supported list")
+    if subgraphs(node):  # control flow: type the bodies first (their outputs type the node's)
+        infer_bodies(node, op, infer_graph)
     for i, v in enumerate(node.inputs):
         if v is not None and (v.dtype is None or v.shape is None):
             if v.const is not None:
@@ -60,7 +61,8 @@ def infer_node(g: Graph, node: Node) -> None:
         if bad:  # odd attributes (pads, strides) of a file: refused here, not by a kernel at run time
             raise ShapeError(f"node '{node.name}' ({node.op}): output '{v.name}' would have negative dim "
                              f"{bad[0]} (shape {list(v.shape)}); check the node's attributes")
-    if op.deterministic and _const_inputs(node) and _fits([v.shape for v in node.outputs]):
+    if op.deterministic and _const_inputs(node) and _fits([v.shape for v in node.outputs]) \
+            and (not subgraphs(node) or deterministic(node)):
         ins = [None if v is None else v.const for v in node.inputs]
         try:
             outs = op.run(ins, node.attrs, g.opset, len(node.outputs))

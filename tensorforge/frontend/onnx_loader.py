@@ -157,13 +157,16 @@ def _attr_value(a: onnx.AttributeProto):
         return [s.decode("utf-8", errors="replace") for s in a.strings]
     if t in (A.GRAPH, A.GRAPHS):
         return _SubgraphAttr(a.name)
+    if t == A.TYPE_PROTO:  # Optional's element type
+        from .types import type_string
+        return type_string(a.tp, f"attribute '{a.name}'")
     if t == A.SPARSE_TENSOR:
         raise TensorforgeError(f"attribute '{a.name}': sparse tensors are not supported")
     return None
 
 
 class _SubgraphAttr:
-    """Marker for graph-valued attributes (If/Loop/Scan bodies), which are not supported."""
+    """Marker for graph-valued attributes (If/Loop/Scan bodies), replaced by ir subgraphs."""
 
     def __init__(self, name):
         self.name = name
@@ -183,6 +186,9 @@ def anonymous_dim(name: str) -> bool:
 
 def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
     tt = vi.type.tensor_type
+    if vi.type.WhichOneof("value") in ("sequence_type", "optional_type"):
+        from .types import container_info
+        return container_info(vi)
     if not vi.type.HasField("tensor_type"):
         raise TensorforgeError(f"input '{vi.name}': only tensor inputs are supported")
     dtype = dtypes.from_onnx(tt.elem_type) if tt.elem_type else None
@@ -237,6 +243,9 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
         for x, v in zip(n.input, ins):
             if v is not None and v.const is None and v.producer is None and v not in g.inputs:
                 raise TensorforgeError(f"node '{name}' ({n.op_type}) reads '{x}', which nothing produces")
+        if any(isinstance(a, _SubgraphAttr) for a in attrs.values()):  # control flow: bodies become ir subgraphs
+            from .subgraphs import close_over, outer_lookup
+            ins += close_over(g, n, attrs, name, outer_lookup(g, name, n.op_type))
         outs = [g.value(x) if x else g.new_value(f"{name}_unused{j}") for j, x in enumerate(n.output)]
         g.add_node(n.op_type, ins, outs, attrs, name=g.unique_node_name(name), domain=n.domain,
                    origin=[name])

@@ -57,6 +57,8 @@ class Graph:
         self.outputs: list[Value] = []
         self.values: dict[str, Value] = {}
         self.metadata: dict[str, Any] = {}
+        # a subgraph's stand-ins for outer-scope values, aligned with its node's trailing inputs
+        self.captures: list[Value] = []
         self._ids = itertools.count()  # per graph: helper names must not depend on earlier builds
 
     # ---- construction -------------------------------------------------------------------
@@ -140,7 +142,7 @@ class Graph:
 
     def prune_values(self) -> None:
         """Drop values that nothing produces, uses, or exposes."""
-        keep = {id(v) for v in self.inputs} | {id(v) for v in self.outputs}
+        keep = {id(v) for v in self.inputs} | {id(v) for v in self.outputs} | {id(v) for v in self.captures}
         for n in self.nodes:
             keep |= {id(v) for v in n.inputs if v is not None} | {id(v) for v in n.outputs}
         self.values = {k: v for k, v in self.values.items() if id(v) in keep}
@@ -149,12 +151,16 @@ class Graph:
         """A readable text form for debugging."""
         lines = [f"graph {self.name} (opset {self.opset})"]
         lines += [f"  input  {v!r}" for v in self.inputs]
+        lines += [f"  outer  {v!r}" for v in self.captures]
         for n in self.nodes:
             ins = ", ".join("None" if v is None else (f"const{fmt_shape(v.shape)}" if v.is_const else
                                                        f"%{v.name}") for v in n.inputs)
             outs = ", ".join(repr(v) for v in n.outputs)
             attrs = "" if not n.attrs else " {" + ", ".join(f"{k}={_short(a)}" for k, a in n.attrs.items()) + "}"
             lines.append(f"  {outs} = {n.op}({ins}){attrs}  # {n.name}")
+            for k, a in n.attrs.items():
+                if isinstance(a, Graph):
+                    lines += ["    " + line for line in f"{k}: {a.dump()}".splitlines()]
         lines += [f"  output {v!r}" for v in self.outputs]
         return "\n".join(lines)
 
@@ -162,6 +168,8 @@ class Graph:
 
 
 def _short(a):
+    if isinstance(a, Graph):
+        return f"<graph {a.name}>"
     if isinstance(a, torch.Tensor):
         return f"tensor{list(a.shape)}" if a.numel() > 8 else str(a.tolist())
     s = repr(a)

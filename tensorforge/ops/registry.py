@@ -31,7 +31,7 @@ from ..errors import TensorforgeError, UnsupportedOpError
 MODULES = (
     "activation", "math", "arith", "logical", "conv", "pool", "matmul", "norm", "softmax", "reduce",
     "shape", "tensor", "indexing", "selection", "generator", "image", "resize", "signal", "detection",
-    "rnn", "quant", "attention", "training", "ml",
+    "rnn", "quant", "attention", "training", "ml", "control_flow", "scan", "sequence", "optional",
     "fused.epilogue", "fused.attention", "fused.norm",
     "contrib.activation", "contrib.norm", "contrib.conv", "contrib.qlinear", "contrib.dynquant",
     "contrib.attention", "contrib.nbits",
@@ -192,6 +192,16 @@ def symval(*ops: str, domain: str = "", since: int = 1, always: bool = False):
             d = _get_or_create(op, domain, module)
             _put(d, d.symvals, "symval", since, fn)
             d.symval_always = always
+        return fn
+    return deco
+
+
+def extra(op: str, key: str, domain: str = ""):
+    """Register an op-specific hook in OpDef.extra[key] (e.g. `infer_subgraphs` of control flow)."""
+    module = _caller_module()
+
+    def deco(fn):
+        _get_or_create(op, domain, module).extra[key] = fn
         return fn
     return deco
 

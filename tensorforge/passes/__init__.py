@@ -12,6 +12,7 @@ import os
 from .. import env
 from ..ir import Graph, GraphInvariantError, verify
 from .contrib_ops import contrib_to_onnx
+from .control_flow import cleanup_subgraphs, fold_if, optimize_subgraphs
 from .cse import cse
 from .dce import dce
 from .fold_constants import fold_constants
@@ -32,13 +33,13 @@ from .patchify import patchify_convs
 log = logging.getLogger("tensorforge")
 
 # The optimizer pipeline, in order. Each entry is a pure Graph -> Graph function.
-PIPELINE = [contrib_to_onnx, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations, fuse_norms, fuse_attention,
-            cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue, fuse_scale, fuse_pointwise,
-            fuse_epilogue, cse, dce]
+PIPELINE = [contrib_to_onnx, fold_if, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations,
+            fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue,
+            fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs, dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
-CLEANUP = [fold_constants, eliminate_identity, cse, dce]
+CLEANUP = [fold_if, fold_constants, eliminate_identity, cse, cleanup_subgraphs, dce]
 
 
 def run_pipeline(g: Graph, pipeline=None, check: bool = False, stats: PipelineStats | None = None) -> Graph:
@@ -85,4 +86,4 @@ def _dumper(folder: str | None):
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
            "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs",
-           "contrib_to_onnx"]
+           "contrib_to_onnx", "fold_if", "optimize_subgraphs", "cleanup_subgraphs"]

@@ -17,6 +17,7 @@ from .. import dtypes
 from ..ir import Graph
 from ..ir.symbolic import is_static
 from ..ops import registry
+from ..ops.interpreter import deterministic
 
 log = logging.getLogger("tensorforge")
 FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants
@@ -40,7 +41,7 @@ def _static_sym_to_const(v) -> None:
 def _evaluate(g: Graph, node) -> bool:
     """Evaluate a node whose inputs are all constants; False when it must stay."""
     op = registry.get(node.op, node.domain, node.name)
-    if not op.deterministic or op.data_dependent:
+    if not op.deterministic or op.data_dependent or not deterministic(node):  # bodies too (If/Loop/Scan)
         return False
     if not all(is_static(v.shape) and int(np.prod(v.shape, dtype=np.int64)) <= FOLD_MAX_ELEMENTS
                for v in node.outputs):

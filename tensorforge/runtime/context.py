@@ -140,10 +140,10 @@ class ExecutionContext(ContextIO):
             elif t.kind == "shape":
                 vals = [eval_value(v, env, t.dtype) for v in t.sym]  # float shape values keep fractions
                 slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(eval_shape(t.shape, env))
-        for n in p.inputs:
-            slots[n] = self._binding(n, self._shapes[n])
+        for n in p.inputs:  # sequence / optional inputs are host objects, bound as given
+            slots[n] = self._bound[n] if _container(p.tensors[n].dtype) else self._binding(n, self._shapes[n])
         for n in p.outputs:
-            shp = self._shape_of(n)
+            shp = None if _container(p.tensors[n].dtype) else self._shape_of(n)
             slots[n] = self._binding(n, shp) if shp is not None else None
         self._plan_arena(slots)
         return slots
@@ -272,6 +272,10 @@ class ExecutionContext(ContextIO):
         for n in p.inputs:
             if n not in feed:
                 raise TensorforgeError(f"missing input '{n}'")
+            if _container(p.tensors[n].dtype):  # a sequence / optional: a host object
+                self._shapes[n] = (len(feed[n]) if feed[n] is not None else 0,)
+                self._bound[n] = feed[n]
+                continue
             t = _as_tensor(n, feed[n], p.tensors[n].dtype)
             self.set_input_shape(n, tuple(t.shape))
             dev = torch.device("cpu") if n in self._shape_inputs else self.device
@@ -283,6 +287,8 @@ class ExecutionContext(ContextIO):
         env = _bind_symbols(p, self._shapes, self._values())
         for n in p.outputs:
             try:
+                if _container(p.tensors[n].dtype):  # host objects: the layer returns them
+                    raise KeyError(n)
                 shp = eval_shape(p.tensors[n].shape, env)
             except (NameError, KeyError):
                 self._bound.pop(n, None)
@@ -296,5 +302,10 @@ class ExecutionContext(ContextIO):
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()
         last = self._slots
-        return {n: last[n].clone() for n in p.outputs}
+        return {n: last[n].clone() if last[n] is not None else None for n in p.outputs}
+
+
+def _container(dtype: str) -> bool:
+    """Sequence / optional values: python objects (ops.sequence.TensorSeq, None), never tensors."""
+    return dtype.startswith(("seq(", "opt("))
 

@@ -73,7 +73,8 @@ def build(plan, kernels: dict, slots: dict, device, multi_stream: bool, arena_by
             continue
         ins = [_device_input(slots, x, j, lay, device, plan.tensors) for j, x in enumerate(lay.inputs)]
         steps.append((lay, ins))
-    has_dynamic = any(plan.tensors[o].dynamic for lay, _ in steps for o in lay.outputs if o in plan.tensors)
+    has_dynamic = any(plan.tensors[o].dynamic for lay, _ in steps for o in lay.outputs if o in plan.tensors) or \
+        any(getattr(kernels[lay.name], "capturable", True) is False for lay, _ in steps)  # host syncs: eager
     stream_ids = [lay.stream for lay, _ in steps]
     multi = multi_stream and any(stream_ids) and not has_dynamic
     names = list(slots)

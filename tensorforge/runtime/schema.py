@@ -76,10 +76,17 @@ def _shape(s, path):
     return s
 
 
+def _dtype_ok(dt: str) -> bool:
+    """A tensor element type, or a sequence / optional of one (`seq(float32:2,?)`, `opt(...)`)."""
+    while dt.startswith(("seq(", "opt(")) and dt.endswith(")"):
+        dt = dt[4:-1]
+    return dt.split(":", 1)[0] in DTYPES
+
+
 def _tensor(t, path):
     _dict(t, path, ("name", "dtype", "shape"), ("kind", "sym", "host", "dynamic"))
     _str(t["name"], f"{path}.name")
-    if _str(t["dtype"], f"{path}.dtype") not in DTYPES:
+    if not _dtype_ok(_str(t["dtype"], f"{path}.dtype")):
         raise _Bad(f"{path}.dtype", f"unknown dtype '{t['dtype'][:40]}'")
     _shape(t["shape"], f"{path}.shape")
     if t.get("kind", "activation") not in KINDS:

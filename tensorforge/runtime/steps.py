@@ -97,7 +97,7 @@ def _exec(L, slots, names, validated, arena_ptr, check):
         if o is None:
             if not validated and check is not None:
                 check(L.name, names[L.outs[j]], r)
-            if arena_ptr is not None and r.untyped_storage().data_ptr() == arena_ptr:
+            if arena_ptr is not None and isinstance(r, torch.Tensor) and r.untyped_storage().data_ptr() == arena_ptr:
                 r = r.clone()  # a view into the arena (Split, Slice, Transpose...) dies with its buffer
             slots[L.outs[j]] = r
         elif r is not o:

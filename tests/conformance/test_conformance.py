@@ -18,14 +18,18 @@ CURATED = ["add", "relu", "conv", "gemm", "matmul", "softmax", "reshape", "expan
            "averagepool", "negativeloglikelihoodloss", "mod", "cast", "dropout", "gridsample",
            "col2im", "dft", "stft", "roialign", "nonmaxsuppression", "unique", "lstm", "gru", "rnn",
            "linear_attention", "causal_conv_with_state", "bitcast", "hannwindow", "castlike", "topk",
-           "reducemax", "reducemin", "spacetodepth", "lpnormalization", "image_decoder"]
+           "reducemax", "reducemin", "spacetodepth", "lpnormalization", "image_decoder",
+           "if_", "loop", "scan", "sequence_map", "sequenceinsert", "splittosequence", "optionalgetelement",
+           "optionalhaselement"]
 # failures that are real unsupported features or random ops, never bugs
 ALLOWED = {"unsupported_op", "unsupported_feature", "random_op"}
 # wrong by a few fp16 ulps (rtol 1e-3) through the fused MatMul/Softmax path, not a part-B op
 # DFT: the expected outputs carry numpy's float32 FFT rounding noise (2e-7 where the exact value
 # is 0), above the runner's atol of 1e-7
-KNOWN = {"test_attention_4d_causal_fp16_expanded", "test_dft_inverse", "test_dft_inverse_opset19"}
-MIN_FULL_PASS = 1778  # of 1884 (697 before part B; 1670 before sub-byte types, ImageDecoder, TreeEnsemble, numerical fixes)
+# loop16_seq_none: onnx's runner cannot compare a sequence of 0-d arrays (len() of a 0-d array)
+KNOWN = {"test_attention_4d_causal_fp16_expanded", "test_dft_inverse", "test_dft_inverse_opset19",
+         "test_loop16_seq_none"}
+MIN_FULL_PASS = 1835  # of 1884 (697 before part B; 1670 before contrib types/ops, control flow, sequences)
 
 
 @pytest.fixture(scope="module")

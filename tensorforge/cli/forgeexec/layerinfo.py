@@ -110,7 +110,12 @@ def layer_info(engine, ctx, verbosity: str) -> dict:
     if verbosity != "detailed":
         return {"Layers": [layer.name for layer in engine.layers], "Bindings": bindings}
     shapes = api.TensorShapes(engine, ctx)
-    return {"Layers": [detailed_layer(layer, shapes) for layer in engine.layers], "Bindings": bindings}
+    eager = engine.plan.meta.get("eager_layers", {})
+    layers = [detailed_layer(layer, shapes) for layer in engine.layers]
+    for d in layers:  # control flow: run eagerly, outside the CUDA graph (host syncs)
+        if d["Name"] in eager:
+            d["ExecutionMode"] = f"eager: {eager[d['Name']]}"
+    return {"Layers": layers, "Bindings": bindings}
 
 
 def to_json(info: dict) -> str:

@@ -7,11 +7,14 @@ from ..registry import reference as reference_tactic, tactic_family
 
 def reference_kernel(layer, attrs, opset, device, params):
     """fn(inputs) -> outputs running the op's reference on `device`."""
-    run = ops.get(layer.type, layer.domain, layer.name).run
+    op = ops.get(layer.type, layer.domain, layer.name)
+    run = op.run
     n_out = len(layer.outputs)
 
     def fn(inputs):
         return run(inputs, attrs, opset, n_out, device)
+    if "eager_reason" in op.extra:  # host syncs inside (control flow): never captured in a CUDA graph
+        fn.capturable = False
     return fn
 
 
