@@ -19,11 +19,12 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..kernels import driver, make_kernel
-from . import execplan, graphs, memory, steps
+from . import execplan, memory, steps
 from . import streams as st
 from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
+from . import graph_run
 from .dynamic import deliver_outputs, graph_prefix
 from .shapes import eval_shape, eval_value
 
@@ -226,30 +227,7 @@ class ExecutionContext(ContextIO):
             self._report(marks)
 
     def _run_graph(self, stream):
-        """Replay the graph of this shape set (captured after a first eager run). With data-dependent
-        layers the graph holds the static prefix; the dynamic tail then runs eagerly from its slots."""
-        key = self._prepared_key
-        entry = self._graphs.get(key)
-        n = graph_prefix(self.plan, self._xp)
-        if entry is None:
-            self._run(stream)  # resolves shapes and validates outputs; never captured
-            full = self._last
-            cap = self._ss.stream("capture", stream)
-            cap.wait_stream(stream)
-            g = graphs.capture(lambda: self._run(cap, capturing=True, stop=n), cap)
-            stream.wait_stream(cap)
-            self._graphs[key] = (g, self._xp, self._last, self._arena)  # what the graph points to stays alive
-            self._last = full
-            while len(self._graphs) > self.graph_cache_size:
-                self._graphs.popitem(last=False)
-            return
-        self._graphs.move_to_end(key)
-        entry[0].replay()
-        if n < len(entry[1].launches):  # the dynamic tail: eager, from the slots the graph fills
-            self._last, _ = steps.run(entry[1], stream, self._ss, None, None, True, self._arena_ptr,
-                                      self._check_planned, None, start=n, slots=entry[2])
-        if self._consumed_event is not None:
-            self._consumed_event.record(stream)
+        graph_run.run(self, stream)
 
     def _report(self, marks):
         if self.device.type == "cuda":
