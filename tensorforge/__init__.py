@@ -10,7 +10,8 @@ from .version import __version__
 
 _LAZY = {"Builder": ".builder", "BuilderConfig": ".builder", "OptimizationProfile": ".builder",
          "TimingCache": ".builder.timing_cache", "TensorforgeError": ".errors",
-         "Engine": ".runtime", "ExecutionContext": ".runtime"}
+         "Engine": ".runtime", "ExecutionContext": ".runtime", "Refitter": ".builder.refit",
+         "plugin": ".plugin"}
 
 
 class Profiler:
@@ -24,7 +25,8 @@ def __getattr__(name: str):
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(f"module 'tensorforge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(mod, __name__), name)
+    module = importlib.import_module(mod, __name__)
+    value = module if mod == "." + name else getattr(module, name)  # a subpackage (tensorforge.plugin)
     globals()[name] = value  # later lookups skip this function
     return value
 
@@ -34,4 +36,4 @@ def __dir__():
 
 
 __all__ = ["Builder", "BuilderConfig", "OptimizationProfile", "TimingCache", "Engine", "ExecutionContext",
-           "Profiler", "TensorforgeError", "__version__"]
+           "Refitter", "Profiler", "TensorforgeError", "__version__"]

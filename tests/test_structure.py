@@ -23,14 +23,15 @@ ALLOWED = {
     "passes": HELPERS | {"ir", "ops"},
     "kernels": HELPERS | {"ir", "ops"},
     "runtime": HELPERS | {"kernels"},
-    "builder": _BELOW_BUILDER,
-    "<root>": _BELOW_BUILDER | {"builder"},  # the public API: Builder, Engine, TimingCache, ...
+    "plugin": HELPERS | {"ops", "kernels"},  # user-defined ops: an op rule + tactics per implementation
+    "builder": _BELOW_BUILDER | {"plugin"},
+    "<root>": _BELOW_BUILDER | {"builder", "plugin"},  # the public API: Builder, Engine, TimingCache, ...
     "testing": _BELOW_BUILDER | {"builder", "<root>"},  # oracles for tests and `compare` (ORT runs)
     "backend": _BELOW_BUILDER | {"builder", "<root>"},  # the onnx.backend API (conformance runs)
     "report": HELPERS | {"ops"},  # HTML reports from plain data (cli gathers it)
     "debug": _BELOW_BUILDER | {"builder", "<root>", "testing"},  # debug precision: builds and ORT runs
     "serve": HELPERS | {"runtime"},  # Ray Serve / Triton deployments of engines: the runtime only
-    "cli": _BELOW_BUILDER | {"builder", "<root>", "testing", "report", "debug", "serve"},
+    "cli": _BELOW_BUILDER | {"builder", "<root>", "testing", "report", "debug", "serve", "plugin"},
 }
 
 # Known violations inside kernels/ and ops/, which other issue-11/12 work is rewriting; the

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from .. import dtypes, frontend, passes
+from .. import dtypes, frontend, passes, plugin
 from ..errors import ShapeError, TensorforgeError
 from ..runtime import memory
 from ..ir.symbolic import to_str
@@ -19,6 +19,7 @@ from .config import BuilderConfig
 from .lower import lower
 from .memcheck import check_fits, tensor_bytes
 from .precision import assign_precision
+from .refit import record as refit_record
 from .streams import assign_streams
 from .tactics import select_tactics
 
@@ -41,6 +42,7 @@ class Builder:
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
         proto = frontend.load_model_proto(model)
         g = frontend.load(proto, _pinned_shapes(proto, cfg))
+        retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -54,6 +56,11 @@ class Builder:
         plan.config = cfg.to_json()
         plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
             _memory_at_max(plan)
+        used = plugin.used_by(plan)
+        if used:  # host-side implementations need their module at load; the error names it
+            plan.meta["plugins"] = used
+        if cfg.refit or cfg.strip_weights:
+            plan.meta["refit"] = refit_record(proto, cfg.strip_weights, retarget)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}

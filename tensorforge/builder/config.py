@@ -83,6 +83,8 @@ class BuilderConfig:
     # released after their last use (no copy); the arena holds the rest. See runtime.memory.
     activation_memory: str = "direct"
     fusion: bool = True  # False: cleanup passes only (the unfused baseline)
+    refit: bool = False  # store what a refit needs (the ONNX graph without weight data)
+    strip_weights: bool = False  # save the engine without weights (refit before inference); implies refit
 
     def validate(self) -> None:
         if self.activation_memory not in ("arena", "direct"):

@@ -91,7 +91,9 @@ def inspect_engine(path: str) -> str:
     from ..runtime.schema import check_shapes, check_weights
     header, weights, artifacts = read(path)  # inspect never needs the GPU: keep weights on the host
     plan = EnginePlan.from_json(header["plan"])
-    check_weights(plan, weights, path)
+    refit = plan.meta.get("refit") or {}
+    if weights or not refit.get("stripped"):
+        check_weights(plan, weights, path)
     check_shapes(plan, path)
     eng = Engine(plan, weights, "cpu", artifacts, header.get("build", {}))
     p = eng.plan
@@ -104,7 +106,8 @@ def inspect_engine(path: str) -> str:
              f"Build: {eng.build_info}",
              _activation_line(p),
              f"Weights: {sum(w.numel() * w.element_size() for w in eng.weights.values()) / 2**20:.2f} MiB "
-             f"in {len(eng.weights)} tensors",
+             f"in {len(eng.weights)} tensors" + (" (weights stripped: refit before inference)" if
+                                                 refit.get("stripped") else " (refittable)" if refit else ""),
              f"---- {len(eng.inputs)} Input(s) ----"]
     if p.meta.get("tactic_selection"):
         lines.insert(-1, _tactic_line(p.meta["tactic_selection"]))

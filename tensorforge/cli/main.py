@@ -8,6 +8,7 @@ import sys
 from ..errors import TensorforgeError
 from .forgeexec.flags import add_to_parser
 from .debug_cmd import add_parser as add_debug_parser
+from .refit_cmd import add_parser as add_refit_parser
 from .report_cmd import add_parser as add_report_parser
 
 # Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
@@ -34,10 +35,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("ops", help="list the supported ONNX ops")
     add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
     add_debug_parser(sub)
+    add_refit_parser(sub)
     from ..serve.cli import add_parsers as add_serve_parsers  # argparse only: Ray is imported on use
     add_serve_parsers(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
+    for sp in (i, c, sub.choices["report"], sub.choices["refit"]):
+        sp.add_argument("--staticPlugins", action="append", default=[], metavar="file",
+                        help="plugin module (Python file) to load first; repeatable")
     return p
 
 
@@ -49,6 +54,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="[%(levelname).1s] %(message)s", stream=sys.stderr)
     try:
+        if getattr(args, "staticPlugins", None):
+            from .. import plugin
+            for path in args.staticPlugins:
+                plugin.load(path)
         if args.cmd == "inspect":
             from .inspect_cmd import inspect_path
             _print(inspect_path(args.path))
@@ -59,6 +68,9 @@ def main(argv=None) -> int:
         if args.cmd == "debug":
             from .debug_cmd import debug
             return debug(args)
+        if args.cmd == "refit":
+            from .refit_cmd import refit
+            return refit(args)
         if args.cmd == "report":
             from .report_cmd import report
             return report(args)

@@ -32,7 +32,8 @@ def _triton_usable(device) -> bool:
 # source -> (package that registers its families, whether it can offer tactics on a device); the
 # order is the order of the candidates lists (aten's variants before triton's)
 SOURCES = {"aten": ("tensorforge.kernels.aten", lambda device: True),
-           "triton": ("tensorforge.kernels.triton", _triton_usable)}
+           "triton": ("tensorforge.kernels.triton", _triton_usable),
+           "plugin": ("tensorforge.kernels.plugin_device", lambda device: True)}  # + user plugins' families
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,10 @@ def make_kernel(layer, opset: int, device):
     src, name = tactic.get("source", "aten"), tactic.get("name", "reference")
     fam = family_of(tactic)
     if fam is None:
+        if src == "plugin":  # host code is never stored in an engine: the user loads the module
+            mod = tactic.get("params", {}).get("module") or "its plugin module"
+            raise EngineFormatError(f"layer '{layer.name}' runs plugin implementation '{name}' (host code): "
+                                    f"load {mod} first (tensorforge.plugin.load / --staticPlugins)")
         if not load(src):
             raise EngineFormatError(f"layer '{layer.name}': unknown tactic source '{src}'")
         raise EngineFormatError(f"layer '{layer.name}': unknown {src} tactic '{name}'")
@@ -155,3 +160,13 @@ def make_kernel(layer, opset: int, device):
     attrs = {k: from_json(a) for k, a in layer.attrs.items()}
     params = dict(tactic.get("params", {}))
     return with_layouts(fam.factories[name](layer, attrs, opset, device, params), params)
+
+
+def check_plugins(plan, source: str) -> None:
+    """Refuse to load an engine whose plugin layers run host code that is not loaded (one line
+    naming the op and the module to load). Engines never store host code."""
+    for name, e in sorted((plan.meta.get("plugins") or {}).items()):
+        if not any(f.name == f"plugin {name}" for f in _FAMILIES):
+            raise EngineFormatError(f"{source}: engine uses plugin op '{name}' with a host-side implementation;"
+                                    f" load its module first: {e.get('module') or '(module unknown)'} "
+                                    "(tensorforge.plugin.load(path) / --staticPlugins=path)")

@@ -87,13 +87,39 @@ class Engine:
         header = {"tensorforge_version": __version__, "torch_version": torch.__version__,
                   "device": device_info(self.device), "build": self.build_info,
                   "plan": self.plan.to_json()}
-        data = fmt.pack(header, self.weights, self.artifacts)
+        data = fmt.pack(header, {} if self.stripped else self.weights, self.artifacts)
         self._size_bytes = len(data)
         return data
 
     def save(self, path: str) -> None:
         fmt.save(str(path), self.serialize())
         log.debug("Engine saved to %s (%.6g MiB)", path, self._size_bytes / 2**20)
+
+    @property
+    def stripped(self) -> bool:
+        """True for a weight-stripped engine: saved without weights, refit before inference."""
+        return bool((self.plan.meta.get("refit") or {}).get("stripped"))
+
+    def set_weights(self, new: dict) -> None:
+        """Install refitted weights: copied into the live tensors where they exist (same addresses, so
+        contexts and captured graphs see them), else placed on the device; the engine is then whole."""
+        for k, w in new.items():
+            old = self.weights.get(k)
+            if old is not None and old.shape == w.shape and old.dtype == w.dtype:
+                old.copy_(w)
+            else:
+                spec = self.plan.tensors.get(k)
+                self.weights[k] = w if (spec is not None and spec.host) or self.device.type == "cpu" \
+                    else w.to(self.device)
+        self._apply_weight_layouts()
+        self.plan.meta["refit"]["stripped"] = False
+        self._size_bytes = None
+
+    def check_weights_present(self) -> None:
+        """Refuse inference on a stripped engine that has not been refitted."""
+        if any(t.kind == "weight" and n not in self.weights for n, t in self.plan.tensors.items()):
+            raise EngineFormatError("engine was built with stripped weights: refit it before inference "
+                                    "(tensorforge.Refitter(engine) or `tensorforge refit ENGINE MODEL.onnx -o OUT`)")
 
     @classmethod
     def deserialize(cls, data: bytes, device=None, source="<bytes>") -> "Engine":
@@ -124,8 +150,11 @@ class Engine:
             plan = EnginePlan.from_json(header["plan"])
         except (KeyError, TypeError, ValueError) as e:
             raise EngineFormatError(f"{source}: engine header is incomplete ({e})") from None
-        check_weights(plan, weights, source)
+        if weights or not (plan.meta.get("refit") or {}).get("stripped"):
+            check_weights(plan, weights, source)
         check_shapes(plan, source)
+        from ..kernels.registry import check_plugins
+        check_plugins(plan, source)
         dev = torch.device(device) if device is not None else (
             torch.device("cuda") if built["type"] == "cuda" else torch.device("cpu"))
         check_device(built, dev, source)
@@ -213,11 +242,13 @@ class Engine:
         least device_memory_size bytes to use as the activation arena (e.g. shared by contexts that
         run one after the other), else the context allocates its own."""
         from .context import ExecutionContext
+        self.check_weights_present()
         return ExecutionContext(self, device_memory=device_memory, **kw)
 
     def create_execution_context_without_device_memory(self, **kw):
         """A context without an arena: call ctx.set_device_memory(tensor) before executing."""
         from .context import ExecutionContext
+        self.check_weights_present()
         return ExecutionContext(self, allocate_memory=False, **kw)
 
 

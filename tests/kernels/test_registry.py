@@ -14,17 +14,19 @@ from tensorforge.kernels import LayerShapes, registry
 from . import cases
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
-LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON"}
+LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 # the candidates order (a family's tactics come before the next family's: level 0 takes the first)
 ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "conv"), ("aten", "lt"), ("aten", "gemm"),
          ("triton", "flash"), ("triton", "conv"), ("triton", "gemm"), ("triton", "pool"), ("triton", "pointwise"),
-         ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm")]
+         ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm"),
+         ("plugin", "plugin_device")]
 
 
 def _all_families():
     for src in registry.SOURCES:
         registry.load(src)
-    return [f for f in kernels.families() if f.source in registry.SOURCES]
+    return [f for f in kernels.families() if f.source in registry.SOURCES
+            and not f.name.startswith("plugin ")]  # user plugins' families (tensorforge.plugin) come and go
 
 
 def test_every_family_declares_source_library_level_and_in_place():

@@ -201,3 +201,15 @@ class TensorShapes:
             shape = getattr(self.tensors[name], "shape", None)
             dims = tuple(d if isinstance(d, int) else -1 for d in shape) if shape is not None else None
         return dims, dtype or getattr(layer, "precision", None)
+
+
+def refittable_weights(engine) -> list[tuple[str, str, list]]:
+    """[(ONNX weight name, dtype, shape)] an engine can be refitted with; [] if it is not refittable."""
+    from tensorforge.builder.refit import weight_list
+    return weight_list(engine.plan)
+
+
+def load_plugin(path: str) -> None:
+    """Import a user's plugin module (tensorforge.plugin.load)."""
+    from tensorforge import plugin
+    plugin.load(path)

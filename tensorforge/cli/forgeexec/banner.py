@@ -47,7 +47,7 @@ def build_lines(o) -> list[str]:
              f"Precision constraints: {o.precisionConstraints}",
              "LayerPrecisions: " + ", ".join(f"{k}:{v}" for k, v in o.layer_precisions.items()),
              "LayerOutputTypes: " + ", ".join(f"{k}:{'+'.join(v)}" for k, v in o.layer_output_types.items()),
-             f"Sparsity: {_onoff(o.sparsity != 'disable')}", f"Refit: {_onoff(o.refit)}",
+             f"Sparsity: {_onoff(o.sparsity != 'disable')}", f"Refit: {_onoff(o.refit or o.stripWeights)}",
              f"Skip inference: {_onoff(o.skipInference)}", f"Save engine: {o.saveEngine or ''}",
              "Load engine: ", f"Profiling verbosity: {o.profilingVerbosity}", f"Tactic sources: {ts}",
              f"timingCacheMode: {'disable' if o.noBuilderCache else 'global' if o.timingCacheFile else 'local'}",

@@ -54,7 +54,8 @@ def config_fields(opts, device: torch.device, profiles: list, shape_inputs=()) -
                 error_on_timing_cache_miss=opts.errorOnTimingCacheMiss, activation_memory=opts.activationMemory,
                 avg_timing=opts.avgTiming, precision_constraints=opts.precisionConstraints,
                 layer_precisions=dict(opts.layer_precisions), layer_output_types=dict(opts.layer_output_types),
-                profiles=[api.make_profile(p, shape_inputs) for p in profiles], device=str(device), verbose=opts.verbose)
+                profiles=[api.make_profile(p, shape_inputs) for p in profiles], device=str(device), verbose=opts.verbose,
+                refit=opts.refit, strip_weights=opts.stripWeights)
 
 
 def _default_triple(name: str, shape: tuple, is_values: bool, log: Logger) -> tuple:

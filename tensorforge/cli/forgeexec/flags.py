@@ -23,6 +23,7 @@ class Flag:
     repeat: bool = False
     deprecated: str = ""  # warning printed when the flag is used
     note: str = ""  # what the flag does today in tensorforge, logged when it is used
+    noop: str = ""  # warning printed when a flag that has no effect is used
 
 
 def _f(name, kind, default, section, help, metavar="", dest=None, **kw) -> Flag:
@@ -31,6 +32,7 @@ def _f(name, kind, default, section, help, metavar="", dest=None, **kw) -> Flag:
 
 
 _NOOP = "accepted for compatibility; it has no effect in tensorforge"
+_NOEFFECT = "has no effect in tensorforge"
 FLAGS: list[Flag] = [
     _f("--onnx", "str", None, "Model", "ONNX model file, or zoo:NAME for a built-in model", "<file>"),
     # Build
@@ -52,11 +54,16 @@ FLAGS: list[Flag] = [
        "Engine profiling verbosity: layer_names_only|detailed|none", "mode"),
     _f("--avgTiming", "int", config_default("avg_timing"), "Build", "Number of timing iterations averaged per tactic"
        f" (default = {config_default('avg_timing')})", "M"),
-    _f("--refit", "bool", False, "Build", "Mark the engine as refittable", note=_NOOP),
-    _f("--stripWeights", "bool", False, "Build", "Strip weights from the plan", note=_NOOP),
-    _f("--versionCompatible", "bool", False, "Build", "Build a version-compatible engine", note=_NOOP),
-    _f("--vc", "bool", False, "Build", "Alias of --versionCompatible", dest="versionCompatible", note=_NOOP),
-    _f("--sparsity", "str", "disable", "Build", "Structured sparsity: disable|enable|force", "spec", note=_NOOP),
+    _f("--refit", "bool", False, "Build", "Mark the engine as refittable (it stores the ONNX graph without weight"
+       " data; refit with `tensorforge refit` or tensorforge.Refitter)"),
+    _f("--stripWeights", "bool", False, "Build", "Strip weights from the plan (refit before inference; implies"
+       " --refit)"),
+    _f("--versionCompatible", "bool", False, "Build", "Build a version-compatible engine",
+       noop=_NOEFFECT + " (an engine runs only with the tensorforge version that built it)"),
+    _f("--vc", "bool", False, "Build", "Alias of --versionCompatible", dest="versionCompatible",
+       noop=_NOEFFECT + " (an engine runs only with the tensorforge version that built it)"),
+    _f("--sparsity", "str", "disable", "Build", "Structured sparsity: disable|enable|force", "spec",
+       noop=_NOEFFECT + " (no structured-sparsity kernels)"),
     _f("--noTF32", "bool", False, "Build", "Disable tf32 precision (default is to enable tf32, in addition to fp32)"),
     _f("--fp16", "bool", False, "Build", "Enable fp16 precision, in addition to fp32"),
     _f("--bf16", "bool", False, "Build", "Enable bf16 precision, in addition to fp32"),
@@ -129,7 +136,7 @@ FLAGS: list[Flag] = [
        " (default = 10)", "N"),
     _f("--percentile", "str", "90,95,99", "Reporting", "Report performance for the P1,P2,... percentages (0<=P<=100;"
        " default = 90,95,99)", "P1,P2"),
-    _f("--dumpRefit", "bool", False, "Reporting", "Print the refittable layers and weights", note=_NOOP),
+    _f("--dumpRefit", "bool", False, "Reporting", "Print the refittable layers and weights"),
     _f("--dumpOutput", "bool", False, "Reporting", "Print the output tensors of the last inference iteration"),
     _f("--dumpRawBindingsToFile", "bool", False, "Reporting", "Write I/O tensors to raw files", note=_NOOP),
     _f("--dumpProfile", "bool", False, "Reporting", "Print profile information per layer"),
@@ -147,14 +154,13 @@ FLAGS: list[Flag] = [
     _f("--device", "int", 0, "System", "Select CUDA device N (default = 0)", "N"),
     _f("--cpuThreads", "int", None, "System", "torch CPU threads (default = 1 on the CPU, where several threads can"
        " collapse under load; the torch default on a GPU)", "N"),
-    _f("--useDLACore", "int", None, "System", "Select DLA core N", "N", note=_NOOP + " (there is no DLA)"),
-    _f("--staticPlugins", "str", None, "System", "Plugin library to load (can be specified multiple times)", "<file>",
-       repeat=True, note=_NOOP + " (plugins are not supported)"),
+    _f("--useDLACore", "int", None, "System", "Select DLA core N", "N", noop=_NOEFFECT + " (there is no DLA)"),
+    _f("--staticPlugins", "str", None, "System", "Plugin module (a Python file calling tensorforge.plugin.register) to load; repeatable", "<file>",
+       repeat=True),
     _f("--plugins", "str", None, "System", "Deprecated alias of --staticPlugins", "<file>", dest="staticPlugins",
-       repeat=True, deprecated="--plugins has been deprecated; use --staticPlugins instead.",
-       note=_NOOP + " (plugins are not supported)"),
-    _f("--dynamicPlugins", "str", None, "System", "Plugin library to load and serialize (repeatable)", "<file>",
-       repeat=True, note=_NOOP + " (plugins are not supported)"),
+       repeat=True, deprecated="--plugins has been deprecated; use --staticPlugins instead."),
+    _f("--dynamicPlugins", "str", None, "System", "Refused: engines never store host code (use --staticPlugins)", "<file>",
+       repeat=True),
     _f("--help", "bool", False, "Help", "Print this message", dest="help"),
     _f("-h", "bool", False, "Help", "Print this message", dest="help"),
 ]

@@ -7,7 +7,7 @@ import traceback
 
 from .flags import help_text
 from .log import Logger
-from .options import UnknownOptions, deprecations, parse, wants_help
+from .options import UnknownOptions, deprecations, noop_warnings, parse, wants_help
 from .shapes import UsageError
 from .validate import validate
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return _finish(False, cmdline)
     opts, warns = parsed
     log.verbose = opts.verbose
-    for w in deprecations(opts) + warns:
+    for w in deprecations(opts) + noop_warnings(opts) + warns:
         log.warn(w)
     lib_log = logging.getLogger("tensorforge")
     bridge, old = _Bridge(log), (lib_log.level, lib_log.propagate)

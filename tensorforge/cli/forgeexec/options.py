@@ -121,6 +121,11 @@ def notes(opts: Options) -> list[str]:
     return out
 
 
+def noop_warnings(opts: Options) -> list[str]:
+    """One warning per used flag that has no effect."""
+    return [f"{n} {BY_NAME[n].noop}." for n in dict.fromkeys(opts.given) if BY_NAME[n].noop]
+
+
 def deprecations(opts: Options) -> list[str]:
     """Return the warnings for deprecated aliases that were used."""
     return [BY_NAME[n].deprecated for n in dict.fromkeys(opts.given) if BY_NAME[n].deprecated]

@@ -166,6 +166,9 @@ def run(opts, log: Logger) -> None:
     """Everything after the options banner."""
     check_paths(opts)
     check_limits(opts)
+    for path in opts.staticPlugins:  # the only way user code enters the process
+        log.info(f"Loading plugin module: {path}")
+        api.load_plugin(path)
     device = select_device(opts)
     for line in device_lines(device):
         log.info(line)
@@ -181,6 +184,8 @@ def _run(opts, device, log: Logger) -> None:
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)
         return
+    if opts.dumpRefit:
+        dump_refit(engine, log)
     if opts.dumpOptimizationProfile:
         dump_profiles(engine, log)
     if opts.skipInference:
@@ -188,3 +193,14 @@ def _run(opts, device, log: Logger) -> None:
         log.info("Skipped inference phase since --skipInference is added.")
         return
     inference(engine, opts, make_backend(engine, opts, log), log)
+
+
+def dump_refit(engine, log: Logger) -> None:
+    """--dumpRefit: the weights a refit takes (ONNX initializer names), or why there are none."""
+    names = api.refittable_weights(engine)
+    if not names:
+        log.warn("--dumpRefit: the engine is not refittable (build it with --refit or --stripWeights)")
+        return
+    log.info(f"Refittable weights ({len(names)}; set by ONNX initializer name):")
+    for name, dtype, shape in names:
+        log.info(f"  {name} {dtype} {fmt_dims(tuple(shape))}")

@@ -54,6 +54,9 @@ def _check_model(opts: Options, warns: list[str]) -> None:
         raise UsageError("Model missing or format not recognized")
     if opts.saveEngine and opts.loadEngine:
         raise UsageError("--saveEngine and --loadEngine cannot be specified at the same time")
+    if opts.dynamicPlugins:  # refused, never silently ignored
+        raise UsageError("--dynamicPlugins: engines never store host code; load plugin modules with "
+                         "--staticPlugins=<file.py> when building and when loading")
     if opts.onnx and opts.loadEngine:
         warns.append("--onnx is ignored because --loadEngine is given")
 

@@ -1,12 +1,17 @@
 """Tactic "reference": the op's reference implementation (the oracle; every layer can run it)."""
 from __future__ import annotations
 
+from ...errors import EngineFormatError
 from ...ops import registry as ops
 from ..registry import reference as reference_tactic, tactic_family
 
 
 def reference_kernel(layer, attrs, opset, device, params):
     """fn(inputs) -> outputs running the op's reference on `device`."""
+    if layer.domain not in ("", "ai.onnx", "com.microsoft") and not ops.has(layer.type, layer.domain):
+        raise EngineFormatError(f"layer '{layer.name}' runs plugin op '{layer.domain}::{layer.type}' on its "
+                                "torch reference (host code): load its plugin module first "
+                                "(tensorforge.plugin.load / --staticPlugins)")
     op = ops.get(layer.type, layer.domain, layer.name)
     run = op.run
     n_out = len(layer.outputs)

@@ -16,7 +16,8 @@ log = logging.getLogger("tensorforge")
 
 
 def uses_triton(plan) -> bool:
-    return any((lay.tactic or {}).get("source") == "triton" for lay in plan.layers)
+    return any((lay.tactic or {}).get("source") == "triton" or (lay.tactic or {}).get("name") == "device_kernel"
+               for lay in plan.layers)  # device_kernel: a plugin's Triton kernel (kernels.plugin_device)
 
 
 def triton_version() -> str | None:

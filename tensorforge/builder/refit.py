@@ -1,0 +1,186 @@
+"""Refit: recompute an engine's weights from new ONNX initializers by replaying the build's weight
+transforms (frontend constant folding, fusion passes such as BN folding and GEMM merges, patchify,
+precision casts, lowering) — the same pure functions a fresh build runs, so refitted weights are
+bitwise those of a fresh build. The engine stores the ONNX graph without its weight data."""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from .. import frontend, passes
+from ..errors import TensorforgeError
+from .config import BuilderConfig
+from .lower import lower
+from .precision import assign_precision
+
+log = logging.getLogger("tensorforge")
+_FLOAT = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
+
+
+class RefitError(TensorforgeError):
+    """A refit that cannot give the engine a fresh build's weights."""
+
+
+def refittable(t: onnx.TensorProto) -> bool:
+    """Float initializers with more than one element; scalars (eps, exponents) shape the fusions."""
+    n = 1
+    for d in t.dims:
+        n *= d
+    return t.data_type in _FLOAT and n > 1
+
+
+def record(proto: onnx.ModelProto, stripped: bool, retarget: dict | None = None) -> dict:
+    """The refit record stored in plan.meta: the graph with refittable data removed, their specs."""
+    skel = onnx.ModelProto()
+    skel.CopyFrom(proto)
+    specs = {}
+    for t in skel.graph.initializer:
+        if refittable(t):
+            specs[t.name] = [int(t.data_type), list(t.dims)]
+            t.ClearField("raw_data")
+            for f in ("float_data", "double_data", "int32_data"):
+                t.ClearField(f)
+            t.data_location = onnx.TensorProto.DEFAULT
+            del t.external_data[:]
+    return {"onnx": base64.b64encode(skel.SerializeToString()).decode(), "weights": specs, "stripped": stripped,
+            "retarget": dict(retarget or {})}
+
+
+def refit_info(plan) -> dict:
+    """The plan's refit record; RefitError if the engine was built without --refit/--stripWeights."""
+    info = plan.meta.get("refit")
+    if not info:
+        raise RefitError("engine is not refittable (build it with BuilderConfig(refit=True) / --refit, "
+                         "or --stripWeights)")
+    return info
+
+
+def model_weights(model) -> dict:
+    """{initializer name: numpy array} of the refittable initializers of an ONNX model."""
+    proto = frontend.load_model_proto(model)
+    return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if refittable(t)}
+
+
+def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
+    """The stored graph with every refittable initializer filled from arrays (checked by spec)."""
+    proto = onnx.ModelProto()
+    proto.ParseFromString(base64.b64decode(info["onnx"]))
+    specs = info["weights"]
+    unknown = sorted(set(arrays) - set(specs))
+    if unknown:
+        raise RefitError(f"not refittable weight(s) of this engine: {', '.join(unknown[:8])}")
+    missing = sorted(set(specs) - set(arrays))
+    if missing:
+        raise RefitError(f"{len(missing)} weight(s) missing for refit: {', '.join(missing[:8])}")
+    for i, t in enumerate(proto.graph.initializer):
+        if t.name not in specs:
+            continue
+        a = arrays[t.name]
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
+        dt, dims = specs[t.name]
+        if list(a.shape) != dims:
+            raise RefitError(f"weight '{t.name}' has shape {list(a.shape)}; the engine was built with {dims}")
+        np_dt = onnx.helper.tensor_dtype_to_np_dtype(dt)
+        if np_dt.itemsize != 2:  # float16/bfloat16 go through numpy_helper (its bit conventions)
+            t.raw_data = np.ascontiguousarray(a, dtype=np_dt).astype(np_dt.newbyteorder("<"), copy=False).tobytes()
+        else:
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(a.astype(np_dt, copy=False), t.name))
+    return proto
+
+
+def replay(plan, arrays: dict) -> dict:
+    """Engine weights recomputed from arrays; RefitError naming weights whose shape or role changed."""
+    info = refit_info(plan)
+    proto = _fill(info, arrays)
+    cfg = BuilderConfig(**{k: v for k, v in plan.config.items() if k in BuilderConfig.__dataclass_fields__
+                           and k != "profiles"})
+    g = frontend.load(proto)
+    for n in g.nodes:  # nodes the build ran as plugins (plugin.override)
+        if n.name in info.get("retarget", {}):
+            n.op, n.domain = info["retarget"][n.name]
+    g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
+    g = assign_precision(g, cfg)
+    new_plan, weights = lower(g)
+    old_layers = [(lay.name, lay.type) for lay in plan.layers]
+    new_layers = [(lay.name, lay.type) for lay in new_plan.layers]
+    if old_layers != new_layers:
+        diff = [f"{a[0]}" for a, b in zip(old_layers, new_layers) if a != b] or ["(layer count)"]
+        raise RefitError(f"the new weights change the engine's layers (first: {diff[0]}); values that decide "
+                         "fusions (e.g. zero biases, identity scales) differ; rebuild instead")
+    out, bad = {}, []
+    for name, t in plan.tensors.items():
+        if t.kind != "weight":
+            continue
+        w = weights.get(name)
+        if w is None or str(w.dtype).replace("torch.", "") != _torch_name(t.dtype) or \
+                (all(isinstance(d, int) for d in t.shape) and list(w.shape) != list(t.shape)):
+            bad.append(name)
+        else:
+            out[name] = w
+    if bad:
+        raise RefitError(f"engine weight(s) change shape or role with the new weights: {', '.join(bad[:8])}")
+    return out
+
+
+def _torch_name(dtype: str) -> str:
+    from ..dtypes import to_torch
+    return str(to_torch(dtype)).replace("torch.", "")
+
+
+class Refitter:
+    """TensorRT's Refitter shape: set weights by ONNX initializer name, then refit the engine in place."""
+
+    def __init__(self, engine, logger=None):
+        self.engine = engine
+        self.info = refit_info(engine.plan)
+        self.pending: dict = {}
+
+    def get_all(self) -> list[str]:
+        """Names of every refittable weight (ONNX initializer names)."""
+        return sorted(self.info["weights"])
+
+    get_all_weights = get_all
+
+    def get_missing(self) -> list[str]:
+        """Refittable weights not set yet (all must be set: transforms mix them, e.g. conv + BN)."""
+        return sorted(set(self.info["weights"]) - set(self.pending))
+
+    get_missing_weights = get_missing
+
+    def set_named_weights(self, name: str, array) -> bool:
+        """Stage one weight; RefitError if the name is not refittable or its shape differs."""
+        spec = self.info["weights"].get(name)
+        if spec is None:
+            raise RefitError(f"'{name}' is not a refittable weight of this engine")
+        if list(array.shape) != spec[1]:
+            raise RefitError(f"weight '{name}' has shape {list(array.shape)}; the engine was built with {spec[1]}")
+        self.pending[name] = array
+        return True
+
+    def set_weights_from(self, model) -> None:
+        """Stage every refittable weight from an ONNX model (path, zoo:NAME or ModelProto)."""
+        self.pending.update(model_weights(model))  # names the engine lacks are refused at refit()
+
+    def refit(self) -> bool:
+        """Recompute and install the engine's weights (in place: live contexts and graphs see them)."""
+        t0 = time.perf_counter()
+        new = replay(self.engine.plan, self.pending)
+        self.engine.set_weights(new)
+        log.info("Refitted %d engine weights from %d ONNX weights in %.3f s", len(new), len(self.pending),
+                 time.perf_counter() - t0)
+        return True
+
+    refit_cuda_engine = refit
+
+
+def weight_list(plan) -> list[tuple[str, str, list]]:
+    """[(ONNX weight name, dtype, shape)] refittable in this plan ([] when not refittable)."""
+    info = plan.meta.get("refit") or {}
+    return [(k, onnx.TensorProto.DataType.Name(dt).lower(), dims)
+            for k, (dt, dims) in sorted(info.get("weights", {}).items())]
