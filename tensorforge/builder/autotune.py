@@ -11,7 +11,7 @@ import torch
 
 from .. import dtypes, kernels
 from ..kernels import LayerShapes
-from ..runtime.shapes import eval_shape
+from ..runtime.shapes import eval_shape, eval_value
 
 L2_BYTES = 50 << 20  # H100/H200 L2: two input sets are rotated when one fits in it
 # max |got - ref| / max |ref| allowed when a tactic is checked against the reference
@@ -48,7 +48,7 @@ def tensor_info(plan, name, env, weights) -> dict | None:
         return None
     d = {"dtype": t.dtype, "shape": shape, "kind": t.kind}
     if t.kind == "shape":
-        d["value"] = [v if isinstance(v, int) else eval_shape([v], env)[0] for v in t.sym]
+        d["value"] = [eval_value(v, env, t.dtype) for v in t.sym]
     elif t.kind == "weight" and t.host and name in weights and weights[name].numel() <= 64:
         d["value"] = weights[name].reshape(-1).tolist()
     return d

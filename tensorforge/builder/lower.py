@@ -7,8 +7,9 @@ from ..ir import Graph
 from ..ir.attrs import to_json as jsonable_attr
 from ..ir.subgraph import hoist_constants
 from ..errors import TensorforgeError
-from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str
+from ..ir.symbolic import DATA_DEPENDENT_PREFIX, free_symbols, to_str, value_str
 from ..ops import registry
+from ..runtime.dynamic import static_first
 from ..runtime.plan import EnginePlan, LayerSpec, TensorSpec
 
 
@@ -37,7 +38,7 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         if kind == "weight":
             weights[v.name] = v.const
         if kind == "shape":
-            t.sym = [to_str(x) for x in v.sym.reshape(-1).tolist()]
+            t.sym = [value_str(x) for x in v.sym.reshape(-1).tolist()]
         tensors[v.name] = t
         return t
 
@@ -63,7 +64,8 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         layers.append(LayerSpec(
             name=n.name, type=n.op, domain=n.domain, inputs=[v.name if v is not None else None for v in n.inputs],
             outputs=[v.name for v in n.outputs], attrs={k: jsonable_attr(a) for k, a in n.attrs.items()},
-            origin=list(n.origin), mode="view" if is_view else "kernel", host_inputs=list(op.host_inputs),
+            origin=list(n.origin), mode="view" if is_view else "kernel",
+            host_inputs=[i for i in op.host_inputs if i < len(n.inputs)],  # absent optional inputs: none
             tactic=dict(default_tactic or {"source": "aten", "name": "reference", "params": {}}),
             precision=n.outputs[0].dtype if n.outputs else "float32"))
     # graph outputs that no layer writes (folded constants / shape values) get a copy layer
@@ -84,6 +86,7 @@ def lower(g: Graph, default_tactic=None) -> tuple[EnginePlan, dict]:
         written.add(v.name)
     for name, host in host_uses.items():
         tensors[name].host = host
+    layers = static_first(layers, tensors)  # one static prefix (arena, CUDA graph), then the dynamic tail
     plan = EnginePlan(tensors=tensors, layers=layers, inputs=[v.name for v in g.inputs],
                       outputs=[v.name for v in g.outputs], opset=g.opset)
     if eager:  # layers whose kernels leave the CUDA graph (host syncs, interpreted bodies)

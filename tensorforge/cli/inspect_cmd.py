@@ -48,7 +48,21 @@ def inspect_model(spec: str) -> str:
     lines += [f"---- {len(g.node)} Node(s), {len(hist)} op type(s) ----"]
     lines += [f"  {op:<28} {n}" for op, n in sorted(hist.items(), key=lambda kv: (-kv[1], kv[0]))]
     lines += [f"Parameters: {params:,} ({len(g.initializer)} initializers)"]
-    return "\n".join(lines)
+    return "\n".join(lines + _support_lines(m))
+
+
+def _support_lines(m) -> list[str]:
+    """Every unsupported op with all its node names: the main graph's (a build refuses them) and the
+    control-flow bodies' (they matter when their branch runs), or one OK line."""
+    from ..frontend import unsupported_nodes
+    lines = []
+    for found, what in ((unsupported_nodes(m), "the build will fail"),
+                        (unsupported_nodes(m, bodies=True), "inside If/Loop/Scan bodies")):
+        if found:
+            n = sum(len(v) for v in found.values())
+            lines.append(f"---- {n} unsupported node(s), {len(found)} op type(s): {what} ----")
+            lines += [f"  {op:<28} {len(names)}: {', '.join(names)}" for op, names in found.items()]
+    return lines or ["Supported: every node's op has a tensorforge rule"]
 
 
 def _dtype_name(elem_type: int) -> str:
@@ -114,6 +128,11 @@ def inspect_engine(path: str) -> str:
         lines.append(f"  [{i}] {lay.name} | {lay.type} | {lay.precision} | {tac}{origin}")
     hist = collections.Counter(lay.type for lay in p.layers)
     lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
+    from ..runtime.dynamic import dynamic_layers
+    dyn = [lay.name for lay, d in zip(p.layers, dynamic_layers(p.layers, p.tensors)) if d]
+    if dyn:
+        lines.append(f"Data-dependent sizes: {len(dyn)} layer(s) run after the CUDA graph, eagerly, their outputs "
+                     f"allocated when sized: {', '.join(dyn)}")
     return "\n".join(lines)
 
 

@@ -78,10 +78,8 @@ def main(argv=None) -> int:
             from ..serve.cli import run as run_serve
             return run_serve(args)
         if args.cmd == "ops":
-            from ..ops import supported_ops
-            ops = supported_ops()
-            print(f"{len(ops)} supported ONNX ops:")
-            _print("\n".join(ops))
+            from .ops_cmd import ops_listing
+            _print(ops_listing())
             return 0
     except TensorforgeError as e:
         print(f"tensorforge: error: {e}", file=sys.stderr)

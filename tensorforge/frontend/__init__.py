@@ -5,6 +5,7 @@ from ..ir import Graph
 from .infer import infer_graph, infer_node
 from .onnx_loader import load_model_proto, to_graph
 from .shape_tensors import mark_shape_tensors
+from .support import check_supported, unsupported_nodes
 
 
 def load(model, static_shapes: dict | None = None) -> Graph:
@@ -12,7 +13,9 @@ def load(model, static_shapes: dict | None = None) -> Graph:
 
     static_shapes {input: shape}: dims the build pins (every profile min == max) replace the declared
     unknown dims before inference, so conditions on shapes are known at build time."""
-    g = to_graph(load_model_proto(model))
+    proto = load_model_proto(model)
+    check_supported(proto)  # every unsupported node of the main graph at once, before any inference
+    g = to_graph(proto)
     for v in g.inputs:
         fixed = (static_shapes or {}).get(v.name)
         if fixed is not None and len(fixed) == len(v.shape):
@@ -21,4 +24,4 @@ def load(model, static_shapes: dict | None = None) -> Graph:
     return infer_graph(g)
 
 
-__all__ = ["load", "load_model_proto", "to_graph", "infer_graph", "infer_node"]
+__all__ = ["load", "load_model_proto", "to_graph", "infer_graph", "infer_node", "check_supported", "unsupported_nodes"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import onnx
@@ -174,6 +175,15 @@ class _SubgraphAttr:
         return f"<subgraph {self.name}>"
 
 
+_ANON_DIM = re.compile(r"\s*(|-?\d+|unk__\d+|[^A-Za-z0-9]*|(?i:none|null|unknown))\s*")
+
+
+def anonymous_dim(name: str) -> bool:
+    """Dim names that mean "unknown" rather than a shared size: '', '?', '-1', 'unk__N' (exporters
+    write them for every free dim, so equal names must not tie dims together)."""
+    return _ANON_DIM.fullmatch(name or "") is not None
+
+
 def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
     tt = vi.type.tensor_type
     if vi.type.WhichOneof("value") in ("sequence_type", "optional_type"):
@@ -190,9 +200,9 @@ def _value_info_shape(vi: onnx.ValueInfoProto, unk_counter):
     for i, d in enumerate(tt.shape.dim):
         if d.HasField("dim_value") and d.dim_value > 0:
             shape.append(int(d.dim_value))
-        elif d.HasField("dim_param") and d.dim_param:
+        elif d.HasField("dim_param") and not anonymous_dim(d.dim_param):
             shape.append(symbol(d.dim_param))
-        else:
+        else:  # an independent unknown: tied to no other dim
             shape.append(symbol(f"{vi.name}_dim{i}"))
             unk_counter[0] += 1
     return dtype, tuple(shape)

@@ -57,6 +57,15 @@ def to_str(d) -> str | int:
     return d if isinstance(d, int) else sympy.sstr(d)
 
 
+def value_str(x) -> str | int:
+    """Serialize one element of a symbolic value (ints, exact floats, expressions)."""
+    if isinstance(x, float):
+        return repr(x)
+    if isinstance(x, sympy.Basic) and x.is_Number and not x.is_Integer:
+        return repr(float(x))
+    return to_str(x)
+
+
 def free_symbols(shape) -> set[str]:
     out = set()
     for d in shape or ():

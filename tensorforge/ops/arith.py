@@ -8,6 +8,7 @@ import torch
 from ..ir.symbolic import norm
 from .common import infer_broadcast
 from .registry import infer, reference, symval
+from .symvalue import FLOATS, elementwise, float_binary
 
 # unsigned types torch has no CPU kernels for (uint16/32/64)
 _UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
@@ -116,10 +117,28 @@ _SYM_BIN = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda 
             "Max": lambda a, b: sympy.Max(a, b), "Min": lambda a, b: sympy.Min(a, b)}
 
 
-def int_symval(fn):
-    """A symbolic-value rule applying fn elementwise to the contents of two int32/int64 inputs."""
+def _either(np_fn, sym_fn):
+    """np_fn on numpy scalars (concrete floats), sym_fn on sympy operands."""
+    return lambda a, b: sym_fn(a, b) if isinstance(a, sympy.Basic) or isinstance(b, sympy.Basic) \
+        else np_fn(a, b)
+
+
+# float shape arithmetic (e.g. Cast(dim, FLOAT) / 2): numpy in the dtype, or exact sympy
+_FLOAT_BIN = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
+              "Div": lambda a, b: a / b if b != 0 else None,
+              "Max": _either(np.maximum, lambda a, b: sympy.Max(a, b)),  # sympy on first use only
+              "Min": _either(np.minimum, lambda a, b: sympy.Min(a, b))}
+
+
+def int_symval(fn, float_fn=None):
+    """A symbolic-value rule applying fn elementwise to the contents of two int32/int64 inputs
+    (float_fn to float inputs, exactly: see symvalue.float_binary)."""
     def f(node, a, b):
-        if node.inputs[0].dtype not in ("int64", "int32"):
+        dt = node.inputs[0].dtype
+        if float_fn is not None and dt in FLOATS:
+            return (lambda r: None if r is None else [r])(
+                elementwise(lambda x, y: float_binary(float_fn, x, y, dt), a, b))
+        if dt not in ("int64", "int32"):
             return None
         out = np.frompyfunc(lambda x, y: norm(fn(x, y)), 2, 1)(a, b)
         out = np.asarray(out, dtype=object)
@@ -130,4 +149,4 @@ def int_symval(fn):
 
 
 for _op, _fn in _SYM_BIN.items():
-    symval(_op)(int_symval(_fn))
+    symval(_op)(int_symval(_fn, _FLOAT_BIN.get(_op)))

@@ -52,6 +52,20 @@ def dd_dim(node, tag=""):
     return symbol(f"{DATA_DEPENDENT_PREFIX}{node.name}{tag}")
 
 
+def dd_dims(node, n: int, tag=""):
+    """n data-dependent dims of a node's output (a shape computed at run time, e.g. Expand's)."""
+    return tuple(dd_dim(node, f"{tag}_{i}") for i in range(n))
+
+
+def value_len(node, i: int) -> int:
+    """Static length of 1-D input i (a shape/repeats tensor whose contents are not known)."""
+    shp = node.inputs[i].shape
+    if len(shp) != 1 or not isinstance(shp[0], int):
+        raise ShapeError(f"{node.op} '{node.name}': input {i} must be a 1-D tensor of static length, got "
+                         f"{list(shp)}")
+    return shp[0]
+
+
 def scalar_int(t) -> int:
     """First element of a host tensor as a python int."""
     return int(t.reshape(-1)[0])

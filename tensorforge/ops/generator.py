@@ -1,6 +1,8 @@
 """Tensor generators: ConstantOfShape, Range, EyeLike, random ops."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from ..ir.lazy import sympy
 import torch
@@ -8,8 +10,9 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import known_ints, obj_array, tensor_arg
+from .common import dd_dim, dd_dims, known_ints, obj_array, tensor_arg, value_len
 from .registry import infer, reference, symval
+from .symvalue import as_number, concrete, exact
 
 
 @reference("ConstantOfShape", host_inputs=(0,))
@@ -23,17 +26,15 @@ def constant_of_shape_infer(node):
     v = node.attrs.get("value")
     dt = dtypes.from_torch(v.dtype) if v is not None else "float32"
     shp = known_ints(node.inputs[0])
-    if shp is None:
-        raise ShapeError(f"ConstantOfShape '{node.name}': shape is data-dependent (not supported)")
+    if shp is None:  # computed at run time: the output is sized then
+        return [(dt, dd_dims(node, value_len(node, 0)))]
     return [(dt, tuple(shp))]
 
 
 @symval("ConstantOfShape")
 def constant_of_shape_sym(node, shape):
     v = node.attrs.get("value")
-    if v is not None and v.is_floating_point():
-        return None
-    fill = int(v.reshape(-1)[0]) if v is not None else 0
+    fill = exact(v.reshape(-1)[0].item()) if v is not None else 0
     dims = [int(d) for d in shape.reshape(-1)] if all(isinstance(d, int) for d in shape.reshape(-1)) else None
     if dims is None or int(np.prod(dims)) > 4096:
         return None
@@ -42,26 +43,47 @@ def constant_of_shape_sym(node, shape):
 
 @reference("Range", host_inputs=(0, 1, 2))
 def range_ref(start, limit, delta, _device=None):
-    return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype, device=_device)
+    s, lim, d = start.item(), limit.item(), delta.item()
+    if (lim - s) * d <= 0:  # ONNX: empty (torch.arange refuses bounds against the step's sign)
+        return torch.empty(0, dtype=start.dtype, device=_device)
+    return torch.arange(s, lim, d, dtype=start.dtype, device=_device)
+
+
+def _scalar(v):
+    """The known (constant or symbolic) value of a scalar input, or None."""
+    if v.const is not None and v.const.numel() == 1:
+        return exact(v.const.reshape(-1)[0].item())
+    if v.sym is not None and v.sym.size == 1:
+        return exact(v.sym.reshape(-1)[0])
+    return None
 
 
 @infer("Range")
 def range_infer(node):
-    vals = [known_ints(v) if v.dtype in ("int64", "int32") else (
-        v.const.reshape(-1).tolist() if v.const is not None else None) for v in node.inputs]
-    if any(x is None for x in vals):
-        raise ShapeError(f"Range '{node.name}': bounds are data-dependent (not supported)")
-    s, lim, d = (x[0] for x in vals)
+    """Length max(ceil((limit - start) / delta), 0); a bound known only at run time sizes the
+    output then (data-dependent)."""
+    vals = [_scalar(v) for v in node.inputs]
+    dt = node.inputs[0].dtype
+    if all(x is not None and concrete(x) for x in vals):  # as torch.arange counts: in double
+        s, lim, d = (float(as_number(x, dt)) for x in vals)
+        return [(dt, (max(math.ceil((lim - s) / d), 0),))]
+    if any(x is None or isinstance(x, float) for x in vals):  # run-time bounds, or inexact floats
+        return [(dt, (dd_dim(node),))]
+    s, lim, d = vals
     n = sympy.Max(sympy.ceiling((sympy.sympify(lim) - s) / d), 0)
-    return [(node.inputs[0].dtype, (norm(n),))]
+    return [(dt, (norm(n),))]
 
 
 @symval("Range")
 def range_sym(node, start, limit, delta):
-    vals = [x.reshape(-1)[0] for x in (start, limit, delta)]
-    if node.inputs[0].dtype not in ("int64", "int32") or not all(isinstance(v, int) for v in vals):
+    vals = [exact(x.reshape(-1)[0]) for x in (start, limit, delta)]
+    if not all(concrete(v) for v in vals):
         return None
-    return [obj_array(range(*vals))]
+    if node.inputs[0].dtype in ("int64", "int32"):
+        return [obj_array(range(*(int(v) for v in vals)))]
+    dt = dtypes.to_torch(node.inputs[0].dtype)
+    out = torch.arange(*(float(v) for v in vals), dtype=torch.float64).to(dt).tolist()
+    return [obj_array([exact(x) for x in out])] if len(out) <= 4096 else None
 
 
 @reference("EyeLike")

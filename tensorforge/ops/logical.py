@@ -5,9 +5,10 @@ import numpy as np
 from ..ir.lazy import sympy
 import torch
 
-from .arith import int_symval, unsigned_safe
+from .arith import unsigned_safe
 from .common import infer_bool_broadcast, infer_broadcast, infer_same, unary_ref
 from .registry import infer, reference, symval
+from .symvalue import FLOATS, elementwise, exact
 
 reference("Not")(unary_ref(torch.logical_not))
 infer("Not")(infer_same)
@@ -58,8 +59,21 @@ def _make_symlogic(fn):
     return f
 
 
-symval("Equal")(int_symval(
-    lambda a, b: bool(sympy.Eq(a, b)) if not isinstance(sympy.Eq(a, b), sympy.Eq) else None))
+def _sym_eq(a, b):
+    a, b = exact(a), exact(b)
+    r = sympy.Eq(a, b)
+    return bool(r) if not isinstance(r, sympy.Eq) else None
+
+
+@symval("Equal")
+def _sym_equal(node, a, b):
+    """Equal of shape values, int or float (an exact float value of a dim compares as the dim)."""
+    if node.inputs[0].dtype not in ("int64", "int32") + FLOATS:
+        return None
+    out = elementwise(_sym_eq, a, b)
+    return None if out is None else [out]
+
+
 symval("Not")(_make_symlogic(lambda a: not a))
 symval("And")(_make_symlogic(lambda a, b: a and b))
 symval("Or")(_make_symlogic(lambda a, b: a or b))

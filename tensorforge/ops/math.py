@@ -7,6 +7,7 @@ import torch
 from ..ir.symbolic import norm
 from .common import infer_same, scalar_int, unary_ref
 from .registry import infer, reference, symval
+from .symvalue import elementwise, rounded
 
 _MATH = {
     "Erf": torch.erf, "Sqrt": torch.sqrt, "Exp": torch.exp, "Log": torch.log, "Abs": torch.abs,
@@ -23,7 +24,18 @@ infer(*_MATH)(infer_same)
 
 @symval("Neg")
 def _sym_neg(node, a):
-    return [np.asarray(np.frompyfunc(lambda x: norm(-x), 1, 1)(a), dtype=object)]
+    return [np.asarray(np.frompyfunc(lambda x: norm(-x) if not isinstance(x, float) else -x, 1, 1)(a),
+                       dtype=object)]
+
+
+def _sym_round(how):
+    """Floor/Ceil/Round of float shape values (e.g. Floor(Cast(dim) / 2))."""
+    return lambda node, a: (lambda r: None if r is None else [r])(elementwise(lambda x: rounded(x, how), a))
+
+
+symval("Floor")(_sym_round("floor"))
+symval("Ceil")(_sym_round("ceil"))
+symval("Round")(_sym_round("round"))
 
 
 @reference("Clip")

@@ -8,7 +8,7 @@ import torch
 
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import has_input, known_ints, known_values, norm_axis
+from .common import dd_dims, has_input, known_ints, known_values, norm_axis
 from .registry import infer, reference
 
 F64 = torch.float64
@@ -201,8 +201,18 @@ def _scaled_dim(d, s):
     return norm(sympy.floor(sympy.Rational(s) * d))
 
 
+def _dd_sizes(node, shape, axes):
+    """Output dims when scales/sizes are computed at run time: the resized axes are data-dependent."""
+    r = len(shape)
+    ax = {norm_axis(a, r) for a in axes} if axes else set(range(r))
+    dd = dd_dims(node, r)
+    return [dd[i] if i in ax else d for i, d in enumerate(shape)]
+
+
 def _infer_sizes(node, shape, scales_i, sizes_i, axes, policy):
     sizes = known_ints(node.inputs[sizes_i]) if sizes_i is not None and has_input(node, sizes_i) else None
+    if sizes is None and sizes_i is not None and has_input(node, sizes_i) and node.inputs[sizes_i].shape != (0,):
+        return _dd_sizes(node, shape, axes)  # sizes computed at run time
     if sizes:
         if not all(isinstance(d, int) for d in shape) and policy != "stretch":
             raise ShapeError(f"Resize '{node.name}': keep_aspect_ratio_policy needs static input dims")
@@ -213,8 +223,8 @@ def _infer_sizes(node, shape, scales_i, sizes_i, axes, policy):
             out[a] = s
         return out
     scales = known_values(node.inputs[scales_i]) if has_input(node, scales_i) else None
-    if scales is None:
-        raise ShapeError(f"Resize '{node.name}': scales/sizes are data-dependent (not supported)")
+    if scales is None:  # computed at run time: the resized axes are sized then
+        return _dd_sizes(node, shape, axes)
     r = len(shape)
     ax = [norm_axis(a, r) for a in axes] if axes else list(range(r))
     out = list(shape)

@@ -6,7 +6,7 @@ import torch
 
 from ..errors import ShapeError
 from ..ir.symbolic import norm, numel
-from .common import attr_or_input, dd_dim, norm_axis, tensor_arg
+from .common import attr_or_input, dd_dim, dd_dims, has_input, norm_axis, tensor_arg, value_len
 from .registry import infer, reference, symval
 
 
@@ -70,6 +70,9 @@ def slice_ref(x, starts=None, ends=None, axes=None, steps=None):
 @infer("Slice")
 def slice_infer(node):
     shp = list(node.inputs[0].shape)
+    if any(attr_or_input(node, a, i) is None for a, i in (("starts", 1), ("ends", 2))) or \
+            any(has_input(node, i) and attr_or_input(node, a, i) is None for a, i in (("axes", 3), ("steps", 4))):
+        return [(node.inputs[0].dtype, _dd_slice(node, shp))]
     starts, ends, axes, steps = _slice_params(node, len(shp))
     for s, e, a, st in zip(starts, ends, axes, steps):
         if isinstance(s, sympy.Basic) or isinstance(e, sympy.Basic):
@@ -77,6 +80,17 @@ def slice_infer(node):
         else:
             shp[a] = _slice_dim(shp[a], s, e, st)
     return [(node.inputs[0].dtype, tuple(shp))]
+
+
+def _dd_slice(node, shp):
+    """Bounds computed at run time: the sliced axes (every axis when the axes are unknown too) are
+    sized then."""
+    axes = attr_or_input(node, "axes", 3)
+    dd = dd_dims(node, len(shp))
+    if axes is None and has_input(node, 3):
+        return dd
+    axes = {norm_axis(a, len(shp)) for a in (axes if axes is not None else range(value_len(node, 1)))}
+    return tuple(dd[i] if i in axes else d for i, d in enumerate(shp))
 
 
 @symval("Slice")

@@ -7,7 +7,7 @@ import torch
 
 from ..errors import ShapeError
 from ..ir.symbolic import norm, numel
-from .common import attr_or_input, has_input, known_ints, norm_axis, obj_array, tensor_arg
+from .common import attr_or_input, dd_dims, has_input, known_ints, norm_axis, obj_array, tensor_arg, value_len
 from .registry import infer, reference, symval
 
 
@@ -78,8 +78,8 @@ def reshape_ref(x, shape, allowzero=0):
 @infer("Reshape")
 def reshape_infer(node):
     tgt = known_ints(node.inputs[1])
-    if tgt is None:
-        raise ShapeError(f"Reshape '{node.name}': target shape is data-dependent (not supported)")
+    if tgt is None:  # computed at run time: the output is sized then
+        return [(node.inputs[0].dtype, dd_dims(node, value_len(node, 1)))]
     return [(node.inputs[0].dtype, reshape_dims(node.inputs[0].shape, tgt, node.attrs.get("allowzero", 0)))]
 
 
@@ -182,8 +182,13 @@ def expand_ref(x, shape):
 def expand_infer(node):
     from ..ir.symbolic import broadcast
     tgt = known_ints(node.inputs[1])
-    if tgt is None:
-        raise ShapeError(f"Expand '{node.name}': target shape is data-dependent (not supported)")
+    if tgt is None:  # computed at run time: a dim of x other than 1 stays, the others are sized then
+        x = node.inputs[0].shape
+        n = value_len(node, 1)
+        rank = max(n, len(x))
+        xs = (1,) * (rank - len(x)) + tuple(x)
+        dd = dd_dims(node, rank)
+        return [(node.inputs[0].dtype, tuple(d if isinstance(d, int) and d != 1 else e for d, e in zip(xs, dd)))]
     return [(node.inputs[0].dtype, broadcast(node.inputs[0].shape, tuple(tgt)))]
 
 

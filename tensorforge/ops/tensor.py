@@ -8,9 +8,11 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError
 from ..ir.symbolic import norm
-from .common import attr_or_input, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg
+from .common import (attr_or_input, dd_dims, has_input, infer_same, known_ints, norm_axis, scalar_int, tensor_arg,
+                     value_len)
 from .lowbit import convert
 from .registry import infer, reference, symval
+from .symvalue import FLOATS, INTS, concrete, elementwise, to_float, to_int
 
 
 @reference("Identity", view=True)
@@ -64,9 +66,15 @@ infer("Cast")(lambda node: [(dtypes.from_onnx(node.attrs["to"]), node.inputs[0].
 
 @symval("Cast")
 def cast_sym(node, x):
-    if dtypes.from_onnx(node.attrs["to"]) not in ("int64", "int32"):
-        return None
-    return [x]
+    """Shape values survive int -> float -> int casts while exact (see symvalue)."""
+    to = dtypes.from_onnx(node.attrs["to"])
+    if to in INTS:
+        return [elementwise(to_int, x)] if node.inputs[0].dtype != to else [x]
+    if to in FLOATS:
+        return [elementwise(lambda e: to_float(e, to), x)]
+    if to == "bool":
+        return [elementwise(lambda e: bool(e) if concrete(e) else None, x)]
+    return None
 
 
 @reference("CastLike")
@@ -130,8 +138,8 @@ def _even_sizes(dim, n):
 def split_sizes(node, dim):
     """Chunk sizes of a Split node along its axis (dims may be symbolic)."""
     split = attr_or_input(node, "split", 1)
-    if split is None and has_input(node, 1):
-        raise ShapeError(f"Split '{node.name}': split sizes are data-dependent (not supported)")
+    if split is None and has_input(node, 1):  # computed at run time: each piece is sized then
+        return list(dd_dims(node, len(node.outputs), "_split"))
     if split:
         return list(split)
     n = node.attrs.get("num_outputs")
@@ -181,8 +189,10 @@ def tile_ref(x, repeats):
 def tile_infer(node):
     x = node.inputs[0]
     reps = known_ints(node.inputs[1])
-    if reps is None:
-        raise ShapeError(f"Tile '{node.name}': repeats are data-dependent (not supported)")
+    if reps is None:  # computed at run time: the output is sized then
+        if value_len(node, 1) != len(x.shape):
+            raise ShapeError(f"Tile '{node.name}': {value_len(node, 1)} repeats for rank {len(x.shape)}")
+        return [(x.dtype, dd_dims(node, len(x.shape)))]
     if len(reps) != len(x.shape):
         raise ShapeError(f"Tile '{node.name}': {len(reps)} repeats for rank {len(x.shape)}")
     return [(x.dtype, tuple(norm(d * r) for d, r in zip(x.shape, reps)))]
@@ -245,11 +255,11 @@ def pad_infer(node):
     x = node.inputs[0]
     rank = len(x.shape)
     pads = attr_or_input(node, "pads", 1)
-    if pads is None:
-        raise ShapeError(f"Pad '{node.name}': pads are data-dependent (not supported)")
     axes = known_ints(node.inputs[3]) if has_input(node, 3) else list(range(rank))
-    if axes is None:
-        raise ShapeError(f"Pad '{node.name}': axes are data-dependent (not supported)")
+    if pads is None or axes is None:  # computed at run time: the padded axes are sized then
+        dd = dd_dims(node, rank)
+        pad_axes = set(range(rank)) if axes is None else {norm_axis(a, rank) for a in axes}
+        return [(x.dtype, tuple(dd[i] if i in pad_axes else d for i, d in enumerate(x.shape)))]
     if len(pads) != 2 * len(axes):
         raise ShapeError(f"Pad '{node.name}': {len(pads)} pads for {len(axes)} axes")
     shp = list(x.shape)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import sympy
 import torch
 
 from .. import dtypes
@@ -22,11 +23,18 @@ log = logging.getLogger("tensorforge")
 FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants
 
 
+_SYM_DTYPES = ("int64", "int32", "float16", "bfloat16", "float32", "float64")
+
+
 def _static_sym_to_const(v) -> None:
-    if v.const is None and v.sym is not None and v.dtype in ("int64", "int32"):
+    """A shape value (int or float) whose contents are all numbers becomes a constant."""
+    if v.const is None and v.sym is not None and v.dtype in _SYM_DTYPES:
         flat = v.sym.reshape(-1).tolist()
-        if all(isinstance(x, (int, np.integer)) for x in flat):
-            v.const = torch.tensor([int(x) for x in flat], dtype=dtypes.to_torch(v.dtype)).reshape(
+        if all(isinstance(x, (int, np.integer, float)) or (isinstance(x, sympy.Basic) and x.is_Number)
+               for x in flat):
+            wide = torch.float64 if "float" in v.dtype else torch.int64
+            vals = [float(x) if wide == torch.float64 else int(x) for x in flat]
+            v.const = torch.tensor(vals, dtype=wide).to(dtypes.to_torch(v.dtype)).reshape(
                 tuple(int(d) for d in v.shape))
 
 
@@ -56,7 +64,7 @@ def fold_constants(g: Graph) -> Graph:
         for v in node.outputs:
             _static_sym_to_const(v)
         known = node.outputs and all(
-            v.const is not None or (v.sym is not None and v.dtype in ("int64", "int32")) for v in node.outputs)
+            v.const is not None or (v.sym is not None and v.dtype in _SYM_DTYPES) for v in node.outputs)
         ins = [v for v in node.inputs if v is not None]
         if not known and ins and all(v.const is not None for v in ins):
             known = _evaluate(g, node)

@@ -19,12 +19,14 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..kernels import driver, make_kernel
-from . import execplan, graphs, memory, steps
+from . import execplan, memory, steps
 from . import streams as st
 from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
-from .shapes import eval_shape
+from . import graph_run
+from .dynamic import deliver_outputs, graph_prefix
+from .shapes import eval_shape, eval_value
 
 GRAPH_CACHE_SIZE = 8
 __all__ = ["ExecutionContext", "_bind_symbols", "_lifetimes", "GRAPH_CACHE_SIZE"]
@@ -57,6 +59,7 @@ class ExecutionContext(ContextIO):
             if all(isinstance(d, int) for d in spec):
                 self._shapes[n] = tuple(spec)
         self._bound: dict[str, object] = {}
+        self._allocators: dict = {}  # output name -> output allocator (outputs sized at run time)
         self._owned: dict[str, torch.Tensor] = {}
         self._arena = None
         self._prepared_key = None
@@ -136,7 +139,7 @@ class ExecutionContext(ContextIO):
             if t.kind == "weight":
                 slots[name] = self.engine.weights[name]
             elif t.kind == "shape":
-                vals = [v if isinstance(v, int) else eval_shape([v], env)[0] for v in t.sym]
+                vals = [eval_value(v, env, t.dtype) for v in t.sym]  # float shape values keep fractions
                 slots[name] = torch.tensor(vals, dtype=dtypes.to_torch(t.dtype)).reshape(eval_shape(t.shape, env))
         for n in p.inputs:  # sequence / optional inputs are host objects, bound as given
             slots[n] = self._bound[n] if _container(p.tensors[n].dtype) else self._binding(n, self._shapes[n])
@@ -200,42 +203,31 @@ class ExecutionContext(ContextIO):
                 self._prepare()  # allocations (arena, device copies) are ordered on this stream
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)
-                elif self.use_cuda_graph and not self._xp.has_dynamic and self.profiler is None:
-                    self._run_graph(stream)
+                elif self.use_cuda_graph and self.profiler is None and graph_prefix(self.plan, self._xp) > 0:
+                    self._run_graph(stream)  # data-dependent layers: only the static prefix is a graph
                 else:
                     self._run(stream)
+                if self._allocators:
+                    deliver_outputs(self.plan, self._allocators, self._slots)
         else:
             self._prepare()
             self._run(None)
+            if self._allocators:
+                deliver_outputs(self.plan, self._allocators, self._slots)
         return True
 
-    def _run(self, stream, capturing=False):
+    def _run(self, stream, capturing=False, stop=None):
         key = self._prepared_key
         slots, marks = steps.run(self._xp, stream, self._ss, None if capturing else self._consumed_event,
                                  self.profiler, key in self._valid, self._arena_ptr, self._check_planned,
-                                 self._bound_launches)
+                                 self._bound_launches, stop=stop)
         self._last = slots
         self._valid.add(key)
         if marks is not None:
             self._report(marks)
 
     def _run_graph(self, stream):
-        key = self._prepared_key
-        entry = self._graphs.get(key)
-        if entry is None:
-            self._run(stream)  # resolves shapes and validates outputs; never captured
-            cap = self._ss.stream("capture", stream)
-            cap.wait_stream(stream)
-            g = graphs.capture(lambda: self._run(cap, capturing=True), cap)
-            stream.wait_stream(cap)
-            self._graphs[key] = (g, self._xp, self._last, self._arena)  # what the graph points to stays alive
-            while len(self._graphs) > self.graph_cache_size:
-                self._graphs.popitem(last=False)
-            return
-        self._graphs.move_to_end(key)
-        entry[0].replay()
-        if self._consumed_event is not None:
-            self._consumed_event.record(stream)
+        graph_run.run(self, stream)
 
     def _report(self, marks):
         if self.device.type == "cuda":

@@ -125,6 +125,20 @@ class ContextIO:
             raise TensorforgeError(f"set_tensor_address('{name}'): expected a torch tensor or an int pointer")
         self._bound[name] = tensor_or_ptr
 
+    @_locked
+    def set_output_allocator(self, name: str, allocator) -> None:
+        """Outputs sized at run time (data-dependent) are delivered to `allocator` once their size is
+        known (runtime.dynamic.OutputAllocator: TensorRT's IOutputAllocator role); None removes it."""
+        if name not in self.plan.outputs:
+            raise TensorforgeError(f"'{name}' is not an output of this engine")
+        if allocator is None:
+            self._allocators.pop(name, None)
+        else:
+            self._allocators[name] = allocator
+
+    def get_output_allocator(self, name: str):
+        return self._allocators.get(name)
+
     def get_tensor_address(self, name):
         t = self._bound.get(name)
         return t.data_ptr() if isinstance(t, torch.Tensor) else t

@@ -119,7 +119,7 @@ def _node(n, expr):
     raise DimError(f"illegal dim expression: {expr[:80]!r}")
 
 
-def _guarded(f, expr):
+def _guarded(f, expr, raw=False):
     def run(env):
         try:
             v = f(env)
@@ -127,6 +127,8 @@ def _guarded(f, expr):
             raise DimError(f"dim expression {expr!r} divides by zero") from None
         except (OverflowError, TypeError, ValueError) as e:
             raise DimError(f"dim expression {expr!r} cannot be evaluated ({e})") from None
+        if raw:
+            return v
         return int(round(v)) if isinstance(v, float) else int(v)
     return run
 
@@ -144,6 +146,23 @@ def compile_dim(expr: str):
         v = f({})
         return lambda env: v
     return f
+
+
+@lru_cache(maxsize=4096)
+def compile_value(expr: str):
+    """compile_dim without the rounding: a float shape value (Cast(dim, FLOAT) / 2) keeps its fraction."""
+    tree = _parse(expr)
+    try:
+        return _guarded(_node(tree.body, expr), expr, raw=True)
+    except RecursionError:
+        raise DimError(f"dim expression nested too deeply: {expr[:80]!r}") from None
+
+
+def eval_value(d, env, dtype: str = "int64"):
+    """One element of a shape value of `dtype`: rounded to an int unless the dtype is a float."""
+    if not dtype.startswith(("float", "bfloat")):
+        return eval_dim(d, env)
+    return d if type(d) in (int, float) else compile_value(d)(env)
 
 
 def eval_dim(d, env) -> int:

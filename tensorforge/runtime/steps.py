@@ -9,14 +9,17 @@ import torch
 from ..errors import TensorforgeError
 
 
-def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_ptr=None, check=None, bound=None):
+def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_ptr=None, check=None, bound=None,
+        start=0, stop=None, slots=None):
     """Run (CPU) or enqueue (CUDA) every launch of `xp`; fire the input-consumed event when given.
 
     validated=False (first run of a plan): outputs are checked against the plan (`check(name, tensor)`
     for kernel-allocated ones) and a failing layer is named. bound (CUDA): per launch, None (not
     tried yet), False, or a replay(stream handle) of its fixed launches (the kernel's own `bind`, or
     its recorded driver launches: kernels.driver.Prebound), made at a launch's first run. Returns (slots, profile marks or None)."""
-    slots = list(xp.initial)
+    # start/stop: launches[start:stop] only, continuing from `slots` (the slot list of the part before:
+    # a CUDA graph replays the static prefix, then the dynamic tail runs eagerly from its slots)
+    slots = list(xp.initial) if slots is None else list(slots)
     multi = bool(xp.aux) and stream is not None and profiler is None
     if bound is not None and any(bound):  # replays call the driver: its context must be current here
         from ..kernels.driver import ensure_context
@@ -27,7 +30,7 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
         _fire(xp, ss, event, stream, multi)
     marks, k = ([] if profiler is not None else None), -1
     try:
-        for k, L in enumerate(xp.launches):
+        for k, L in enumerate(xp.launches[start:stop], start):
             if marks is not None:
                 marks.append(_mark(stream))
             if not multi:

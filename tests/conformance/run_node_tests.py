@@ -108,7 +108,7 @@ def run_case(case) -> dict | None:
         msg = str(e).strip().splitlines()
         err = f"{type(e).__name__}: " + " | ".join(msg[:6])[:600]
         res = {"kind": kind, "error": err}
-        m = re.search(r"unsupported op '(?:[\w.]+::)?(\w+)'", str(e))
+        m = re.search(r"unsupported ops?:? '(?:[\w.]+::)?(\w+)'", str(e))
         if kind == "unsupported_op" and m:
             res["op"] = m.group(1)
         if kind == "exception":

@@ -42,8 +42,14 @@ class StreamBuffers:
             ctx.set_tensor_address(name, d)
             self.inputs[name] = (host, d)
         self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.allocated: dict = {}  # outputs sized at run time: name -> their output allocator
         for desc in engine.outputs:
             shape = output_shape(ctx, desc.name)
+            if ctx.plan.tensors[desc.name].dynamic:  # data-dependent: delivered once its size is known
+                from tensorforge.runtime.dynamic import OutputAllocator
+                self.allocated[desc.name] = OutputAllocator()
+                ctx.set_output_allocator(desc.name, self.allocated[desc.name])
+                continue
             if any(d < 0 for d in shape):  # the model's attributes give no valid output for these inputs
                 raise api.error(f"output '{desc.name}' would have shape {list(shape)} for the given input "
                                 "shapes; check the model's attributes (pads, strides, kernel) and the shapes")
@@ -76,7 +82,9 @@ class StreamBuffers:
         s = self.backend.stream()
         self.d2h(s)
         self.backend.synchronize(s)
-        return {name: _to_numpy(host) for name, (host, _) in self.outputs.items()}
+        out = {name: _to_numpy(host) for name, (host, _) in self.outputs.items()}
+        out.update({name: _to_numpy(a.output(name)) for name, a in self.allocated.items()})
+        return out
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:

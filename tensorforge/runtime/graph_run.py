@@ -1,0 +1,35 @@
+"""CUDA graphs of an execution context: one per shape set, captured after a first eager run (which
+resolves shapes and validates outputs; capture never happens during it), replayed afterwards. With
+data-dependent layers the graph holds the static prefix of the plan and the dynamic tail runs
+eagerly after each replay, from the slots the graph fills."""
+from __future__ import annotations
+
+from . import graphs, steps
+from .dynamic import graph_prefix
+
+
+def run(ctx, stream) -> None:
+    """Replay ctx's graph of its prepared shape set (capture it the first time), then the dynamic tail."""
+    key = ctx._prepared_key
+    entry = ctx._graphs.get(key)
+    n = graph_prefix(ctx.plan, ctx._xp)
+    if entry is None:
+        ctx._run(stream)  # resolves shapes and validates outputs; never captured
+        full = ctx._last
+        cap = ctx._ss.stream("capture", stream)
+        cap.wait_stream(stream)
+        g = graphs.capture(lambda: ctx._run(cap, capturing=True, stop=n), cap)
+        stream.wait_stream(cap)
+        ctx._graphs[key] = (g, ctx._xp, ctx._last, ctx._arena)  # what the graph points to stays alive
+        ctx._last = full
+        while len(ctx._graphs) > ctx.graph_cache_size:
+            ctx._graphs.popitem(last=False)
+        return
+    ctx._graphs.move_to_end(key)
+    entry[0].replay()
+    if n < len(entry[1].launches):  # the dynamic tail: eager, from the slots the graph fills
+        ctx._last, _ = steps.run(entry[1], stream, ctx._ss, None, None, True, ctx._arena_ptr,
+                                 ctx._check_planned, None, start=n, slots=entry[2])
+    if ctx._consumed_event is not None:
+        ctx._consumed_event.record(stream)
+
