@@ -9,6 +9,7 @@ from ..errors import TensorforgeError
 from .forgeexec.flags import add_to_parser
 from .debug_cmd import add_parser as add_debug_parser
 from .report_cmd import add_parser as add_report_parser
+from .quantize_cmd import add_parser as add_quantize_parser
 
 # Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
 COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32",
@@ -34,6 +35,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("ops", help="list the supported ONNX ops")
     add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
     add_debug_parser(sub)
+    add_quantize_parser(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -57,6 +59,9 @@ def main(argv=None) -> int:
         if args.cmd == "debug":
             from .debug_cmd import debug
             return debug(args)
+        if args.cmd == "quantize":
+            from .quantize_cmd import quantize_main
+            return quantize_main(args)
         if args.cmd == "report":
             from .report_cmd import report
             return report(args)
