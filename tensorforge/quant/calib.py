@@ -44,14 +44,18 @@ def amax_percentile(c: Collector, percentile: float = 99.99, **_) -> float:
     return float((i + 1) * c.amax / c.bins)
 
 
-def amax_entropy(c: Collector, levels: int = 128, start: int = 128, **_) -> float:
-    """TensorRT entropy calibration: the clip threshold i·w minimizing KL(P || Q) over i >= 128."""
+def amax_entropy(c: Collector, levels: int = 128, start: int = 128, max_clipped: float = 1e-3, **_) -> float:
+    """TensorRT entropy calibration: the clip threshold i·w minimizing KL(P || Q) over i >= 128,
+    among thresholds that clip at most `max_clipped` of the values (a guard: on saturated ReLU6
+    outputs, a spike at 6, the KL minimum alone clips the spike to a 16th of the range)."""
     hist = c.hist
     best, best_i = np.inf, len(hist)
     nz_total = hist.sum()
     if nz_total == 0:
         return c.amax
-    for i in range(start, len(hist) + 1, 16 if len(hist) > 512 else 1):
+    tail = nz_total - np.cumsum(hist)  # values above bin i's upper edge
+    first = int(np.argmax(tail <= max_clipped * nz_total)) + 1
+    for i in range(max(start, first), len(hist) + 1, 16 if len(hist) > 512 else 1):
         p = hist[:i].copy()
         p[i - 1] += hist[i:].sum()  # clipped outliers fold into the last bin
         nz = hist[:i] != 0

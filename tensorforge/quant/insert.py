@@ -5,6 +5,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .placement import Graph
+
 QMAX = {"int8": 127.0, "fp8": 448.0}
 QTYPE = {"int8": TensorProto.INT8, "fp8": TensorProto.FLOAT8E4M3FN}
 
@@ -38,6 +40,7 @@ def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = Fals
     g = m.graph
     nodes = list(g.node)
     inits = {i.name: i for i in g.initializer}
+    consts = Graph(model).consts  # initializers and Constant node outputs
     new_inits, before = [], {}  # before[node index] = Q/DQ nodes to insert ahead of it
     made = {}
     for tensor, idx, k in plan.acts:
@@ -53,7 +56,7 @@ def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = Fals
     for idx, axis in plan.weights:
         n = nodes[idx]
         wname = n.input[1]
-        w = numpy_helper.to_array(inits[wname]).astype(np.float32)
+        w = np.asarray(consts[wname], np.float32)
         s = weight_scales(w, axis, mode)
         base = f"{wname}_w"
         new_inits += [numpy_helper.from_array(s, f"{base}_scale"), _zero(f"{base}_zp", mode, s.shape)]

@@ -70,7 +70,7 @@ FLAGS: list[Flag] = [
        "int32|int8; one * wildcard per name)", "spec"),
     _f("--layerOutputTypes", "str", None, "Build", "Per-layer output types: name:type[+type],...", "spec"),
     _f("--calib", "str", None, "Build", "Read INT8 calibration cache file", "<file>",
-       note=_NOOP + " (int8 uses the placeholder dynamic ranges or the model's Q/DQ scales)"),
+       note="its scales quantize a model without Q/DQ (with --int8 / --fp8)"),
     _f("--saveEngine", "str", None, "Build", "Save the serialized engine", "<file>"),
     _f("--loadEngine", "str", None, "Build", "Load a serialized engine", "<file>"),
     _f("--skipInference", "bool", False, "Build", "Exit after the engine has been built and skip inference perf"
