@@ -83,6 +83,8 @@ class Selector:
         cands = [c for c in cands if c == REFERENCE or kernels.library_of(c) not in self.libs_off]
         cands = [c for c in cands if kernels.level_of(c) <= max(self.level, 1)]
         cands = [{k: v for k, v in c.items() if k != "level"} for c in cands]
+        if self.cfg.precision_constraints == "obey":  # obey Q/DQ strictly: no FP16 form of quantized layers
+            cands = [c for c in cands if c.get("params", {}).get("form") != "fp16"]
         if self.level in TOP_K:
             cands = cands[:TOP_K[self.level]]
         return cands
@@ -122,6 +124,10 @@ class Selector:
         bench = at.LayerBench(self.plan, lay, info, self.weights, self.device, self.dev_weights)
         ref_fn = at.layer_fn(lay, REFERENCE, self.plan.opset, self.device)
         tol = at.tolerance(lay, self.tf32)
+        steps = 0
+        if lay.type.startswith("fused.Q"):  # a float form may move a rounding tie by one step
+            fp8 = any(str(self.plan.tensors[o].dtype).startswith("float8") for o in lay.outputs if o in self.plan.tensors)
+            tol, steps = max(tol, 0.07 if fp8 else 1e-2), 1
         out = {}
         for c in todo:
             k = kernels.tactic_key(c)
@@ -129,7 +135,7 @@ class Selector:
             try:
                 fn = ref_fn if c == REFERENCE else at.layer_fn(lay, c, self.plan.opset, self.device)
                 if c != REFERENCE:
-                    ok, err = at.check(fn, ref_fn, b, tol)
+                    ok, err = at.check(fn, ref_fn, b, tol, steps)
                     if not ok:
                         log.warning("layer '%s': tactic %s does not match the reference (error %.3g > %.3g);"
                                     " skipped", lay.name, at.display(c), err, tol)

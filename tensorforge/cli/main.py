@@ -26,8 +26,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="ONNX file or zoo:NAME")
     c.add_argument("--load-inputs", default=None, help=".npz file with one array per input name")
     c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--atol", type=float, default=1e-4)
-    c.add_argument("--rtol", type=float, default=1e-4)
+    c.add_argument("--atol", type=float, default=None, help="default 1e-4; a Q/DQ model without --atol/--rtol "
+                   "is judged by cosine and top-1 agreement with ONNX Runtime's fake-quant run")
+    c.add_argument("--rtol", type=float, default=None, help="default 1e-4")
     c.add_argument("--device", default=None, help="CUDA device N (as forgeexec), cuda[:N] or cpu "
                    "(default: cuda if available)")
     add_to_parser(c, COMPARE_FLAGS)

@@ -142,3 +142,30 @@ def qop_infer(node):
                            outputs=node.outputs, domain="")
     dt, shp = get(node.attrs["op"]).infer(fake)[0]
     return _typed(node, dt, shp)
+
+
+def float_form(op, inputs, attrs, dtype, opset=17):
+    """The FP16 (float) form of a quantized weighted layer: dequantize the input and the weight, run the
+    float op in `dtype`, then the same epilogue and output Q (the "no regression" candidate)."""
+    xq, wq, bias, w_scale, *extra = list(inputs) + [None] * max(0, 4 - len(inputs))
+    a = {k: v for k, v in attrs.items() if k not in ("x_scale", "x_zp", "w_zp", "epilogue", "extra_q", "out_q")}
+    x = deq(xq, [attrs.get("x_scale", 1.0), attrs.get("x_zp", 0)]).to(dtype)
+    wc = _centered(wq, attrs.get("w_zp", 0))
+    if op == "fused.QConv":
+        w = (wc * w_scale.to(torch.float64).reshape((-1,) + (1,) * (wq.dim() - 1))).to(dtype)
+        acc = conv_ref(x, w, None, **{k: v for k, v in a.items() if k in CONV_ATTRS})
+        b = None if bias is None else bias.reshape((1, -1) + (1,) * (acc.dim() - 2))
+    else:
+        axis = 0 if op == "fused.QGemm" and a.get("transB", 0) else -1
+        shape = [1] * wq.dim()
+        shape[axis] = -1
+        w = (wc * w_scale.to(torch.float64).reshape(shape if w_scale.numel() > 1 else ())).to(dtype)
+        if op == "fused.QGemm":
+            acc = torch.matmul(x, w.t() if a.get("transB", 0) else w) * float(a.get("alpha", 1.0))
+        else:
+            acc = torch.matmul(x, w)
+        b = bias
+    y = acc.float() + (0 if b is None else b.float())
+    ex = [deq(e, (attrs.get("extra_q") or [])[i] if i < len(attrs.get("extra_q") or []) else None)
+          for i, e in enumerate(extra)]
+    return req(apply_epilogue(y, attrs.get("epilogue"), ex, opset), attrs.get("out_q"))
