@@ -57,6 +57,8 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
             log.warning("Could not write timing cache to %s: %s", path, getattr(e, "strerror", None) or e)
     sel.stats["time_s"] = round(time.perf_counter() - t0, 3)
     plan.meta["tactic_selection"] = sel.stats
+    if sel.quant_times:
+        plan.meta["quant_times"] = sel.quant_times
     log.info("Tactic selection (level %d): %d layers, %d signatures timed, %d cache hits, %.3f s",
              level, sel.stats["layers"], sel.stats["timed"], sel.stats["cache_hits"], sel.stats["time_s"])
     return plan
@@ -76,6 +78,7 @@ class Selector:
         self.dev_weights: dict = {}
         self.stats = {"opt_level": level, "layers": 0, "timed": 0, "cache_hits": 0, "tactics_timed": 0,
                       "failed": 0}
+        self.quant_times: dict = {}  # quantized layer -> {tactic: ms} (the quantization report)
 
     def candidates(self, lay, info) -> list[dict]:
         """Candidates valid for the layer (shapes `info`) at this level, heuristic order, reference last."""
@@ -114,6 +117,8 @@ class Selector:
             self.cache.update(key, {"tactic": chosen, "ms": timings.get(best), "timings": fresh,
                                     "layer": f"{lay.type} {lay.precision}"})
         self.memo[key] = chosen
+        if lay.type.startswith("fused.Q"):
+            self.quant_times[lay.name] = {at.display(by_key[k]): ms for k, ms in timings.items()}
         log.debug("[Layer] %s: %s -> %s%s", lay.name, ", ".join(
             f"{at.display(by_key[k])} {_fmt_ms(ms)}" for k, ms in timings.items()), at.display(chosen),
             "" if todo else " (timing cache)")

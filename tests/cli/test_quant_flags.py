@@ -39,3 +39,20 @@ def test_qdq_model_builds_strongly_typed_and_ignores_flags(cli, tmp_path):
     rc, out, err = cli(f"--onnx={p}", "--fp16", "--shapes=input:1x3x64x64", *FAST)
     assert rc == 0, out + err
     assert "strongly typed" in out + err
+
+
+def test_quant_report_lists_unfused_qdq_and_layers(cli, tmp_path):
+    import json
+
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    p = tmp_path / "q.onnx"
+    onnx.save(q, str(p))
+    rep = tmp_path / "quant.json"
+    rc, out, err = cli(f"--onnx={p}", f"--quantReport={rep}", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    r = json.loads(rep.read_text())
+    assert any("graph input" in u["reason"] for u in r["unfused"])  # the input's Q has nothing before it
+    convs = [lay for lay in r["layers"] if lay["type"] == "fused.QConv"]
+    assert len(convs) >= 10 and all(lay["precision"] in ("int8", "fp16") and lay["tactic"] for lay in convs)
+    assert all(lay["ms"] is not None and lay["fp16_ms"] is not None for lay in convs)

@@ -132,6 +132,8 @@ def build_engine(opts, device: torch.device, log: Logger):
     t0 = time.perf_counter()
     engine = api.build(cfg, proto)
     log.info(f"Engine built in {fmt(time.perf_counter() - t0)} sec.")
+    from .quantflags import report as quant_report
+    quant_report(engine, opts, log)
     log.info(f"Created engine with size: {fmt(api.engine_size(engine) / 2 ** 20)} MiB")
     if opts.saveEngine:
         api.save_engine(engine, opts.saveEngine)

@@ -141,6 +141,8 @@ FLAGS: list[Flag] = [
        "<file>"),
     _f("--exportLayerInfo", "str", None, "Reporting", "Write the layer information of the engine in a json file",
        "<file>"),
+    _f("--quantReport", "str", None, "Reporting", "Write the quantization report in a json file: every Q/DQ "
+       "not fused (with the reason); per quantized layer its precision, tactic, time and FP16-form time", "<file>"),
     _f("--monitor", "bool", False, "Reporting", "Sample GPU clocks, power, temperature, utilization and memory"
        " (NVML, nvidia-ml-py) during the run; report min/mean/max, qps per watt and throttling"),
     # System

@@ -33,3 +33,25 @@ def apply(proto, opts, log):
         q = quantize(proto, mode, feeds, "max")
     opts.stronglyTyped = True
     return q
+
+
+def report(engine, opts, log) -> None:
+    """--quantReport=FILE (JSON) and, with --verbose, the same report in the log."""
+    want = getattr(opts, "quantReport", None)
+    if not (want or opts.verbose) or not any(l.type.startswith("fused.Q") or "Quantize" in " ".join(l.origin or [])
+                                             for l in engine.plan.layers):
+        return
+    import json
+
+    from ...builder.quant_report import quant_report
+    rep = quant_report(engine)
+    if want:
+        with open(want, "w") as f:
+            json.dump(rep, f, indent=1)
+        log.info(f"Quantization report written to {want}: {len(rep['unfused'])} unfused Q/DQ, "
+                 f"{len(rep['layers'])} quantized layers")
+    if opts.verbose:
+        for u in rep["unfused"]:
+            log.verb(f"[quant] unfused {', '.join(u['qdq'])}: {u['reason']}")
+        for lay in rep["layers"]:
+            log.verb(f"[quant] {lay['layer']}: {lay['precision']} {lay['tactic']} ms={lay['ms']} fp16_ms={lay['fp16_ms']}")
