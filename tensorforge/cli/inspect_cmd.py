@@ -109,6 +109,9 @@ def inspect_engine(path: str) -> str:
         lines.append(f"  [{i}] {lay.name} | {lay.type} | {lay.precision} | {tac}{origin}")
     hist = collections.Counter(lay.type for lay in p.layers)
     lines.append("Layer types: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
+    if any(lay.type.startswith("fused.Q") for lay in p.layers):
+        from .quant_lines import quant_lines
+        lines += quant_lines(eng)
     return "\n".join(lines)
 
 

@@ -56,3 +56,16 @@ def test_quant_report_lists_unfused_qdq_and_layers(cli, tmp_path):
     convs = [lay for lay in r["layers"] if lay["type"] == "fused.QConv"]
     assert len(convs) >= 10 and all(lay["precision"] in ("int8", "fp16") and lay["tactic"] for lay in convs)
     assert all(lay["ms"] is not None and lay["fp16_ms"] is not None for lay in convs)
+
+
+def test_inspect_shows_the_quantization_report(cli, tmp_path, capsys):
+    from tensorforge.cli.main import main
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    p, eng = tmp_path / "q.onnx", tmp_path / "q.engine"
+    onnx.save(q, str(p))
+    rc, out, err = cli(f"--onnx={p}", f"--saveEngine={eng}", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    assert main(["inspect", str(eng)]) == 0
+    text = capsys.readouterr().out
+    assert "---- Quantization: " in text and "unfused" in text and "FP16 form" in text
