@@ -126,7 +126,7 @@ def natural_images() -> list:
     return imgs
 
 
-def random_crops(imgs, n, seed, size=224):
+def random_crops(imgs, n, seed, size=224, scale=(0.15, 1.0)):
     """n random crops (scale 0.15-1 of the short side, random aspect, flips) resized to size², in
     [-1, 1] (EfficientNet-Lite's mean 0.5 / std 0.5), NCHW float32."""
     from PIL import Image
@@ -135,7 +135,7 @@ def random_crops(imgs, n, seed, size=224):
     for i in range(n):
         a = imgs[rng.integers(len(imgs))]
         h, w = a.shape[:2]
-        side = int(min(h, w) * rng.uniform(0.15, 1.0))
+        side = int(min(h, w) * rng.uniform(*scale))
         ar = rng.uniform(0.75, 1.33)
         ch, cw = min(h, int(side * ar)), min(w, int(side / ar))
         y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
