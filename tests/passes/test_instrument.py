@@ -100,7 +100,7 @@ def test_pass_stats_knob_logs_the_summary_at_info(monkeypatch, caplog):
     monkeypatch.setenv(env.PASS_STATS, "1")
     with caplog.at_level(logging.INFO, logger="tensorforge"):
         passes.run_pipeline(frontend.load(m))
-    assert "Optimizer passes: 19" in caplog.text and "declined 1 (addend is not constant" in caplog.text
+    assert f"Optimizer passes: {len(passes.PIPELINE)}" in caplog.text and "declined 1 (addend is not constant" in caplog.text
 
 
 def test_knobs_read_from_the_environment():

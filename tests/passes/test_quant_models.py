@@ -27,7 +27,8 @@ def ort_qdq(src, dst, feeds):
 
 def _check(m, feed, steps=4):
     ref = run_ort(m, feed)
-    got = run_tf(m, feed)
+    from tensorforge import BuilderConfig
+    got = run_tf(m, feed, BuilderConfig(device="cpu", opt_level=0))  # the quantized form (no timed FP16 form)
     for k, r in ref.items():
         step = float(np.abs(r).max()) / 100  # a few quantization steps of a uint8 output
         assert np.abs(got[k] - r).max() <= steps * step + 1e-6, k

@@ -78,7 +78,8 @@ def test_quantized_model_runs_in_ort_and_tensorforge(mode):
     assert sum(n.op_type == "QuantizeLinear" for n in q.graph.node) > 10
     f = zoo.random_inputs("resnet50_small", 2, seed=9)
     ref = run_ort(q, f, basic=True)  # the fake-quant reference (see testing.run_ort)
-    got = run_tf(q, f)
+    from tensorforge import BuilderConfig
+    got = run_tf(q, f, BuilderConfig(device="cpu", opt_level=0))  # the quantized form, untimed
     for k, r in ref.items():
         np.testing.assert_allclose(got[k], r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
 
