@@ -20,10 +20,15 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=8, 
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
 
 
-def run_ort(model: onnx.ModelProto, feed: dict) -> dict:
+def run_ort(model: onnx.ModelProto, feed: dict, basic: bool = False) -> dict:
+    """ONNX Runtime on CPU; basic=True limits graph optimizations to the basic level (ORT's extended
+    fusions compute FP8 Q/DQ models differently from the ONNX definition: the fake-quant reference
+    runs without them)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if basic:
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, feed)))

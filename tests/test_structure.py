@@ -31,7 +31,8 @@ ALLOWED = {
     "report": HELPERS | {"ops"},  # HTML reports from plain data (cli gathers it)
     "debug": _BELOW_BUILDER | {"builder", "<root>", "testing"},  # debug precision: builds and ORT runs
     "serve": HELPERS | {"runtime"},  # Ray Serve / Triton deployments of engines: the runtime only
-    "cli": _BELOW_BUILDER | {"builder", "<root>", "testing", "report", "debug", "serve", "plugin"},
+    "quant": HELPERS | {"frontend"},  # PTQ on ONNX protos (ORT calibration), no optimizer part
+    "cli": _BELOW_BUILDER | {"builder", "<root>", "testing", "report", "debug", "serve", "plugin", "quant"},
 }
 
 # Known violations inside kernels/ and ops/, which other issue-11/12 work is rewriting; the

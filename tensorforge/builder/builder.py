@@ -43,6 +43,7 @@ class Builder:
         proto = frontend.load_model_proto(model)
         g = frontend.load(proto, _pinned_shapes(proto, cfg))
         retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
+        cfg = _strongly_typed_for_qdq(g, cfg)
         n_nodes = len(g.nodes)
         g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
         g = assign_precision(g, cfg)
@@ -203,3 +204,14 @@ def _memory_at_max(plan):
         alloc_peak = max(alloc_peak, memory.plan([b for n, b in bufs.items() if n in taken])[1])
         unshared = max(unshared, memory.total_unshared(list(bufs.values())))
     return best, unshared, alloc_peak
+
+
+def _strongly_typed_for_qdq(g, cfg):
+    """With Q/DQ in the graph the build is strongly typed: precisions come from the Q/DQ nodes."""
+    from ..passes.quant import has_qdq
+    if cfg.strongly_typed or not has_qdq(g):
+        return cfg
+    if cfg.fp16 or cfg.bf16 or cfg.int8 or cfg.fp8:
+        log.warning("the model has Q/DQ nodes: strongly typed build, precision flags are ignored")
+    import dataclasses
+    return dataclasses.replace(cfg, strongly_typed=True)

@@ -45,7 +45,11 @@ def compare(args) -> int:
     got = engine.create_execution_context().infer(feed)
     t_tf = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref = run_ort(proto, feed)
+    from ..quant import has_qdq
+    quantized = has_qdq(proto) and args.atol is None and args.rtol is None
+    ref = run_ort(proto, feed, basic=has_qdq(proto))  # Q/DQ: the fake-quant reference
+    args.atol = 1e-4 if args.atol is None else args.atol
+    args.rtol = 1e-4 if args.rtol is None else args.rtol
     t_ort = time.perf_counter() - t0
     print(f"[I] tensorforge: {t_tf * 1e3:.1f} ms | onnxruntime (CPU): {t_ort * 1e3:.1f} ms")
     all_ok = True
@@ -58,11 +62,15 @@ def compare(args) -> int:
             continue
         s = _stats(g, r, args.atol, args.rtol)
         ok = s["failed"] == 0 and s["nan"] == s["ref_nan"] and s["inf"] == s["ref_inf"]
+        rule = f"atol={args.atol} rtol={args.rtol}"
+        if quantized:
+            from .compare_quant import verdict
+            ok, rule = verdict(s, g, r)
         all_ok &= ok
         print(f"[I] Output '{name}' {g.dtype}{list(g.shape)}: max_abs={s['max_abs']:.4g} "
               f"mean_abs={s['mean_abs']:.4g} max_rel={s['max_rel']:.4g} cosine={s['cosine']:.6f} "
               f"nan={s['nan']} inf={s['inf']} mismatched={s['failed']}/{s['total']}")
-        print(f"[I] {'PASSED' if ok else 'FAILED'} | Output: '{name}' | atol={args.atol} rtol={args.rtol}")
+        print(f"[I] {'PASSED' if ok else 'FAILED'} | Output: '{name}' | {rule}")
     print(f"[I] {'PASSED' if all_ok else 'FAILED'} | tensorforge vs onnxruntime | {len(ref)} output(s)")
     return 0 if all_ok else 1
 

@@ -10,6 +10,7 @@ from .forgeexec.flags import add_to_parser
 from .debug_cmd import add_parser as add_debug_parser
 from .refit_cmd import add_parser as add_refit_parser
 from .report_cmd import add_parser as add_report_parser
+from .quantize_cmd import add_parser as add_quantize_parser
 
 # Flags `compare` shares with forgeexec: forgeexec's names, meaning, defaults and help
 COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp8", "--best", "--noTF32",
@@ -26,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="ONNX file or zoo:NAME")
     c.add_argument("--load-inputs", default=None, help=".npz file with one array per input name")
     c.add_argument("--seed", type=int, default=1)
-    c.add_argument("--atol", type=float, default=1e-4)
-    c.add_argument("--rtol", type=float, default=1e-4)
+    c.add_argument("--atol", type=float, default=None, help="default 1e-4; a Q/DQ model without --atol/--rtol "
+                   "is judged by cosine and top-1 agreement with ONNX Runtime's fake-quant run")
+    c.add_argument("--rtol", type=float, default=None, help="default 1e-4")
     c.add_argument("--device", default=None, help="CUDA device N (as forgeexec), cuda[:N] or cpu "
                    "(default: cuda if available)")
     add_to_parser(c, COMPARE_FLAGS)
@@ -38,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     add_refit_parser(sub)
     from ..serve.cli import add_parsers as add_serve_parsers  # argparse only: Ray is imported on use
     add_serve_parsers(sub)
+    add_quantize_parser(sub)
     for sp in (i, c, sub.choices["report"]):
         sp.add_argument("-v", "--verbose", action="store_true")
     for sp in (i, c, sub.choices["report"], sub.choices["refit"]):
@@ -71,6 +74,9 @@ def main(argv=None) -> int:
         if args.cmd == "refit":
             from .refit_cmd import refit
             return refit(args)
+        if args.cmd == "quantize":
+            from .quantize_cmd import quantize_main
+            return quantize_main(args)
         if args.cmd == "report":
             from .report_cmd import report
             return report(args)

@@ -29,13 +29,19 @@ from .identity import eliminate_identity
 from .instrument import PipelineStats
 from .merge_gemm import merge_gemm
 from .patchify import patchify_convs
+from .quant import (quant_canonicalize, quant_fuse, quant_lower_pairs, quant_lower_rest, quant_propagate,
+                    quant_residual, quant_unfold_weights)
 
 log = logging.getLogger("tensorforge")
 
 # The optimizer pipeline, in order. Each entry is a pure Graph -> Graph function.
-PIPELINE = [contrib_to_onnx, fold_if, fold_constants, eliminate_identity, cse, dce, merge_gemm, fuse_activations,
+# The quant_* passes act on Q/DQ graphs only (passes/quant: propagate Q/DQ, fuse quantized layers,
+# lower the Q/DQ left into pointwise expressions that the epilogue/pointwise fusions absorb).
+PIPELINE = [contrib_to_onnx, fold_if, quant_canonicalize, fold_constants, eliminate_identity, cse, dce,
+            quant_propagate, quant_fuse, quant_unfold_weights, quant_lower_pairs, merge_gemm, fuse_activations,
             fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue,
-            fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs, dce]
+            quant_residual, quant_lower_rest, fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs,
+            dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.

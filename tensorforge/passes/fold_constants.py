@@ -18,6 +18,7 @@ from ..ir import Graph
 from ..ir.symbolic import is_static
 from ..ops import registry
 from ..ops.interpreter import deterministic
+from .quant.tables import keeps_dequantize
 
 log = logging.getLogger("tensorforge")
 FOLD_MAX_ELEMENTS = 1 << 24  # don't materialize huge constants
@@ -66,6 +67,9 @@ def fold_constants(g: Graph) -> Graph:
         known = node.outputs and all(
             v.const is not None or (v.sym is not None and v.dtype in _SYM_DTYPES) for v in node.outputs)
         ins = [v for v in node.inputs if v is not None]
+        if keeps_dequantize(node):  # the quantized weight stays behind its DQ for the quant passes
+            node.outputs[0].const = None
+            continue
         if not known and ins and all(v.const is not None for v in ins):
             known = _evaluate(g, node)
         if known:

@@ -13,7 +13,8 @@ ANCHORS = {"Conv": ("fused.ConvAct", 3), "ConvTranspose": ("fused.ConvAct", 3),
            "fused.ConvAct": ("fused.ConvAct", 3), "Gemm": ("fused.GemmAct", 3),
            "fused.GemmAct": ("fused.GemmAct", 3), "MatMul": ("fused.MatMulAct", 3),
            "fused.MatMulAct": ("fused.MatMulAct", 3), "fused.LayerNorm": ("fused.LayerNorm", 3),
-           "fused.RMSNorm": ("fused.RMSNorm", 2)}
+           "fused.RMSNorm": ("fused.RMSNorm", 2), "fused.QConv": ("fused.QConv", 4),
+           "fused.QGemm": ("fused.QGemm", 4), "fused.QMatMul": ("fused.QMatMul", 4)}
 
 
 def _anchor(g, v, p):

@@ -12,11 +12,11 @@ from .shapes import UsageError, check_names, fmt_dims, lookup
 
 # What each builder flag does in the library today (one place to update as the library grows).
 LIBRARY_STATUS = {
-    "--int8": "stored in the BuilderConfig; tensorforge has no int8 kernels or calibration yet, so no layer runs "
-              "in int8",
-    "--fp8": "stored in the BuilderConfig; tensorforge has no fp8 kernels yet, so no layer runs in fp8",
+    "--int8": "a model without Q/DQ is quantized (tensorforge.quant; --calib scales or placeholders) and built "
+              "strongly typed; quantized layers run their reference (no int8 GPU tactics yet)",
+    "--fp8": "as --int8, in float8 e4m3fn",
     "--int4": "BuilderConfig has no int4 setting; the flag is ignored",
-    "--best": "enables fp16 and bf16 (and int8, which has no kernels yet)",
+    "--best": "enables fp16 and bf16, and int8 as --int8",
     "--memPoolSize": "accepted and validated, but it has no effect: tensorforge sizes its activation arena "
                      "itself and has no workspace or DLA pools",
 }
@@ -117,7 +117,8 @@ def log_profiles(profiles: list[dict], log: Logger, shape_inputs=()) -> None:
 
 def build_engine(opts, device: torch.device, log: Logger):
     """Build from --onnx (logging the config notes, build time and size) and save with --saveEngine."""
-    proto = api.load_model(opts.onnx)
+    from .quantflags import apply as apply_quant_flags
+    proto = apply_quant_flags(api.load_model(opts.onnx), opts, log)
     shape_inputs = api.shape_tensor_inputs(proto)
     profiles = resolve_profiles(api.model_inputs(proto), opts, log, shape_inputs)
     log_profiles(profiles, log, shape_inputs)
@@ -132,6 +133,8 @@ def build_engine(opts, device: torch.device, log: Logger):
     t0 = time.perf_counter()
     engine = api.build(cfg, proto)
     log.info(f"Engine built in {fmt(time.perf_counter() - t0)} sec.")
+    from .quantflags import report as quant_report
+    quant_report(engine, opts, log)
     log.info(f"Created engine with size: {fmt(api.engine_size(engine) / 2 ** 20)} MiB")
     if opts.saveEngine:
         api.save_engine(engine, opts.saveEngine)

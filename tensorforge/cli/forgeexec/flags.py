@@ -77,7 +77,7 @@ FLAGS: list[Flag] = [
        "int32|int8; one * wildcard per name)", "spec"),
     _f("--layerOutputTypes", "str", None, "Build", "Per-layer output types: name:type[+type],...", "spec"),
     _f("--calib", "str", None, "Build", "Read INT8 calibration cache file", "<file>",
-       note=_NOOP + " (int8 uses the placeholder dynamic ranges or the model's Q/DQ scales)"),
+       note="its scales quantize a model without Q/DQ (with --int8 / --fp8)"),
     _f("--saveEngine", "str", None, "Build", "Save the serialized engine", "<file>"),
     _f("--loadEngine", "str", None, "Build", "Load a serialized engine", "<file>"),
     _f("--skipInference", "bool", False, "Build", "Exit after the engine has been built and skip inference perf"
@@ -148,6 +148,8 @@ FLAGS: list[Flag] = [
        "<file>"),
     _f("--exportLayerInfo", "str", None, "Reporting", "Write the layer information of the engine in a json file",
        "<file>"),
+    _f("--quantReport", "str", None, "Reporting", "Write the quantization report in a json file: every Q/DQ "
+       "not fused (with the reason); per quantized layer its precision, tactic, time and FP16-form time", "<file>"),
     _f("--monitor", "bool", False, "Reporting", "Sample GPU clocks, power, temperature, utilization and memory"
        " (NVML, nvidia-ml-py) during the run; report min/mean/max, qps per watt and throttling"),
     # System

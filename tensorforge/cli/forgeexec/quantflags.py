@@ -1,0 +1,57 @@
+"""--int8 / --fp8 / --best / --calib as trtexec: a Q/DQ model builds strongly typed (its Q/DQ decide the
+precisions); a model without Q/DQ is quantized first (scales from --calib, else placeholders)."""
+from __future__ import annotations
+
+
+def apply(proto, opts, log):
+    """The model to build (quantized when the flags ask for it); sets opts.stronglyTyped for Q/DQ models."""
+    from ...quant import has_qdq, quantize, read_cache
+    wants = opts.int8 or opts.fp8 or opts.best
+    if has_qdq(proto):
+        if wants or opts.fp16 or opts.bf16:
+            log.warn("The model has Q/DQ nodes: the build is strongly typed (precisions come from the Q/DQ "
+                        "nodes); precision flags are ignored.")
+        opts.stronglyTyped = True
+        return proto
+    if not wants or opts.stronglyTyped:
+        return proto
+    mode = "fp8" if opts.fp8 else "int8"
+    if opts.calib:
+        cache = read_cache(opts.calib)
+        log.info(f"--{mode}: quantizing the model with the scales of calibration cache {opts.calib} "
+                 f"({len(cache)} tensors).")
+        q = quantize(proto, mode, cache=cache)
+    else:
+        import numpy as np
+        log.warn(f"--{mode} on a model without Q/DQ: quantizing with placeholder scales (random calibration "
+                    "data); the engine is for performance measurement only, its outputs are not meaningful.")
+        rng = np.random.default_rng(0)
+        inits = {i.name for i in proto.graph.initializer}
+        feeds = [{i.name: rng.uniform(-1, 1, [d.dim_value if d.dim_value > 0 else 1 for d in
+                                               i.type.tensor_type.shape.dim]).astype(np.float32)
+                  for i in proto.graph.input if i.name not in inits}]
+        q = quantize(proto, mode, feeds, "max")
+    opts.stronglyTyped = True
+    return q
+
+
+def report(engine, opts, log) -> None:
+    """--quantReport=FILE (JSON) and, with --verbose, the same report in the log."""
+    want = getattr(opts, "quantReport", None)
+    if not (want or opts.verbose) or not any(l.type.startswith("fused.Q") or "Quantize" in " ".join(l.origin or [])
+                                             for l in engine.plan.layers):
+        return
+    import json
+
+    from ...builder.quant_report import quant_report
+    rep = quant_report(engine)
+    if want:
+        with open(want, "w") as f:
+            json.dump(rep, f, indent=1)
+        log.info(f"Quantization report written to {want}: {len(rep['unfused'])} unfused Q/DQ, "
+                 f"{len(rep['layers'])} quantized layers")
+    if opts.verbose:
+        for u in rep["unfused"]:
+            log.verb(f"[quant] unfused {', '.join(u['qdq'])}: {u['reason']}")
+        for lay in rep["layers"]:
+            log.verb(f"[quant] {lay['layer']}: {lay['precision']} {lay['tactic']} ms={lay['ms']} fp16_ms={lay['fp16_ms']}")

@@ -1,0 +1,58 @@
+"""`tensorforge quantize MODEL -o OUT.onnx`: post-training quantization to a Q/DQ ONNX model."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("tensorforge")
+
+
+def add_parser(sub):
+    q = sub.add_parser("quantize", help="PTQ: calibrate and write a Q/DQ ONNX model (INT8 / FP8)")
+    q.add_argument("model", help="ONNX file or zoo:NAME")
+    q.add_argument("-o", "--output", required=True, help="the Q/DQ ONNX file to write")
+    q.add_argument("--mode", choices=("int8", "fp8"), default="int8")
+    q.add_argument("--calib-data", default=None, help=".npz (input name -> array, batches along dim 0) or "
+                   "a folder of images (see --preprocess); none: random data, placeholder scales")
+    q.add_argument("--preprocess", default=None, help="image preprocessing: resize=256,crop=224,"
+                   "mean=0.485:0.456:0.406,std=0.229:0.224:0.225,layout=NCHW,scale=255")
+    q.add_argument("--calib-batch", type=int, default=1)
+    q.add_argument("--calib-count", type=int, default=64, help="batches of images at most")
+    q.add_argument("--calibrator", choices=("max", "entropy", "percentile", "mse"), default="entropy")
+    q.add_argument("--percentile", type=float, default=99.99)
+    q.add_argument("--calib-cache", default=None, help="TensorRT calibration cache (TRT-... text): its "
+                   "scales, and only the nodes whose inputs it names are quantized")
+    q.add_argument("--write-cache", default=None, help="also write the activation scales as a TensorRT cache")
+    q.add_argument("--include", action="append", default=[], help="node name or op type regex to quantize")
+    q.add_argument("--exclude", action="append", default=[], help="node name or op type regex to keep")
+    q.add_argument("--dq-only", action="store_true", help="store weights quantized, behind a DQ only")
+    q.add_argument("-v", "--verbose", action="store_true")
+    return q
+
+
+def quantize_main(args) -> int:
+    import onnx
+
+    from ..errors import TensorforgeError
+    from ..frontend.onnx_loader import load_model_proto
+    from ..quant import load_batches, quantize, read_cache, scales_of, write_cache
+    model = load_model_proto(args.model)
+    cache = read_cache(args.calib_cache) if args.calib_cache else None
+    if cache is not None and args.calib_data:
+        raise TensorforgeError("--calib-cache and --calib-data are exclusive")
+    feeds = None
+    if cache is None:
+        inits = {i.name for i in model.graph.initializer}
+        ins = [i for i in model.graph.input if i.name not in inits]
+        shapes = {i.name: [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
+                  for i in ins}
+        feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
+                             args.calib_count)
+    out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
+                   args.percentile)
+    onnx.save(out, args.output)
+    if args.write_cache:
+        write_cache(args.write_cache, scales_of(out))
+    n_q = sum(n.op_type == "QuantizeLinear" for n in out.graph.node)
+    print(f"wrote {args.output}: {n_q} QuantizeLinear ({args.mode}, "
+          f"{'calibration cache' if cache is not None else args.calibrator})")
+    return 0

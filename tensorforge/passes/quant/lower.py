@@ -1,0 +1,101 @@
+"""Q/DQ that no quantized layer absorbed become pointwise expressions (exact: the same float32
+operations as the Q/DQ references), which then fuse into neighbouring epilogues and pointwise
+layers: Q(x) = Cast(Clip(Round(x / s) + z, lo, hi)); DQ(q) = (Cast(q) − z) · s."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from onnx import TensorProto
+
+from ... import dtypes
+from ...ir import Graph
+from .params import F8, spec
+
+log = logging.getLogger("tensorforge")
+F8_MAX = {"float8e4m3fn": 448.0, "float8e4m3fnuz": 240.0, "float8e5m2": 57344.0, "float8e5m2fnuz": 57344.0}
+
+
+def _steps_q(s, zp, dt):
+    """The quantize template: [(op, constant operand or None, attrs)]."""
+    onnx_to = dtypes.to_onnx(dt)
+    if dt in F8:
+        m = F8_MAX[dt]
+        return [("Div", s, {}), ("Clip", (-m, m), {}), ("Cast", None, {"to": onnx_to})]
+    info = torch.iinfo(dtypes.to_torch(dt))
+    steps = [("Div", s, {}), ("Round", None, {})]
+    if zp:
+        steps.append(("Add", float(zp), {}))
+    return steps + [("Clip", (float(info.min), float(info.max)), {}), ("Cast", None, {"to": onnx_to})]
+
+
+def _steps_dq(s, zp, dt):
+    steps = [("Cast", None, {"to": TensorProto.FLOAT})]
+    if zp and dt not in F8:
+        steps.append(("Sub", float(zp), {}))
+    return steps + [("Mul", s, {})]
+
+
+def _emit(g: Graph, node, steps):
+    """Replace `node` by the chain of pointwise steps (its output Value kept)."""
+    x, y = node.inputs[0], node.outputs[0]
+    idx = g.nodes.index(node)
+    g.remove_node(node)
+    cur = x
+    for i, (op, c, attrs) in enumerate(steps):
+        last = i == len(steps) - 1
+        ins = [cur]
+        if isinstance(c, tuple):
+            ins += [g.const(torch.tensor(v, dtype=torch.float32), f"{node.name}.clip") for v in c]
+        elif c is not None:
+            ins.append(g.const(torch.tensor(c, dtype=torch.float32), f"{node.name}.{op.lower()}"))
+        out = y if last else g.new_value(f"{node.name}.{op.lower()}", "float32", x.shape)
+        g.add_node(op, ins, [out], attrs, name=g.unique_node_name(f"{node.name}.{op.lower()}"),
+                   origin=list(node.origin or [node.name]), index=idx + i)
+        cur = out
+
+
+def lowerable(node) -> str | None:
+    """Why a Q/DQ cannot be lowered (None when it can)."""
+    sp = spec(node)
+    if sp is None:
+        return "not per-tensor with constant parameters"
+    x = node.inputs[0]
+    if node.op == "QuantizeLinear" and x.dtype != "float32":
+        return "the quantized input is not float32"
+    if node.op == "DequantizeLinear" and node.inputs[1].dtype != "float32":
+        return "the scale is not float32"
+    return None
+
+
+def lower(g: Graph, node) -> bool:
+    """Lower one Q or DQ node in place; False when it must stay."""
+    if lowerable(node) is not None:
+        return False
+    s, zp, dt = spec(node)
+    _emit(g, node, (_steps_q if node.op == "QuantizeLinear" else _steps_dq)(s, zp, dt))
+    log.info("Lowering %s %s to pointwise (QDQLower)", node.op, node.name)
+    return True
+
+
+def _pure_pair(dq) -> bool:
+    """A DQ reading a Q that nothing else reads (a fake-quant pair)."""
+    p = dq.inputs[0].producer
+    return p is not None and p.op == "QuantizeLinear" and all(u is dq for u in dq.inputs[0].users)
+
+
+def quant_lower_pairs(g: Graph) -> Graph:
+    """Round 1: fake-quant pairs and every Q become pointwise (skip DQs wait for the epilogues)."""
+    for n in [n for n in g.nodes if n.op == "DequantizeLinear" and _pure_pair(n)]:
+        lower(g, n)
+    for n in [n for n in g.nodes if n.op == "QuantizeLinear"]:
+        lower(g, n)
+    return g
+
+
+def quant_lower_rest(g: Graph) -> Graph:
+    """Round 2: the remaining Q/DQ become pointwise."""
+    for n in [n for n in g.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")]:
+        if n.inputs[0].const is None:
+            lower(g, n)
+    return g

