@@ -17,7 +17,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 # the candidates order (a family's tactics come before the next family's: level 0 takes the first)
 ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "conv"), ("aten", "lt"), ("aten", "gemm"),
-         ("triton", "flash"), ("triton", "conv"), ("triton", "gemm"), ("triton", "pool"), ("triton", "pointwise"),
+         ("aten", "quant"), ("triton", "flash"), ("triton", "conv"), ("triton", "gemm"), ("triton", "pool"), ("triton", "pointwise"),
          ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm"),
          ("plugin", "plugin_device")]
 

@@ -131,6 +131,7 @@ def test_engine_round_trip_asks_for_module(tmp_path):
 def test_host_launched_triton_impl_needs_module(monkeypatch):
     """A triton_impl (a host launch function) is offered on CUDA or under Triton's interpreter and is
     host code: the engine records the plugin so that loading asks for its module."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the CPU session sets it (tests/conftest.py)
     p = plugin.register("t8::Affine", infer=_same_shape, reference=lambda x: 2 * x + 1)
     p.triton_impl(lambda x: 2 * x + 1, name="launch")
     lay = next(lay for lay in _build(_model("t8", "Affine"), level=0).plan.layers if lay.name == "custom")
