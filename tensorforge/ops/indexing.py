@@ -15,7 +15,7 @@ def gather_ref(x, idx, axis=0):
     CUDA-graph capturable; advanced indexing is not)."""
     axis = axis % x.dim()
     n = x.shape[axis]
-    idx64 = idx.to(torch.int64)
+    idx64 = idx.to(x.device, torch.int64)  # a host-side x (a data-dependent tensor's Shape) with a device index
     flat = torch.remainder(idx64, n) if n > 0 else idx64
     out = torch.index_select(x, axis, flat.reshape(-1))
     return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))

@@ -58,10 +58,12 @@ def static_prefix(layers, tensors, launch_names) -> int:
 
 def graph_prefix(plan, xp) -> int:
     """How many leading launches of ExecPlan `xp` a CUDA graph may capture: all of them when no
-    layer is data-dependent, else those before the first dynamic one."""
+    layer is data-dependent or host-synchronizing, else those before the first such layer (a
+    kernel marked `capturable = False`, e.g. control flow, ends the prefix like a dynamic layer)."""
     if not xp.has_dynamic:
         return len(xp.launches)
-    return static_prefix(plan.layers, plan.tensors, [L.name for L in xp.launches])
+    n = static_prefix(plan.layers, plan.tensors, [L.name for L in xp.launches])
+    return next((k for k, L in enumerate(xp.launches[:n]) if getattr(L.fn, "capturable", True) is False), n)
 
 
 def learn_sizes(spec_shape, actual, env: dict) -> dict:

@@ -273,3 +273,20 @@ def test_static_prefix_then_dynamic_tail_equals_one_run():
     got = dict(zip(xp.names, tail))
     for k, v in full.items():
         torch.testing.assert_close(got[k], v)
+
+
+def test_graph_prefix_stops_at_a_host_synchronizing_kernel():
+    """A kernel marked capturable=False (control flow) ends the CUDA-graph prefix like a dynamic layer."""
+    from types import SimpleNamespace as NS
+
+    from tensorforge.runtime.dynamic import graph_prefix
+
+    def fn(capturable=True):
+        f = lambda *a: a  # noqa: E731
+        if not capturable:
+            f.capturable = False
+        return f
+    plan = NS(layers=[NS(name=n, inputs=[], outputs=[]) for n in "abc"], tensors={})
+    xp = NS(has_dynamic=True, launches=[NS(name="a", fn=fn()), NS(name="b", fn=fn(False)), NS(name="c", fn=fn())])
+    assert graph_prefix(plan, xp) == 1
+    assert graph_prefix(plan, NS(has_dynamic=False, launches=xp.launches)) == 3
