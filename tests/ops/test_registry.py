@@ -106,5 +106,6 @@ def test_every_family_module_is_listed():
             if f.endswith(".py") and f != "__init__.py":
                 found.add(f[:-3] if rel == "." else f"{rel.replace(os.sep, '.')}.{f[:-3]}")
     assert found - HELPERS == set(registry.MODULES)
-    used = {m.split("tensorforge.ops.", 1)[1] for d in registry.definitions() for m in d.defined_in}
+    used = {m.split("tensorforge.ops.", 1)[1] for d in registry.definitions() for m in d.defined_in
+            if m.startswith("tensorforge.ops.")}  # plugins registered by earlier tests live elsewhere
     assert used == set(registry.MODULES)
