@@ -54,7 +54,12 @@ def dd_dim(node, tag=""):
 
 def dd_dims(node, n: int, tag=""):
     """n data-dependent dims of a node's output (a shape computed at run time, e.g. Expand's)."""
+    if not 0 <= n <= MAX_RANK:
+        raise ShapeError(f"{node.op} '{node.name}': an output of rank {n}; ranks over {MAX_RANK} are not supported")
     return tuple(dd_dim(node, f"{tag}_{i}") for i in range(n))
+
+
+MAX_RANK = 64  # torch's limit; a shape tensor longer than this is a corrupt or hostile model
 
 
 def value_len(node, i: int) -> int:
@@ -63,6 +68,9 @@ def value_len(node, i: int) -> int:
     if len(shp) != 1 or not isinstance(shp[0], int):
         raise ShapeError(f"{node.op} '{node.name}': input {i} must be a 1-D tensor of static length, got "
                          f"{list(shp)}")
+    if not 0 <= shp[0] <= MAX_RANK:
+        raise ShapeError(f"{node.op} '{node.name}': input {i} holds {shp[0]} dims; ranks over {MAX_RANK} are "
+                         "not supported")
     return shp[0]
 
 

@@ -134,3 +134,20 @@ def test_failed_build_keeps_existing_engine(tmp_path, capsys):
     bad.write_bytes(b"not a model")
     assert forgeexec([f"--onnx={bad}", f"--saveEngine={out}", *FAST]) != 0
     assert out.read_bytes() == b"old engine"
+
+
+def test_huge_shape_input_length_is_refused_quickly():
+    """A Reshape whose shape input declares 2**40 elements (fuzzer: dim_huge) is refused in one line,
+    not expanded into 2**40 run-time dims (it hung the builder)."""
+    from onnx import TensorProto, helper
+
+    from tensorforge.errors import ShapeError
+    g = helper.make_graph([helper.make_node("Reshape", ["data", "shape"], ["y"])], "g",
+                          [helper.make_tensor_value_info("data", TensorProto.FLOAT, [2, 3, 4]),
+                           helper.make_tensor_value_info("shape", TensorProto.INT64, [1 << 40])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    t0 = time.perf_counter()
+    with pytest.raises(ShapeError, match="ranks over 64"):
+        tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(m)
+    assert time.perf_counter() - t0 < 10
