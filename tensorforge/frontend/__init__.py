@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..ir import Graph
 from .infer import infer_graph, infer_node
-from .onnx_loader import load_model_proto, to_graph
+from .onnx_loader import check_names, load_model_proto, to_graph
 from .shape_tensors import mark_shape_tensors
 from .support import check_supported, unsupported_nodes
 
@@ -14,6 +14,7 @@ def load(model, static_shapes: dict | None = None) -> Graph:
     static_shapes {input: shape}: dims the build pins (every profile min == max) replace the declared
     unknown dims before inference, so conditions on shapes are known at build time."""
     proto = load_model_proto(model)
+    check_names(proto.graph)  # corrupt files: names that are not text
     check_supported(proto)  # every unsupported node of the main graph at once, before any inference
     g = to_graph(proto)
     for v in g.inputs:

@@ -264,3 +264,22 @@ def _constant_value(attrs, name) -> torch.Tensor:
         if key in attrs:
             return torch.tensor(attrs[key], dtype=dt)
     raise TensorforgeError(f"Constant node '{name}': unsupported value kind {sorted(attrs)}")
+
+
+def check_names(graph: onnx.GraphProto, where: str = "graph") -> None:
+    """Every name of the graph (and of its bodies) is text: protobuf hands back a string field that
+    is not valid UTF-8 (a corrupt file) as bytes, which no later step expects."""
+    def bad(s) -> bool:
+        return isinstance(s, bytes)
+    for kind, items in (("input", graph.input), ("output", graph.output), ("value_info", graph.value_info),
+                        ("initializer", graph.initializer)):
+        for k, v in enumerate(items):
+            if bad(v.name):
+                raise TensorforgeError(f"{where}: {kind} {k} has a name that is not valid UTF-8 ({v.name[:40]!r})")
+    for k, n in enumerate(graph.node):
+        fields = [n.name, n.op_type, n.domain, *n.input, *n.output, *(a.name for a in n.attribute)]
+        if any(bad(s) for s in fields):
+            raise TensorforgeError(f"{where}: node {k} ({n.op_type!r}) has a name or field that is not valid UTF-8")
+        for a in n.attribute:
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                check_names(body, f"{where} / node {k} body '{a.name}'")

@@ -151,3 +151,16 @@ def test_huge_shape_input_length_is_refused_quickly():
     with pytest.raises(ShapeError, match="ranks over 64"):
         tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(m)
     assert time.perf_counter() - t0 < 10
+
+
+def test_names_that_are_not_utf8_are_refused(tmp_path):
+    """A bit flip inside a name makes protobuf return bytes (invalid UTF-8): one line, not a TypeError."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="QQQQ")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    raw = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(raw.replace(b"QQQQ", b"\xff\xfe\xfd\xfc"))
+    with pytest.raises(TensorforgeError, match="not valid UTF-8"):
+        tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(str(path))
