@@ -125,7 +125,10 @@ def _raw(data: bytes, rng):
     i = int(rng.integers(0, len(b)))
     n = int(rng.integers(1, 256))
     b[i:i + n] = rng.integers(0, 256, n, dtype="uint8").tobytes()
-    out.append(("overwrite", bytes(b[:len(data)]), True))
+    b = b[:len(data)]
+    if b == data:  # random bytes equal to the old ones: still a change, or "must fail" is wrong
+        b[i] ^= 1
+    out.append(("overwrite", bytes(b), True))
     b = bytearray(data)
     field = int(rng.integers(2, 5))  # nh / nw / na
     vals = list(PREFIX.unpack_from(data))
