@@ -58,8 +58,12 @@ def build(path: str, entry: dict, precision: str, device: str, opt_level: int):
 
 
 def gpu_time_ms(eng, feed: dict, iters: int = 200) -> float:
-    """Median GPU time of one inference replayed from a CUDA graph (inputs and outputs bound on device)."""
+    """Median GPU time of one inference replayed from a CUDA graph (inputs and outputs bound on device):
+    the runtime's one capture routine, timed by bench/peers.gpu_time like every other benchmark."""
     import torch
+
+    from bench.peers import gpu_time
+    from tensorforge.runtime.graphs import capture
     ctx = eng.create_execution_context()
     ins = {k: torch.as_tensor(v).cuda() for k, v in feed.items()}
     first = ctx.infer(ins)
@@ -72,21 +76,8 @@ def gpu_time_ms(eng, feed: dict, iters: int = 200) -> float:
     s.wait_stream(torch.cuda.current_stream())
     ctx.execute_async(s)
     s.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=s):
-        ctx.execute_async(s)
-    for _ in range(20):
-        g.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        g.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return sorted(times)[len(times) // 2]
+    g = capture(lambda: ctx.execute_async(s), s)
+    return gpu_time(g.replay)
 
 
 def check(entry: dict, path: str, precision: str, args) -> dict:
