@@ -26,13 +26,27 @@ t_torch = time.perf_counter()
 torch.zeros(1, device="cuda")  # CUDA context: the process's cost, not the engine's
 torch.cuda.synchronize()
 t1 = time.perf_counter()
+import cProfile, io, os, pstats
+prof = cProfile.Profile() if os.environ.get("BENCH_PROFILE_FIRST") else None
+if prof: prof.enable()
 from tensorforge.runtime import Engine
 eng = Engine.load(sys.argv[1])
+t_load = time.perf_counter()
 feed = torch.load(sys.argv[2])
-out = eng.create_execution_context().infer(feed)
+ctx = eng.create_execution_context()
+out = ctx.infer(feed)
 torch.cuda.synchronize()
 t2 = time.perf_counter()
-print(json.dumps({"load_to_first_s": t2 - t1, "torch_import_s": t_torch - t0, "cuda_init_s": t1 - t_torch,
+if prof: prof.disable()
+out = ctx.infer(feed)
+torch.cuda.synchronize()
+t3 = time.perf_counter()
+if prof:
+    sio = io.StringIO()
+    pstats.Stats(prof, stream=sio).sort_stats("tottime").print_stats(14)
+    print(sio.getvalue()[-4000:], file=sys.stderr)
+print(json.dumps({"load_to_first_s": t2 - t1, "load_s": t_load - t1, "second_infer_s": t3 - t2,
+                  "torch_import_s": t_torch - t0, "cuda_init_s": t1 - t_torch,
                   "triton": "triton" in sys.modules}))
 '''
 
@@ -75,13 +89,24 @@ def bench_case(name, model, batch, args, tmp):
     build_s = time.perf_counter() - t
     stream = torch.cuda.Stream()
     rows = {}
-    for mode in ("eager", "graph"):
-        ctx = eng.create_execution_context(use_cuda_graph=mode == "graph")
+    for mode in ("eager_direct", "eager", "graph"):  # eager_direct: no per-layer graphs (runtime.layer_graphs)
+        ctx = eng.create_execution_context(use_cuda_graph=mode == "graph", layer_graphs=mode != "eager_direct")
         ctx.infer(feed)
         with torch.cuda.stream(stream):
             rows[f"{mode}_ms"] = per_inference_ms(ctx, stream, args.iters)
-            if mode == "eager":
-                rows["host_us_per_layer"] = host_us_per_layer(ctx, stream, len(eng.plan.layers))
+            if mode != "graph":
+                rows[f"host_us_per_layer{'' if mode == 'eager' else '_direct'}"] = \
+                    host_us_per_layer(ctx, stream, len(eng.plan.layers))
+        if mode != "graph":
+            kinds = {}
+            for b in ctx._bound_launches or []:
+                kind = type(b).__name__ if b else "direct"
+                kinds[kind] = kinds.get(kind, 0) + 1
+            rows[f"launch_kinds_{mode}"] = kinds
+        if mode == "eager":
+            out = ctx.infer(feed)
+            ref = eng.create_execution_context(layer_graphs=False).infer(feed)
+            rows["eager_matches_direct"] = all(torch.equal(out[k], ref[k]) for k in out)
     path = os.path.join(tmp, f"{name}.engine")
     eng.save(path)
     torch.save({k: v.cpu() for k, v in feed.items()}, os.path.join(tmp, "feed.pt"))
@@ -89,6 +114,10 @@ def bench_case(name, model, batch, args, tmp):
     r = subprocess.run([sys.executable, "-c", CHILD, path, os.path.join(tmp, "feed.pt")], capture_output=True,
                        text=True, env=env, timeout=300)
     child = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-500:]}
+    if args.profile_first:  # again under cProfile (slower): where the first inference's time goes
+        r = subprocess.run([sys.executable, "-c", CHILD, path, os.path.join(tmp, "feed.pt")], capture_output=True,
+                           text=True, env=dict(env, BENCH_PROFILE_FIRST="1"), timeout=300)
+        print(f"--- {name}: first inference in a fresh process, cProfile by tottime ---\n{r.stderr[-4000:]}")
     return dict(rows, layers=len(eng.plan.layers), build_s=round(build_s, 1), **child)
 
 
@@ -99,6 +128,7 @@ def main(argv=None):
     ap.add_argument("--timing-cache", default="")
     ap.add_argument("--iters", type=int, default=100)
     ap.add_argument("--json", default="")
+    ap.add_argument("--profile-first", action="store_true", help="also profile load -> first output")
     args = ap.parse_args(argv)
     out = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "opt_level": args.opt_level,
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": {}}
@@ -106,11 +136,14 @@ def main(argv=None):
         for name in args.cases.split(","):
             out["cases"][name] = bench_case(name, *CASES[name], args, tmp)
     print(f"{out['gpu']}, torch {out['torch']}, FP16, opt level {args.opt_level}, {out['date']}")
-    print(f"{'case':<16}{'layers':>7}{'host us/layer':>15}{'eager ms':>10}{'graph ms':>10}{'load->1st s':>13}"
-          f"{'triton':>8}")
+    print(f"{'case':<16}{'layers':>7}{'host us/layer':>15}{'(direct)':>10}{'eager ms':>10}{'(direct)':>10}"
+          f"{'graph ms':>10}{'load->1st s':>13}{'triton':>8}")
     for name, r in out["cases"].items():
-        print(f"{name:<16}{r['layers']:>7}{r['host_us_per_layer']:>15.1f}{r['eager_ms']:>10.3f}{r['graph_ms']:>10.3f}"
+        print(f"{name:<16}{r['layers']:>7}{r['host_us_per_layer']:>15.1f}{r['host_us_per_layer_direct']:>10.1f}"
+              f"{r['eager_ms']:>10.3f}{r['eager_direct_ms']:>10.3f}{r['graph_ms']:>10.3f}"
               f"{r.get('load_to_first_s', float('nan')):>13.3f}{str(r.get('triton', '?')):>8}")
+        print(f"  launches: {r['launch_kinds_eager']} (direct: {r['launch_kinds_eager_direct']}); "
+              f"eager output == direct output: {r['eager_matches_direct']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

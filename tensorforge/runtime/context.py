@@ -25,6 +25,7 @@ from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
 from . import graph_run
+from .layer_graphs import LayerGraphs
 from .dynamic import deliver_outputs, graph_prefix
 from .shapes import eval_shape, eval_value
 
@@ -42,7 +43,8 @@ class ExecutionContext(ContextIO):
     other may share one activation arena (`device_memory` / `set_device_memory`)."""
 
     def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
-                 device_memory: torch.Tensor | None = None, allocate_memory: bool = True):
+                 device_memory: torch.Tensor | None = None, allocate_memory: bool = True,
+                 layer_graphs: bool = True):
         self._lock = threading.RLock()
         self.engine = engine
         self.plan = p = engine.plan
@@ -73,6 +75,8 @@ class ExecutionContext(ContextIO):
         self._lifetimes = _lifetimes(p, self._kernel_alloc)
         self._tf32 = bool(p.meta.get("tf32", False))
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
+        # eager path: library layers replayed from per-layer CUDA graphs (runtime.layer_graphs)
+        self.layer_graphs = LayerGraphs(self.device) if self.device.type == "cuda" and layer_graphs else None
         self._consumed_event = None
         self._xp = None  # the ExecPlan of the prepared shape set
         self._bound_launches = None  # per launch of _xp: its pre-bound driver launches (CUDA)
@@ -220,7 +224,8 @@ class ExecutionContext(ContextIO):
         key = self._prepared_key
         slots, marks = steps.run(self._xp, stream, self._ss, None if capturing else self._consumed_event,
                                  self.profiler, key in self._valid, self._arena_ptr, self._check_planned,
-                                 self._bound_launches, stop=stop)
+                                 self._bound_launches, stop=stop,
+                                 layer_graphs=None if capturing else self.layer_graphs)
         self._last = slots
         self._valid.add(key)
         if marks is not None:

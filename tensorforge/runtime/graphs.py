@@ -5,7 +5,7 @@ import threading
 
 import torch
 
-_CAPTURE_LOCK = threading.RLock()  # one capture at a time per process (threads each own a context)
+CAPTURE_LOCK = threading.RLock()  # one capture at a time per process (threads each own a context)
 
 
 def capture(fn, stream) -> "torch.cuda.CUDAGraph":
@@ -14,6 +14,6 @@ def capture(fn, stream) -> "torch.cuda.CUDAGraph":
     Thread-local capture mode: other threads may keep using CUDA meanwhile. Raises when capture fails
     (something in fn synchronizes or is not capturable)."""
     g = torch.cuda.CUDAGraph()
-    with _CAPTURE_LOCK, torch.cuda.graph(g, stream=stream, capture_error_mode="thread_local"):
+    with CAPTURE_LOCK, torch.cuda.graph(g, stream=stream, capture_error_mode="thread_local"):
         fn()
     return g

@@ -10,16 +10,20 @@ from ..errors import TensorforgeError
 
 
 def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_ptr=None, check=None, bound=None,
-        start=0, stop=None, slots=None):
+        start=0, stop=None, slots=None, layer_graphs=None):
     """Run (CPU) or enqueue (CUDA) every launch of `xp`; fire the input-consumed event when given.
 
     validated=False (first run of a plan): outputs are checked against the plan (`check(name, tensor)`
     for kernel-allocated ones) and a failing layer is named. bound (CUDA): per launch, None (not
     tried yet), False, or a replay(stream handle) of its fixed launches (the kernel's own `bind`, or
-    its recorded driver launches: kernels.driver.Prebound), made at a launch's first run. Returns (slots, profile marks or None)."""
+    its recorded driver launches: kernels.driver.Prebound), made at a launch's first run; or, for
+    library layers, a runtime.layer_graphs.LayerGraph captured at its second run through
+    `layer_graphs` (None: no layer graphs, e.g. while a whole-plan graph is being captured).
+    Returns (slots, profile marks or None)."""
     # start/stop: launches[start:stop] only, continuing from `slots` (the slot list of the part before:
     # a CUDA graph replays the static prefix, then the dynamic tail runs eagerly from its slots)
-    slots = list(xp.initial) if slots is None else list(slots)
+    fresh = slots is None
+    slots = list(xp.initial) if fresh else list(slots)
     multi = bool(xp.aux) and stream is not None and profiler is None
     if bound is not None and any(bound):  # replays call the driver: its context must be current here
         from ..kernels.driver import ensure_context
@@ -29,12 +33,16 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
     if event is not None and xp.consumed_at < 0:
         _fire(xp, ss, event, stream, multi)
     marks, k = ([] if profiler is not None else None), -1
+    if bound is not None and not multi and marks is None and layer_graphs is not None and fresh \
+            and all(bound[start:stop]):
+        _replay(xp, bound[start:stop], start, stream, ss, event)  # every launch pre-bound: no Python per layer
+        return slots, None
     try:
         for k, L in enumerate(xp.launches[start:stop], start):
             if marks is not None:
                 marks.append(_mark(stream))
             if not multi:
-                _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream)
+                _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_graphs)
                 for n in L.release:
                     slots[n] = None
             else:
@@ -42,7 +50,7 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
                 for q in L.waits:
                     cs.wait_event(ss.event(q))
                 with torch.cuda.stream(cs):
-                    _launch(xp, k, L, slots, validated, arena_ptr, check, bound, cs)
+                    _launch(xp, k, L, slots, validated, arena_ptr, check, bound, cs, layer_graphs)
                 if L.record:
                     ss.event(k).record(cs)
             if event is not None and k == xp.consumed_at:
@@ -63,27 +71,71 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
     return slots, marks
 
 
-def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream) -> None:
-    """Launch k: its pre-bound driver launches, else the kernel (noting its launches the first time)."""
+class _Later:
+    """bound[k] of a library layer before its capture: falsy, so it runs directly until then."""
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return "LATER"
+
+
+LATER = _Later()
+
+
+def _replay(xp, seq, start, stream, ss, event) -> None:
+    """Launch every pre-bound entry of `seq` (launches start...) in order on `stream`, firing the
+    input-consumed event after the last input reader as the layer-by-layer loop does."""
+    h = stream.cuda_stream
+    c = xp.consumed_at + 1 - start
+    if event is None or not 0 < c <= len(seq):
+        for b in seq:
+            b(h)
+        return
+    for b in seq[:c]:
+        b(h)
+    _fire(xp, ss, event, stream, False)
+    for b in seq[c:]:
+        b(h)
+
+
+def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_graphs) -> None:
+    """Launch k: its pre-bound launches, else the kernel (noting at its first run how to pre-bind
+    it, and capturing a library layer's graph at its second)."""
     b = bound[k] if bound is not None else False
     if b:
+        if layer_graphs is None and getattr(b, "graph", False):  # inside a capture: no graph launch
+            _exec(L, slots, xp.names, validated, arena_ptr, check)
+            return
         b(stream.cuda_stream)
+        return
+    if b is LATER:
+        if layer_graphs is not None:
+            g = layer_graphs.capture(lambda: _exec(L, slots, xp.names, True, arena_ptr, check), L.stream)
+            bound[k] = g or False
+            if g is not None:
+                g(stream.cuda_stream)
+                return
+        _exec(L, slots, xp.names, validated, arena_ptr, check)
         return
     if b is None:
         bound[k] = False
         ins = [xp.initial[i] for i in L.ins if i >= 0]
-        if L.takes_out and all(p is not None for p in L.planned) and all(t is not None for t in ins):
-            bind = getattr(L.fn, "bind", None)  # a kernel that pre-binds itself (e.g. cuBLASLt)
-            replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
-            if replay is not None:
-                bound[k] = replay
-                replay(stream.cuda_stream)
-                return
+        if all(p is not None for p in L.planned) and all(t is not None for t in ins):
+            if L.takes_out:
+                bind = getattr(L.fn, "bind", None)  # a kernel that pre-binds itself (e.g. cuBLASLt)
+                replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
+                if replay is not None:
+                    bound[k] = replay
+                    replay(stream.cuda_stream)
+                    return
             from ..kernels.driver import recording
             with recording() as rec:
                 res = _exec(L, slots, xp.names, validated, arena_ptr, check)
-            in_place = all(r is o for r, o in zip(res, L.planned))  # else a reference ran: not replayable
-            bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or False
+            in_place = L.takes_out and all(r is o for r, o in zip(res, L.planned))  # else a reference ran
+            bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or \
+                (LATER if getattr(L.fn, "capturable", True) is not False else False)
             return
     _exec(L, slots, xp.names, validated, arena_ptr, check)
 

@@ -1,0 +1,83 @@
+"""Pre-bound library layers on the eager path: a layer whose work is not stored cubins (cuDNN,
+cuBLAS, SDPA, torch reference ops) is captured once, alone, into a small CUDA graph and replayed
+afterwards with one cuGraphLaunch (~2 µs of host time instead of 20-100 µs of Python and library
+setup per call).
+
+Every layer keeps its own launch (per-layer profiling, data-dependent tails, control flow and
+capture fallback still run layer by layer). Rules:
+- only layers whose inputs and outputs are fixed buffers of the shape set (weights, bindings, arena
+  views) and that do not declare `capturable = False`; a capture that fails (a host sync, a
+  non-capturable call) leaves the layer called directly;
+- captured at a layer's second run, so the first inference of a shape set pays nothing;
+- temporaries of the captured work come from one private memory pool per stream of the plan:
+  layers of one stream run one after the other, so they may share it (torch's rule for graphs
+  sharing a pool), and layers of different streams never do;
+- each stream of the plan captures on its own side stream, so library workspaces bound to the
+  capture stream (cuBLAS) are never shared between streams;
+- never launched inside another capture (the whole-plan CUDA graph captures the layers directly)."""
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from . import graphs
+
+
+class LayerGraph:
+    """One layer's captured work; calling it with a stream handle launches it there."""
+    graph = True
+
+    def __init__(self, g):
+        self.g = g  # keeps the graph (and its exec) alive
+        raw = getattr(g, "raw_cuda_graph_exec", None)
+        self.handle = ctypes.c_void_p(int(raw())) if raw is not None else None
+        self.launch = None
+
+    def __call__(self, stream: int) -> None:
+        if self.handle is None:  # older torch: replay on the current stream (the caller's)
+            self.g.replay()
+            return
+        launch = self.launch
+        if launch is None:
+            from ..kernels.driver import libcuda
+            launch = self.launch = libcuda().cuGraphLaunch
+        err = launch(self.handle, ctypes.c_void_p(stream))
+        if err:
+            raise RuntimeError(f"cuGraphLaunch failed with CUDA error {err}")
+
+
+class LayerGraphs:
+    """A context's capture streams and memory pools for layer graphs (one of each per plan stream)."""
+
+    def __init__(self, device):
+        self.device = device
+        self._streams: dict = {}
+        self._pools: dict = {}
+        self.captured = 0
+        self.failed = 0
+
+    def capture(self, fn, stream_id: int):
+        """A LayerGraph of what fn() enqueues, or None when it cannot be captured."""
+        cap = self._streams.get(stream_id)
+        if cap is None:
+            cap = self._streams[stream_id] = torch.cuda.Stream(self.device)
+            self._pools[stream_id] = torch.cuda.graph_pool_handle()
+        g = torch.cuda.CUDAGraph()
+        ok = True
+        with graphs.CAPTURE_LOCK, torch.cuda.stream(cap):
+            g.capture_begin(pool=self._pools[stream_id], capture_error_mode="thread_local")
+            try:
+                fn()
+            except Exception:  # a sync or a non-capturable call: the layer is called directly
+                ok = False
+            finally:
+                try:
+                    g.capture_end()
+                except Exception:
+                    ok = False
+        if not ok:
+            self.failed += 1
+            return None
+        self.captured += 1
+        return LayerGraph(g)

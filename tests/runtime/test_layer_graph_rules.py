@@ -1,0 +1,108 @@
+"""When the eager path replays a library layer from its own CUDA graph (runtime.layer_graphs): noted
+at the first run, captured at the second, replayed after; never for a layer that declares itself not
+capturable or whose capture fails, never launched inside another capture; with every launch
+pre-bound the run is one replay per layer, the input-consumed event fired after the last reader."""
+from types import SimpleNamespace
+
+import torch
+
+from tensorforge.kernels import driver
+from tensorforge.runtime import steps
+from tensorforge.runtime.execplan import ExecPlan, Launch
+
+STREAM = SimpleNamespace(cuda_stream=7, device=SimpleNamespace(index=0))
+
+
+class FakeGraph:
+    graph = True
+
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def __call__(self, handle):
+        self.log.append(("replay", self.name, handle))
+
+
+class FakeGraphs:
+    def __init__(self, log, fail=()):
+        self.log, self.fail = log, set(fail)
+
+    def capture(self, fn, stream_id):
+        fn()  # the real capture records what fn enqueues; here it just runs
+        name = self.log[-1][1]
+        self.log.append(("capture", name, stream_id))
+        return None if name in self.fail else FakeGraph(self.log, name)
+
+
+def _plan(log, n=2, capturable=True, consumed_at=-1):
+    x = torch.arange(4, dtype=torch.float32) + 1
+    bufs = [torch.empty(4) for _ in range(n)]
+
+    def kernel(name):
+        def fn(args, outs):
+            log.append(("call", name))
+            torch.mul(args[0], 2, out=outs[0])
+            return outs
+        fn.capturable = capturable
+        return fn
+    launches = tuple(Launch(f"l{i}", kernel(f"l{i}"), True, (i,), (i + 1,), (bufs[i],)) for i in range(n))
+    return ExecPlan(tuple(f"t{i}" for i in range(n + 1)), (x, *bufs), launches, consumed_at=consumed_at), bufs
+
+
+def test_captured_at_second_run_then_replayed_without_python_per_layer(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, bufs = _plan(log)
+    bound, lg = [None, None], FakeGraphs(log)
+    steps.run(xp, STREAM, bound=bound, layer_graphs=lg)
+    assert log == [("call", "l0"), ("call", "l1")] and bound == [steps.LATER, steps.LATER]
+    assert torch.equal(bufs[1], (torch.arange(4) + 1) * 4.0)
+    log.clear()
+    steps.run(xp, STREAM, bound=bound, layer_graphs=lg)
+    assert log == [("call", "l0"), ("capture", "l0", 0), ("replay", "l0", 7),
+                   ("call", "l1"), ("capture", "l1", 0), ("replay", "l1", 7)]
+    log.clear()
+    steps.run(xp, STREAM, bound=bound, layer_graphs=lg)
+    assert log == [("replay", "l0", 7), ("replay", "l1", 7)]
+
+
+def test_failed_or_refused_captures_stay_direct(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, _ = _plan(log)
+    bound = [None, None]
+    for _ in range(3):
+        steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log, fail={"l1"}))
+    assert bound[1] is False and isinstance(bound[0], FakeGraph)
+    assert log[-2:] == [("replay", "l0", 7), ("call", "l1")]
+    log2 = []
+    xp2, _ = _plan(log2, capturable=False)  # e.g. a layer that reads device data on the host
+    bound2 = [None, None]
+    for _ in range(3):
+        steps.run(xp2, STREAM, bound=bound2, layer_graphs=FakeGraphs(log2))
+    assert bound2 == [False, False] and not any(e[0] == "capture" for e in log2)
+
+
+def test_no_layer_graph_inside_another_capture(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, _ = _plan(log)
+    bound = [None, None]
+    for _ in range(3):
+        steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
+    log.clear()
+    steps.run(xp, STREAM, bound=bound, layer_graphs=None)  # a whole-plan capture: layers are called
+    assert log == [("call", "l0"), ("call", "l1")]
+
+
+def test_fast_path_fires_the_input_consumed_event_after_the_last_reader(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, _ = _plan(log, n=3, consumed_at=0)
+    bound = [None] * 3
+    for _ in range(2):
+        steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
+    log.clear()
+    event = SimpleNamespace(record=lambda s: log.append(("event", s.cuda_stream)))
+    steps.run(xp, STREAM, event=event, bound=bound, layer_graphs=FakeGraphs(log))
+    assert log == [("replay", "l0", 7), ("event", 7), ("replay", "l1", 7), ("replay", "l2", 7)]
