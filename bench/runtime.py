@@ -26,6 +26,7 @@ t_torch = time.perf_counter()
 torch.zeros(1, device="cuda")  # CUDA context: the process's cost, not the engine's
 torch.cuda.synchronize()
 t1 = time.perf_counter()
+before = set(sys.modules)
 import cProfile, io, os, pstats
 prof = cProfile.Profile() if os.environ.get("BENCH_PROFILE_FIRST") else None
 if prof: prof.enable()
@@ -45,7 +46,9 @@ if prof:
     sio = io.StringIO()
     pstats.Stats(prof, stream=sio).sort_stats("tottime").print_stats(14)
     print(sio.getvalue()[-4000:], file=sys.stderr)
-print(json.dumps({"load_to_first_s": t2 - t1, "load_s": t_load - t1, "second_infer_s": t3 - t2,
+import collections
+new = collections.Counter(m.split(".")[0] for m in set(sys.modules) - before)
+print(json.dumps({"new_modules": dict(new.most_common(12)), "load_to_first_s": t2 - t1, "load_s": t_load - t1, "second_infer_s": t3 - t2,
                   "torch_import_s": t_torch - t0, "cuda_init_s": t1 - t_torch,
                   "triton": "triton" in sys.modules}))
 '''
@@ -73,6 +76,33 @@ def host_us_per_layer(ctx, stream, layers, iters=10):
         best = min(best, time.perf_counter() - t)
     stream.synchronize()
     return best * 1e6 / layers
+
+
+def host_breakdown(ctx, stream, top=12):
+    """Host µs of each launch of the eager path (its pre-bound replay, else the kernel call), summed
+    per kind, and the slowest launches with their tactics."""
+    from tensorforge.runtime import steps
+    xp, bound = ctx.exec_plan, ctx._bound_launches
+    slots, per, rows = list(xp.initial), {}, []
+    tactic = {lay.name: lay.tactic for lay in ctx.plan.layers}
+    with torch.cuda.stream(stream):
+        stream.synchronize()
+        for k, L in enumerate(xp.launches):
+            b = bound[k]
+            t = time.perf_counter()
+            if b:
+                b(stream.cuda_stream)
+            else:
+                steps._exec(L, slots, xp.names, True, ctx._arena_ptr, None)
+            us = (time.perf_counter() - t) * 1e6
+            kind = type(b).__name__ if b else "direct"
+            n, tot = per.get(kind, (0, 0.0))
+            per[kind] = (n + 1, tot + us)
+            rows.append((us, L.name, kind, str(tactic.get(L.name))[:60]))
+        stream.synchronize()
+    rows.sort(reverse=True)
+    return {"per_kind_us": {k: [n, round(t, 1)] for k, (n, t) in per.items()},
+            "slowest": [[round(u, 1), n, k, t] for u, n, k, t in rows[:top]]}
 
 
 def bench_case(name, model, batch, args, tmp):
@@ -103,12 +133,21 @@ def bench_case(name, model, batch, args, tmp):
                 kind = type(b).__name__ if b else "direct"
                 kinds[kind] = kinds.get(kind, 0) + 1
             rows[f"launch_kinds_{mode}"] = kinds
+            if mode == "eager":
+                rows["capture_errors"] = ctx.layer_graphs.errors
+                rows["host_breakdown"] = host_breakdown(ctx, stream)
         if mode == "eager":
             out = ctx.infer(feed)
             ref = eng.create_execution_context(layer_graphs=False).infer(feed)
             rows["eager_matches_direct"] = all(torch.equal(out[k], ref[k]) for k in out)
     path = os.path.join(tmp, f"{name}.engine")
     eng.save(path)
+    from tensorforge.runtime import Engine
+    torch.cuda.synchronize()
+    t = time.perf_counter()  # in this process (modules imported, CUDA libraries initialised)
+    Engine.load(path).create_execution_context().infer(feed)
+    torch.cuda.synchronize()
+    rows["load_to_first_in_process_s"] = round(time.perf_counter() - t, 3)
     torch.save({k: v.cpu() for k, v in feed.items()}, os.path.join(tmp, "feed.pt"))
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-c", CHILD, path, os.path.join(tmp, "feed.pt")], capture_output=True,
@@ -144,6 +183,12 @@ def main(argv=None):
               f"{r.get('load_to_first_s', float('nan')):>13.3f}{str(r.get('triton', '?')):>8}")
         print(f"  launches: {r['launch_kinds_eager']} (direct: {r['launch_kinds_eager_direct']}); "
               f"eager output == direct output: {r['eager_matches_direct']}")
+        print(f"  host us by kind: {r['host_breakdown']['per_kind_us']}; capture errors: {r['capture_errors']}")
+        for row in r["host_breakdown"]["slowest"]:
+            print(f"    {row}")
+        print(f"  load -> first: fresh process {r.get('load_to_first_s')} s (load {r.get('load_s')}, "
+              f"2nd infer {r.get('second_infer_s')}), in process {r['load_to_first_in_process_s']} s; "
+              f"modules imported: {r.get('new_modules')}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)

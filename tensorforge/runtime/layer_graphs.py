@@ -56,6 +56,7 @@ class LayerGraphs:
         self._pools: dict = {}
         self.captured = 0
         self.failed = 0
+        self.errors: list = []  # the first few capture failures, for diagnostics
 
     def capture(self, fn, stream_id: int):
         """A LayerGraph of what fn() enqueues, or None when it cannot be captured."""
@@ -64,20 +65,23 @@ class LayerGraphs:
             cap = self._streams[stream_id] = torch.cuda.Stream(self.device)
             self._pools[stream_id] = torch.cuda.graph_pool_handle()
         g = torch.cuda.CUDAGraph()
-        ok = True
+        errs = []
         with graphs.CAPTURE_LOCK, torch.cuda.stream(cap):
             g.capture_begin(pool=self._pools[stream_id], capture_error_mode="thread_local")
             try:
                 fn()
-            except Exception:  # a sync or a non-capturable call: the layer is called directly
-                ok = False
+            except Exception as e:  # a sync or a non-capturable call: the layer is called directly
+                errs.append(e)
             finally:
                 try:
                     g.capture_end()
-                except Exception:
-                    ok = False
-        if not ok:
+                except Exception as e:
+                    errs.append(e)
+        if errs:
             self.failed += 1
+            if len(self.errors) < 8:
+                self.errors.append("; ".join(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                                             for e in errs))
             return None
         self.captured += 1
         return LayerGraph(g)
