@@ -64,10 +64,24 @@ class LayerGraphs:
         if cap is None:
             cap = self._streams[stream_id] = torch.cuda.Stream(self.device)
             self._pools[stream_id] = torch.cuda.graph_pool_handle()
-        g = torch.cuda.CUDAGraph()
-        errs = []
+        g, errs = self._try(fn, cap, self._pools[stream_id])
+        if errs:  # once more with the device idle (a library may refuse to be captured behind pending work)
+            torch.cuda.synchronize(self.device)
+            g, errs2 = self._try(fn, cap, self._pools[stream_id])
+            if len(self.errors) < 8:
+                self.errors.append(_text(errs) + (" (retry after a sync: ok)" if not errs2 else ""))
+            if errs2:
+                self.failed += 1
+                return None
+        self.captured += 1
+        return LayerGraph(g)
+
+    @staticmethod
+    def _try(fn, cap, pool):
+        """(graph, errors) of one capture attempt of fn() on `cap`."""
+        g, errs = torch.cuda.CUDAGraph(), []
         with graphs.CAPTURE_LOCK, torch.cuda.stream(cap):
-            g.capture_begin(pool=self._pools[stream_id], capture_error_mode="thread_local")
+            g.capture_begin(pool=pool, capture_error_mode="thread_local")
             try:
                 fn()
             except Exception as e:  # a sync or a non-capturable call: the layer is called directly
@@ -77,11 +91,8 @@ class LayerGraphs:
                     g.capture_end()
                 except Exception as e:
                     errs.append(e)
-        if errs:
-            self.failed += 1
-            if len(self.errors) < 8:
-                self.errors.append("; ".join(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-                                             for e in errs))
-            return None
-        self.captured += 1
-        return LayerGraph(g)
+        return g, errs
+
+
+def _text(errs) -> str:
+    return "; ".join(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}" for e in errs)
