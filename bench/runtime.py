@@ -27,7 +27,7 @@ torch.zeros(1, device="cuda")  # CUDA context: the process's cost, not the engin
 torch.cuda.synchronize()
 t1 = time.perf_counter()
 before = set(sys.modules)
-import cProfile, io, os, pstats
+import cProfile, collections, io, os, pstats
 prof = cProfile.Profile() if os.environ.get("BENCH_PROFILE_FIRST") else None
 if prof: prof.enable()
 from tensorforge.runtime import Engine
@@ -35,6 +35,14 @@ eng = Engine.load(sys.argv[1])
 t_load = time.perf_counter()
 feed = torch.load(sys.argv[2])
 ctx = eng.create_execution_context()
+first = []
+if prof:  # host seconds of each layer's first call (synchronized), by tactic
+    from tensorforge.runtime import steps
+    _orig, tac = steps._exec, {l.name: str(l.tactic)[:50] for l in eng.plan.layers}
+    def _timed(L, *a):
+        t = time.perf_counter(); r = _orig(L, *a); torch.cuda.synchronize()
+        first.append((time.perf_counter() - t, L.name, tac.get(L.name))); return r
+    steps._exec = _timed
 out = ctx.infer(feed)
 torch.cuda.synchronize()
 t2 = time.perf_counter()
@@ -46,6 +54,12 @@ if prof:
     sio = io.StringIO()
     pstats.Stats(prof, stream=sio).sort_stats("tottime").print_stats(14)
     print(sio.getvalue()[-4000:], file=sys.stderr)
+    fam = collections.Counter()
+    for t, n, tc in first:
+        fam[tc.split("(")[0].split("{")[0][:30]] += t
+    print("first calls by tactic (s):", {k: round(v, 3) for k, v in fam.most_common(10)}, file=sys.stderr)
+    print("slowest first calls:", [(round(t, 4), n, tc) for t, n, tc in sorted(first, reverse=True)[:8]],
+          file=sys.stderr)
 import collections
 new = collections.Counter(m.split(".")[0] for m in set(sys.modules) - before)
 print(json.dumps({"new_modules": dict(new.most_common(12)), "load_to_first_s": t2 - t1, "load_s": t_load - t1, "second_infer_s": t3 - t2,
