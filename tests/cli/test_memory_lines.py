@@ -39,6 +39,8 @@ def test_cpu_run_prints_host_memory_lines(cli, tiny_onnx, tmp_path):
     assert "Peak GPU memory" not in out and "Device Persistent" not in out
     rc, out, _ = cli(f"--loadEngine={path}", *FAST)  # a loaded engine gets the same lines
     assert rc == 0 and f"Total Activation Memory: {dms} bytes{host}" in out
+    assert _lines(out, "[MemUsageChange]") == ["[MemUsageChange] tensorforge-managed allocation in engine "
+                                               "deserialization: CPU +0, GPU +0, now: CPU 0, GPU 0 (MiB)"]
 
 
 def test_gpu_lines_from_a_cuda_engine(monkeypatch):
@@ -52,6 +54,9 @@ def test_gpu_lines_from_a_cuda_engine(monkeypatch):
                                         f"Total Activation Memory: {3 * 2 ** 20} bytes",
                                         "Total Weights Memory: 1024 bytes"]
     assert memory.context_line(eng) == "Created execution context with device memory size: 3 MiB"
+    eng.weights = {"w": torch.zeros(2 ** 20), "big": torch.zeros(3 * 2 ** 18, device="meta")}  # 4 MiB host, 3 GPU
+    assert memory.deserialization_line(eng) == ("[MemUsageChange] tensorforge-managed allocation in engine "
+                                                "deserialization: CPU +4, GPU +3, now: CPU 4, GPU 3 (MiB)")
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d=None: 3 * 2 ** 19)
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda d=None: 2 ** 21)
     gpu, host = memory.run_lines(torch.device("cuda"))

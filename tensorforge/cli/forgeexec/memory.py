@@ -33,6 +33,15 @@ def engine_lines(engine) -> list[str]:
     return lines
 
 
+def deserialization_line(engine) -> str:
+    """trtexec's `[MemUsageChange]` line after a load: the engine's weights by where they live (whole MiB)."""
+    host = sum(_nbytes(w) for w in engine.weights.values() if w.device.type == "cpu")
+    dev = sum(_nbytes(w) for w in engine.weights.values() if w.device.type != "cpu")
+    h, d = round(host / MIB), round(dev / MIB)
+    return (f"[MemUsageChange] tensorforge-managed allocation in engine deserialization: CPU +{h}, GPU +{d}, "
+            f"now: CPU {h}, GPU {d} (MiB)")
+
+
 def context_line(engine) -> str:
     """trtexec's line when a context is created (its activation memory at the largest profile shapes)."""
     kind = "host" if getattr(getattr(engine, "device", None), "type", "cuda") == "cpu" else "device"

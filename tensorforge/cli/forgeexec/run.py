@@ -183,7 +183,8 @@ def run(opts, log: Logger) -> None:
 def _run(opts, device, log: Logger) -> None:
     """Build or load, then time deserialization, or run inference."""
     engine = load_engine(opts.loadEngine, device, log) if opts.loadEngine else build_engine(opts, device, log)
-    memory.log_lines(memory.engine_lines(engine), log)
+    memory.log_lines(([memory.deserialization_line(engine)] if opts.loadEngine else []) + memory.engine_lines(engine),
+                     log)
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)
         return
