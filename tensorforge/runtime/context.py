@@ -120,12 +120,11 @@ class ExecutionContext(ContextIO):
         slots = self._initial_slots()
         self._xp = execplan.build(self.plan, self._kernels, slots, self.device, self.device.type == "cuda",
                                   self.arena_bytes)
-        if self._nvtx:  # chosen once per plan: no per-layer check when off
+        if self._nvtx:  # chosen once per plan, no per-layer check when off; no pre-bound replays then
             self._xp = wrap_plan(self._xp)
         self._prepared_key = key
         self.replans += 1
-        cuda = self.device.type == "cuda" and not self._nvtx  # NVTX: launches go through the wrapped kernels
-        self._bound_launches = [None] * len(self._xp.launches) if cuda else None
+        self._bound_launches = None if self.device.type != "cuda" or self._nvtx else [None] * len(self._xp.launches)
         self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
             old, _ = self._plans.popitem(last=False)
@@ -193,8 +192,7 @@ class ExecutionContext(ContextIO):
                 raise TensorforgeError(f"device memory too small: these shapes need {total} bytes, "
                                        f"{have} given (engine.device_memory_size = {p.device_memory_size})")
             self._forget_plans()  # cached plans and graphs point into the old arena
-            self._mem.give(self._arena)
-            # sized for the largest profile shapes up front; direct mode: kernels allocate the rest
+            self._mem.give(self._arena)  # the new one: for the max profile shapes (direct: kernels allocate the rest)
             floor = p.meta.get("arena_bytes", p.device_memory_size) if self._kernel_alloc else p.device_memory_size
             self._arena = self._mem.take(max(total, floor, 1))
         for b in bufs:

@@ -27,9 +27,9 @@ def test_cpu_run_prints_host_memory_lines(cli, tiny_onnx, tmp_path):
     assert dms > 0  # the default (direct) activation memory used to report 0
     weights = (4 * 3 * 3 * 3 + 4) * 4  # conv weight and bias, float32
     host = " (host memory: the engine runs on the CPU)"
-    assert [ln for ln in _lines(out, "Total ") if " Memory: " in ln] == ["Total Host Persistent Memory: 0 bytes (constants read on the host)",
-                                     f"Total Activation Memory: {dms} bytes{host}",
-                                     f"Total Weights Memory: {weights} bytes{host}"]
+    assert [ln for ln in _lines(out, "Total ") if " Memory: " in ln] == [
+        "Total Host Persistent Memory: 0 bytes (constants read on the host)",
+        f"Total Activation Memory: {dms} bytes{host}", f"Total Weights Memory: {weights} bytes{host}"]
     assert _lines(out, "Created execution context") == [
         f"Created execution context with host memory size: {fmt(dms / 2 ** 20)} MiB"]
     rss, = _lines(out, "Host memory (RSS)")
