@@ -5,7 +5,6 @@ everything is host memory and the lines say so."""
 from __future__ import annotations
 
 import os
-import resource
 import sys
 
 from .log import Logger
@@ -50,6 +49,7 @@ def context_line(engine) -> str:
 
 def rss_bytes() -> tuple[int, int]:
     """(current, peak) resident set size of this process in bytes (current 0 where /proc is missing)."""
+    import resource  # POSIX only: imported where it is used
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     try:
         with open("/proc/self/statm") as f:
