@@ -55,8 +55,10 @@ class Builder:
         plan = select_tactics(plan, weights, cfg, device)
         assign_streams(plan, cfg.max_aux_streams)
         plan.config = cfg.to_json()
-        plan.device_memory_size, plan.meta["activation_bytes_unshared"], plan.meta["kernel_allocated_bytes"] = \
-            _memory_at_max(plan)
+        mem = _memory_at_max(plan)
+        plan.device_memory_size = mem["total"]
+        plan.meta.update(activation_bytes_unshared=mem["unshared"], kernel_allocated_bytes=mem["kernel"],
+                         arena_bytes=mem["arena"])
         used = plugin.used_by(plan)
         if used:  # host-side implementations need their module at load; the error names it
             plan.meta["plugins"] = used
@@ -181,12 +183,14 @@ def _check_io_memory(plan, device) -> None:
             check_fits(total, device, f"the inputs and outputs at their largest shapes (biggest: {biggest[1]})")
 
 
-def _memory_at_max(plan):
-    """Arena bytes at the largest profile shapes, the no-reuse baseline over every activation, and
-    the planned peak of kernel-allocated activations (those live in the caching allocator)."""
+def _memory_at_max(plan) -> dict:
+    """Activation bytes at the largest profile shapes: total (every activation planned in one arena:
+    engine.device_memory_size, what a context given an allocator takes from it), arena (the part a
+    context without one keeps in its arena: in direct mode kernels allocate the rest), kernel (the
+    planned peak of kernel-allocated activations) and unshared (the no-reuse baseline)."""
     taken = memory.kernel_allocated(plan)
     arena_lt, all_lt = memory.lifetimes(plan, taken), memory.lifetimes(plan)
-    best, unshared, alloc_peak = 0, 0, 0
+    out = dict.fromkeys(("total", "arena", "kernel", "unshared"), 0)
     for prof in plan.profiles or [ProfileSpec({})]:
         shapes = {n: tuple(prof.shapes[n][2]) if n in prof.shapes else tuple(plan.tensors[n].shape)
                   for n in plan.inputs}
@@ -199,11 +203,12 @@ def _memory_at_max(plan):
                 continue
             size = math.prod(shp) * dtypes.itemsize(plan.tensors[name].dtype)  # Python ints: no overflow
             bufs[name] = memory.Buffer(name, size, first, last)
-        arena = [b for n, b in bufs.items() if n in arena_lt]
-        best = max(best, memory.plan(arena)[1])
-        alloc_peak = max(alloc_peak, memory.plan([b for n, b in bufs.items() if n in taken])[1])
-        unshared = max(unshared, memory.total_unshared(list(bufs.values())))
-    return best, unshared, alloc_peak
+        here = {"total": memory.plan(list(bufs.values()))[1],
+                "arena": memory.plan([b for n, b in bufs.items() if n in arena_lt])[1],
+                "kernel": memory.plan([b for n, b in bufs.items() if n in taken])[1],
+                "unshared": memory.total_unshared(list(bufs.values()))}
+        out = {k: max(v, here[k]) for k, v in out.items()}
+    return out
 
 
 def _strongly_typed_for_qdq(g, cfg):

@@ -140,11 +140,13 @@ def inspect_engine(path: str) -> str:
 
 
 def _activation_line(p) -> str:
-    """Arena size (and without reuse), plus what kernels allocate themselves when recorded."""
+    """Activation memory (and without reuse), plus the context's arena and what kernels allocate themselves."""
     line = (f"Activation memory: {p.device_memory_size / 2**20:.2f} MiB "
             f"(without reuse: {p.meta.get('activation_bytes_unshared', 0) / 2**20:.2f} MiB)")
     if "kernel_allocated_bytes" in p.meta:
         mode = p.config.get("activation_memory", "direct")
+        if "arena_bytes" in p.meta:  # device_memory_size plans every activation; this is how a context splits it
+            line += f"; context arena {p.meta['arena_bytes'] / 2**20:.2f} MiB"
         line += (f" + {p.meta['kernel_allocated_bytes'] / 2**20:.2f} MiB allocated by kernels "
                  f"(activation_memory={mode})")
     return line

@@ -17,13 +17,18 @@ COMPARE_FLAGS = ("--shapes", "--loadInputs", "--fp16", "--bf16", "--int8", "--fp
                  "--stronglyTyped", "--builderOptimizationLevel", "--timingCacheFile", "--avgTiming")
 
 
+def _add(sub, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose own --help starts with what it does (its line in the command list)."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tensorforge", description="ONNX inference optimizer and runtime")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    i = sub.add_parser("inspect", help="summarize an ONNX model or a tensorforge engine")
+    i = _add(sub, "inspect", "summarize an ONNX model or a tensorforge engine")
     i.add_argument("path", help="ONNX file, zoo:NAME or engine file")
     i.add_argument("--layers", action="store_true", help="list every layer of an engine (default: on)")
-    c = sub.add_parser("compare", help="run tensorforge and ONNX Runtime (CPU) on the same inputs")
+    c = _add(sub, "compare", "run tensorforge and ONNX Runtime (CPU) on the same inputs")
     c.add_argument("model", help="ONNX file or zoo:NAME")
     c.add_argument("--load-inputs", default=None, help=".npz file with one array per input name")
     c.add_argument("--seed", type=int, default=1)
@@ -34,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
                    "(default: cuda if available)")
     add_to_parser(c, COMPARE_FLAGS)
     c.add_argument("--opt-level", dest="builderOptimizationLevel", type=int, help=argparse.SUPPRESS)  # old name
-    sub.add_parser("ops", help="list the supported ONNX ops")
+    _add(sub, "ops", "list the supported ONNX ops")
     add_report_parser(sub, tuple(f for f in COMPARE_FLAGS if f != "--loadInputs") + ("--cpuThreads",))
     add_debug_parser(sub)
     add_refit_parser(sub)

@@ -11,6 +11,7 @@ is captured; later inferences replay it. Capture never happens during that eager
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -21,6 +22,8 @@ from ..errors import ShapeError, TensorforgeError
 from ..kernels import driver, make_kernel
 from . import execplan, memory, steps
 from . import streams as st
+from .allocator import ContextMemory
+from .nvtx import wrap_plan
 from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
@@ -40,11 +43,12 @@ class ExecutionContext(ContextIO):
     threads sharing one context are serialized and `infer` (bind, run, copy the outputs out) is
     atomic; a sequence of low-level calls (set_input_shape, set_tensor_address, execute_async) is
     not, so give each thread its own context (and stream) for those. Contexts used one after the
-    other may share one activation arena (`device_memory` / `set_device_memory`)."""
+    other may share one activation arena (`device_memory` / `set_device_memory`). allocator: where
+    the context's memory comes from (runtime.allocator); nvtx: one NVTX range per layer launch."""
 
     def __init__(self, engine, use_cuda_graph: bool = False, graph_cache_size: int = GRAPH_CACHE_SIZE,
-                 device_memory: torch.Tensor | None = None, allocate_memory: bool = True,
-                 layer_graphs: bool = True):
+                 device_memory: torch.Tensor | None = None, allocate_memory: bool = True, allocator=None,
+                 nvtx: bool = False, layer_graphs: bool = True):
         self._lock = threading.RLock()
         self.engine = engine
         self.plan = p = engine.plan
@@ -69,9 +73,13 @@ class ExecutionContext(ContextIO):
         self._plans: OrderedDict = OrderedDict()  # LRU: shape-set key -> (ExecPlan, symbol env)
         self._valid: set = set()  # keys of plans that ran once (outputs checked)
         self._external_memory = device_memory is not None or not allocate_memory
+        self._mem = ContextMemory(allocator, self.device)  # arena and I/O copies; given back at deletion
+        weakref.finalize(self, self._mem.release)
+        self._nvtx = bool(nvtx)
         if device_memory is not None:
             self.set_device_memory(device_memory)
-        self._kernel_alloc = memory.kernel_allocated(p)
+        # a user allocator sees every activation: kernel results are copied into its arena
+        self._kernel_alloc = memory.kernel_allocated(p) if allocator is None else set()
         self._lifetimes = _lifetimes(p, self._kernel_alloc)
         self._tf32 = bool(p.meta.get("tf32", False))
         self._ss = st.StreamSet(self.device) if self.device.type == "cuda" else None
@@ -115,9 +123,11 @@ class ExecutionContext(ContextIO):
         slots = self._initial_slots()
         self._xp = execplan.build(self.plan, self._kernels, slots, self.device, self.device.type == "cuda",
                                   self.arena_bytes)
+        if self._nvtx:  # chosen once per plan, no per-layer check when off; no pre-bound replays then
+            self._xp = wrap_plan(self._xp)
         self._prepared_key = key
         self.replans += 1
-        self._bound_launches = [None] * len(self._xp.launches) if self.device.type == "cuda" else None
+        self._bound_launches = None if self.device.type != "cuda" or self._nvtx else [None] * len(self._xp.launches)
         self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
             old, _ = self._plans.popitem(last=False)
@@ -185,8 +195,9 @@ class ExecutionContext(ContextIO):
                 raise TensorforgeError(f"device memory too small: these shapes need {total} bytes, "
                                        f"{have} given (engine.device_memory_size = {p.device_memory_size})")
             self._forget_plans()  # cached plans and graphs point into the old arena
-            self._arena = torch.empty(max(total, p.device_memory_size, 1), dtype=torch.uint8,
-                                      device=self.device)
+            self._mem.give(self._arena)  # the new one: for the max profile shapes (direct: kernels allocate the rest)
+            floor = p.meta.get("arena_bytes", p.device_memory_size) if self._kernel_alloc else p.device_memory_size
+            self._arena = self._mem.take(max(total, floor, 1))
         for b in bufs:
             dt = dtypes.to_torch(p.tensors[b.name].dtype)
             off = offsets[b.name]
@@ -208,7 +219,7 @@ class ExecutionContext(ContextIO):
                 if torch.cuda.is_current_stream_capturing():  # a caller captures this enqueue
                     self._run(stream, capturing=True)
                 elif self.use_cuda_graph and self.profiler is None and graph_prefix(self.plan, self._xp) > 0:
-                    self._run_graph(stream)  # data-dependent layers: only the static prefix is a graph
+                    graph_run.run(self, stream)  # data-dependent layers: only the static prefix is a graph
                 else:
                     self._run(stream)
                 if self._allocators:
@@ -231,9 +242,6 @@ class ExecutionContext(ContextIO):
         if marks is not None:
             self._report(marks)
 
-    def _run_graph(self, stream):
-        graph_run.run(self, stream)
-
     def _report(self, marks):
         if self.device.type == "cuda":
             marks[-1].synchronize()
@@ -241,8 +249,7 @@ class ExecutionContext(ContextIO):
         else:
             times = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
         for L, ms in zip(self._xp.launches, times):
-            name = L.name
-            self.profiler.report_layer_time(name, ms)
+            self.profiler.report_layer_time(L.name, ms)
 
     # ---- convenience -------------------------------------------------------------------------------
     @_locked
@@ -264,7 +271,7 @@ class ExecutionContext(ContextIO):
             dev = torch.device("cpu") if n in self._shape_inputs else self.device
             own = self._owned.get(n)
             if own is None or own.shape != t.shape:
-                own = self._owned[n] = torch.empty(t.shape, dtype=t.dtype, device=dev)
+                own = self._owned[n] = self._own(own, t.shape, t.dtype, dev)
             own.copy_(t)
             self.set_tensor_address(n, own)
         env = _bind_symbols(p, self._shapes, self._values())
@@ -278,8 +285,7 @@ class ExecutionContext(ContextIO):
                 continue
             own = self._owned.get(n)
             if own is None or tuple(own.shape) != shp:
-                own = self._owned[n] = torch.empty(shp, dtype=dtypes.to_torch(p.tensors[n].dtype),
-                                                   device=self.device)
+                own = self._owned[n] = self._own(own, shp, dtypes.to_torch(p.tensors[n].dtype), self.device)
             self.set_tensor_address(n, own)
         self.execute_async()
         if self.device.type == "cuda":

@@ -149,6 +149,8 @@ class ContextIO:
         if not isinstance(memory_, torch.Tensor) or memory_.device.type != self.device.type \
                 or not memory_.is_contiguous():
             raise TensorforgeError(f"device memory must be a contiguous torch tensor on {self.device}")
+        if self._arena is not None and self._arena.data_ptr() != memory_.data_ptr():
+            self._mem.give(self._arena)  # an arena the context took from its allocator
         self._arena = memory_.reshape(-1).view(torch.uint8)
         self._external_memory = True
         self._forget_plans()
@@ -163,6 +165,13 @@ class ContextIO:
     @property
     def device_memory(self):
         return self._arena
+
+    def _own(self, old, shape, dtype, device):
+        """A context-owned I/O tensor, from the allocator on the engine device (`old` given back)."""
+        if device != self.device:  # a host copy of a shape-tensor input of a CUDA engine
+            return torch.empty(shape, dtype=dtype, device=device)
+        self._mem.give(old)
+        return self._mem.tensor(shape, dtype)
 
     def _binding(self, name, shape):
         """The bound tensor for an I/O name, checked against the current shape."""

@@ -24,7 +24,7 @@ def _check(model, feed, rtol=1e-4):
 @pytest.mark.parametrize("name", FULL)
 def test_full_zoo_model_matches_ort(name):
     eng = _check(zoo.get_model(name, copy=False), zoo.random_inputs(name, 1, seed=3))
-    assert eng.device_memory_size + eng.plan.meta["kernel_allocated_bytes"] > 0
+    assert eng.device_memory_size > 0
 
 
 @pytest.mark.parametrize("name", ["resnet50", "bert_base"])

@@ -24,6 +24,12 @@ def error(msg: str) -> Exception:
     return TensorforgeError(msg)
 
 
+def nvtx_available() -> bool:
+    """Whether NVTX ranges can be emitted here (a CUDA build of torch or the `nvtx` package)."""
+    from tensorforge.runtime.nvtx import api as nvtx_api
+    return nvtx_api() is not None
+
+
 def make_config(fields: dict):
     """A BuilderConfig from fields; returns (config, names of fields the library does not know)."""
     cls = lib().BuilderConfig

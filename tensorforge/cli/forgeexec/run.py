@@ -5,7 +5,7 @@ import contextlib
 import os
 import tempfile
 
-from . import api, monitor
+from . import api, memory, monitor
 from .backend import CpuBackend, CudaBackend
 from .banner import device_lines
 from .build import build_engine, load_engine, select_device, time_deserialize
@@ -116,6 +116,7 @@ def inference(engine, opts, backend, log: Logger) -> None:
                      "launches. Add --separateProfileRun to time the graph and profile in a second run.")
             use_graph = False
     log.info("Starting inference")
+    memory.start_run(engine.device)
     mon = monitor.start(opts, engine.device, log)
     try:
         traces = session.run(use_graph)
@@ -123,6 +124,7 @@ def inference(engine, opts, backend, log: Logger) -> None:
         if mon is not None:  # stopped even when the run fails
             mon.stop()
     report(traces, session, opts, log, in_run)
+    memory.log_lines(memory.run_lines(engine.device), log)
     monitor.finish(mon, throughput(traces, opts.warmUp), log)
     emit_outputs(session, opts, log)
     if opts.profiler_enabled and opts.separateProfileRun:
@@ -181,6 +183,8 @@ def run(opts, log: Logger) -> None:
 def _run(opts, device, log: Logger) -> None:
     """Build or load, then time deserialization, or run inference."""
     engine = load_engine(opts.loadEngine, device, log) if opts.loadEngine else build_engine(opts, device, log)
+    memory.log_lines(([memory.deserialization_line(engine)] if opts.loadEngine else []) + memory.engine_lines(engine),
+                     log)
     if opts.timeDeserialize:
         _time_deserialize(engine, opts, log)
         return

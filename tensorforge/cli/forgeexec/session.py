@@ -7,7 +7,8 @@ from ...progress import Progress
 from . import api
 from .bindings import StreamBuffers
 from .inputs import make_inputs
-from .log import Logger, fmt
+from .memory import context_line
+from .log import Logger
 from .loop import Iteration, LoopConfig, run_inference
 from .shapes import check_names, lookup
 
@@ -65,6 +66,18 @@ def loop_config(opts, skip_transfers: bool) -> LoopConfig:
                       threads=opts.threads)
 
 
+def wants_nvtx(engine, opts, log: Logger) -> bool:
+    """NVTX ranges per layer: --profilingVerbosity=detailed, or an engine built with it (off by default)."""
+    explicit = "--profilingVerbosity" in opts.given
+    if (opts.profilingVerbosity if explicit else api.engine_verbosity(engine, opts.profilingVerbosity)) != "detailed":
+        return False
+    if not api.nvtx_available():
+        log.warn("NVTX is not available here (no CUDA build of torch, no `nvtx` package): no per-layer ranges.")
+        return False
+    log.info("NVTX ranges per layer: on (profiling verbosity detailed; a CUDA graph replay shows none)")
+    return True
+
+
 class Session:
     """One context and one set of bindings per inference stream, sharing the same input data."""
 
@@ -83,14 +96,14 @@ class Session:
         check_input_values(engine, data, values, self.profile)
         self.skip_transfers = bool(opts.noDataTransfers or backend.host_timing)
         self.contexts, self.buffers = [], []
+        self.nvtx = wants_nvtx(engine, opts, log)
         for _ in range(opts.infStreams):
-            ctx = engine.create_execution_context()
+            ctx = engine.create_execution_context(**({"nvtx": True} if self.nvtx else {}))
             if getattr(engine, "num_profiles", 0):
                 ctx.set_optimization_profile(self.profile)
             self.contexts.append(ctx)
-            mem = getattr(engine, "device_memory_size", None)
-            if mem is not None:
-                log.info(f"Created execution context with device memory size: {fmt(mem / 2 ** 20)} MiB")
+            if getattr(engine, "device_memory_size", None) is not None:
+                log.info(context_line(engine))
             self.buffers.append(StreamBuffers(engine, ctx, backend, data, not self.skip_transfers))
         self.cfg = loop_config(opts, self.skip_transfers)
 
