@@ -46,7 +46,9 @@ if prof:  # host seconds of each layer's first call (synchronized), by tactic
 out = ctx.infer(feed)
 torch.cuda.synchronize()
 t2 = time.perf_counter()
-if prof: prof.disable()
+if prof:
+    prof.disable()
+    steps._exec = _orig  # (a sync inside would break the second inference's layer-graph captures)
 out = ctx.infer(feed)
 torch.cuda.synchronize()
 t3 = time.perf_counter()

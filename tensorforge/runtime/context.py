@@ -127,7 +127,7 @@ class ExecutionContext(ContextIO):
             self._xp = wrap_plan(self._xp)
         self._prepared_key = key
         self.replans += 1
-        self._bound_launches = None if self.device.type != "cuda" or self._nvtx else [None] * len(self._xp.launches)
+        self._bound_launches = None if self.device.type != "cuda" or self._nvtx else steps.Bound(len(self._xp.launches))
         self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
             old, _ = self._plans.popitem(last=False)

@@ -14,7 +14,11 @@ capture fallback still run layer by layer). Rules:
   sharing a pool), and layers of different streams never do;
 - each stream of the plan captures on its own side stream, so library workspaces bound to the
   capture stream (cuBLAS) are never shared between streams;
-- never launched inside another capture (the whole-plan CUDA graph captures the layers directly)."""
+- never launched inside another capture (the whole-plan CUDA graph captures the layers directly);
+- an output the layer allocates itself (no planned buffer) is allocated once, at capture, and kept
+  with the graph, so that its readers can be captured too; kept outputs are not reused between
+  layers, so their total is capped per context (`max_kept_bytes`, default 1 GiB; beyond it such
+  layers are called directly)."""
 from __future__ import annotations
 
 import ctypes
@@ -50,8 +54,10 @@ class LayerGraph:
 class LayerGraphs:
     """A context's capture streams and memory pools for layer graphs (one of each per plan stream)."""
 
-    def __init__(self, device):
+    def __init__(self, device, max_kept_bytes: int = 1 << 30):
         self.device = device
+        self.max_kept_bytes = max_kept_bytes
+        self.kept_bytes = 0
         self._streams: dict = {}
         self._pools: dict = {}
         self.captured = 0
@@ -65,23 +71,35 @@ class LayerGraphs:
             cap = self._streams[stream_id] = torch.cuda.Stream(self.device)
             self._pools[stream_id] = torch.cuda.graph_pool_handle()
         g, errs = self._try(fn, cap, self._pools[stream_id])
-        if errs:  # once more with the device idle (a library may refuse to be captured behind pending work)
-            torch.cuda.synchronize(self.device)
-            g, errs2 = self._try(fn, cap, self._pools[stream_id])
+        if errs:
+            # a capture that failed to end leaves torch's allocator routing the capture stream's
+            # allocations to its pool: later captures of this plan stream get a fresh stream and pool
+            del self._streams[stream_id]
+            self.failed += 1
             if len(self.errors) < 8:
-                self.errors.append(_text(errs) + (" (retry after a sync: ok)" if not errs2 else ""))
-            if errs2:
-                self.failed += 1
-                return None
+                self.errors.append(_text(errs))
+            return None
         self.captured += 1
         return LayerGraph(g)
+
+    def keep(self, outs) -> bool:
+        """Account for the outputs a captured layer allocated (pairs of slot, tensor); False when
+        they would take the kept total over the cap (the graph is then dropped)."""
+        n = sum(t.untyped_storage().nbytes() for _, t in outs if isinstance(t, torch.Tensor))
+        if self.kept_bytes + n > self.max_kept_bytes:
+            return False
+        self.kept_bytes += n
+        return True
 
     @staticmethod
     def _try(fn, cap, pool):
         """(graph, errors) of one capture attempt of fn() on `cap`."""
         g, errs = torch.cuda.CUDAGraph(), []
         with graphs.CAPTURE_LOCK, torch.cuda.stream(cap):
-            g.capture_begin(pool=pool, capture_error_mode="thread_local")
+            try:
+                g.capture_begin(pool=pool, capture_error_mode="thread_local")
+            except Exception as e:
+                return g, [e]
             try:
                 fn()
             except Exception as e:  # a sync or a non-capturable call: the layer is called directly

@@ -100,6 +100,16 @@ def _replay(xp, seq, start, stream, ss, event) -> None:
         b(h)
 
 
+class Bound(list):
+    """Per launch of one ExecPlan: how it is pre-bound (None, False, LATER, a replay); `fixed`: the
+    slots whose tensors stay put from run to run although no plan placed them (outputs a layer
+    graph allocated when it was captured: its replays write them there again)."""
+
+    def __init__(self, n: int):
+        super().__init__([None] * n)
+        self.fixed: dict = {}
+
+
 def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_graphs) -> None:
     """Launch k: its pre-bound launches, else the kernel (noting at its first run how to pre-bind
     it, and capturing a library layer's graph at its second)."""
@@ -109,35 +119,50 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_g
             _exec(L, slots, xp.names, validated, arena_ptr, check)
             return
         b(stream.cuda_stream)
+        for o, t in getattr(b, "outs", ()):  # its kept outputs, for layers called directly
+            slots[o] = t
         return
     if b is LATER:
-        if layer_graphs is not None:
+        if layer_graphs is not None and _inputs_fixed(xp, L, bound, slots):
             g = layer_graphs.capture(lambda: _exec(L, slots, xp.names, True, arena_ptr, check), L.stream)
-            bound[k] = g or False
-            if g is not None:
+            outs = tuple((o, slots[o]) for o, p in zip(L.outs, L.planned) if p is None)
+            if g is not None and layer_graphs.keep(outs):
+                bound[k], g.outs = g, outs
+                for o, t in outs:
+                    bound.fixed[o] = t
                 g(stream.cuda_stream)
                 return
+        bound[k] = False
         _exec(L, slots, xp.names, validated, arena_ptr, check)
         return
     if b is None:
         bound[k] = False
         ins = [xp.initial[i] for i in L.ins if i >= 0]
-        if all(p is not None for p in L.planned) and all(t is not None for t in ins):
-            if L.takes_out:
-                bind = getattr(L.fn, "bind", None)  # a kernel that pre-binds itself (e.g. cuBLASLt)
-                replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
-                if replay is not None:
-                    bound[k] = replay
-                    replay(stream.cuda_stream)
-                    return
-            from ..kernels.driver import recording
-            with recording() as rec:
-                res = _exec(L, slots, xp.names, validated, arena_ptr, check)
-            in_place = L.takes_out and all(r is o for r, o in zip(res, L.planned))  # else a reference ran
-            bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or \
-                (LATER if getattr(L.fn, "capturable", True) is not False else False)
-            return
+        fixed = all(p is not None for p in L.planned) and all(t is not None for t in ins)
+        if fixed and L.takes_out:
+            bind = getattr(L.fn, "bind", None)  # a kernel that pre-binds itself (e.g. cuBLASLt)
+            replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
+            if replay is not None:
+                bound[k] = replay
+                replay(stream.cuda_stream)
+                return
+        from ..kernels.driver import recording
+        with recording() as rec:
+            res = _exec(L, slots, xp.names, validated, arena_ptr, check)
+        in_place = fixed and L.takes_out and all(r is o for r, o in zip(res, L.planned))  # else a reference ran
+        bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or \
+            (LATER if getattr(L.fn, "capturable", True) is not False and isinstance(bound, Bound) else False)
+        return
     _exec(L, slots, xp.names, validated, arena_ptr, check)
+
+
+def _inputs_fixed(xp, L, bound, slots) -> bool:
+    """Every input of L is where it will be at every run: placed by the plan (weights, bindings,
+    arena views) or kept by the layer graph that produced it."""
+    for i in L.ins:
+        if i >= 0 and xp.initial[i] is None and (i not in bound.fixed or bound.fixed[i] is not slots[i]):
+            return False
+    return True
 
 
 def _exec(L, slots, names, validated, arena_ptr, check):

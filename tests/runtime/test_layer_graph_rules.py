@@ -33,6 +33,9 @@ class FakeGraphs:
         self.log.append(("capture", name, stream_id))
         return None if name in self.fail else FakeGraph(self.log, name)
 
+    def keep(self, outs):
+        return True
+
 
 def _plan(log, n=2, capturable=True, consumed_at=-1):
     x = torch.arange(4, dtype=torch.float32) + 1
@@ -53,7 +56,7 @@ def test_captured_at_second_run_then_replayed_without_python_per_layer(monkeypat
     monkeypatch.setattr(driver, "ensure_context", lambda i: None)
     log = []
     xp, bufs = _plan(log)
-    bound, lg = [None, None], FakeGraphs(log)
+    bound, lg = steps.Bound(2), FakeGraphs(log)
     steps.run(xp, STREAM, bound=bound, layer_graphs=lg)
     assert log == [("call", "l0"), ("call", "l1")] and bound == [steps.LATER, steps.LATER]
     assert torch.equal(bufs[1], (torch.arange(4) + 1) * 4.0)
@@ -70,14 +73,14 @@ def test_failed_or_refused_captures_stay_direct(monkeypatch):
     monkeypatch.setattr(driver, "ensure_context", lambda i: None)
     log = []
     xp, _ = _plan(log)
-    bound = [None, None]
+    bound = steps.Bound(2)
     for _ in range(3):
         steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log, fail={"l1"}))
     assert bound[1] is False and isinstance(bound[0], FakeGraph)
     assert log[-2:] == [("replay", "l0", 7), ("call", "l1")]
     log2 = []
     xp2, _ = _plan(log2, capturable=False)  # e.g. a layer that reads device data on the host
-    bound2 = [None, None]
+    bound2 = steps.Bound(2)
     for _ in range(3):
         steps.run(xp2, STREAM, bound=bound2, layer_graphs=FakeGraphs(log2))
     assert bound2 == [False, False] and not any(e[0] == "capture" for e in log2)
@@ -87,7 +90,7 @@ def test_no_layer_graph_inside_another_capture(monkeypatch):
     monkeypatch.setattr(driver, "ensure_context", lambda i: None)
     log = []
     xp, _ = _plan(log)
-    bound = [None, None]
+    bound = steps.Bound(2)
     for _ in range(3):
         steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
     log.clear()
@@ -99,10 +102,71 @@ def test_fast_path_fires_the_input_consumed_event_after_the_last_reader(monkeypa
     monkeypatch.setattr(driver, "ensure_context", lambda i: None)
     log = []
     xp, _ = _plan(log, n=3, consumed_at=0)
-    bound = [None] * 3
+    bound = steps.Bound(3)
     for _ in range(2):
         steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
     log.clear()
     event = SimpleNamespace(record=lambda s: log.append(("event", s.cuda_stream)))
     steps.run(xp, STREAM, event=event, bound=bound, layer_graphs=FakeGraphs(log))
     assert log == [("replay", "l0", 7), ("event", 7), ("replay", "l1", 7), ("replay", "l2", 7)]
+
+
+def _alloc_plan(log):
+    """l0 allocates its output (no planned buffer); l1 reads it and writes a planned one."""
+    x, y = torch.arange(4, dtype=torch.float32) + 1, torch.empty(4)
+
+    def l0(args):
+        log.append(("call", "l0"))
+        return (args[0] * 2,)
+
+    def l1(args, outs):
+        log.append(("call", "l1"))
+        torch.add(args[0], 1, out=outs[0])
+        return outs
+    launches = (Launch("l0", l0, False, (0,), (1,), (None,)), Launch("l1", l1, True, (1,), (2,), (y,)))
+    return ExecPlan(("x", "t", "y"), (x, None, y), launches), y
+
+
+def test_outputs_allocated_in_a_capture_are_kept_and_make_their_readers_capturable(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, y = _alloc_plan(log)
+    bound = steps.Bound(2)
+    for _ in range(2):
+        slots, _ = steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
+    assert isinstance(bound[0], FakeGraph) and isinstance(bound[1], FakeGraph)
+    assert 1 in bound.fixed and bound[0].outs[0][1] is bound.fixed[1] and slots[1] is bound.fixed[1]
+    assert torch.equal(y, (torch.arange(4) + 1) * 2.0 + 1)
+    log.clear()
+    steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
+    assert log == [("replay", "l0", 7), ("replay", "l1", 7)]
+
+
+def test_a_reader_of_an_uncaptured_allocation_is_not_captured(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    xp, y = _alloc_plan(log)
+    bound = steps.Bound(2)
+    for _ in range(3):
+        steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log, fail={"l0"}))
+    assert bound[0] is False and bound[1] is False and not bound.fixed  # t moves every run
+    assert log[-2:] == [("call", "l0"), ("call", "l1")]
+    assert torch.equal(y, (torch.arange(4) + 1) * 2.0 + 1)
+
+
+def test_kept_outputs_are_capped(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    from tensorforge.runtime.layer_graphs import LayerGraphs
+    lg = LayerGraphs("cpu", max_kept_bytes=8)
+    t = torch.empty(4)  # 16 bytes
+    assert not lg.keep(((1, t),)) and lg.kept_bytes == 0
+    assert lg.keep(((1, torch.empty(2)),)) and lg.kept_bytes == 8
+    log = []
+    xp, y = _alloc_plan(log)
+    graphs = FakeGraphs(log)
+    graphs.keep = lambda outs: False
+    bound = steps.Bound(2)
+    for _ in range(3):
+        steps.run(xp, STREAM, bound=bound, layer_graphs=graphs)
+    assert bound[0] is False and bound[1] is False
+    assert torch.equal(y, (torch.arange(4) + 1) * 2.0 + 1)
