@@ -79,6 +79,6 @@ def markdown(rows: list, env: dict, missing: list, min_cos: float) -> str:
     others = sorted({r["precision"] for r in rows} - {"fp16", "tf32"})
     if others:
         lines.append(f"\n(other precisions in the JSON: {', '.join(others)})")
-    for m in missing:
-        lines.append(f"\nmissing: {m}")
+    if missing:
+        lines += ["", "Not on this machine (not carried):"] + [f"- {m}" for m in missing]
     return "\n".join(lines) + "\n"

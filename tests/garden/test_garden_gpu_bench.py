@@ -86,4 +86,4 @@ def test_table_verdicts():
     text = markdown([ok, low], env, ["b (absent)"], 0.999)
     row = next(ln for ln in text.splitlines() if ln.startswith("| a |"))
     assert "| 0.500 |" in row and "2.000 (graph 3/9 + eager)" in row and "x 1x3" in row
-    assert "missing: b (absent)" in text and "under contention" in text and "H200" in text
+    assert "- b (absent)" in text and "under contention" in text and "H200" in text
