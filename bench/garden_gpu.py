@@ -10,9 +10,10 @@ The GPU machine reaches no registry: carry the models (git-ignored) and point --
   here:  a folder laid out like the garden cache, DIR/models/<package>-<version>/<file>.onnx (the
          fetch cache, ~/.cache/tensorforge/garden, or a subset of it; at most 64 MiB per device call)
   there: PYTHONUNBUFFERED=1 python3 bench/garden_gpu.py --cache DIR --jobs 8 --json $OUT/garden.json
-Models whose file is absent are listed as "missing". --jobs N builds N models at a time in worker
-processes (one shared Triton cache; tactic timing then runs under contention, said in the output),
-and the GPU times are measured afterwards one engine at a time. --device cpu tries the script on a
+Models whose file is absent are listed as "missing". --jobs N runs N builds at a time, one worker
+process per model and precision (one shared Triton cache; tactic timing then runs under contention,
+said in the output); --budget-s bounds that phase (later builds are reported "not run"); the GPU
+times are measured afterwards one engine at a time. --device cpu tries the script on a
 CPU (times are then host wall clock). Shapes: GPU_SHAPES below (issue 15's benchmark shapes);
 --test-shapes keeps the manifest's.
 """
@@ -141,39 +142,38 @@ def run_models(todo, args, engines_dir=None, rows_file=None) -> list:
 
 
 def run_parallel(todo, args, work: str) -> list:
-    """--jobs N: one worker process (this script, --worker) per model, N at a time, largest model
-    first; none started after --budget-s and those still running then are stopped (their finished
-    precisions count). Then the engines are loaded and timed here one at a time (GPU otherwise idle)."""
-    queue = sorted(todo, key=lambda t: -os.path.getsize(t[1]))
+    """--jobs N: one worker process (this script, --worker) per model and precision, N at a time,
+    largest model first; none started after --budget-s and those still running then are stopped.
+    Then the engines are loaded and timed here one at a time (the GPU otherwise idle)."""
+    precs = args.precisions.split(",")
+    queue = [(e, p) for e, path in sorted(todo, key=lambda t: -os.path.getsize(t[1])) for p in precs]
     env = dict(os.environ)
     env.setdefault("TRITON_CACHE_DIR", os.path.join(work, "triton"))  # kernels compile once across workers
     end = time.time() + args.budget_s
     running, rows, late = [], [], []
     while queue or running:
         while queue and len(running) < args.jobs and time.time() < end:
-            entry, _ = queue.pop(0)
-            out = os.path.join(work, f"{entry['name']}.jsonl")
+            entry, p = queue.pop(0)
+            out = os.path.join(work, f"{entry['name']}.{p}.jsonl")
             cmd = [sys.executable, os.path.abspath(__file__), entry["name"], "--worker", "--engines", work,
-                   "--json", out, "--precisions", args.precisions, "--device", args.device,
+                   "--json", out, "--precisions", p, "--device", args.device,
                    "--opt-level", str(args.opt_level)] + (["--test-shapes"] if args.test_shapes else [])
-            running.append((subprocess.Popen(cmd, env=env), entry, out))
+            running.append((subprocess.Popen(cmd, env=env), entry, p, out))
         if time.time() >= end:
-            late += [e for e, _ in queue]
+            late += queue
             queue = []
-            for proc, entry, _ in running:
+            for proc, entry, p, _ in running:
                 if proc.poll() is None:
                     proc.kill()  # our own worker, by its handle
-                    late.append(entry)
+                    late.append((entry, p))
         for item in [r for r in running if r[0].poll() is not None]:
             running.remove(item)
-            rows += _read_rows(item[2])
+            rows += _read_rows(item[3])
         time.sleep(0.2)
     done = {(r["model"], r["precision"]) for r in rows}
-    for e in late:
-        rows += [{"model": e["name"], "class": e["class"], "precision": p, "ok": None,
-                  "shapes": {k: v["shape"] for k, v in e["inputs"].items()},
-                  "skipped": f"time budget ({args.budget_s:.0f} s) spent"}
-                 for p in args.precisions.split(",") if (e["name"], p) not in done]
+    rows += [{"model": e["name"], "class": e["class"], "precision": p, "ok": None,
+              "shapes": {k: v["shape"] for k, v in e["inputs"].items()},
+              "skipped": f"time budget ({args.budget_s:.0f} s) spent"} for e, p in late if (e["name"], p) not in done]
     order = {e["name"]: i for i, (e, _) in enumerate(todo)}
     rows.sort(key=lambda r: (order.get(r["model"], 0), r["precision"]))
     if args.time:
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
         return 0
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="garden-gpu-") as work:
-        rows = run_parallel(todo, args, work) if args.jobs > 1 and len(todo) > 1 else run_models(todo, args)
+        rows = run_parallel(todo, args, work) if args.jobs > 1 else run_models(todo, args)
     for r in rows:
         r.pop("engine", None)
     env = environment(args, time.time() - t0)

@@ -53,7 +53,7 @@ def test_cpu_run_reports_every_model_and_precision(tmp_path):
 
 
 def test_parallel_workers_give_the_same_rows(tmp_path):
-    """--jobs 2: one worker process per model, engines saved there and timed in the parent."""
+    """--jobs 2: one worker process per model and precision, engines saved there and timed in the parent."""
     _models()
     out = tmp_path / "g.json"
     rc = garden_gpu.main(SMALL + ["--device", "cpu", "--test-shapes", "--opt-level", "0", "--jobs", "2",
