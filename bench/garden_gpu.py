@@ -166,9 +166,14 @@ def run_parallel(todo, args, work: str) -> list:
                 if proc.poll() is None:
                     proc.kill()  # our own worker, by its handle
                     late.append((entry, p))
-        for item in [r for r in running if r[0].poll() is not None]:
-            running.remove(item)
-            rows += _read_rows(item[3])
+        for proc, entry, p, out in [r for r in running if r[0].poll() is not None]:
+            running.remove((proc, entry, p, out))
+            got = _read_rows(out)
+            if not got and (entry, p) not in late:  # a crash (segfault, CUDA error) is a result too
+                got = [{"model": entry["name"], "class": entry["class"], "precision": p, "ok": None,
+                        "shapes": {k: v["shape"] for k, v in entry["inputs"].items()},
+                        "error": f"worker exited with code {proc.returncode} and no result"}]
+            rows += got
         time.sleep(0.2)
     done = {(r["model"], r["precision"]) for r in rows}
     rows += [{"model": e["name"], "class": e["class"], "precision": p, "ok": None,
