@@ -69,3 +69,20 @@ def test_wrapped_tail_on_the_cpu_equals_the_plain_run():
     got = b.infer({"x": x})
     for k, v in ref.items():
         torch.testing.assert_close(got[k], v)
+
+
+def test_host_computing_layers_only_in_the_dynamic_tail():
+    """Shape / Size return host tensors at run time (a static Shape is folded into a plan-time slot, which
+    execplan copies to the device): every one left in a plan reads a data-dependent tensor, so it and
+    everything computed from it runs in the tail, whose kernels tail_kernels wraps on CUDA."""
+    from tensorforge import zoo
+    models = {k: f() for k, f in CASES.items() if k != "nms"}
+    models["mobilenetv2_small"] = zoo.get_model("mobilenetv2_small")  # dynamic batch: Shape of an input dim
+    seen = 0
+    for name, m in models.items():
+        p = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(m).plan
+        dyn = dict(zip([lay.name for lay in p.layers], dynamic_layers(p.layers, p.tensors)))
+        host = [lay.name for lay in p.layers if lay.type in ("Shape", "Size")]
+        seen += len(host)
+        assert all(dyn[n] for n in host), (name, [n for n in host if not dyn[n]])
+    assert seen >= 1  # nonzero's Shape(nz)
