@@ -78,10 +78,10 @@ def device_reads(fn, host_inputs, device):
         ins = [t.to(device) if j not in host and isinstance(t, torch.Tensor) and t.device.type == "cpu" else t
                for j, t in enumerate(inputs)]
         return fn(ins, *outs)
-    for a in ("takes_out", "capturable", "bind"):  # what the runner asks a kernel
+    for a in ("takes_out", "capturable", "bind"):  # what the runner asks a kernel (class attributes too)
         if hasattr(fn, a):
             setattr(wrapped, a, getattr(fn, a))
-    wrapped.device_reads = True
+    wrapped.device_reads, wrapped.__wrapped__ = True, fn
     return wrapped
 
 
