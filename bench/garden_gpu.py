@@ -1,17 +1,21 @@
 """GPU check of the model garden: FP16 and TF32 engines of each garden model vs ONNX Runtime CPU FP32.
 
 For every model in tests/garden/manifest.json (or the named ones) it builds one engine per precision on
-CUDA, runs the same inputs as ORT CPU FP32, and prints cosine, max relative error, classifier top-1
-agreement, build time and (with --time) median GPU time per inference over CUDA-graph replays. Issue 13's
+CUDA, runs the same inputs as ORT CPU FP32 and reports per model: build time, GPU time per inference
+(CUDA graph; a model with run-time control flow or data-dependent shapes: its graph prefix plus the
+eager rest, wall clock), cosine and max relative error vs ORT, classifier top-1 agreement. Issue 13's
 bar: cosine >= 0.999 and full top-1 agreement; the exit code is 1 when a built model misses it.
 
-The GPU machine reaches no registry, so carry the models (the *.onnx files are git-ignored):
-  here:  TF_GARDEN_CACHE=$PWD/.garden python3 -m tests.garden.fetch     # ~170 MB in .garden/models/
-  there: carry at most 64 MiB per call, file by file (kept between calls), e.g.
-         carry=[".garden/models/ddddocr-1.6.1/common.onnx"] then the other folders of .garden/models;
-         TF_GARDEN_CACHE=$PWD/.garden python3 bench/garden_gpu.py [NAME ...] [--time] [--json out.json]
-Models whose file is absent there are listed as "missing". Shapes: the manifest's test shapes, except
-GPU_SHAPES below (issue 15's benchmark shapes); --test-shapes keeps the manifest's.
+The GPU machine reaches no registry: carry the models (git-ignored) and point --cache at them:
+  here:  a folder laid out like the garden cache, DIR/models/<package>-<version>/<file>.onnx (the
+         fetch cache, ~/.cache/tensorforge/garden, or a subset of it; at most 64 MiB per device call)
+  there: PYTHONUNBUFFERED=1 python3 bench/garden_gpu.py --cache DIR --jobs 8 --json $OUT/garden.json
+Models whose file is absent are listed as "missing". --jobs N runs N builds at a time, one worker
+process per model and precision (one shared Triton cache; tactic timing then runs under contention,
+said in the output); --budget-s bounds that phase (later builds are reported "not run"); the GPU
+times are measured afterwards one engine at a time. --device cpu tries the script on a
+CPU (times are then host wall clock). Shapes: GPU_SHAPES below (issue 15's benchmark shapes);
+--test-shapes keeps the manifest's.
 """
 from __future__ import annotations
 
@@ -19,10 +23,14 @@ import argparse
 import copy
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.garden_table import environment, markdown  # noqa: E402
+from bench.garden_time import time_engine  # noqa: E402
 from tests.garden.check import compare, first_line, run_ort  # noqa: E402
 from tests.garden.fetch import GardenUnavailable, load_manifest, model_path  # noqa: E402
 from tests.garden.inputs import feed_for  # noqa: E402
@@ -57,93 +65,188 @@ def build(path: str, entry: dict, precision: str, device: str, opt_level: int):
     return tf.Builder(cfg).build(path)
 
 
-def gpu_time_ms(eng, feed: dict, iters: int = 200) -> float:
-    """Median GPU time of one inference replayed from a CUDA graph (inputs and outputs bound on device):
-    the runtime's one capture routine, timed by bench/peers.gpu_time like every other benchmark."""
-    import torch
-
-    from bench.peers import gpu_time
-    from tensorforge.runtime.graphs import capture
-    ctx = eng.create_execution_context()
-    ins = {k: torch.as_tensor(v).cuda() for k, v in feed.items()}
-    first = ctx.infer(ins)
-    outs = {k: torch.empty_like(v) for k, v in first.items()}
-    for k, v in list(ins.items()) + list(outs.items()):
-        if k in ins:
-            ctx.set_input_shape(k, tuple(v.shape))
-        ctx.set_tensor_address(k, v)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    ctx.execute_async(s)
-    s.synchronize()
-    g = capture(lambda: ctx.execute_async(s), s)
-    return gpu_time(g.replay)
-
-
-def check(entry: dict, path: str, precision: str, args) -> dict:
-    """Build, run, compare with ORT CPU FP32; errors become a row, not an exception."""
+def check(entry: dict, path: str, precision: str, args, ref=None, engine_out=None) -> dict:
+    """Build, run, compare with ORT CPU FP32 (ref: its outputs, computed once per model); save the
+    engine to engine_out (a later timing pass) or time it here with --time. Errors become a row."""
     feed = feed_for(entry)
-    row = {"model": entry["name"], "precision": precision}
+    row = {"model": entry["name"], "class": entry["class"], "precision": precision}
     t0 = time.perf_counter()
     try:
         eng = build(path, entry, precision, args.device, args.opt_level)
-        row["build_s"] = time.perf_counter() - t0
+        row["build_s"] = round(time.perf_counter() - t0, 2)
         got = eng.create_execution_context().infer(feed)
-        rel, cos, top1, _ = compare(got, run_ort(path, feed), entry["class"] == "classifier")
+        rel, cos, top1, _ = compare(got, ref if ref is not None else run_ort(path, feed),
+                                    entry["class"] == "classifier")
         row.update(max_rel=rel, cosine=cos, top1=top1)
         row["ok"] = cos >= MIN_COSINE and top1 in (None, 1.0)
-        if args.time and args.device == "cuda":
-            row["gpu_ms"] = gpu_time_ms(eng, feed)
     except Exception as e:  # noqa: BLE001 - a model that does not build is a result
         row.update(error=first_line(e), ok=None)
+        return row
+    if engine_out:
+        eng.save(engine_out)
+        row["engine"] = engine_out
+    elif args.time:
+        add_time(row, eng, feed)
     return row
 
 
-def fmt(row: dict) -> str:
-    """One markdown table row."""
-    if "error" in row:
-        return f"| {row['model']} | {row['precision']} | no | - | - | - | - | {row['error'][:120]} |"
-    top1 = "-" if row["top1"] is None else f"{row['top1']:.0%}"
-    ms = f"{row['gpu_ms']:.3f}" if "gpu_ms" in row else "-"
-    verdict = "ok" if row["ok"] else f"BELOW cosine {MIN_COSINE} / top-1"
-    return (f"| {row['model']} | {row['precision']} | yes | {row['cosine']:.6f} | {row['max_rel']:.1e} | {top1} "
-            f"| {row['build_s']:.1f} s, {ms} ms | {verdict} |")
+def add_time(row: dict, eng, feed: dict) -> None:
+    """gpu_ms and how it was timed (or time_error) into the row."""
+    try:
+        row["gpu_ms"], row["timing"] = time_engine(eng, feed)
+    except Exception as e:  # noqa: BLE001 - the agreement still counts
+        row["time_error"] = first_line(e)
+
+
+def selected(args) -> tuple[list, list]:
+    """([(entry at its shapes, path)], [missing model lines])."""
+    todo, missing = [], []
+    for entry in load_manifest():
+        if args.names and entry["name"] not in args.names:
+            continue
+        try:
+            path = model_path(entry)
+        except (GardenUnavailable, AssertionError, OSError, KeyError) as e:
+            missing.append(f"{entry['name']} ({first_line(e)})")
+            continue
+        todo.append((entry if args.test_shapes else with_gpu_shapes(entry), path))
+    return todo, missing
+
+
+def run_models(todo, args, engines_dir=None, rows_file=None) -> list:
+    """Check every (entry, path) in every precision in this process (rows_file: each row appended as a
+    JSON line as soon as it is known, so a worker stopped by the time budget leaves what it did)."""
+    rows = []
+
+    def emit(row):
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "shapes"}), flush=True)
+        if rows_file:
+            with open(rows_file, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    for entry, path in todo:
+        feed = feed_for(entry)
+        shapes = {k: v["shape"] for k, v in entry["inputs"].items()}
+        try:
+            ref = run_ort(path, feed)
+        except Exception as e:  # noqa: BLE001 - ORT itself refusing the model is a result too
+            emit({"model": entry["name"], "class": entry["class"], "precision": "-", "shapes": shapes,
+                  "error": f"ONNX Runtime: {first_line(e)}", "ok": None})
+            continue
+        for p in args.precisions.split(","):
+            out = os.path.join(engines_dir, f"{entry['name']}.{p}.engine") if engines_dir else None
+            row = check(entry, path, p, args, ref, out)
+            row["shapes"] = shapes
+            emit(row)
+    return rows
+
+
+def run_parallel(todo, args, work: str) -> list:
+    """--jobs N: one worker process (this script, --worker) per model and precision, N at a time,
+    largest model first; none started after --budget-s and those still running then are stopped.
+    Then the engines are loaded and timed here one at a time (the GPU otherwise idle)."""
+    precs = args.precisions.split(",")
+    queue = [(e, p) for e, path in sorted(todo, key=lambda t: -os.path.getsize(t[1])) for p in precs]
+    env = dict(os.environ)
+    env.setdefault("TRITON_CACHE_DIR", os.path.join(work, "triton"))  # kernels compile once across workers
+    end = time.time() + args.budget_s
+    running, rows, late = [], [], []
+    while queue or running:
+        while queue and len(running) < args.jobs and time.time() < end:
+            entry, p = queue.pop(0)
+            out = os.path.join(work, f"{entry['name']}.{p}.jsonl")
+            cmd = [sys.executable, os.path.abspath(__file__), entry["name"], "--worker", "--engines", work,
+                   "--json", out, "--precisions", p, "--device", args.device,
+                   "--opt-level", str(args.opt_level)] + (["--test-shapes"] if args.test_shapes else [])
+            running.append((subprocess.Popen(cmd, env=env), entry, p, out))
+        if time.time() >= end:
+            late += queue
+            queue = []
+            for proc, entry, p, _ in running:
+                if proc.poll() is None:
+                    proc.kill()  # our own worker, by its handle
+                    late.append((entry, p))
+        for proc, entry, p, out in [r for r in running if r[0].poll() is not None]:
+            running.remove((proc, entry, p, out))
+            got = _read_rows(out)
+            if not got and (entry, p) not in late:  # a crash (segfault, CUDA error) is a result too
+                got = [{"model": entry["name"], "class": entry["class"], "precision": p, "ok": None,
+                        "shapes": {k: v["shape"] for k, v in entry["inputs"].items()},
+                        "error": f"worker exited with code {proc.returncode} and no result"}]
+            rows += got
+        time.sleep(0.2)
+    done = {(r["model"], r["precision"]) for r in rows}
+    rows += [{"model": e["name"], "class": e["class"], "precision": p, "ok": None,
+              "shapes": {k: v["shape"] for k, v in e["inputs"].items()},
+              "skipped": f"time budget ({args.budget_s:.0f} s) spent"} for e, p in late if (e["name"], p) not in done]
+    order = {e["name"]: i for i, (e, _) in enumerate(todo)}
+    rows.sort(key=lambda r: (order.get(r["model"], 0), r["precision"]))
+    if args.time:
+        import tensorforge as tf
+        feeds = {e["name"]: feed_for(e) for e, _ in todo}
+        for row in rows:
+            if row.get("engine"):
+                try:
+                    add_time(row, tf.Engine.load(row["engine"], device=args.device), feeds[row["model"]])
+                except Exception as e:  # noqa: BLE001 - an engine that does not load is a result
+                    row["time_error"] = f"load: {first_line(e)}"
+                print(f"timed {row['model']} {row['precision']}: {row.get('gpu_ms', row.get('time_error'))}",
+                      flush=True)
+    return rows
+
+
+def _read_rows(path: str) -> list:
+    """The JSON-line rows a worker wrote (none if it wrote none)."""
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return []
 
 
 def main(argv=None) -> int:
     """Check each garden model in each precision; print a markdown table; exit 1 on a miss."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*")
+    ap.add_argument("--cache", help="garden cache folder (DIR/models/<package>-<version>/<file>); "
+                                    "default TF_GARDEN_CACHE or ~/.cache/tensorforge/garden")
     ap.add_argument("--precisions", default="fp16,tf32")
     ap.add_argument("--device", default="cuda", help="cuda (default); cpu only to try the script itself")
     ap.add_argument("--opt-level", type=int, default=3)
-    ap.add_argument("--time", action="store_true", help="also the median GPU time (CUDA graph)")
+    ap.add_argument("--time", action=argparse.BooleanOptionalAction, default=True,
+                    help="GPU time per inference (default on)")
+    ap.add_argument("--jobs", type=int, default=1, help="models built at a time (worker processes)")
+    ap.add_argument("--budget-s", type=float, default=1e9,
+                    help="with --jobs: start no build after this many seconds, stop the running ones")
     ap.add_argument("--test-shapes", action="store_true", help="the manifest's CPU test shapes")
     ap.add_argument("--json")
+    ap.add_argument("--markdown", help="also write the docs-ready table here")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--engines", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cache:
+        os.environ["TF_GARDEN_CACHE"] = os.path.abspath(args.cache)
     os.environ.setdefault("TF_GARDEN_OFFLINE", "1")  # the GPU machine reaches no registry: fail fast
-    rows, missing = [], []
-    print("| model | precision | builds? | cosine vs ORT CPU FP32 | max rel err | top-1 | build, GPU time | verdict |")
-    print("|---|---|---|---|---|---|---|---|")
-    for entry in load_manifest():
-        if args.names and entry["name"] not in args.names:
-            continue
-        try:
-            path = model_path(entry)
-        except GardenUnavailable as e:
-            missing.append(f"{entry['name']} ({e})")
-            continue
-        e = entry if args.test_shapes else with_gpu_shapes(entry)
-        for p in args.precisions.split(","):
-            row = check(e, path, p, args)
-            row["shapes"] = {k: v["shape"] for k, v in e["inputs"].items()}
-            rows.append(row)
-            print(fmt(row), flush=True)
-    for m in missing:
-        print(f"missing: {m}")
+    todo, missing = selected(args)
+    if args.worker:
+        import torch
+        torch.set_num_threads(2)  # several workers share the host's cores
+        run_models(todo, args, args.engines, args.json)
+        return 0
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="garden-gpu-") as work:
+        rows = run_parallel(todo, args, work) if args.jobs > 1 else run_models(todo, args)
+    for r in rows:
+        r.pop("engine", None)
+    env = environment(args, time.time() - t0)
+    text = markdown(rows, env, missing, MIN_COSINE)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"environment": env, "missing": missing, "rows": rows, "markdown": text}, f, indent=1)
     return 1 if any(r.get("ok") is False for r in rows) else 0
 
 

@@ -20,16 +20,15 @@ import torch
 from .. import dtypes
 from ..errors import ShapeError, TensorforgeError
 from ..kernels import driver, make_kernel
-from . import execplan, memory, steps
+from . import execplan, graph_run, memory, steps
 from . import streams as st
 from .allocator import ContextMemory
 from .nvtx import wrap_plan
 from .binding import _as_tensor, _bind_symbols, check_values
 from .context_io import ContextIO, _locked
 from .memory import lifetimes as _lifetimes
-from . import graph_run
 from .layer_graphs import LayerGraphs
-from .dynamic import deliver_outputs, graph_prefix
+from .dynamic import deliver_outputs, graph_prefix, tail_kernels
 from .shapes import eval_shape, eval_value
 
 GRAPH_CACHE_SIZE = 8
@@ -57,7 +56,8 @@ class ExecutionContext(ContextIO):
         self.use_cuda_graph = use_cuda_graph
         self.graph_cache_size = graph_cache_size
         self.profile_index = 0
-        self._kernels = {lay.name: make_kernel(lay, p.opset, self.device) for lay in p.layers}
+        self._kernels = tail_kernels(p, {lay.name: make_kernel(lay, p.opset, self.device) for lay in p.layers},
+                                     self.device)  # dynamic-tail layers read host-computed values on the device
         self._shape_inputs = [n for n in p.inputs if p.tensors[n].sym is not None]
         self._shapes: dict[str, tuple] = {}
         for n in p.inputs:

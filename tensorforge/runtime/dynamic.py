@@ -66,6 +66,38 @@ def graph_prefix(plan, xp) -> int:
     return next((k for k, L in enumerate(xp.launches[:n]) if getattr(L.fn, "capturable", True) is False), n)
 
 
+def device_reads(fn, host_inputs, device):
+    """`fn` with every input it reads as device data (an index not in host_inputs) moved to `device`
+    when it is a host tensor. In the dynamic tail a layer may compute on the host what the next one
+    reads on the device (the Shape of a data-dependent tensor, a Gather of it, then a Triton kernel,
+    which takes device pointers only); plan-time host slots get device copies in execplan instead."""
+    import torch
+    host = frozenset(host_inputs)
+
+    def wrapped(inputs, *outs):
+        ins = [t.to(device) if j not in host and isinstance(t, torch.Tensor) and t.device.type == "cpu" else t
+               for j, t in enumerate(inputs)]
+        return fn(ins, *outs)
+    for a in ("takes_out", "capturable", "bind"):  # what the runner asks a kernel (class attributes too)
+        if hasattr(fn, a):
+            setattr(wrapped, a, getattr(fn, a))
+    wrapped.device_reads, wrapped.__wrapped__ = True, fn
+    return wrapped
+
+
+def tail_kernels(plan, kernels: dict, device) -> dict:
+    """The kernels of a plan with those of its dynamic layers wrapped by `device_reads` (CUDA only:
+    on the CPU every tensor is a host tensor)."""
+    if getattr(device, "type", str(device)) == "cpu":
+        return dict(kernels)
+    dyn = dynamic_layers(plan.layers, plan.tensors)
+    out = dict(kernels)
+    for lay, d in zip(plan.layers, dyn):
+        if d:
+            out[lay.name] = device_reads(kernels[lay.name], lay.host_inputs, device)
+    return out
+
+
 def learn_sizes(spec_shape, actual, env: dict) -> dict:
     """The data-dependent sizes a computed tensor reveals: {symbol: value} for every dim of the plan
     shape that is a bare `dd_` symbol not yet in env. A revealed size that contradicts env raises."""

@@ -15,8 +15,10 @@ sha256; without a reachable registry the tests skip with the reason.
   ~45 s with a cold cache).
 - Everything: `TF_GARDEN_FULL=1 python3 -m pytest -q tests/garden`, or `python3 -m tests.garden.run` (status
   table; `--markdown docs/model_garden.md` rewrites this page).
-- GPU: `bench/garden_gpu.py` builds FP16 and TF32 engines of each model on CUDA and reports cosine and top-1
-  agreement with ONNX Runtime CPU FP32 (the bar: cosine >= 0.999, full top-1 agreement). Not measured yet.
+- GPU: `bench/garden_gpu.py` builds FP16 and TF32 engines of each model on CUDA and reports per model the
+  build time, GPU time (CUDA graph), cosine and top-1 agreement with ONNX Runtime CPU FP32 (the bar: cosine
+  >= 0.999, full top-1 agreement); `--markdown` writes that table, `--cache DIR` reads carried models, `--jobs`
+  builds in parallel. Not measured yet.
 
 Each model is built on the CPU (`BuilderConfig(opt_level=0, device="cpu")`, a profile fixing the dynamic dims
 to the input shape below) and compared with ONNX Runtime CPU FP32 on the same inputs: max relative error
