@@ -20,4 +20,4 @@ def tactic(name: str, level: int = 1, **params) -> dict:
 
 
 # imported in candidates order (the order of the families' tactics in every candidates list)
-from . import reference, attention, conv, gemm_lt, gemm, quant  # noqa: E402,F401,I001  (register the families)
+from . import reference, attention, conv, gemm_lt, gemm, quant, scaled_mm  # noqa: E402,F401,I001  (register the families)

@@ -1,0 +1,101 @@
+"""Quantized GEMM layers (fused.QGemm / fused.QMatMul) with random, never-zero inputs on odd shapes,
+and the checks of a tactic's output against the layer's reference; shared by the interpreter tests
+(tests/kernels/test_triton_qgemm.py, tests/kernels/test_scaled_mm.py) and the CUDA tests
+(tests/gpu/test_quant_kernels_gpu.py)."""
+from __future__ import annotations
+
+import torch
+
+from tensorforge.kernels import LayerShapes
+from tensorforge.ops import registry
+from tensorforge.ops.fused.expr import ExprBuilder
+from tensorforge.runtime.plan import LayerSpec
+
+from . import cases
+
+F8 = "float8e4m3fn"
+TORCH = {F8: torch.float8_e4m3fn, "int8": torch.int8, "uint8": torch.uint8, "float32": torch.float32,
+         "float16": torch.float16}
+
+
+def gelu_expr():
+    b = ExprBuilder()
+    return b.build(b.op("Gelu", [b.input(0)], {"approximate": "none"}))
+
+
+def _q(t, qtype):
+    """Random floats quantized to qtype's values, none of them zero."""
+    if qtype == F8:
+        t = torch.where(t.abs() < 0.05, torch.full_like(t, 0.25), t)
+        return t.to(torch.float8_e4m3fn)
+    q = torch.round(t * 40).clamp(-127, 127)
+    return torch.where(q == 0, torch.ones_like(q), q).to(torch.int8)
+
+
+def make(typ="fused.QGemm", qtype=F8, lead=(37,), n=48, k=80, *, per_channel=True, bias=True, epi=None,
+         residual=None, out_q=None, saturate=False, device="cpu", seed=0):
+    """(LayerSpec, LayerShapes, attrs, inputs) of one quantized GEMM layer. epi: None | 'gelu' | 'relu_res';
+    residual (with relu_res): 'float32' or a quantized type (then extra_q names its scale); out_q: None
+    or the output Q's type (its scale fitted to the output's range; saturate: so that the largest
+    values saturate)."""
+    g = torch.Generator().manual_seed(seed)
+    kmajor = typ == "fused.QGemm"
+    x = _q(torch.randn(*lead, k, generator=g) * 3, qtype)
+    w = _q(torch.randn(*((n, k) if kmajor else (k, n)), generator=g) * 2, qtype)
+    ws = (torch.rand(n, generator=g) * 0.02 + 0.005) if per_channel else torch.tensor(0.013)
+    b = torch.randn(n, generator=g) if bias else None
+    attrs = {"x_scale": 0.05, "x_zp": 0, "w_zp": 0}
+    if kmajor:
+        attrs.update(transB=1, alpha=1.0)
+    ins = [x, w, b, ws.float()]
+    if epi == "gelu":
+        attrs["epilogue"] = gelu_expr()
+    elif epi == "relu_res":
+        attrs["epilogue"] = cases.residual_relu_expr()
+        r = torch.randn(*lead, n, generator=g)
+        if residual != "float32":
+            attrs["extra_q"] = [[0.02, 0, residual]]
+            r = _q(r * 0.5, residual) if residual == F8 else torch.round(r * 30).clamp(-127, 127).to(torch.int8)
+        ins.append(r)
+    out_dt = "float32"
+    if out_q:
+        y = registry.get(typ).run(ins, attrs, 17)[0]
+        top = (300.0 if out_q == F8 else 100.0) * (2.5 if saturate else 1.0)
+        attrs["out_q"] = [float(y.abs().amax()) / top, 0, out_q]
+        out_dt = out_q
+    ins = [None if t is None else t.to(device) for t in ins]
+    lay = LayerSpec("l", typ, [f"i{j}" if t is not None else None for j, t in enumerate(ins)], ["o"], attrs=attrs)
+    kinds = ["activation", "weight", "weight", "weight"] + ["activation"] * (len(ins) - 4)
+    descs = [None if t is None else {"dtype": _name(t), "shape": list(t.shape), "kind": kd}
+             for t, kd in zip(ins, kinds)]
+    shapes = LayerShapes.of(descs, [{"dtype": out_dt, "shape": list(lead) + [n], "kind": "activation"}])
+    return lay, shapes, attrs, ins
+
+
+def _name(t):
+    return {v: k for k, v in TORCH.items()}.get(t.dtype, str(t.dtype).removeprefix("torch."))
+
+
+def reference(lay, ins):
+    return registry.get(lay.type).run([None if t is None else t.cpu() for t in ins], lay.attrs, 17)[0]
+
+
+def check(got, want, rel=2e-3):
+    """A tactic's output vs the reference: same dtype and shape; float outputs within `rel` of the
+    largest value; e4m3 outputs within one e4m3 step on >= 97 % of the elements (a value near a
+    rounding boundary moves by a step when the accumulation order changes) and within two steps
+    everywhere; int8 outputs within one step on >= 99 % and within two everywhere."""
+    got = got.cpu()
+    assert got.dtype == want.dtype and tuple(got.shape) == tuple(want.shape), (got.dtype, want.dtype, got.shape)
+    gf, wf = got.float(), want.float()
+    assert torch.isfinite(gf).all()
+    if want.dtype == torch.float8_e4m3fn:
+        step = torch.clamp(2.0 ** (torch.floor(torch.log2(wf.abs().clamp_min(2 ** -6))) - 3), min=2 ** -9)
+        d = (gf - wf).abs() / step
+        assert float((d > 1.01).float().mean()) <= 0.03 and float(d.max()) <= 2.01, float(d.max())
+    elif not want.is_floating_point():
+        d = (got.to(torch.int64) - want.to(torch.int64)).abs()
+        assert float((d > 0).float().mean()) <= 0.01 and int(d.max()) <= 2, int(d.max())
+    else:
+        err = float((gf - wf).abs().max()) / max(float(wf.abs().max()), 1e-6)
+        assert err <= rel, err
