@@ -4,6 +4,7 @@ and the checks of a tactic's output against the layer's reference; shared by the
 (tests/gpu/test_quant_kernels_gpu.py)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from tensorforge.kernels import LayerShapes
@@ -99,3 +100,57 @@ def check(got, want, rel=2e-3):
     else:
         err = float((gf - wf).abs().max()) / max(float(wf.abs().max()), 1e-6)
         assert err <= rel, err
+
+
+def ffn_model(batch=64, d=128, h=384):
+    """x -> MatMul + b -> Relu -> MatMul + b -> + x -> LayerNorm: an FFN block (FP32 ONNX)."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.05).astype(np.float32), n)
+             for n, s in (("w1", (d, h)), ("w2", (h, d)))]
+    inits += [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32) * 0.1, n)
+              for n, s in (("b1", (h,)), ("b2", (d,)))]
+    inits += [numpy_helper.from_array(np.ones(d, np.float32), "g"),
+              numpy_helper.from_array(np.zeros(d, np.float32), "be")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+             helper.make_node("Add", ["m1", "b1"], ["a1"]), helper.make_node("Relu", ["a1"], ["g1"]),
+             helper.make_node("MatMul", ["g1", "w2"], ["m2"], name="fc2"),
+             helper.make_node("Add", ["m2", "b2"], ["a2"]),
+             helper.make_node("Add", ["a2", "x"], ["r"]),
+             helper.make_node("LayerNormalization", ["r", "g", "be"], ["y"], axis=-1)]
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, d])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, d])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+
+
+def quantized_layers(mode, seed=0):
+    """[(LayerSpec, LayerShapes, inputs)] of the layers the builder makes of ffn_model() quantized
+    (the activation Q as a pointwise kernel; bias and the output Q folded into the GEMMs' epilogue
+    expressions; a quantized residual), with random activations (never zero) and the real weights."""
+    import tensorforge as tf
+    from tensorforge.quant import quantize
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((64, 128)).astype(np.float32)} for _ in range(4)]
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(quantize(ffn_model(), mode, feeds, "max"))
+    plan, g = eng.plan, torch.Generator().manual_seed(seed)
+    out = []
+    for lay in plan.layers:
+        ins, descs = [], []
+        for n in lay.inputs:
+            if n is None:
+                ins.append(None)
+                descs.append(None)
+                continue
+            spec = plan.tensors[n]
+            if n in eng.weights:
+                t = eng.weights[n]
+            else:
+                t = torch.randn(*spec.shape, generator=g)
+                t = t if spec.dtype == "float32" else _q(t, spec.dtype)
+            ins.append(t)
+            descs.append({"dtype": spec.dtype, "shape": list(t.shape),
+                          "kind": "weight" if n in eng.weights else "activation"})
+        o = plan.tensors[lay.outputs[0]]
+        out.append((lay, LayerShapes.of(descs, [{"dtype": o.dtype, "shape": list(o.shape), "kind": "activation"}]),
+                    ins))
+    return out

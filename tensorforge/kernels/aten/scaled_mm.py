@@ -129,7 +129,7 @@ def tactics_for(p, out_q, epilogue, rowwise_ok: bool) -> list[dict]:
     res.insert(1, tactic("scaled_mm", **{**res[0]["params"], "fast_accum": 1}))
     if out_q and out_q[2] == "float8e4m3fn" and not epilogue and not p["per_channel"]:
         res.append(tactic("scaled_mm", scale="tensorwise", mm_out="float8e4m3fn", fast_accum=0, out_dtype=out))
-    for t in res[3:]:
+    for t in res[2:]:  # levels 1-2 time the top 2 / 4 candidates: leave room for the Triton kernel
         t["level"] = 3
     return res
 

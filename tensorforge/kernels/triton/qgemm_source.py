@@ -7,12 +7,13 @@ accumulator: exact). The epilogue, all in fp32: the accumulator times the activa
 with the Gemm's alpha) and the weight scale (one, or one per output column), plus the bias, then
 the layer's expression over the extra inputs (each dequantized, (x - zp) * s, when the layer names
 its Q parameters), then the output Q (as QuantizeLinear: divide by the scale, round half to even
-and saturate for int8 / uint8; clamp to +-448 and convert for e4m3)."""
+and saturate; for e4m3 codegen.e4m3). The graph's own output Q usually arrives folded into the
+epilogue expression (Div, Clip, Round, Cast), which the same code generator translates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codegen import PRELUDE, TL, expr_lines
+from .codegen import PRELUDE, TL, e4m3, expr_lines
 from .gemm_source import I, _grouped, _head, _load, _out_offsets, _tile
 
 TL_Q = {"float8e4m3fn": "tl.float8e4nv", "int8": "tl.int8", "uint8": "tl.uint8"}
@@ -58,12 +59,7 @@ def _mainloop(sig):
 def _requant(sig, val):
     """Lines storing `val` (fp32) quantized with (oqs, oqz) into the output's type."""
     if sig.out_dtype == "float8e4m3fn":
-        # rounded to the e4m3 grid here (ties to even), so that the conversion only ever sees exact
-        # values: Triton's CPU interpreter rounds half up and drops the carry into the exponent
-        return [f"{I}q = tl.minimum(tl.maximum(tl.div_rn({val}, oqs), -448.0), 448.0)",
-                f"{I}qe = tl.maximum(((q.to(tl.int32, bitcast=True) >> 23) & 255) - 127, -6)",
-                f"{I}qstep = ((qe + 124) << 23).to(tl.float32, bitcast=True)",
-                f"{I}q = _rint(q / qstep) * qstep",
+        return [f"{I}q = {e4m3(f'tl.div_rn({val}, oqs)')}",
                 f"{I}tl.store(out + offs, q.to(tl.float8e4nv), mask=cmask)"]
     lo, hi = INT_RANGE[sig.out_dtype]
     return [f"{I}q = _rint(tl.div_rn({val}, oqs)) + oqz",
