@@ -1,7 +1,7 @@
 """What the low-precision GEMM tactics (aten scaled_mm, triton qgemm) read from a fused.QGemm /
 fused.QMatMul layer: the GEMM's size, the quantized type, the weight's layout and scales, the
-epilogue and the output Q; and the float follow-up both share for what their kernels do not fuse
-(the epilogue after a cuBLASLt call, and dequantizing / requantizing in torch)."""
+epilogue and the output Q; what a cuBLASLt call leaves to do as one pointwise expression; and the
+caches of what the tactics derive once from constant tensors (K-major weights, scales)."""
 from __future__ import annotations
 
 import math
@@ -56,29 +56,45 @@ def problem(layer, shapes) -> dict | None:
             "extras": extras}
 
 
-def dequant(t, spec):
-    """An extra epilogue input dequantized with [scale, zero point] (float tensors pass through)."""
-    if spec is None or (t.dtype.is_floating_point and t.dtype.itemsize > 1):
-        return t
-    d = t.float()
-    if spec[1] and not t.dtype.is_floating_point:
-        d = d - float(spec[1])
-    return d * float(spec[0])
-
-
-def requant(y, spec):
-    """y quantized with [scale, zero point, dtype] as QuantizeLinear (saturating, ties to even; CUDA
-    may divide by the reciprocal: a tie can move by one step, which the tactic check allows)."""
+def followup_expr(attrs, n_extras: int, post: bool, bias: bool) -> dict | None:
+    """What is left after a GEMM that only scales (and adds the bias), as one pointwise expression
+    over [y, w_scale (post), bias (bias), extras...]: y in float32 (times the per-channel weight
+    scales when post, plus the bias), the quantized extras dequantized ((x - zp) * s), the layer's
+    epilogue, then its output Q (ties to even, saturating). None when nothing is left."""
     from .. import dtypes
-    dt = dtypes.to_torch(spec[2])
-    q = y.float() / float(spec[0])  # a host scalar: nothing copied to the device (CUDA-graph safe)
-    if dt.is_floating_point:
-        return q.clamp(-FP8_MAX, FP8_MAX).to(dt)
-    q = torch.round(q)
-    if spec[1]:
-        q = q + float(spec[1])
-    info = torch.iinfo(dt)
-    return q.clamp(info.min, info.max).to(dt)
+    from ..ops.fused.expr import ExprBuilder
+    eq, epi, oq = attrs.get("extra_q") or [], attrs.get("epilogue"), attrs.get("out_q")
+    if not (post or bias or epi or oq or any(eq[:n_extras])):
+        return None
+    b = ExprBuilder()
+    f32 = {"to": dtypes.to_onnx("float32")}
+    y, i = b.op("Cast", [b.input(0)], f32), 1
+    if post:
+        y, i = b.op("Mul", [y, b.input(i)]), i + 1
+    if bias:
+        y, i = b.op("Add", [y, b.input(i)]), i + 1
+    extras = []
+    for j in range(n_extras):
+        e, q = b.input(i + j), (eq[j] if j < len(eq) else None)
+        if q:
+            e = b.op("Cast", [e], f32)
+            if q[1]:
+                e = b.op("Sub", [e, b.const(float(q[1]), "float32")])
+            e = b.op("Mul", [e, b.const(float(q[0]), "float32")])
+        extras.append(e)
+    out = b.splice(epi, [y] + extras) if epi else y
+    if oq:  # QuantizeLinear: round(y / s) + zp saturated, or y / s saturated into e4m3
+        out = b.op("Div", [out, b.const(float(oq[0]), "float32")])
+        if oq[2] == "float8e4m3fn":
+            out = b.op("Clip", [out], {"min": -FP8_MAX, "max": FP8_MAX})
+        else:
+            info = torch.iinfo(dtypes.to_torch(oq[2]))
+            out = b.op("Round", [out])
+            if oq[1]:
+                out = b.op("Add", [out, b.const(float(oq[1]), "float32")])
+            out = b.op("Clip", [out], {"min": float(info.min), "max": float(info.max)})
+        out = b.op("Cast", [out], {"to": dtypes.to_onnx(oq[2])})
+    return b.build(out)
 
 
 def cached(cache: dict, t, tag: str, make):

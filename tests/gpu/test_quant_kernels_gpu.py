@@ -1,6 +1,7 @@
 """FP8 / INT8 GEMM tactics of fused.QGemm / fused.QMatMul on CUDA: the triton "qgemm" kernels (every
-variant; the representative subset of each config space) and every aten "scaled_mm" (cuBLASLt
-through torch._scaled_mm) tactic against the fused op's reference on odd shapes; the runners in a
+variant; the representative subset of each config space), every aten "scaled_mm" (cuBLASLt through
+torch._scaled_mm) tactic and its triton "scaled_mm_pw" variant (the follow-up as one generated
+kernel) against the fused op's reference on odd shapes; the runners in a
 CUDA graph; and a quantized model built at opt level 3 (all these tactics timed against the FP16
 form) against the FP32 engine. Timings: bench/quant.py."""
 
@@ -47,7 +48,7 @@ def test_triton_qgemm_configs(mnk, qtype):
 @pytest.mark.parametrize("variant", list(SMM_VARIANTS))
 def test_scaled_mm_every_tactic(variant):
     for shape in (("fused.QGemm", (37,), 48, 80), ("fused.QMatMul", (3, 7), 32, 64), ("fused.QGemm", (1,), 64, 96)):
-        run_all(*shape, variant, device="cuda")
+        run_all(*shape, variant, device="cuda", generated=True)
 
 
 @needs_fp8

@@ -31,17 +31,18 @@ def tactics(lay, shapes, rowwise=True):
     return scaled_mm.tactics_for(problem(lay, shapes), lay.attrs.get("out_q"), lay.attrs.get("epilogue"), rowwise)
 
 
-def run_all(typ, lead, n, k, variant, device="cpu", fast_ok=True):
-    """Every tactic offered for the layer vs the reference; returns the tactics run."""
+def run_all(typ, lead, n, k, variant, device="cpu", generated=False):
+    """Every tactic offered for the layer vs the reference (generated: also the triton:scaled_mm_pw
+    variants, whose follow-up is a generated kernel); returns the tactics run."""
+    from tensorforge.kernels.triton import qgemm
     lay, shapes, attrs, ins = qc.make(typ, F8, lead, n, k, device=device, **VARIANTS[variant])
     want = qc.reference(lay, ins)
     ts = tactics(lay, shapes)
     assert ts
-    for t in ts:
-        if t["params"]["fast_accum"] and not fast_ok:
-            continue
-        fn = scaled_mm.scaled_mm_factory(lay, attrs, 17, torch.device(device), t["params"])
-        got = fn(ins)[0]
+    runs = [(t, scaled_mm.scaled_mm_factory) for t in ts]
+    runs += [(t, qgemm.scaled_mm_pw_factory) for t in qgemm.with_followup(lay, ts)] if generated else []
+    for t, make in runs:
+        got = make(lay, attrs, 17, torch.device(device), t["params"])(ins)[0]
         qc.check(got, want, 2e-3 if t["params"]["mm_out"] == "float32" else 1e-2)
     return ts
 

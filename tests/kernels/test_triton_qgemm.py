@@ -128,12 +128,34 @@ def test_layers_of_a_quantized_model(interpret, mode):
         if mode == "fp8":
             ts = scaled_mm.tactics_for(problem(lay, shapes), None, lay.attrs.get("epilogue"), True)
             assert ts
-            for t in ts:
-                got = scaled_mm.scaled_mm_factory(lay, lay.attrs, 17, torch.device("cpu"), t["params"])(ins)[0]
-                qc.check(got, want, 1e-2)
+            for t in ts:  # aten (torch follow-up) and triton (one generated follow-up kernel)
+                for make in (scaled_mm.scaled_mm_factory, qgemm.scaled_mm_pw_factory):
+                    got = make(lay, lay.attrs, 17, torch.device("cpu"), t["params"])(ins)[0]
+                    qc.check(got, want, 1e-2)
 
 
 def run_layer(lay, ins, params, want):
     def no_fallback(inputs):
         raise AssertionError("the runner fell back to the reference")
     qc.check(qgemm.QGemmRunner(lay.type, lay.attrs, params, no_fallback)(ins)[0], want)
+
+
+@cases.interpreter_only
+@pytest.mark.skipif(not hasattr(torch, "_scaled_mm"), reason="torch without _scaled_mm")
+@pytest.mark.parametrize("variant", ["per_channel_bias", "gelu", "residual_quantized", "out_q"])
+def test_scaled_mm_with_generated_followup(interpret, variant):
+    """scaled_mm_pw: torch._scaled_mm (this CPU build has it) + the follow-up as one generated
+    pointwise kernel (interpreted), every scaled_mm tactic that leaves a follow-up."""
+    from tensorforge.kernels.aten import scaled_mm
+    from tensorforge.kernels.quant_gemm import problem
+    lay, shapes, attrs, ins = qc.make("fused.QMatMul", F8, (3, 7), 32, 64, **_kw(variant, F8))
+    want = qc.reference(lay, ins)
+    ts = qgemm.with_followup(lay, scaled_mm.tactics_for(problem(lay, shapes), attrs.get("out_q"),
+                                                       attrs.get("epilogue"), True))
+    assert ts and all(t["name"] == "scaled_mm_pw" for t in ts)
+    for t in ts:
+        run = qgemm.scaled_mm_pw_factory(lay, attrs, 17, torch.device("cpu"), t["params"])
+        out = torch.empty(want.shape, dtype=want.dtype)
+        got = run(ins, [out])[0]
+        qc.check(got, want, 2e-3 if t["params"]["mm_out"] == "float32" else 1e-2)
+        assert got is out  # the generated follow-up writes the layer's output buffer

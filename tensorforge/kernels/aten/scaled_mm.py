@@ -1,7 +1,8 @@
 """Tactic "scaled_mm": an FP8 (e4m3) fused.QGemm / fused.QMatMul as one cuBLASLt FP8 GEMM through
 torch._scaled_mm, whose epilogue applies the scales (and the bias when its output is FP16/BF16),
-then a short torch follow-up for what it cannot fuse (an FP32 bias, the layer's epilogue, the
-output Q).
+then the follow-up for what it cannot fuse (an FP32 bias, per-channel scales in "post" mode, the
+layer's epilogue, dequantized residuals, the output Q) as one expression: torch ops here, one
+generated pointwise kernel in the triton source's variant (tactic triton:scaled_mm_pw).
 
 cuBLASLt's FP8 rules on Hopper, as torch 2.11 checks them: A row-major and B column-major (the
 "TN" layout: an [N, K] weight is passed as its transposed view; a [K, N] one is copied once to
@@ -19,7 +20,7 @@ import torch
 
 from ... import dtypes
 from ..device import is_cuda
-from ..quant_gemm import cached, capturing, dequant, problem, requant, weight_kn
+from ..quant_gemm import cached, capturing, followup_expr, problem, weight_kn
 from ..registry import tactic_family
 from . import tactic
 from .epilogue import compile_expr
@@ -36,71 +37,71 @@ def supported_here(device) -> tuple[bool, bool]:
 
 
 class ScaledMM:
-    """fn(inputs) -> [output] of one layer (the reference for inputs it cannot take)."""
+    """fn(inputs[, outs]) -> [output] of one layer (the reference for inputs it cannot take). The
+    follow-up (quant_gemm.followup_expr) runs as torch ops, or through `finish(args, outs)` when
+    given (the triton source's one fused pointwise kernel)."""
 
-    def __init__(self, layer_type, attrs, params, ref, opset, device):
+    def __init__(self, layer, attrs, params, ref, opset, device, finish=None):
         self.attrs, self.ref = attrs, ref
-        self.kmajor = layer_type == "fused.QGemm" and bool(attrs.get("transB", 0))
+        self.kmajor = layer.type == "fused.QGemm" and bool(attrs.get("transB", 0))
         self.scale = params.get("scale", "tensorwise")
         self.mm_out = dtypes.to_torch(params.get("mm_out", "float32"))
         self.out_dtype = dtypes.to_torch(params.get("out_dtype", "float32"))  # the layer's output type
         self.fast = bool(params.get("fast_accum", 0))
         self.a_scale = float(attrs.get("x_scale", 1.0)) * float(attrs.get("alpha", 1.0))
-        epi = attrs.get("epilogue")
-        self.epi = compile_expr(epi, opset, device) if epi else None
-        self.extra_q, self.out_q = attrs.get("extra_q") or [], attrs.get("out_q")
-        if self.mm_out == torch.float8_e4m3fn:  # the output Q folded into the activation scale
-            self.a_scale /= float(self.out_q[0])
+        fp8_out = self.mm_out == torch.float8_e4m3fn
+        if fp8_out:  # the output Q folded into the activation scale
+            self.a_scale /= float(attrs["out_q"][0])
+        has_bias = len(layer.inputs) > 2 and layer.inputs[2] is not None
+        self.bias_in_mm = has_bias and self.scale != "post" and \
+            self.mm_out in (torch.float16, torch.bfloat16, torch.float8_e4m3fn)
+        self.expr = None if fp8_out else \
+            followup_expr(attrs, len(layer.inputs) - 4, self.scale == "post", has_bias and not self.bias_in_mm)
+        self.finish = finish
+        if self.expr is not None and finish is None:
+            epi = compile_expr(self.expr, opset, device)
+            self.finish = lambda args, outs=None: [epi(args)]
         self.cache: dict = {}
 
     def _scales(self, ws, m, dev):
-        sa = self.cache.get(("sa", m if self.scale == "rowwise" else 0, dev))
+        key = ("sa", m if self.scale == "rowwise" else 0, dev)
+        sa = self.cache.get(key)
         if sa is None:
             sa = torch.full((m, 1) if self.scale == "rowwise" else (), self.a_scale, dtype=torch.float32, device=dev)
             if not capturing(dev):
-                self.cache[("sa", m if self.scale == "rowwise" else 0, dev)] = sa
+                self.cache[key] = sa
         if self.scale == "rowwise":
             return sa, cached(self.cache, ws, "sb", lambda t: t.float().reshape(1, -1).contiguous())
         if self.scale == "post":
             return sa, cached(self.cache, ws, "one", lambda t: torch.ones((), dtype=torch.float32, device=t.device))
         return sa, cached(self.cache, ws, "sb", lambda t: t.float().reshape(()).contiguous())
 
-    def __call__(self, inputs):
+    def _bias(self, bias):
+        """The bias as cuBLASLt takes it: of the output's type (FP16 for an FP8 output, divided by
+        the output scale as the product is)."""
+        if self.mm_out == torch.float8_e4m3fn:
+            div = float(self.attrs["out_q"][0])
+            return cached(self.cache, bias, "bias8", lambda t: (t.reshape(-1).float() / div).to(torch.float16))
+        return cached(self.cache, bias, "bias", lambda t: t.reshape(-1).to(self.mm_out))
+
+    def __call__(self, inputs, outs=None):
         x, w, bias, ws = (list(inputs) + [None] * 4)[:4]
-        extras = list(inputs[4:])
         if x is None or w is None or x.dtype != torch.float8_e4m3fn or w.dtype != x.dtype or x.numel() == 0:
             return list(self.ref(inputs))
         k = x.shape[-1]
         a = x.reshape(-1, k)
         a = a if a.stride(1) == 1 and a.stride(0) == k else a.contiguous()
         b = weight_kn(w, self.kmajor, self.cache)
-        m, n = a.shape[0], b.shape[1]
-        sa, sb = self._scales(ws, m, a.device)
-        fp8_out = self.mm_out == torch.float8_e4m3fn
-        fuse_bias = bias is not None and (self.mm_out in (torch.float16, torch.bfloat16) or fp8_out) \
-            and self.scale != "post"
-        fb = None
-        if fuse_bias:  # an FP8 output takes an FP16 bias, divided by the output scale as the product is
-            bdt, div = (torch.float16, float(self.out_q[0])) if fp8_out else (self.mm_out, 1.0)
-            fb = cached(self.cache, bias, str(bdt), lambda t: (t.reshape(-1).float() / div).to(bdt))
+        sa, sb = self._scales(ws, a.shape[0], a.device)
+        fb = self._bias(bias) if self.bias_in_mm and bias is not None else None
         y = torch._scaled_mm(a, b, sa, sb, bias=fb, out_dtype=self.mm_out, use_fast_accum=self.fast)
-        shape = tuple(x.shape[:-1]) + (n,)
-        if self.mm_out == torch.float8_e4m3fn:
-            return [y.reshape(shape)]
-        return [self._finish(y.reshape(shape), ws, None if fuse_bias else bias, extras)]
-
-    def _finish(self, y, ws, bias, extras):
-        """The follow-up: per-channel scales (post), bias, epilogue, output Q or cast."""
-        if self.scale == "post":
-            y = y.float() * ws.reshape(-1).float()
-        if bias is not None:
-            y = y.float() + bias.reshape(-1).float()
-        if self.epi is not None:
-            ex = [dequant(e, self.extra_q[i] if i < len(self.extra_q) else None) for i, e in enumerate(extras)]
-            y = self.epi([y.float(), *ex])
-        if self.out_q:
-            return requant(y, self.out_q)
-        return y.to(self.out_dtype)
+        y = y.reshape(tuple(x.shape[:-1]) + (b.shape[1],))
+        if self.expr is None:
+            return [y if y.dtype == self.out_dtype else y.to(self.out_dtype)]
+        args = [y] + ([ws.reshape(-1)] if self.scale == "post" else []) + \
+            ([bias.reshape(-1)] if bias is not None and not self.bias_in_mm else []) + list(inputs[4:])
+        res = self.finish(args, outs)[0]
+        return [res if res.dtype == self.out_dtype else res.to(self.out_dtype)]
 
 
 def scaled_mm_factory(layer, attrs, opset, device, params):
@@ -110,7 +111,7 @@ def scaled_mm_factory(layer, attrs, opset, device, params):
 
     def ref(inputs):
         return op.run(inputs, attrs, opset)
-    return ScaledMM(layer.type, attrs, params, ref, opset, device)
+    return ScaledMM(layer, attrs, params, ref, opset, device)
 
 
 def tactics_for(p, out_q, epilogue, rowwise_ok: bool) -> list[dict]:

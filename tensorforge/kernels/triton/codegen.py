@@ -270,6 +270,8 @@ def expr_lines(expr, in_vals, in_dtypes, prefix="v", const_args=None):
 
 def load(ptr: str, kind: str, dt: str, offs: dict, mask: str, other="0") -> str:
     """A load of operand `ptr` with access `kind`, converted to its compute type."""
+    if dt == "float8e4m3fn" and other == "0":  # an int `other` does not cast to fp8
+        other = "0.0"
     if kind == "scalar":
         src = f"tl.load({ptr})"
     elif kind == "outer":  # one value per row (row kernels): a scalar load

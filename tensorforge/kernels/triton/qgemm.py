@@ -1,7 +1,9 @@
 """Triton kernel family "qgemm": fused.QGemm / fused.QMatMul with float8 e4m3 or int8 operands in one
 kernel: tl.dot on the quantized values (fp32 / int32 accumulator), then dequantize (activation and
 per-tensor or per-channel weight scales), bias, the layer's epilogue (activation, residual, with
-quantized residuals dequantized) and the output Q fused into the store (qgemm_source).
+quantized residuals dequantized) and the output Q fused into the store (qgemm_source). Tactic
+scaled_mm_pw: aten's cuBLASLt FP8 GEMM (torch._scaled_mm) followed by one generated pointwise kernel
+for what cuBLASLt cannot fuse.
 
 The weight is read K-major (an [N, K] Gemm weight as it is; a [K, N] MatMul weight through a
 K-major copy made once), as Hopper's 8-bit wgmma wants both operands. Tactic params: BLOCK_M,
@@ -144,7 +146,23 @@ def qgemm_factory(layer, attrs, opset, device, params):
     return QGemmRunner(layer.type, attrs, params, reference(layer, attrs, opset))
 
 
-@tactic_family("triton", {"qgemm": qgemm_factory}, library="TRITON", writes_in_place=True)
+def scaled_mm_pw_factory(layer, attrs, opset, device, params):
+    """aten's scaled_mm runner whose follow-up (scales, bias, epilogue, output Q) is one generated
+    pointwise kernel writing the layer's output buffer, instead of a chain of torch ops."""
+    from ..aten.epilogue import compile_expr
+    from ..aten.scaled_mm import ScaledMM
+    from .runners import PointwiseRunner
+    probe = ScaledMM(layer, attrs, params, None, opset, device, finish=lambda args, outs=None: None)
+    if probe.expr is None:
+        return ScaledMM(layer, attrs, params, reference(layer, attrs, opset), opset, device)
+    torch_form = compile_expr(probe.expr, opset, device)
+    pw = PointwiseRunner({"expr": probe.expr}, {"BLOCK": int(params.get("BLOCK", 1024))},
+                         lambda args: [torch_form(args)])
+    return ScaledMM(layer, attrs, params, reference(layer, attrs, opset), opset, device, finish=pw)
+
+
+@tactic_family("triton", {"qgemm": qgemm_factory, "scaled_mm_pw": scaled_mm_pw_factory}, library="TRITON",
+               writes_in_place=True)
 def qgemm_candidates(layer, shapes, device) -> list[dict]:
     """Triton 8-bit GEMM configs of a symmetric e4m3 / int8 QGemm / QMatMul (CUDA only)."""
     if not is_cuda(device) or layer.type not in TYPES:
@@ -157,4 +175,24 @@ def qgemm_candidates(layer, shapes, device) -> list[dict]:
     out = configs(p["m"], p["n"], p["k"])
     for t in out:
         t["params"]["out_dtype"] = p["out_dtype"]
-    return out
+    return out + scaled_mm_pw(layer, shapes, device, p)
+
+
+def scaled_mm_pw(layer, shapes, device, p) -> list[dict]:
+    """The aten scaled_mm tactics that leave a follow-up, as scaled_mm_pw tactics (FP8 on sm_89+)."""
+    from ..aten.scaled_mm import supported_here, tactics_for
+    fp8, rowwise = supported_here(device)
+    if not fp8:
+        return []
+    return with_followup(layer, tactics_for(p, layer.attrs.get("out_q"), layer.attrs.get("epilogue"), rowwise))
+
+
+def with_followup(layer, tactics) -> list[dict]:
+    """Of aten scaled_mm tactics, those that leave a follow-up, renamed triton:scaled_mm_pw."""
+    from ..aten.scaled_mm import ScaledMM
+    keep = []
+    for t in tactics:
+        probe = ScaledMM(layer, layer.attrs, t["params"], None, 17, None, finish=lambda args, outs=None: None)
+        if probe.expr is not None:
+            keep.append({**t, "source": "triton", "name": "scaled_mm_pw", "params": dict(t["params"])})
+    return keep
