@@ -24,7 +24,7 @@ needs_fp8 = pytest.mark.skipif(not FP8_OK, reason="FP8 needs sm_89+")
 QTYPES = [pytest.param(qc.F8, marks=needs_fp8), "int8"]
 
 
-@pytest.mark.fast(qtype="int8", shape="gemm")
+@pytest.mark.fast(qtype="int8")
 @pytest.mark.parametrize("qtype", QTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=["gemm", "matmul"])
 def test_triton_qgemm_every_variant(shape, qtype):
