@@ -78,22 +78,29 @@ def quantized_model(arch, mode):
 
 
 def quant_summary(eng) -> dict:
-    """Chosen tactic families of the quantized layers and the number slower than their FP16 form."""
+    """Chosen tactic families of the quantized layers, the number slower than their FP16 form, and
+    over the timed (distinct) quantized layers: the chosen tactics' ms vs the FP16 forms' ms, and
+    the best ms of each family (the kernels' own gain, apart from the rest of the engine)."""
     times = eng.plan.meta.get("quant_times", {})
-    chosen = collections.Counter()
-    slower, layers = 0, 0
+    chosen, best = collections.Counter(), collections.defaultdict(float)
+    slower, layers, chosen_ms, fp16_ms = 0, 0, 0.0, 0.0
     for lay in eng.plan.layers:
         if not lay.type.startswith("fused.Q"):
             continue
         layers += 1
         fam = f"{lay.tactic.get('source')}:{lay.tactic.get('name')}"
         chosen[fam] += 1
-        t = times.get(lay.name, {})
-        fp16 = [v for k, v in t.items() if "fp16_form" in k and v is not None]
-        mine = [v for k, v in t.items() if k.startswith(fam) and v is not None]
-        if fp16 and mine and fam != "aten:fp16_form" and min(mine) > min(fp16):
-            slower += 1
-    return {"quantized_layers": layers, "chosen": dict(chosen), "slower_than_fp16": slower}
+        t = {k: v for k, v in times.get(lay.name, {}).items() if v is not None}
+        fp16 = [v for k, v in t.items() if "fp16_form" in k]
+        mine = [v for k, v in t.items() if k.startswith(fam + "[") or k == fam]
+        if fp16 and mine:
+            chosen_ms, fp16_ms = chosen_ms + min(mine), fp16_ms + min(fp16)
+            slower += fam != "aten:fp16_form" and min(mine) > min(fp16)
+            for f in {k.split("[")[0] for k in t}:
+                best[f] += min(v for k, v in t.items() if k.split("[")[0] == f)
+    return {"quantized_layers": layers, "chosen": dict(chosen), "slower_than_fp16": int(slower),
+            "timed_layers_chosen_ms": chosen_ms, "timed_layers_fp16_form_ms": fp16_ms,
+            "timed_layers_best_ms_by_family": dict(best)}
 
 
 def measure_case(case, args) -> list[dict]:
@@ -137,14 +144,16 @@ def _f(v, fmt):
 
 
 def table(rows) -> str:
-    lines = ["| case | precision | ms | img or seq/s | vs FP16 | target ms | cosine vs FP16 | quantized layers: chosen "
-             "| slower than FP16 form | build s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | precision | ms | img or seq/s | FP16 ms / ms | target ms | cosine vs FP16 | quantized layers: chosen "
+             "| slower than FP16 form | timed quantized layers: chosen / FP16 form ms | build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         chosen = ", ".join(f"{k} {v}" for k, v in sorted((r.get("chosen") or {}).items()))
         lines.append(f"| {r['case']} | {r['precision']} | {_f(r.get('ms'), '.3f')} | {_f(r.get('throughput'), '.0f')} "
-                     f"| {_f(r.get('speedup'), '.2f')}x | {_f(r.get('target_ms'), '.2f')} "
+                     f"| {_f(r.get('speedup'), '.2f')} | {_f(r.get('target_ms'), '.2f')} "
                      f"| {_f(r.get('cosine_vs_fp16'), '.4f')} | {r.get('quantized_layers', '-')}: {chosen or '-'} "
-                     f"| {r.get('slower_than_fp16', '-')} | {_f(r.get('build_s'), '.1f')} |"
+                     f"| {r.get('slower_than_fp16', '-')} | {_f(r.get('timed_layers_chosen_ms'), '.3f')} / "
+                     f"{_f(r.get('timed_layers_fp16_form_ms'), '.3f')} | {_f(r.get('build_s'), '.1f')} |"
                      + (f" error: {r['error']}" if r.get("error") else ""))
     return "\n".join(lines)
 
