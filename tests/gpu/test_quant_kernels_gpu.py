@@ -101,10 +101,12 @@ def test_quantized_model_builds_with_low_precision_tactics(mode):
     qlayers = [lay for lay in eng.plan.layers if lay.type in ("fused.QGemm", "fused.QMatMul")]
     assert qlayers
     times = eng.plan.meta.get("quant_times", {})
-    for lay in qlayers:  # every low-precision tactic of ours was timed (none rejected by the check)
-        t = times.get(lay.name, {})
-        ours = {k: v for k, v in t.items() if "qgemm" in k or "scaled_mm" in k}
-        assert ours and all(v is not None for v in ours.values()), t
+    for lay in qlayers:  # every Triton qgemm config compiled and matched the reference (cuBLASLt may
+        t = times.get(lay.name, {})  # refuse a scaled_mm configuration: then at least one of them ran)
+        tri = {k: v for k, v in t.items() if k.startswith("triton:qgemm")}
+        assert tri and all(v is not None for v in tri.values()), t
+        if mode == "fp8":
+            assert any(v is not None for k, v in t.items() if "scaled_mm" in k), t
     x = {"x": feeds[0]["x"]}
     got = eng.create_execution_context().infer(x)["y"].float().cpu().numpy().ravel()
     want = ref.create_execution_context().infer(x)["y"].float().cpu().numpy().ravel()
