@@ -112,3 +112,25 @@ def test_quantized_model_builds_with_low_precision_tactics(mode):
     want = ref.create_execution_context().infer(x)["y"].float().cpu().numpy().ravel()
     cos = float(got @ want / (np.linalg.norm(got) * np.linalg.norm(want)))
     assert cos > 0.99, cos
+
+
+@pytest.mark.parametrize("mode", [pytest.param("fp8", marks=needs_fp8), "int8"])
+def test_quantized_bert_small_engine_matches_cpu_reference_engine(mode):
+    """zoo:bert_base_small quantized (random calibration) built on CUDA at opt level 3 (every tactic of
+    its quantized GEMMs, norms and pointwise Q kernels checked and timed) vs the same Q/DQ model
+    built on the CPU (reference kernels: the exact quantized arithmetic)."""
+    from tensorforge import zoo
+    from tensorforge.quant import quantize
+    q = quantize(zoo.get_model("bert_base_small"), mode, [zoo.random_inputs("bert_base_small", 2, seed=i)
+                                                          for i in range(2)], "max")
+    feeds = zoo.random_inputs("bert_base_small", 2, seed=7)
+    gpu = tf.Builder(tf.BuilderConfig(device="cuda", opt_level=3)).build(q)
+    cpu = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(q)
+    chosen = {lay.tactic["source"] + ":" + lay.tactic["name"] for lay in gpu.plan.layers
+              if lay.type in ("fused.QMatMul", "fused.QGemm")}
+    got = gpu.create_execution_context().infer(feeds)
+    want = cpu.create_execution_context().infer(feeds)
+    for name, w in want.items():
+        g, r = got[name].float().cpu().numpy().ravel(), w.float().numpy().ravel()
+        cos = float(g @ r / (np.linalg.norm(g) * np.linalg.norm(r)))
+        assert cos > 0.995, (name, cos, chosen)

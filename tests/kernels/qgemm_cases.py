@@ -16,7 +16,7 @@ from . import cases
 
 F8 = "float8e4m3fn"
 TORCH = {F8: torch.float8_e4m3fn, "int8": torch.int8, "uint8": torch.uint8, "float32": torch.float32,
-         "float16": torch.float16}
+         "float16": torch.float16, "int64": torch.int64, "bool": torch.bool}
 
 
 def gelu_expr():
@@ -123,15 +123,21 @@ def ffn_model(batch=64, d=128, h=384):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
 
 
-def quantized_layers(mode, seed=0):
-    """[(LayerSpec, LayerShapes, inputs)] of the layers the builder makes of ffn_model() quantized
-    (the activation Q as a pointwise kernel; bias and the output Q folded into the GEMMs' epilogue
-    expressions; a quantized residual), with random activations (never zero) and the real weights."""
+def quantized_layers(mode, model=None, seed=0):
+    """[(LayerSpec, LayerShapes, inputs)] of the layers the builder makes of a quantized model
+    (default ffn_model(): the activation Q as a pointwise kernel; bias and the output Q folded into
+    the GEMMs' epilogue expressions; a quantized residual; a zoo:NAME is calibrated on its random
+    inputs), with random activations (never zero; dynamic dims 2) and the real weights."""
     import tensorforge as tf
+    from tensorforge import zoo
     from tensorforge.quant import quantize
     rng = np.random.default_rng(1)
-    feeds = [{"x": rng.standard_normal((64, 128)).astype(np.float32)} for _ in range(4)]
-    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(quantize(ffn_model(), mode, feeds, "max"))
+    if model is None:
+        model, feeds = ffn_model(), [{"x": rng.standard_normal((64, 128)).astype(np.float32)} for _ in range(4)]
+    else:
+        feeds = [zoo.random_inputs(model, 2, seed=i) for i in range(2)]
+        model = zoo.get_model(model)
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(quantize(model, mode, feeds, "max"))
     plan, g = eng.plan, torch.Generator().manual_seed(seed)
     out = []
     for lay in plan.layers:
@@ -144,13 +150,15 @@ def quantized_layers(mode, seed=0):
             spec = plan.tensors[n]
             if n in eng.weights:
                 t = eng.weights[n]
-            else:
-                t = torch.randn(*spec.shape, generator=g)
+            elif spec.dtype in ("float32", F8, "int8"):
+                t = torch.randn(*[d if isinstance(d, int) else 2 for d in spec.shape], generator=g) * 3
                 t = t if spec.dtype == "float32" else _q(t, spec.dtype)
+            else:  # ids, masks: the layer is not one these tests run
+                t = torch.ones([d if isinstance(d, int) else 2 for d in spec.shape], dtype=TORCH.get(spec.dtype))
             ins.append(t)
             descs.append({"dtype": spec.dtype, "shape": list(t.shape),
                           "kind": "weight" if n in eng.weights else "activation"})
         o = plan.tensors[lay.outputs[0]]
-        out.append((lay, LayerShapes.of(descs, [{"dtype": o.dtype, "shape": list(o.shape), "kind": "activation"}]),
-                    ins))
+        oshape = [d if isinstance(d, int) else 2 for d in o.shape]
+        out.append((lay, LayerShapes.of(descs, [{"dtype": o.dtype, "shape": oshape, "kind": "activation"}]), ins))
     return out

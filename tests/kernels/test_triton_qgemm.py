@@ -2,6 +2,8 @@
 fused): candidate legality, the config space, and the kernels in Triton's CPU interpreter against
 the fused ops' references on odd shapes (tests/gpu/test_quant_kernels_gpu.py runs them on CUDA)."""
 
+import collections
+
 import pytest
 import torch
 
@@ -159,3 +161,25 @@ def test_scaled_mm_with_generated_followup(interpret, variant):
         got = run(ins, [out])[0]
         qc.check(got, want, 2e-3 if t["params"]["mm_out"] == "float32" else 1e-2)
         assert got is out  # the generated follow-up writes the layer's output buffer
+
+
+@cases.interpreter_only
+def test_fp8_quantize_fused_into_norms_and_pointwise(interpret):
+    """A quantized BERT's activation Qs: fused into LayerNorm epilogues and standalone pointwise
+    kernels (the code generator's float8 cast), and its QMatMuls through qgemm, vs the references."""
+    from tensorforge.kernels.triton.runners import NormRunner, PointwiseRunner
+    ran = collections.Counter()
+    for lay, shapes, ins in qc.quantized_layers("fp8", "bert_base_small"):
+        if shapes.out(0)["dtype"] == F8 and lay.type == "fused.LayerNorm":
+            runner = NormRunner(lay.attrs, {"ROWS": 1}, None, False)
+        elif shapes.out(0)["dtype"] == F8 and lay.type == "fused.Pointwise":
+            runner = PointwiseRunner({"expr": lay.attrs["expr"]}, {"BLOCK": 256}, None)
+        elif lay.type in ("fused.QMatMul", "fused.QGemm") and ran[lay.type] < 3:
+            run_layer(lay, ins, qgemm.qgemm_candidates(lay, shapes, CUDA)[0]["params"], qc.reference(lay, ins))
+            ran[lay.type] += 1
+            continue
+        else:
+            continue
+        qc.check(runner(ins)[0], qc.reference(lay, ins))
+        ran[lay.type] += 1
+    assert ran["fused.LayerNorm"] >= 3 and ran["fused.Pointwise"] >= 2 and ran["fused.QMatMul"] == 3, ran
