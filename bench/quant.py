@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import sys
@@ -69,8 +70,9 @@ def build(model, feeds, opt_level, fp16):
     return eng, g.replay, outs[eng.plan.outputs[0]], build_s
 
 
+@functools.lru_cache(maxsize=None)
 def quantized_model(arch, mode):
-    """The Q/DQ model of a zoo model (max calibration on a few random batches)."""
+    """The Q/DQ model of a zoo model (max calibration on a few random batches; once per run)."""
     from tensorforge import zoo
     from tensorforge.quant import quantize
     calib = [zoo.random_inputs(arch, CALIB_BATCH, seed=10 + i) for i in range(CALIB_SETS)]
