@@ -123,7 +123,8 @@ def measure_case(case, args) -> list[dict]:
             continue
         try:
             t0 = time.perf_counter()
-            q = quantized_model(arch, mode)
+            q = type(quantized_model(arch, mode))()
+            q.CopyFrom(quantized_model(arch, mode))  # the builder gets its own copy
             quant_s = time.perf_counter() - t0
             log(f"{case}: quantized ({mode}) in {quant_s:.1f} s; building")
             eng, fn, out, build_s = build(q, feeds, args.opt_level, fp16=False)
