@@ -147,8 +147,9 @@ def _f(v, fmt):
 
 
 def table(rows) -> str:
-    lines = ["| case | precision | ms | img or seq/s | FP16 ms / ms | target ms | cosine vs FP16 | quantized layers: chosen "
-             "| slower than FP16 form | timed quantized layers: chosen / FP16 form ms | build s |",
+    lines = ["| case | precision | ms | img or seq/s | FP16 ms / ms | target ms | cosine vs FP16 "
+             "| quantized layers: chosen | slower than FP16 form | timed quantized layers: chosen / FP16 form ms "
+             "| build s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         chosen = ", ".join(f"{k} {v}" for k, v in sorted((r.get("chosen") or {}).items()))

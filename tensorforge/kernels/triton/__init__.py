@@ -1,4 +1,4 @@
-"""The triton tactic source (CUDA only): templated kernel families (attention, conv, gemm, pool)
+"""The triton tactic source (CUDA only): templated kernel families (attention, conv, gemm, qgemm, pool)
 and generated kernels (module generated: fused pointwise, softmax, layernorm / rmsnorm, reductions
 with pointwise prologues, Conv/Gemm/MatMul epilogues). Every family registers with
 kernels.registry.tactic_family; the registry imports this package only for CUDA devices.
