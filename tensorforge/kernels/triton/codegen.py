@@ -18,7 +18,7 @@ from ... import dtypes
 
 TL = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64",
       "int8": "tl.int8", "int16": "tl.int16", "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8",
-      "bool": "tl.int1"}
+      "bool": "tl.int1", "float8e4m3fn": "tl.float8e4nv"}  # float8: stored only, computed in fp32
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = ("int8", "int16", "int32", "int64", "uint8")
 
@@ -69,7 +69,7 @@ def _softplus(x):
 
 def ctype(dt: str) -> str:
     """The Triton type values of dtype `dt` are computed in."""
-    if dt in ("float16", "bfloat16", "float32"):
+    if dt in ("float16", "bfloat16", "float32", "float8e4m3fn"):
         return "tl.float32"
     return TL[dt]
 
@@ -186,7 +186,20 @@ def _variadic(op, args, dt):
     return f"({out}) / {float(len(args))!r}" if op == "Mean" else out
 
 
+def e4m3(a: str) -> str:
+    """fp32 `a` rounded to float8 e4m3fn's grid (ties to even), saturating at +-448 as ONNX Cast and
+    QuantizeLinear do; NaN stays NaN. The value stays fp32 (exactly representable: the store's
+    conversion is exact, which Triton's CPU interpreter needs: it rounds half up and drops the
+    carry into the exponent). Step = 2^(exponent - 3), at least 2^-9 (the subnormals')."""
+    c = f"tl.minimum(tl.maximum({a}, -448.0), 448.0)"
+    biased = f"((({c}).to(tl.int32, bitcast=True) >> 23) & 255)"
+    step = f"((tl.maximum({biased}, 121) - 3) << 23).to(tl.float32, bitcast=True)"
+    return f"tl.where({a} != {a}, {a}, _rint(({c}) / {step}) * {step})"
+
+
 def _cast(a, src, dst):
+    if dst == "float8e4m3fn":
+        return e4m3(a)
     if dst == "bool":
         return f"{a} != 0"
     if dst in ("float16", "bfloat16") and src != dst:  # round like torch does, then compute in fp32
@@ -257,6 +270,8 @@ def expr_lines(expr, in_vals, in_dtypes, prefix="v", const_args=None):
 
 def load(ptr: str, kind: str, dt: str, offs: dict, mask: str, other="0") -> str:
     """A load of operand `ptr` with access `kind`, converted to its compute type."""
+    if dt == "float8e4m3fn" and other == "0":  # an int `other` does not cast to fp8
+        other = "0.0"
     if kind == "scalar":
         src = f"tl.load({ptr})"
     elif kind == "outer":  # one value per row (row kernels): a scalar load

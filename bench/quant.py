@@ -1,0 +1,194 @@
+"""GPU benchmark of quantized engines (issue 14's targets): each zoo model built in FP16 and, from the
+Q/DQ model `tensorforge quantize` writes (max calibration on random inputs: placeholder scales,
+fine for speed), in FP8 and/or INT8; both timed with CUDA graphs (peers.gpu_time: median of
+back-to-back replays) in one process; the quantized engine's first output is compared with the FP16
+engine's (cosine). Per quantized engine also: how many quantized layers chose each tactic family
+(aten:fp16_form = the no-regression rule kept the FP16 form) and how many kept a tactic slower than
+their FP16 form (the target is 0).
+
+  python bench/quant.py [--cases bert_base_bs32,resnet50_bs4] [--opt-level 3] [--json out.json]
+
+Prints a markdown table; --json writes the rows. Build times are included in the run (the whole
+default set is meant to finish in about 5 minutes on an H200)."""
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import peers  # noqa: E402
+
+# case -> (zoo model, batch, quantized precisions); FP16 is always built as the baseline
+CASES = {"bert_base_bs32": ("bert_base", 32, ("fp8",)),
+         "vit_b16_bs32": ("vit_b16", 32, ("fp8",)),
+         "resnet50_bs128": ("resnet50", 128, ("int8", "fp8")),
+         "bert_base_bs1": ("bert_base", 1, ("fp8",)),
+         "resnet50_bs4": ("resnet50", 4, ("int8",))}
+TARGET_MS = {("bert_base_bs32", "fp8"): 1.20, ("vit_b16_bs32", "fp8"): 1.85, ("resnet50_bs128", "int8"): 2.60,
+             ("resnet50_bs128", "fp8"): 2.60}
+CALIB_BATCH, CALIB_SETS = 4, 2
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def build(model, feeds, opt_level, fp16):
+    """(engine, replay fn, first output, build s): built for these shapes, captured in a CUDA graph."""
+    import tensorforge as tf
+    prof = tf.OptimizationProfile()
+    for n, v in feeds.items():
+        prof.set_shape(n, v.shape, v.shape, v.shape)
+    cfg = tf.BuilderConfig(device="cuda", fp16=fp16, opt_level=opt_level, profiles=[prof])
+    t0 = time.perf_counter()
+    eng = tf.Builder(cfg).build(model)
+    build_s = time.perf_counter() - t0
+    ctx = eng.create_execution_context()
+    first = ctx.infer(feeds)
+    outs = {k: torch.empty_like(v) for k, v in first.items()}
+    for n, v in feeds.items():
+        ctx.set_input_shape(n, tuple(v.shape))
+        ctx.set_tensor_address(n, v)
+    for n, v in outs.items():
+        ctx.set_tensor_address(n, v)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    ctx.execute_async(s)  # warm-up outside the capture (weights' K-major copies, first launches)
+    s.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=s):
+        ctx.execute_async(s)
+    g.replay()
+    torch.cuda.synchronize()
+    return eng, g.replay, outs[eng.plan.outputs[0]], build_s
+
+
+@functools.lru_cache(maxsize=None)
+def quantized_model(arch, mode):
+    """The Q/DQ model of a zoo model (max calibration on a few random batches; once per run)."""
+    from tensorforge import zoo
+    from tensorforge.quant import quantize
+    calib = [zoo.random_inputs(arch, CALIB_BATCH, seed=10 + i) for i in range(CALIB_SETS)]
+    return quantize(zoo.get_model(arch), mode, calib, "max")
+
+
+def quant_summary(eng) -> dict:
+    """Chosen tactic families of the quantized layers, the number slower than their FP16 form, and
+    over the timed (distinct) quantized layers: the chosen tactics' ms vs the FP16 forms' ms, and
+    the best ms of each family (the kernels' own gain, apart from the rest of the engine)."""
+    times = eng.plan.meta.get("quant_times", {})
+    chosen, best = collections.Counter(), collections.defaultdict(float)
+    slower, layers, chosen_ms, fp16_ms = 0, 0, 0.0, 0.0
+    for lay in eng.plan.layers:
+        if not lay.type.startswith("fused.Q"):
+            continue
+        layers += 1
+        fam = f"{lay.tactic.get('source')}:{lay.tactic.get('name')}"
+        chosen[fam] += 1
+        t = {k: v for k, v in times.get(lay.name, {}).items() if v is not None}
+        fp16 = [v for k, v in t.items() if "fp16_form" in k]
+        mine = [v for k, v in t.items() if k.startswith(fam + "[") or k == fam]
+        if fp16 and mine:
+            chosen_ms, fp16_ms = chosen_ms + min(mine), fp16_ms + min(fp16)
+            slower += fam != "aten:fp16_form" and min(mine) > min(fp16)
+            for f in {k.split("[")[0] for k in t}:
+                best[f] += min(v for k, v in t.items() if k.split("[")[0] == f)
+    return {"quantized_layers": layers, "chosen": dict(chosen), "slower_than_fp16": int(slower),
+            "timed_layers_chosen_ms": chosen_ms, "timed_layers_fp16_form_ms": fp16_ms,
+            "timed_layers_best_ms_by_family": dict(best)}
+
+
+def measure_case(case, args) -> list[dict]:
+    from tensorforge import zoo
+    arch, bs, modes = CASES[case]
+    feeds = {k: torch.from_numpy(v).cuda() for k, v in zoo.random_inputs(arch, bs, seed=1).items()}
+    rows = []
+    log(f"{case}: building FP16")
+    eng, fn, ref, build_s = build(zoo.get_model(arch), feeds, args.opt_level, fp16=True)
+    base = peers.gpu_time(fn)
+    rows.append({"case": case, "precision": "fp16", "ms": base, "throughput": bs / base * 1e3, "build_s": build_s,
+                 "layers": len(eng.plan.layers), "cosine_vs_fp16": 1.0, "speedup": 1.0})
+    log(f"{case}: fp16 {base:.3f} ms (build {build_s:.1f} s)")
+    ref = ref.detach().clone()
+    del eng, fn
+    for mode in modes:
+        if args.modes and mode not in args.modes:
+            continue
+        try:
+            t0 = time.perf_counter()
+            q = type(quantized_model(arch, mode))()
+            q.CopyFrom(quantized_model(arch, mode))  # the builder gets its own copy
+            quant_s = time.perf_counter() - t0
+            log(f"{case}: quantized ({mode}) in {quant_s:.1f} s; building")
+            eng, fn, out, build_s = build(q, feeds, args.opt_level, fp16=False)
+            ms = peers.gpu_time(fn)
+            _, cos = peers.agreement(out, ref)
+            rows.append({"case": case, "precision": mode, "ms": ms, "throughput": bs / ms * 1e3, "build_s": build_s,
+                         "quantize_s": quant_s, "layers": len(eng.plan.layers), "cosine_vs_fp16": cos,
+                         "speedup": base / ms, "target_ms": TARGET_MS.get((case, mode)), **quant_summary(eng)})
+            log(f"{case}: {mode} {ms:.3f} ms, cosine {cos:.4f}, {rows[-1]['chosen']}")
+            del eng, fn
+        except Exception as e:  # noqa: BLE001 - report and go on with the other cases
+            log(f"{case}: {mode} failed: {type(e).__name__}: {str(e)[:300]}")
+            rows.append({"case": case, "precision": mode, "ms": None, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+        torch.cuda.empty_cache()
+    return rows
+
+
+def _f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def table(rows) -> str:
+    lines = ["| case | precision | ms | img or seq/s | FP16 ms / ms | target ms | cosine vs FP16 "
+             "| quantized layers: chosen | slower than FP16 form | timed quantized layers: chosen / FP16 form ms "
+             "| build s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        chosen = ", ".join(f"{k} {v}" for k, v in sorted((r.get("chosen") or {}).items()))
+        lines.append(f"| {r['case']} | {r['precision']} | {_f(r.get('ms'), '.3f')} | {_f(r.get('throughput'), '.0f')} "
+                     f"| {_f(r.get('speedup'), '.2f')} | {_f(r.get('target_ms'), '.2f')} "
+                     f"| {_f(r.get('cosine_vs_fp16'), '.4f')} | {r.get('quantized_layers', '-')}: {chosen or '-'} "
+                     f"| {r.get('slower_than_fp16', '-')} | {_f(r.get('timed_layers_chosen_ms'), '.3f')} / "
+                     f"{_f(r.get('timed_layers_fp16_form_ms'), '.3f')} | {_f(r.get('build_s'), '.1f')} |"
+                     + (f" error: {r['error']}" if r.get("error") else ""))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {', '.join(CASES)}")
+    ap.add_argument("--modes", default="", help="only these quantized precisions (fp8,int8); default: each case's")
+    ap.add_argument("--opt-level", type=int, default=3, help="builder optimization level (3: every default tactic)")
+    ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    args = ap.parse_args(argv)
+    args.modes = [m for m in args.modes.split(",") if m]
+    if not torch.cuda.is_available():
+        sys.exit("bench/quant.py needs a CUDA GPU")
+    t0 = time.perf_counter()
+    rows = []
+    for case in [c for c in args.cases.split(",") if c]:
+        if case not in CASES:
+            sys.exit(f"unknown case '{case}' ({', '.join(CASES)})")
+        rows += measure_case(case, args)
+    dev = torch.cuda.get_device_name()
+    head = (f"Quantized engines vs FP16 on {dev}, torch {torch.__version__}, opt level {args.opt_level}, "
+            f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs")
+    print("\n" + head + "\n\n" + table(rows), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": dev, "torch": torch.__version__, "opt_level": args.opt_level, "rows": rows,
+                       "seconds": time.perf_counter() - t0}, f, indent=1, default=float)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
+
