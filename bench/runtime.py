@@ -29,6 +29,18 @@ t1 = time.perf_counter()
 before = set(sys.modules)
 import cProfile, collections, io, os, pstats
 prof = cProfile.Profile() if os.environ.get("BENCH_PROFILE_FIRST") else None
+if prof:  # who imports sympy / onnx (the runtime should not): the first such import's stack
+    import traceback
+    class _Who:
+        seen = set()
+        def find_spec(self, name, path=None, target=None):
+            top = name.split(".")[0]
+            if top in ("sympy", "onnx") and top not in self.seen:
+                self.seen.add(top)
+                st = [f for f in traceback.format_stack() if "importlib" not in f][-8:]
+                print(f"first import of {top}:\n" + "".join(st), file=sys.stderr)
+            return None
+    sys.meta_path.insert(0, _Who())
 if prof: prof.enable()
 from tensorforge.runtime import Engine
 eng = Engine.load(sys.argv[1])
@@ -151,6 +163,9 @@ def bench_case(name, model, batch, args, tmp):
             rows[f"launch_kinds_{mode}"] = kinds
             if mode == "eager":
                 rows["capture_errors"] = ctx.layer_graphs.errors
+                rows["layer_graphs"] = {"captured": ctx.layer_graphs.captured, "failed": ctx.layer_graphs.failed,
+                                        "kept_MiB": round(ctx.layer_graphs.kept_bytes / 2**20, 1),
+                                        "arena_MiB": round(ctx.arena_bytes / 2**20, 1)}
                 rows["host_breakdown"] = host_breakdown(ctx, stream)
         if mode == "eager":
             out = ctx.infer(feed)
@@ -210,7 +225,8 @@ def main(argv=None):
               f"{r.get('load_to_first_s', float('nan')):>13.3f}{str(r.get('triton', '?')):>8}")
         print(f"  launches: {r['launch_kinds_eager']} (direct: {r['launch_kinds_eager_direct']}); "
               f"eager output == direct output: {r['eager_matches_direct']}")
-        print(f"  host us by kind: {r['host_breakdown']['per_kind_us']}; capture errors: {r['capture_errors']}")
+        print(f"  host us by kind: {r['host_breakdown']['per_kind_us']}; layer graphs {r['layer_graphs']}; "
+              f"capture errors: {r['capture_errors']}")
         for row in r["host_breakdown"]["slowest"]:
             print(f"    {row}")
         print(f"  load -> first: fresh process {r.get('load_to_first_s')} s (load {r.get('load_s')}, "
