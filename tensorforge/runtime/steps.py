@@ -2,6 +2,7 @@
 stream plus auxiliary streams with event waits at forks and joins. Returns the slot list."""
 from __future__ import annotations
 
+import ctypes
 import time
 
 import torch
@@ -33,10 +34,15 @@ def run(xp, stream, ss=None, event=None, profiler=None, validated=True, arena_pt
     if event is not None and xp.consumed_at < 0:
         _fire(xp, ss, event, stream, multi)
     marks, k = ([] if profiler is not None else None), -1
-    if bound is not None and not multi and marks is None and layer_graphs is not None and fresh \
-            and all(bound[start:stop]):
-        _replay(xp, bound[start:stop], start, stream, ss, event)  # every launch pre-bound: no Python per layer
-        return slots, None
+    if bound is not None and marks is None and layer_graphs is not None and fresh and all(bound[start:stop]) \
+            and not getattr(bound, "promote", None):
+        if not multi:  # every launch pre-bound: no Python per layer beyond the replay
+            _replay(xp, bound[start:stop], start, stream, ss, event)
+            return slots, None
+        if _replay_multi(xp, bound, start, stop, stream, ss, event):
+            for s, k in xp.last_on:
+                stream.wait_event(ss.event(k))
+            return slots, None
     try:
         for k, L in enumerate(xp.launches[start:stop], start):
             if marks is not None:
@@ -108,6 +114,40 @@ class Bound(list):
     def __init__(self, n: int):
         super().__init__([None] * n)
         self.fixed: dict = {}
+        self.multi: dict = {}  # (main stream handle, start, stop) -> raw launch steps on aux streams
+        self.promote: set = set()  # launches pre-bound at their first run, to become layer graphs
+
+
+def _replay_multi(xp, bound, start, stop, stream, ss, event) -> bool:
+    """As _replay on the main and aux streams: per launch, raw event waits, the replay on its stream's
+    handle, a raw event record (ctypes, no torch stream contexts). False when an event does not exist
+    yet (never recorded): the caller runs the launches one by one."""
+    from ..kernels.driver import libcuda
+    key = (stream.cuda_stream, start, stop)
+    steps_ = bound.multi.get(key) if isinstance(bound, Bound) else None
+    if steps_ is None:
+        steps_ = []
+        for k, L in enumerate(xp.launches[start:stop], start):
+            h = ctypes.c_void_p(ss.stream(L.stream, stream).cuda_stream)
+            waits = tuple(ctypes.c_void_p(ss.event(q).cuda_event) for q in L.waits)
+            rec = ctypes.c_void_p(ss.event(k).cuda_event) if L.record else None
+            if any(not w.value for w in waits) or (rec is not None and not rec.value):
+                return False
+            steps_.append((bound[k], h, h.value, waits, rec, k == xp.consumed_at))
+        if isinstance(bound, Bound):
+            bound.multi[key] = steps_
+    lib = libcuda()
+    wait, record = lib.cuStreamWaitEvent, lib.cuEventRecord
+    for b, h, hv, waits, rec, consumed in steps_:
+        for w in waits:
+            if wait(h, w, 0):
+                raise RuntimeError("cuStreamWaitEvent failed")
+        b(hv)
+        if rec is not None and record(rec, h):
+            raise RuntimeError("cuEventRecord failed")
+        if consumed and event is not None:
+            _fire(xp, ss, event, stream, True)
+    return True
 
 
 def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_graphs) -> None:
@@ -118,6 +158,13 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_g
         if layer_graphs is None and getattr(b, "graph", False):  # inside a capture: no graph launch
             _exec(L, slots, xp.names, validated, arena_ptr, check)
             return
+        if layer_graphs is not None and k in getattr(bound, "promote", ()):
+            # a cubin / cuBLASLt replay: one cuGraphLaunch costs less host time than its argument marshalling
+            bound.promote.discard(k)
+            g = layer_graphs.capture(lambda: b(torch.cuda.current_stream().cuda_stream), L.stream)
+            if g is not None:
+                g.outs, bound[k] = (), g
+                b = g
         b(stream.cuda_stream)
         for o, t in getattr(b, "outs", ()):  # its kept outputs, for layers called directly
             slots[o] = t
@@ -144,16 +191,26 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_g
             replay = bind([xp.initial[i] if i >= 0 else None for i in L.ins], L.planned) if bind else None
             if replay is not None:
                 bound[k] = replay
+                _promote_later(bound, k)
                 replay(stream.cuda_stream)
                 return
         from ..kernels.driver import recording
         with recording() as rec:
             res = _exec(L, slots, xp.names, validated, arena_ptr, check)
         in_place = fixed and L.takes_out and all(r is o for r, o in zip(res, L.planned))  # else a reference ran
-        bound[k] = (in_place and rec.prebound(ins + list(L.planned))) or \
+        pre = in_place and rec.prebound(ins + list(L.planned))
+        if pre:
+            _promote_later(bound, k)
+        bound[k] = pre or \
             (LATER if getattr(L.fn, "capturable", True) is not False and isinstance(bound, Bound) else False)
         return
     _exec(L, slots, xp.names, validated, arena_ptr, check)
+
+
+def _promote_later(bound, k) -> None:
+    """Replace launch k's replay by a layer graph of it at its next run (Bound lists only)."""
+    if isinstance(bound, Bound):
+        bound.promote.add(k)
 
 
 def _inputs_fixed(xp, L, bound, slots) -> bool:

@@ -120,7 +120,8 @@ def ffn_model(batch=64, d=128, h=384):
              helper.make_node("LayerNormalization", ["r", "g", "be"], ["y"], axis=-1)]
     g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, d])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, d])], inits)
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)],
+                             ir_version=10)  # ONNX Runtime 1.30 (the GPU image) reads IR <= 13
 
 
 def quantized_layers(mode, model=None, seed=0):

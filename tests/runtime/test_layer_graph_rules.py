@@ -170,3 +170,49 @@ def test_kept_outputs_are_capped(monkeypatch):
         steps.run(xp, STREAM, bound=bound, layer_graphs=graphs)
     assert bound[0] is False and bound[1] is False
     assert torch.equal(y, (torch.arange(4) + 1) * 2.0 + 1)
+
+
+def test_multi_stream_fast_path_waits_and_records_with_raw_handles(monkeypatch):
+    """Aux-stream plans, every launch pre-bound: per launch its event waits, its replay on its own
+    stream's handle, its event record, in plan order (no torch stream context per launch)."""
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    log = []
+    lib = SimpleNamespace(cuStreamWaitEvent=lambda h, e, f: log.append(("wait", h.value, e.value)) or 0,
+                          cuEventRecord=lambda e, h: log.append(("record", e.value, h.value)) or 0)
+    monkeypatch.setattr(driver, "libcuda", lambda: lib)
+    x = torch.ones(4)
+    bufs = [torch.empty(4) for _ in range(2)]
+    fn = lambda args, outs: outs  # noqa: E731
+    launches = (Launch("a", fn, True, (0,), (1,), (bufs[0],), stream=0, record=True),
+                Launch("b", fn, True, (0,), (2,), (bufs[1],), stream=1, waits=(0,), record=True))
+    xp = ExecPlan(("x", "a", "b"), (x, *bufs), launches, aux=(1,), last_on=((1, 1),))
+    main = SimpleNamespace(cuda_stream=7, device=SimpleNamespace(index=0),
+                           wait_event=lambda e: log.append(("join", e.cuda_event)))
+    aux = SimpleNamespace(cuda_stream=9, wait_event=lambda e: log.append(("fork", e.cuda_event)))
+    events = {}
+    ss = SimpleNamespace(stream=lambda s, m: m if s == 0 else aux, event=lambda k: events.setdefault(
+        k, SimpleNamespace(cuda_event=100 + (k if isinstance(k, int) else 50), record=lambda s: None)))
+    bound = steps.Bound(2)
+    bound[0], bound[1] = FakeGraph(log, "a"), FakeGraph(log, "b")
+    steps.run(xp, main, ss=ss, bound=bound, layer_graphs=FakeGraphs(log))
+    assert log == [("fork", 150), ("replay", "a", 7), ("record", 100, 7), ("wait", 9, 100), ("replay", "b", 9), ("record", 101, 9),
+                   ("join", 101)]
+
+
+def test_a_replay_bound_at_the_first_run_becomes_a_layer_graph_at_the_second(monkeypatch):
+    monkeypatch.setattr(driver, "ensure_context", lambda i: None)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: SimpleNamespace(cuda_stream=5))
+    log = []
+    xp, _ = _plan(log, n=1)
+    xp.launches[0].fn.bind = lambda ins, outs: (lambda h: log.append(("bound", h)))
+    bound = steps.Bound(1)
+    steps.run(xp, STREAM, bound=bound, layer_graphs=FakeGraphs(log))
+    assert log == [("bound", 7)] and bound.promote == {0}
+    log.clear()
+
+    class Graphs(FakeGraphs):
+        def capture(self, fn, stream_id):
+            fn()
+            return FakeGraph(self.log, "g0")
+    steps.run(xp, STREAM, bound=bound, layer_graphs=Graphs(log))
+    assert log == [("bound", 5), ("replay", "g0", 7)] and not bound.promote and isinstance(bound[0], FakeGraph)
