@@ -26,6 +26,12 @@ def resolve_pads(auto_pad, in_spatial, kernel, strides, dilations, pads, ceil_mo
 
 def pool_out_dim(inp, k, s, d, pb, pe, ceil_mode=0, auto_pad="NOTSET"):
     """Output length of one spatial axis of a conv/pool (symbolic-safe)."""
+    if all(type(v) is int for v in (inp, k, s, d, pb, pe)):  # integer math: the runtime needs no sympy
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            return -(-inp // s)
+        num = inp + pb + pe - ((k - 1) * d + 1)
+        o = (-(-num // s) if ceil_mode else num // s) + 1
+        return o - 1 if ceil_mode and (o - 1) * s >= inp + pb else o
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         return norm(sympy.ceiling(sympy.sympify(inp) / s))
     eff = (k - 1) * d + 1

@@ -18,7 +18,7 @@ sha256; without a reachable registry the tests skip with the reason.
 - GPU: `bench/garden_gpu.py` builds FP16 and TF32 engines of each model on CUDA and reports per model the
   build time, GPU time (CUDA graph), cosine and top-1 agreement with ONNX Runtime CPU FP32 (the bar: cosine
   >= 0.999, full top-1 agreement); `--markdown` writes that table, `--cache DIR` reads carried models, `--jobs`
-  builds in parallel. Not measured yet.
+  builds in parallel. Results: docs/model_garden_gpu.md (H200, 16 of the 21 models: all pass).
 
 Each model is built on the CPU (`BuilderConfig(opt_level=0, device="cpu")`, a profile fixing the dynamic dims
 to the input shape below) and compared with ONNX Runtime CPU FP32 on the same inputs: max relative error
