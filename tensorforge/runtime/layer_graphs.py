@@ -22,6 +22,7 @@ capture fallback still run layer by layer). Rules:
 from __future__ import annotations
 
 import ctypes
+import warnings
 
 import torch
 
@@ -106,7 +107,9 @@ class LayerGraphs:
                 errs.append(e)
             finally:
                 try:
-                    g.capture_end()
+                    with warnings.catch_warnings():  # a layer with no device work (e.g. a copy onto
+                        warnings.filterwarnings("ignore", "The CUDA Graph is empty")  # itself): harmless
+                        g.capture_end()
                 except Exception as e:
                     errs.append(e)
         return g, errs
