@@ -10,7 +10,7 @@ import logging
 
 import torch
 
-from ..ir import Graph
+from ..ir import Graph, tape
 from ..ops import registry
 from .rewrite import bypass
 
@@ -40,9 +40,10 @@ def _share_constants(g: Graph) -> int:
     for v in list(g.values.values()):
         if v.const is None or v.producer is not None or v.const.numel() > CONST_DEDUPE_MAX or g.is_output(v):
             continue
-        k = _tensor_key(v.const)
+        with tape.unrecorded():  # a refit re-checks the merge by the recorded torch.equal below
+            k = _tensor_key(v.const)
         if k in seen and seen[k] is not v:
-            if v.users:
+            if v.users and torch.equal(seen[k].const, v.const):
                 g.replace_uses(v, seen[k])
                 merged += 1
         else:

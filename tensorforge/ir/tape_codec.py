@@ -1,0 +1,161 @@
+"""Weight tape storage and replay: torch functions by name, arguments as JSON-able data, literal
+tensors as base64 bytes; replay runs the calls in order and re-checks every guard."""
+from __future__ import annotations
+
+import base64
+import importlib
+
+import numpy as np
+import torch
+
+from ..errors import TensorforgeError
+
+
+class TapeError(TensorforgeError):
+    """A call the tape cannot store (the engine then refits by re-running the build's passes)."""
+
+
+class GuardError(TensorforgeError):
+    """New weights change a value the build decided on."""
+
+
+_DTYPES = {str(d).replace("torch.", ""): d for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                                                       torch.int64, torch.int32, torch.int16, torch.int8,
+                                                       torch.uint8, torch.bool, torch.float8_e4m3fn,
+                                                       torch.float8_e5m2)}
+_FORMATS = {"contiguous_format": torch.contiguous_format, "channels_last": torch.channels_last,
+            "preserve_format": torch.preserve_format, "channels_last_3d": torch.channels_last_3d}
+
+
+def func_name(func) -> str:
+    """A stable name of a torch function, method or property getter (TapeError if there is none)."""
+    owner = getattr(func, "__self__", None)
+    if type(func).__name__ == "method-wrapper" and type(owner).__name__ == "getset_descriptor":
+        return f"Tensor.{owner.__name__}.__get__"
+    name = getattr(func, "__name__", None)
+    qual = getattr(func, "__qualname__", "") or ""
+    if name == "__deepcopy__":
+        return "Tensor.clone"  # deepcopy(t) and t.clone() give equal data; the memo is not storable
+    if qual.startswith(("TensorBase.", "Tensor.")) and getattr(torch.Tensor, name, None) is func:
+        return f"Tensor.{name}"
+    mod = getattr(func, "__module__", None) or ""
+    if mod.startswith("torch") and name and getattr(importlib.import_module(mod), name, None) is func:
+        return f"{mod}:{name}"
+    raise TapeError(f"torch function {func!r} has no storable name")
+
+
+_RESOLVED: dict = {}
+
+
+def resolve(name: str):
+    """The callable a func_name stands for."""
+    f = _RESOLVED.get(name)
+    if f is None:
+        if name.endswith(".__get__"):
+            attr = name.split(".")[1]
+            f = lambda t, *a: getattr(t, attr)  # noqa: E731 - a property read
+        elif name.startswith("Tensor."):
+            f = getattr(torch.Tensor, name[len("Tensor."):])
+        else:
+            mod, _, attr = name.partition(":")
+            if not mod.startswith("torch"):
+                raise TensorforgeError(f"weight tape names a function outside torch: {name!r}")
+            f = getattr(importlib.import_module(mod), attr)
+        _RESOLVED[name] = f
+    return f
+
+
+def encode_value(x, rec):
+    """x as JSON-able data; tensors become {"n": node} (untracked ones a literal snapshot of rec)."""
+    if isinstance(x, torch.Tensor):
+        if rec is None:
+            raise TapeError("a tensor in a guard value")
+        n = rec.node(x)
+        return {"n": n if n is not None else rec.literal(x)}
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    if isinstance(x, float):
+        return {"f": x.hex()}
+    if isinstance(x, torch.Size):
+        return {"sz": list(x)}
+    if isinstance(x, tuple):
+        return {"t": [encode_value(y, rec) for y in x]}
+    if isinstance(x, list):
+        return [encode_value(y, rec) for y in x]
+    if isinstance(x, torch.dtype):
+        return {"dt": str(x).replace("torch.", "")}
+    if isinstance(x, torch.device):
+        return {"dev": str(x)}
+    if isinstance(x, torch.memory_format):
+        return {"mf": str(x).replace("torch.", "")}
+    if isinstance(x, slice):
+        return {"sl": [encode_value(x.start, rec), encode_value(x.stop, rec), encode_value(x.step, rec)]}
+    if x is Ellipsis:
+        return {"el": 0}
+    if isinstance(x, np.generic):
+        return encode_value(x.item(), rec)
+    raise TapeError(f"cannot store an argument of type {type(x).__name__}")
+
+
+def decode_value(x, env):
+    """encode_value's inverse, tensors taken from env."""
+    if isinstance(x, list):
+        return [decode_value(y, env) for y in x]
+    if not isinstance(x, dict):
+        return x
+    (k, v), = x.items()
+    if k == "n":
+        return env[v]
+    if k == "f":
+        return float.fromhex(v)
+    if k == "t":
+        return tuple(decode_value(y, env) for y in v)
+    if k == "sz":
+        return torch.Size(v)
+    if k == "dt":
+        return _DTYPES[v]
+    if k == "dev":
+        return torch.device(v)
+    if k == "mf":
+        return _FORMATS[v]
+    if k == "sl":
+        return slice(*(decode_value(y, env) for y in v))
+    if k == "el":
+        return Ellipsis
+    raise TensorforgeError(f"weight tape: unknown value kind {k!r}")
+
+
+def pack_tensor(t: torch.Tensor) -> list:
+    """[dtype, shape, base64 bytes] of a tensor (contiguous copy)."""
+    t = t.detach().contiguous().cpu()
+    raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    return [str(t.dtype).replace("torch.", ""), list(t.shape), base64.b64encode(raw).decode()]
+
+
+def unpack_tensor(p) -> torch.Tensor:
+    dt, shape, b64 = p
+    raw = bytearray(base64.b64decode(b64))
+    t = torch.frombuffer(raw, dtype=torch.uint8) if raw else torch.empty(0, dtype=torch.uint8)
+    return t.view(_DTYPES[dt]).reshape(shape)
+
+
+def run(tape: dict, env: dict) -> dict:
+    """Replay the tape on env {node: tensor} (sources filled); {engine weight: tensor}."""
+    for name, ins, kw, res, guard, where in tape["ops"]:
+        out = resolve(name)(*decode_value(ins, env), **{k: decode_value(v, env) for k, v in kw.items()})
+        if isinstance(res, int):
+            env[res] = out
+        elif isinstance(res, list):
+            for k, o in zip(res, out):
+                env[k] = o
+        elif where is not None:
+            got = encode_value(out.tolist() if hasattr(out, "tolist") else out, None)
+            if got != guard:
+                raise GuardError(f"the new weights change a value the build decided on at {where} "
+                                 f"({_short(guard)} at build, {_short(got)} now); rebuild instead")
+    return {k: env[n] for k, n in tape["outputs"].items()}
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
