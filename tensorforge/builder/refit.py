@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+import warnings
 
 import numpy as np
 import onnx
@@ -109,7 +110,11 @@ def _source(a, dt: int, name: str) -> torch.Tensor:
     if dt == onnx.TensorProto.BFLOAT16:  # numpy_helper's bit conventions, as the frontend reads it
         return tensor_to_torch(numpy_helper.from_array(np.asarray(a).astype(np_dt, copy=False), name))
     arr = np.ascontiguousarray(a, dtype=np_dt.newbyteorder("="))
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+    if arr.flags.writeable:
+        return torch.from_numpy(arr)
+    with warnings.catch_warnings():  # read-only is fine: a replay copies any source it writes into
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
 
 
 def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
@@ -131,9 +136,10 @@ def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
     return proto
 
 
-def replay(plan, arrays: dict, copy: bool = False) -> dict:
+def replay(plan, arrays: dict, copy: bool = False, into: dict | None = None) -> dict:
     """Engine weights recomputed from arrays; RefitError naming weights whose shape or role changed.
-    copy=True: no result shares memory with the given arrays (they become the engine's own)."""
+    copy=True: no result shares memory with the given arrays (they become the engine's own).
+    into {engine weight: tensor}: the engine's tensors, which the replay may write in place."""
     info = refit_info(plan)
     _check_names(info["weights"], arrays)
     if "tape" in info:
@@ -141,7 +147,9 @@ def replay(plan, arrays: dict, copy: bool = False) -> dict:
         if copy:
             sources = {k: t.clone() for k, t in sources.items()}
         try:
-            weights = tape.replay(info["tape"], sources)
+            fit = {k: t for k, t in (into or {}).items() if k in plan.tensors and list(t.shape) ==
+                   list(plan.tensors[k].shape) and str(t.dtype).replace("torch.", "") == _torch_name(plan.tensors[k].dtype)}
+            weights = tape.replay(info["tape"], sources, fit)
         except GuardError as e:
             raise RefitError(str(e)) from None
         return _checked(plan, weights, set(weights))
@@ -230,7 +238,7 @@ class Refitter:
     def refit(self) -> bool:
         """Recompute and install the engine's weights (in place: live contexts and graphs see them)."""
         t0 = time.perf_counter()
-        new = replay(self.engine.plan, self.pending, copy=not self.engine.weights)
+        new = replay(self.engine.plan, self.pending, copy=not self.engine.weights, into=self.engine.weights)
         self.engine.set_weights(new)
         log.info("Refitted %d engine weights from %d ONNX weights in %.3f s", len(new), len(self.pending),
                  time.perf_counter() - t0)

@@ -92,8 +92,9 @@ class Recorder(TorchFunctionMode):
 
     def source(self, name: str, t: torch.Tensor) -> None:
         if name in self.wanted:
+            ptr = t.untyped_storage().data_ptr()  # read before t is tracked (not a recorded call)
             self.sources[name] = self._new(t)
-            self.storages[t.untyped_storage().data_ptr()] = self.sources[name]
+            self.storages[ptr] = self.sources[name]
 
     def _wrote(self, t: torch.Tensor) -> None:
         """An in-place call wrote into t: a source whose memory it shares must be copied on replay."""
@@ -136,7 +137,10 @@ class Recorder(TorchFunctionMode):
         kw = {k: encode_value(v, self) for k, v in kwargs.items()}
         where = None
         if isinstance(out, torch.Tensor):
-            inplace = any(a is out for a in args if isinstance(a, torch.Tensor)) or short.endswith("_")
+            same = any(a is out for a in args if isinstance(a, torch.Tensor))
+            inplace = (short.endswith("_") and not short.endswith("__")) or short.startswith("__i")
+            if same and not inplace:  # t.contiguous(), t.to(t.dtype): t itself, no new value
+                return
             if inplace:
                 self._wrote(out)
             res, guard = self._new(out), None
@@ -208,19 +212,50 @@ def finish(rec: Recorder, weights: dict, stripped: bool) -> dict:
     kept.reverse()
     lits = {str(k): pack_tensor(t) for k, t in rec.literals.items() if k in live}
     return {"ops": kept, "outputs": outputs, "sources": {k: n for k, n in rec.sources.items() if n in live},
-            "literals": lits, "mutated": sorted(rec.mutated)}
+            "literals": lits, "mutated": sorted(rec.mutated), "writes": bool(rec.writes)}
 
 
-def replay(tape: dict, sources: dict) -> dict:
-    """{engine weight: tensor} from {initializer name: torch tensor} by the recorded calls."""
+def writes_into(tape: dict, targets: dict) -> dict:
+    """{node: target} for engine weights a tape_ops call computes last and can write in place: only
+    for a tape without guards (a refused refit must leave the engine as it was)."""
+    if any(op[5] is not None for op in tape["ops"]):
+        return {}
+    made = {op[3]: op[0] for op in tape["ops"] if isinstance(op[3], int)}
+    out = {}
+    for name, n in tape["outputs"].items():
+        t = targets.get(name)
+        if t is not None and made.get(n, "").startswith("tensorforge.ir.tape_ops:") and t.device.type == "cpu":
+            out[n] = t
+    return out
+
+
+_LITERALS: list = []  # [(tape, {node: tensor})]: the last few tapes' decoded literals
+
+
+def _literals(tape: dict) -> dict:
+    """{node: tensor} of the tape's literals: decoded once per tape unless a call writes in place
+    (then fresh memory on every replay)."""
+    if tape.get("writes", True):
+        return {int(k): unpack_tensor(p) for k, p in tape["literals"].items()}
+    for t, lits in _LITERALS:
+        if t is tape:
+            return lits
+    lits = {int(k): unpack_tensor(p) for k, p in tape["literals"].items()}
+    _LITERALS.insert(0, (tape, lits))
+    del _LITERALS[4:]
+    return lits
+
+
+def replay(tape: dict, sources: dict, into: dict | None = None) -> dict:
+    """{engine weight: tensor} from {initializer name: torch tensor} by the recorded calls; into
+    {engine weight: tensor}: results written straight into those tensors where the call allows."""
     mutated = set(tape["mutated"])
     env = {}
     for name, n in tape["sources"].items():
         t = sources[name]
         env[n] = t.clone() if n in mutated else t
-    for k, p in tape["literals"].items():  # fresh memory on every replay
-        env[int(k)] = unpack_tensor(p)
-    return run(tape, env)
+    env.update(_literals(tape))
+    return run(tape, env, writes_into(tape, into or {}))
 
 
 def tracked(t) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import TensorforgeError
+from .tape_ops import REPLAYABLE
 
 
 class TapeError(TensorforgeError):
@@ -37,11 +38,28 @@ def func_name(func) -> str:
     if name == "__deepcopy__":
         return "Tensor.clone"  # deepcopy(t) and t.clone() give equal data; the memo is not storable
     if qual.startswith(("TensorBase.", "Tensor.")) and getattr(torch.Tensor, name, None) is func:
+        if not _allowed(name):
+            raise TapeError(f"Tensor.{name} is not replayed by a refit")
         return f"Tensor.{name}"
     mod = getattr(func, "__module__", None) or ""
-    if mod.startswith("torch") and name and getattr(importlib.import_module(mod), name, None) is func:
+    if mod == "tensorforge.ir.tape_ops" and REPLAYABLE.get(name) is func:
+        return f"{mod}:{name}"
+    if mod in _MODULES and name and _allowed(name) and getattr(importlib.import_module(mod), name, None) is func:
         return f"{mod}:{name}"
     raise TapeError(f"torch function {func!r} has no storable name")
+
+
+# a refit calls only what these name: torch's math, never file, process or global-state functions
+_MODULES = ("torch", "torch.functional", "torch.nn.functional", "torch.linalg", "torch.special", "torch.fft")
+_DENY = ("save", "load", "file", "set_", "seed", "compile", "hub", "jit", "export", "library", "cuda",
+         "backends", "deterministic", "manual", "storage", "share_memory", "pin_memory", "register", "grad")
+
+
+def _allowed(attr: str) -> bool:
+    """Names a replay may call: public math of torch or dunder operators of Tensor."""
+    if attr.startswith("__") and attr.endswith("__"):
+        return attr not in ("__reduce__", "__reduce_ex__", "__setstate__", "__del__", "__init__", "__new__")
+    return not attr.startswith("_") and not any(d in attr.lower() for d in _DENY)
 
 
 _RESOLVED: dict = {}
@@ -51,16 +69,19 @@ def resolve(name: str):
     """The callable a func_name stands for."""
     f = _RESOLVED.get(name)
     if f is None:
-        if name.endswith(".__get__"):
-            attr = name.split(".")[1]
-            f = lambda t, *a: getattr(t, attr)  # noqa: E731 - a property read
-        elif name.startswith("Tensor."):
+        mod, _, attr = name.partition(":")
+        if name.endswith(".__get__") and name.count(".") == 2 and _allowed(name.split(".")[1]):
+            prop = name.split(".")[1]
+            f = lambda t, *a: getattr(t, prop)  # noqa: E731 - a property read
+        elif name.startswith("Tensor.") and _allowed(name[len("Tensor."):]) \
+                and callable(getattr(torch.Tensor, name[len("Tensor."):], None)):
             f = getattr(torch.Tensor, name[len("Tensor."):])
-        else:
-            mod, _, attr = name.partition(":")
-            if not mod.startswith("torch"):
-                raise TensorforgeError(f"weight tape names a function outside torch: {name!r}")
+        elif mod == "tensorforge.ir.tape_ops" and attr in REPLAYABLE:
+            f = REPLAYABLE[attr]
+        elif mod in _MODULES and _allowed(attr) and callable(getattr(importlib.import_module(mod), attr, None)):
             f = getattr(importlib.import_module(mod), attr)
+        else:
+            raise TensorforgeError(f"weight tape names a function a refit does not call: {name!r}")
         _RESOLVED[name] = f
     return f
 
@@ -139,10 +160,15 @@ def unpack_tensor(p) -> torch.Tensor:
     return t.view(_DTYPES[dt]).reshape(shape)
 
 
-def run(tape: dict, env: dict) -> dict:
-    """Replay the tape on env {node: tensor} (sources filled); {engine weight: tensor}."""
+def run(tape: dict, env: dict, into: dict | None = None) -> dict:
+    """Replay the tape on env {node: tensor} (sources filled); {engine weight: tensor}. into {node:
+    tensor}: results that a tape_ops call writes straight into (the engine's weights: no copy)."""
+    into = into or {}
     for name, ins, kw, res, guard, where in tape["ops"]:
-        out = resolve(name)(*decode_value(ins, env), **{k: decode_value(v, env) for k, v in kw.items()})
+        kw = {k: decode_value(v, env) for k, v in kw.items()}
+        if isinstance(res, int) and res in into:
+            kw["out"] = into[res]
+        out = resolve(name)(*decode_value(ins, env), **kw)
         if isinstance(res, int):
             env[res] = out
         elif isinstance(res, list):
