@@ -147,8 +147,9 @@ def replay(plan, arrays: dict, copy: bool = False, into: dict | None = None) -> 
         if copy:
             sources = {k: t.clone() for k, t in sources.items()}
         try:
-            fit = {k: t for k, t in (into or {}).items() if k in plan.tensors and list(t.shape) ==
-                   list(plan.tensors[k].shape) and str(t.dtype).replace("torch.", "") == _torch_name(plan.tensors[k].dtype)}
+            fit = {k: t for k, t in (into or {}).items() if k in plan.tensors
+                   and list(t.shape) == list(plan.tensors[k].shape)
+                   and str(t.dtype).replace("torch.", "") == _torch_name(plan.tensors[k].dtype)}
             weights = tape.replay(info["tape"], sources, fit)
         except GuardError as e:
             raise RefitError(str(e)) from None

@@ -14,7 +14,8 @@ def mul_cast(w: torch.Tensor, s: torch.Tensor, dtype: torch.dtype | None = None,
     """(w * s).to(dtype) in the promoted dtype (float32 w times float64 s: exactly w.double() * s),
     rounded once into a dtype result, slice by slice along dim 0 (s: size 1 or w's along dim 0).
     out: a tensor of w's shape and that dtype to write into (a refit: the engine's own weight)."""
-    if w.dim() == 0 or s.dim() > w.dim() or any(d != 1 and d != e for d, e in zip(reversed(s.shape), reversed(w.shape))):
+    if w.dim() == 0 or s.dim() > w.dim() or \
+            any(d != 1 and d != e for d, e in zip(reversed(s.shape), reversed(w.shape))):
         return (w * s).to(dtype or w.dtype)
     if out is None or out.shape != w.shape or out.dtype != (dtype or w.dtype):
         out = torch.empty(w.shape, dtype=dtype or w.dtype)
