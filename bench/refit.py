@@ -72,7 +72,13 @@ def same_outputs(a, b, name) -> bool:
     """Bitwise-equal outputs of two engines on the zoo's random inputs (batch 1)."""
     feed = {k: torch.from_numpy(v) for k, v in zoo.random_inputs(name, batch=1).items()}
     ra, rb = a.create_execution_context().infer(feed), b.create_execution_context().infer(feed)
-    return all(torch.equal(ra[k].cpu(), rb[k].cpu()) for k in rb)
+    return all(_bits(ra[k]).equal(_bits(rb[k])) for k in rb)
+
+
+def _bits(t):
+    """A float tensor's bit patterns (NaNs compare equal when their bits are)."""
+    t = t.detach().cpu().contiguous()
+    return t.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()]) if t.is_floating_point() else t
 
 
 def bench(name, args, tmp):

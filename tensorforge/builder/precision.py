@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 
 import torch
@@ -193,8 +194,7 @@ class _Assigner:
                          and dtypes.is_float(n.get("dtype", ""))]
         for t in vals:
             a = t.detach().abs().float()
-            fin = a[torch.isfinite(a)]
-            if fin.numel() and fin.max() > fi.max:
+            if bool(((a > fi.max) & (a != math.inf)).any()):  # a finite value over the range (no mask copy)
                 return False
             if t.numel() == 1 and 0 < float(a.reshape(-1)[0]) < fi.tiny:
                 return False
