@@ -1,6 +1,9 @@
 """Weight math that a refit replays as one recorded call (torch dispatches these functions to the
-weight tape like its own): big elementwise weight transforms done in cache-sized slices."""
+weight tape like its own, and records none of the calls inside): big elementwise weight transforms
+done in few passes, without the guards their internal checks would otherwise record."""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.overrides import wrap_torch_function
@@ -27,4 +30,30 @@ def mul_cast(w: torch.Tensor, s: torch.Tensor, dtype: torch.dtype | None = None,
     return out
 
 
-REPLAYABLE = {"mul_cast": mul_cast}
+@wrap_torch_function(lambda t, dtype: (t,))
+def saturate_cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """t in dtype with finite values clamped into its range (no new infinities). One conversion
+    when nothing overflows (then equal to clamping first: values between the type's max and the
+    rounding midpoint round to max); the clamp only for a type without infinities or on overflow."""
+    m = torch.finfo(dtype).max
+    if dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):  # types with infinities
+        h = t.to(dtype)
+        lo, hi = torch.aminmax(h) if h.numel() else (h.new_zeros(()), h.new_zeros(()))
+        if bool(lo > -math.inf) and bool(hi < math.inf):  # no infinity (a NaN: the exact path below)
+            return h
+    return torch.where(torch.isfinite(t), t.clamp(-m, m), t).to(dtype)
+
+
+@wrap_torch_function(lambda t, limit: (t,))
+def overflows(t: torch.Tensor, limit: float) -> bool:
+    """True when a finite value of t exceeds limit in magnitude (one pass when none does)."""
+    if t.numel() == 0:
+        return False
+    lo, hi = torch.aminmax(t.detach().float())
+    if bool(lo >= -limit) and bool(hi <= limit):  # NaN fails both comparisons: the exact check below
+        return False
+    a = t.detach().abs().float()
+    return bool(((a > limit) & (a != math.inf)).any())
+
+
+REPLAYABLE = {"mul_cast": mul_cast, "saturate_cast": saturate_cast, "overflows": overflows}
