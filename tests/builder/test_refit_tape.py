@@ -79,7 +79,7 @@ def test_refit_runs_no_pass(monkeypatch):
 
 
 def _twin_model(c1, c2):
-    """y1 = x + c1, y2 = x * c2: equal constants are shared by CSE at build time."""
+    """y1 = x + c1, y2 = x * c2: equal constants are shared by CSE, except refittable weights."""
     g = helper.make_graph(
         [helper.make_node("Add", ["x", "c1"], ["y1"]), helper.make_node("Mul", ["x", "c2"], ["y2"])], "twin",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
@@ -89,16 +89,43 @@ def _twin_model(c1, c2):
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_refit_refuses_weights_that_undo_a_constant_merge():
+def _weights(engine):
+    return sum(t.kind == "weight" for t in engine.plan.tensors.values())
+
+
+def test_equal_weights_stay_apart_in_a_refittable_engine():
+    """A build shares equal constants; a refittable one keeps weights apart (a refit may make them differ)."""
     c = np.arange(1, 5, dtype=np.float32)
+    assert _weights(tf.Builder(_cfg()).build(_twin_model(c, c.copy()))) == 1
     engine = tf.Builder(_cfg(refit=True)).build(_twin_model(c, c.copy()))
-    assert sum(t.kind == "weight" for t in engine.plan.tensors.values()) == 1  # shared by CSE
+    assert _weights(engine) == 2
     r = tf.Refitter(engine)
-    r.pending = {"c1": c * 3, "c2": c * 3}  # still equal: fine
+    r.pending = {"c1": c * 3, "c2": c * 4}
     r.refit()
     x = torch.ones(2, 4)
     out = engine.create_execution_context().infer({"x": x})
-    assert torch.equal(out["y2"], x * torch.from_numpy(c * 3))
-    r.pending = {"c1": c * 3, "c2": c * 4}
-    with pytest.raises(RefitError, match=r"passes/cse.py:\d+ \(_share_constants\).*rebuild instead"):
+    assert torch.equal(out["y1"], x + torch.from_numpy(c * 3)) and torch.equal(out["y2"], x * torch.from_numpy(c * 4))
+
+
+def _resize_model(scales):
+    g = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")], "up",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(scales, "scales")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_refit_refuses_weights_that_change_a_shape():
+    """Resize scales are float initializers (refittable by type) that decide output shapes: new values
+    that keep the shapes refit; others are refused naming where the build read them, nothing installed."""
+    scales = np.array([1, 1, 2, 2], np.float32)
+    engine = tf.Builder(_cfg(refit=True)).build(_resize_model(scales))
+    r = tf.Refitter(engine)
+    r.pending = {"scales": scales.copy()}
+    r.refit()
+    before = {k: w.clone() for k, w in engine.weights.items()}
+    r.pending = {"scales": np.array([1, 1, 3, 3], np.float32)}
+    with pytest.raises(RefitError, match=r"decided on at ops/\w+\.py:\d+ .*rebuild instead"):
         r.refit()
+    assert all(torch.equal(engine.weights[k], w) for k, w in before.items())
