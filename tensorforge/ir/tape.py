@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import weakref
 
 import torch
@@ -21,32 +22,26 @@ _META = {"shape", "size", "dim", "ndim", "ndimension", "dtype", "device", "numel
          "data_ptr", "storage_offset", "untyped_storage", "is_cuda", "is_sparse", "names", "grad_fn", "grad",
          "is_leaf", "itemsize", "nbytes", "__len__", "__hash__", "__repr__", "__format__", "__str__",
          "is_quantized", "is_meta", "is_nested", "_is_view", "output_nr", "_version", "__reduce_ex__"}
-_ACTIVE: list = []
+_LOCAL = threading.local()  # torch's function modes are per thread: so is the recording tape
+
+
+def _active() -> list:
+    if not hasattr(_LOCAL, "stack"):
+        _LOCAL.stack = []
+    return _LOCAL.stack
 
 
 def active():
     """The recording tape of this build, or None."""
-    return _ACTIVE[-1] if _ACTIVE else None
+    stack = _active()
+    return stack[-1] if stack else None
 
 
 def mark_source(name: str, t: torch.Tensor) -> None:
     """The frontend's tensor of ONNX initializer `name` (a refit source when the tape wants it)."""
-    if _ACTIVE:
-        _ACTIVE[-1].source(name, t)
-
-
-@contextlib.contextmanager
-def unrecorded():
-    """Calls whose result decides nothing unchecked (hashes confirmed by a recorded comparison)."""
-    if not _ACTIVE:
-        yield
-        return
-    rec = _ACTIVE[-1]
-    rec.paused += 1
-    try:
-        yield
-    finally:
-        rec.paused -= 1
+    rec = active()
+    if rec is not None:
+        rec.source(name, t)
 
 
 def _where() -> str:
@@ -77,7 +72,6 @@ class Recorder(TorchFunctionMode):
         self.mutated: set = set()  # source nodes an in-place call wrote into
         self.writes: set = set()  # indices of in-place calls (kept: a view may see what they wrote)
         self.storages: dict = {}  # storage address of a source -> its node
-        self.paused = 0
         self.error: str | None = None
 
     # ---- nodes ---------------------------------------------------------------------------------
@@ -120,7 +114,7 @@ class Recorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.paused or self.error or not (self._tracked(args) or self._tracked(tuple(kwargs.values()))):
+        if self.error or not (self._tracked(args) or self._tracked(tuple(kwargs.values()))):
             return out
         try:
             self._record(func, args, kwargs, out)
@@ -138,7 +132,8 @@ class Recorder(TorchFunctionMode):
         where = None
         if isinstance(out, torch.Tensor):
             same = any(a is out for a in args if isinstance(a, torch.Tensor))
-            inplace = (short.endswith("_") and not short.endswith("__")) or short.startswith("__i")
+            inplace = (short.endswith("_") and not short.endswith("__")) or short.startswith("__i") \
+                or kwargs.get("out") is out
             if same and not inplace:  # t.contiguous(), t.to(t.dtype): t itself, no new value
                 return
             if inplace:
@@ -167,12 +162,12 @@ def _guard_value(out):
 def recording(sources: set):
     """Record the torch calls on the given initializers' tensors (and all derived from them)."""
     rec = Recorder(sources)
-    _ACTIVE.append(rec)
+    _active().append(rec)
     try:
         with rec:
             yield rec
     finally:
-        _ACTIVE.pop()
+        _active().pop()
 
 
 def _nodes_in(x, acc: set) -> set:
@@ -260,5 +255,6 @@ def replay(tape: dict, sources: dict, into: dict | None = None) -> dict:
 
 def tracked(t) -> bool:
     """True when the recording tape derives t from a refittable weight."""
-    return bool(_ACTIVE) and isinstance(t, torch.Tensor) and _ACTIVE[-1].node(t) is not None \
-        and _ACTIVE[-1].node(t) not in _ACTIVE[-1].literals
+    rec = active()
+    n = rec.node(t) if rec is not None and isinstance(t, torch.Tensor) else None
+    return n is not None and n not in rec.literals
