@@ -19,7 +19,6 @@ from onnx import numpy_helper
 from .. import frontend, passes
 from ..frontend.onnx_loader import tensor_to_torch
 from ..ir import tape
-from ..ir.tape_codec import GuardError
 from ..errors import TensorforgeError
 from .config import BuilderConfig
 from .lower import lower
@@ -151,8 +150,11 @@ def replay(plan, arrays: dict, copy: bool = False, into: dict | None = None) -> 
                    and list(t.shape) == list(plan.tensors[k].shape)
                    and str(t.dtype).replace("torch.", "") == _torch_name(plan.tensors[k].dtype)}
             weights = tape.replay(info["tape"], sources, fit)
-        except GuardError as e:
+        except TensorforgeError as e:  # GuardError: a decision changed
             raise RefitError(str(e)) from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a damaged file's tape
+            raise RefitError(f"the engine's weight tape cannot be replayed ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''}); rebuild the engine") from None
         return _checked(plan, weights, set(weights))
     return _replay_full(plan, info, arrays)
 
