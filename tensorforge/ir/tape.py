@@ -211,15 +211,18 @@ def finish(rec: Recorder, weights: dict, stripped: bool) -> dict:
 
 
 def writes_into(tape: dict, targets: dict) -> dict:
-    """{node: target} for engine weights a tape_ops call computes last and can write in place: only
-    for a tape without guards (a refused refit must leave the engine as it was)."""
+    """{node: target} for engine weights a tape_ops call or a cat computes last, which can write
+    straight into the engine's tensor: only for a tape without guards (a refused refit must leave
+    the engine as it was); the replay checks the shape first (tape_codec.run)."""
     if any(op[5] is not None for op in tape["ops"]):
         return {}
     made = {op[3]: op[0] for op in tape["ops"] if isinstance(op[3], int)}
     out = {}
     for name, n in tape["outputs"].items():
         t = targets.get(name)
-        if t is not None and made.get(n, "").startswith("tensorforge.ir.tape_ops:") and t.device.type == "cpu":
+        fn = made.get(n, "")
+        if t is not None and (fn.startswith("tensorforge.ir.tape_ops:") or fn == "torch:cat") \
+                and t.device.type == "cpu" and t.is_contiguous():
             out[n] = t
     return out
 

@@ -183,9 +183,10 @@ def run(tape: dict, env: dict, into: dict | None = None) -> dict:
     into = into or {}
     for name, ins, kw, res, guard, where in tape["ops"]:
         kw = {k: decode_value(v, env) for k, v in kw.items()}
-        if isinstance(res, int) and res in into:
+        args = decode_value(ins, env)
+        if isinstance(res, int) and res in into and _fits(name, args, kw, into[res]):
             kw["out"] = into[res]
-        out = resolve(name)(*decode_value(ins, env), **kw)
+        out = resolve(name)(*args, **kw)
         if isinstance(res, int):
             env[res] = out
         elif isinstance(res, list):
@@ -197,6 +198,19 @@ def run(tape: dict, env: dict, into: dict | None = None) -> dict:
                 raise GuardError(f"the new weights change a value the build decided on at {where} "
                                  f"({_short(guard)} at build, {_short(got)} now); rebuild instead")
     return {k: env[n] for k, n in tape["outputs"].items()}
+
+
+def _fits(name: str, args: list, kw: dict, target: torch.Tensor) -> bool:
+    """Whether a call may write into target: tape_ops calls check it themselves; a cat when its
+    result has target's shape and dtype (torch would resize a mismatched out= tensor)."""
+    if name != "torch:cat":
+        return True
+    parts, dim = args[0], args[1] if len(args) > 1 else kw.get("dim", 0)
+    if not parts or any(p.dtype != target.dtype or p.dim() != target.dim() for p in parts):
+        return False
+    shape = list(parts[0].shape)
+    shape[dim] = sum(p.shape[dim] for p in parts)
+    return shape == list(target.shape)
 
 
 def _short(v) -> str:
