@@ -1,6 +1,7 @@
 """Builder: ONNX -> frontend -> passes -> layers -> tactics -> memory plan -> Engine."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -19,7 +20,7 @@ from .config import BuilderConfig
 from .lower import lower
 from .memcheck import check_fits, tensor_bytes
 from .precision import assign_precision
-from .refit import record as refit_record
+from .refit import record as refit_record, recording as refit_recording
 from .streams import assign_streams
 from .tactics import select_tactics
 
@@ -41,13 +42,16 @@ class Builder:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise TensorforgeError("device 'cuda' requested but no CUDA device is available")
         proto = frontend.load_model_proto(model)
-        g = frontend.load(proto, _pinned_shapes(proto, cfg))
-        retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
-        cfg = _strongly_typed_for_qdq(g, cfg)
-        n_nodes = len(g.nodes)
-        g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
-        g = assign_precision(g, cfg)
-        plan, weights = lower(g)
+        refit = cfg.refit or cfg.strip_weights
+        with refit_recording(proto) if refit else contextlib.nullcontext() as rec:
+            g = frontend.load(proto, _pinned_shapes(proto, cfg))
+            retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
+            cfg = _strongly_typed_for_qdq(g, cfg)
+            n_nodes = len(g.nodes)
+            g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
+            g = assign_precision(g, cfg)
+            plan, weights = lower(g)
+            lowered = dict(weights)  # the tape's outputs (tactics may re-lay weights out later)
         _mark_shape_inputs(plan, g)
         plan.profiles, implicit = _profiles(plan, cfg)
         _check_io_memory(plan, device)
@@ -62,8 +66,8 @@ class Builder:
         used = plugin.used_by(plan)
         if used:  # host-side implementations need their module at load; the error names it
             plan.meta["plugins"] = used
-        if cfg.refit or cfg.strip_weights:
-            plan.meta["refit"] = refit_record(proto, cfg.strip_weights, retarget)
+        if refit:
+            plan.meta["refit"] = refit_record(proto, cfg.strip_weights, retarget, rec, lowered)
         if cfg.tf32 and device.type == "cuda":
             plan.meta["tf32"] = True
         info = {"onnx_nodes": n_nodes, "layers": len(plan.layers)}

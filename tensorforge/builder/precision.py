@@ -22,6 +22,7 @@ from .. import dtypes
 from ..errors import TensorforgeError
 from ..frontend.infer import infer_node
 from ..ir import Graph
+from ..ir.tape_ops import overflows, saturate_cast
 from .config import BuilderConfig
 
 log = logging.getLogger("tensorforge")
@@ -192,11 +193,9 @@ class _Assigner:
                 vals += [torch.tensor([float(n["v"])]) for n in e["nodes"] if n["op"] == "const"
                          and dtypes.is_float(n.get("dtype", ""))]
         for t in vals:
-            a = t.detach().abs().float()
-            fin = a[torch.isfinite(a)]
-            if fin.numel() and fin.max() > fi.max:
+            if overflows(t, fi.max):
                 return False
-            if t.numel() == 1 and 0 < float(a.reshape(-1)[0]) < fi.tiny:
+            if t.numel() == 1 and 0 < float(t.detach().abs().float().reshape(-1)[0]) < fi.tiny:
                 return False
         return True
 
@@ -273,9 +272,7 @@ class _Assigner:
 
 def _saturate(t: torch.Tensor, dt: str) -> torch.Tensor:
     """t converted to dt with finite values clamped into its range (no new infinities)."""
-    tt = dtypes.to_torch(dt)
-    m = torch.finfo(tt).max
-    return torch.where(torch.isfinite(t), t.clamp(-m, m), t).to(tt)
+    return saturate_cast(t, dtypes.to_torch(dt))
 
 
 def _retype_consts(expr: dict, dt: str) -> dict:

@@ -1,12 +1,15 @@
-"""Refit: recompute an engine's weights from new ONNX initializers by replaying the build's weight
-transforms (frontend constant folding, fusion passes such as BN folding and GEMM merges, patchify,
-precision casts, lowering) — the same pure functions a fresh build runs, so refitted weights are
-bitwise those of a fresh build. The engine stores the ONNX graph without its weight data."""
+"""Refit: recompute an engine's weights from new ONNX initializers. A refittable build records the
+torch calls it makes on the initializers (frontend folding, BN folding, GEMM merges, patchify,
+precision casts, lowering: ir.tape) and a refit replays only those on the new arrays, re-checking
+every value the build decided on, so refitted weights are bitwise those of a fresh build. Engines
+whose build made a call the tape cannot store keep the ONNX graph without its weight data and
+refit by re-running the frontend and passes (slower, same result)."""
 from __future__ import annotations
 
 import base64
 import logging
 import time
+import warnings
 
 import numpy as np
 import onnx
@@ -14,6 +17,8 @@ import torch
 from onnx import numpy_helper
 
 from .. import frontend, passes
+from ..frontend.onnx_loader import tensor_to_torch
+from ..ir import tape
 from ..errors import TensorforgeError
 from .config import BuilderConfig
 from .lower import lower
@@ -35,8 +40,21 @@ def refittable(t: onnx.TensorProto) -> bool:
     return t.data_type in _FLOAT and n > 1
 
 
-def record(proto: onnx.ModelProto, stripped: bool, retarget: dict | None = None) -> dict:
-    """The refit record stored in plan.meta: the graph with refittable data removed, their specs."""
+def recording(proto: onnx.ModelProto):
+    """Context of a refittable build: records the torch calls on its refittable initializers."""
+    return tape.recording({t.name for t in proto.graph.initializer if refittable(t)})
+
+
+def record(proto: onnx.ModelProto, stripped: bool, retarget: dict | None = None, rec=None,
+           weights: dict | None = None) -> dict:
+    """The refit record stored in plan.meta: the specs of the refittable weights and the weight tape
+    (or, when the tape could not be stored, the graph with refittable data removed)."""
+    specs = {t.name: [int(t.data_type), list(t.dims)] for t in proto.graph.initializer if refittable(t)}
+    if rec is not None and rec.error is None:
+        return {"tape": tape.finish(rec, weights, stripped), "weights": specs, "stripped": stripped}
+    if rec is not None:
+        log.info("refit: the build's weight transforms cannot be replayed (%s); a refit re-runs the passes",
+                 rec.error)
     skel = onnx.ModelProto()
     skel.CopyFrom(proto)
     specs = {}
@@ -67,25 +85,48 @@ def model_weights(model) -> dict:
     return {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if refittable(t)}
 
 
-def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
-    """The stored graph with every refittable initializer filled from arrays (checked by spec)."""
-    proto = onnx.ModelProto()
-    proto.ParseFromString(base64.b64decode(info["onnx"]))
-    specs = info["weights"]
+def _check_names(specs: dict, arrays: dict) -> None:
+    """Every refittable weight given, no other name, each of the shape the engine was built with."""
     unknown = sorted(set(arrays) - set(specs))
     if unknown:
         raise RefitError(f"not refittable weight(s) of this engine: {', '.join(unknown[:8])}")
     missing = sorted(set(specs) - set(arrays))
     if missing:
         raise RefitError(f"{len(missing)} weight(s) missing for refit: {', '.join(missing[:8])}")
+    for name, (_, dims) in specs.items():
+        if list(arrays[name].shape) != dims:
+            raise RefitError(f"weight '{name}' has shape {list(arrays[name].shape)}; the engine was built with {dims}")
+
+
+def _source(a, dt: int, name: str) -> torch.Tensor:
+    """The tensor the frontend makes of initializer `name` holding array a (its bits exactly)."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu()
+        if a.dtype == torch.bfloat16:
+            a = a.float()
+        a = a.numpy()
+    np_dt = onnx.helper.tensor_dtype_to_np_dtype(dt)
+    if dt == onnx.TensorProto.BFLOAT16:  # numpy_helper's bit conventions, as the frontend reads it
+        return tensor_to_torch(numpy_helper.from_array(np.asarray(a).astype(np_dt, copy=False), name))
+    arr = np.ascontiguousarray(a, dtype=np_dt.newbyteorder("="))
+    if arr.flags.writeable:
+        return torch.from_numpy(arr)
+    with warnings.catch_warnings():  # read-only is fine: a replay copies any source it writes into
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(arr)
+
+
+def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
+    """The stored graph with every refittable initializer filled from arrays (checked by spec)."""
+    proto = onnx.ModelProto()
+    proto.ParseFromString(base64.b64decode(info["onnx"]))
+    specs = info["weights"]
     for i, t in enumerate(proto.graph.initializer):
         if t.name not in specs:
             continue
         a = arrays[t.name]
         a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a
         dt, dims = specs[t.name]
-        if list(a.shape) != dims:
-            raise RefitError(f"weight '{t.name}' has shape {list(a.shape)}; the engine was built with {dims}")
         np_dt = onnx.helper.tensor_dtype_to_np_dtype(dt)
         if np_dt.itemsize != 2:  # float16/bfloat16 go through numpy_helper (its bit conventions)
             t.raw_data = np.ascontiguousarray(a, dtype=np_dt).astype(np_dt.newbyteorder("<"), copy=False).tobytes()
@@ -94,9 +135,32 @@ def _fill(info: dict, arrays: dict) -> onnx.ModelProto:
     return proto
 
 
-def replay(plan, arrays: dict) -> dict:
-    """Engine weights recomputed from arrays; RefitError naming weights whose shape or role changed."""
+def replay(plan, arrays: dict, copy: bool = False, into: dict | None = None) -> dict:
+    """Engine weights recomputed from arrays; RefitError naming weights whose shape or role changed.
+    copy=True: no result shares memory with the given arrays (they become the engine's own).
+    into {engine weight: tensor}: the engine's tensors, which the replay may write in place."""
     info = refit_info(plan)
+    _check_names(info["weights"], arrays)
+    if "tape" in info:
+        sources = {k: _source(arrays[k], dt, k) for k, (dt, _) in info["weights"].items()}
+        if copy:
+            sources = {k: t.clone() for k, t in sources.items()}
+        try:
+            fit = {k: t for k, t in (into or {}).items() if k in plan.tensors
+                   and list(t.shape) == list(plan.tensors[k].shape)
+                   and str(t.dtype).replace("torch.", "") == _torch_name(plan.tensors[k].dtype)}
+            weights = tape.replay(info["tape"], sources, fit)
+        except TensorforgeError as e:  # GuardError: a decision changed
+            raise RefitError(str(e)) from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a damaged file's tape
+            raise RefitError(f"the engine's weight tape cannot be replayed ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''}); rebuild the engine") from None
+        return _checked(plan, weights, set(weights))
+    return _replay_full(plan, info, arrays)
+
+
+def _replay_full(plan, info: dict, arrays: dict) -> dict:
+    """Engine weights by re-running the frontend, passes and lowering on the filled ONNX graph."""
     proto = _fill(info, arrays)
     cfg = BuilderConfig(**{k: v for k, v in plan.config.items() if k in BuilderConfig.__dataclass_fields__
                            and k != "profiles"})
@@ -113,11 +177,18 @@ def replay(plan, arrays: dict) -> dict:
         diff = [f"{a[0]}" for a, b in zip(old_layers, new_layers) if a != b] or ["(layer count)"]
         raise RefitError(f"the new weights change the engine's layers (first: {diff[0]}); values that decide "
                          "fusions (e.g. zero biases, identity scales) differ; rebuild instead")
+    return _checked(plan, weights, {n for n, t in plan.tensors.items() if t.kind == "weight"})
+
+
+def _checked(plan, weights: dict, names: set) -> dict:
+    """weights, refused naming those whose shape or dtype differs from the engine's (or that it lacks)."""
     out, bad = {}, []
-    for name, t in plan.tensors.items():
-        if t.kind != "weight":
-            continue
+    for name in sorted(names):
+        t = plan.tensors.get(name)
         w = weights.get(name)
+        if t is None or t.kind != "weight":
+            bad.append(name)
+            continue
         if w is None or str(w.dtype).replace("torch.", "") != _torch_name(t.dtype) or \
                 (all(isinstance(d, int) for d in t.shape) and list(w.shape) != list(t.shape)):
             bad.append(name)
@@ -170,7 +241,7 @@ class Refitter:
     def refit(self) -> bool:
         """Recompute and install the engine's weights (in place: live contexts and graphs see them)."""
         t0 = time.perf_counter()
-        new = replay(self.engine.plan, self.pending)
+        new = replay(self.engine.plan, self.pending, copy=not self.engine.weights, into=self.engine.weights)
         self.engine.set_weights(new)
         log.info("Refitted %d engine weights from %d ONNX weights in %.3f s", len(new), len(self.pending),
                  time.perf_counter() - t0)

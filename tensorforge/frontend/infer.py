@@ -79,10 +79,11 @@ def infer_node(g: Graph, node: Node) -> None:
                                      f"but evaluated {list(v.const.shape)}")
         return
     sym = op.symval_at(g.opset)
-    if sym is not None:
+    # contents are read only where they can matter (a weight's values decide no shape: a refit
+    # replays the build's weight computations and must find none made on them here)
+    if sym is not None and (op.symval_always or any(v is not None and v.sym is not None for v in node.inputs)):
         vals = [to_obj(v) if v is not None else None for v in node.inputs]
-        if op.symval_always or (all(x is not None for x, v in zip(vals, node.inputs) if v is not None)
-                                and any(v is not None and v.sym is not None for v in node.inputs)):
+        if op.symval_always or all(x is not None for x, v in zip(vals, node.inputs) if v is not None):
             try:
                 res = sym(node, *vals)
             except (TypeError, ValueError, IndexError, MemoryError):  # symbolic contents are optional

@@ -12,7 +12,7 @@ from onnx import numpy_helper
 from .. import dtypes
 from ..errors import TensorforgeError
 from ..fileio import regular_file
-from ..ir import Graph
+from ..ir import Graph, tape
 from ..ir.symbolic import symbol
 
 MIN_IR_VERSION = 3
@@ -222,7 +222,8 @@ def to_graph(proto: onnx.ModelProto) -> Graph:
     g.metadata = {"producer": proto.producer_name, "ir_version": proto.ir_version,
                   "opsets": {o.domain or "ai.onnx": o.version for o in proto.opset_import}}
     for init in gp.initializer:  # declared type kept: sub-byte types live in a wider storage type
-        g.value(init.name, dtypes.from_onnx(init.data_type)).const = tensor_to_torch(init)
+        t = g.value(init.name, dtypes.from_onnx(init.data_type)).const = tensor_to_torch(init)
+        tape.mark_source(init.name, t)  # a refittable build records what is computed from it
     for sp in gp.sparse_initializer:
         raise TensorforgeError(f"sparse initializer '{sp.values.name}' is not supported")
     unk = [0]

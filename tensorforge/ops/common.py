@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from ..errors import ShapeError
+from ..ir import tape
 from ..ir.symbolic import DATA_DEPENDENT_PREFIX, broadcast, norm, symbol
 
 
@@ -142,7 +143,8 @@ def to_obj(v):
         arr = np.empty(tuple(v.const.shape), dtype=object)
         arr.reshape(-1)[:] = [int(x) for x in v.const.reshape(-1).tolist()] if v.const.numel() else []
         return arr
-    if v.const is not None and v.const.numel() <= 4096:
+    if v.const is not None and v.const.numel() <= 4096 and not tape.tracked(v.const):  # a weight of a
+        # refittable build: its values may change, so they are no symbolic contents
         arr = np.empty(tuple(v.const.shape), dtype=object)
         arr.reshape(-1)[:] = v.const.reshape(-1).tolist() if v.const.numel() else []
         return arr

@@ -10,7 +10,7 @@ import logging
 
 import torch
 
-from ..ir import Graph
+from ..ir import Graph, tape
 from ..ops import registry
 from .rewrite import bypass
 
@@ -38,7 +38,8 @@ def _attr_key(attrs) -> str:
 def _share_constants(g: Graph) -> int:
     seen, merged = {}, 0
     for v in list(g.values.values()):
-        if v.const is None or v.producer is not None or v.const.numel() > CONST_DEDUPE_MAX or g.is_output(v):
+        if v.const is None or v.producer is not None or v.const.numel() > CONST_DEDUPE_MAX or g.is_output(v) \
+                or tape.tracked(v.const):  # a refittable weight: equal today, maybe not after a refit
             continue
         k = _tensor_key(v.const)
         if k in seen and seen[k] is not v:

@@ -6,6 +6,7 @@ import logging
 import torch
 
 from ..ir import Graph
+from ..ir.tape_ops import mul_cast
 from ..ops.common import known_ints
 from .rewrite import Const, Decline, Op, Rule, Var, const_like, fits_into, fuse, rule_pass, scalar
 
@@ -29,14 +30,13 @@ def _out_channels(conv):
 
 def _scale_weight(conv, s):
     """w with output channel o multiplied by s[o] (Conv: dim 0; ConvTranspose: grouped dim 1)."""
-    w = conv.inputs[1].const
-    wd = w.double()
+    w = conv.inputs[1].const  # the product is taken in float64 (s's dtype) and rounded once
     if conv.op == "Conv":
-        return (wd * s.reshape(-1, *([1] * (w.dim() - 1)))).to(w.dtype)
+        return mul_cast(w, s.reshape(-1, *([1] * (w.dim() - 1))), w.dtype)
     g = conv.attrs.get("group", 1)
     k = w.shape[2:]
-    wg = wd.reshape(g, w.shape[0] // g, w.shape[1], *k)
-    return (wg * s.reshape(g, 1, w.shape[1], *([1] * len(k)))).reshape(w.shape).to(w.dtype)
+    wg = w.reshape(g, w.shape[0] // g, w.shape[1], *k)
+    return mul_cast(wg, s.reshape(g, 1, w.shape[1], *([1] * len(k))), w.dtype).reshape(w.shape)
 
 
 def _bias(conv):

@@ -105,6 +105,8 @@ class Engine:
         contexts and captured graphs see them), else placed on the device; the engine is then whole."""
         for k, w in new.items():
             old = self.weights.get(k)
+            if old is w:  # the refit wrote this one in place
+                continue
             if old is not None and old.shape == w.shape and old.dtype == w.dtype:
                 old.copy_(w)
             else:

@@ -11,6 +11,8 @@ import tensorforge as tf
 from tensorforge import frontend
 from tensorforge.builder.refit import RefitError, model_weights, refittable
 from tensorforge.errors import EngineFormatError
+from tensorforge.ir.tape import Recorder
+from tensorforge.ir.tape_codec import TapeError
 
 SMALL = ("resnet50_small", "bert_base_small", "vit_b16_small", "mobilenetv2_small")
 
@@ -110,10 +112,15 @@ def test_refusals():
 
 
 
-def test_layer_or_weight_mismatch_refused():
-    """The replay is checked against the engine: other layers, or an engine weight of another shape
-    or dtype, are refused naming them, and nothing is installed."""
+def test_layer_or_weight_mismatch_refused(monkeypatch):
+    """The fallback replay (a build whose weight calls the tape could not store re-runs the passes)
+    is checked against the engine: other layers, or an engine weight of another shape or dtype, are
+    refused naming them, and nothing is installed."""
+    def unstorable(self, *a):
+        raise TapeError("test: unstorable call")
+    monkeypatch.setattr(Recorder, "_record", unstorable)
     engine = tf.Builder(_cfg(refit=True)).build("zoo:mobilenetv2_small")
+    assert "tape" not in engine.plan.meta["refit"] and "onnx" in engine.plan.meta["refit"]
     arrays = model_weights("zoo:mobilenetv2_small")
     before = {k: w.clone() for k, w in engine.weights.items()}
     first = engine.plan.layers[0]

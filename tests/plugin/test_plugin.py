@@ -80,7 +80,7 @@ def test_precisions_declared():
 
 def test_override_builtin_op(fake_timer):
     _register("t5::Affine", impl=lambda x: 2 * x + 1)
-    fake_timer.table = {"t5.Affine/impl": 0.5, "reference": 1.0}  # (real timings of equal work: a coin flip)
+    fake_timer.table = {"t5.Affine/impl": 0.1, "reference": 1.0}  # real timings of equal work: a coin flip
     with plugin.override("t5::Affine", node="custom"):
         e = _build(_model("", "Sigmoid", builtin=True))
     lay = next(lay for lay in e.plan.layers if lay.name == "custom")
