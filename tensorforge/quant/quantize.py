@@ -87,7 +87,10 @@ def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy",
 
 
 def scales_of(model) -> dict:
-    """{tensor: scale} of the per-tensor activation Qs of a Q/DQ model (to write a TensorRT cache)."""
+    """{tensor: scale} of the per-tensor activation Qs of a Q/DQ model (to write a TensorRT cache); a Q of a
+    Cast (FP16 model: the Cast of a graph input) names the Cast's input."""
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    return {n.input[0]: float(np.asarray(inits[n.input[1]]).reshape(-1)[0]) for n in model.graph.node
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    return {casts.get(n.input[0], n.input[0]): float(np.asarray(inits[n.input[1]]).reshape(-1)[0])
+            for n in model.graph.node
             if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}
