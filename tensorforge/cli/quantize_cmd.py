@@ -48,8 +48,9 @@ def quantize_main(args) -> int:
         ins = [i for i in model.graph.input if i.name not in inits]
         shapes = {i.name: [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
                   for i in ins}
+        types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in ins}
         feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
-                             args.calib_count)
+                             args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
                    args.percentile, args.high_precision_dtype)
     onnx.save(out, args.output)

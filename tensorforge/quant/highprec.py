@@ -62,7 +62,7 @@ def to_high_precision(model, dtype: str = "fp16"):
     f32 = {v.name for v in list(g.value_info) + list(g.input) + list(g.output) if _fp32(v)}
     inits = {i.name for i in g.initializer}
     keep = {n.input[k] for n in g.node for k in KEEP_FP32.get(n.op_type, ()) if k < len(n.input)}
-    keep |= {x for n in g.node if n.op_type in BLOCKED for x in n.input}
+    keep |= {x for n in g.node if n.op_type in BLOCKED for x in n.input} | {o.name for o in g.output}
     for i, t in enumerate(g.initializer):
         if t.data_type == TensorProto.FLOAT and t.name not in keep:
             g.initializer[i].CopyFrom(convert_array(numpy_helper.to_array(t), to, t.name))
@@ -95,7 +95,7 @@ def to_high_precision(model, dtype: str = "fp16"):
         if not _fp32(o):
             continue
         low = f"{o.name}_{dtype}"
-        if o.name in {i.name for i in ins}:  # an input passed straight through
+        if not any(o.name in n.output for n in nodes):  # an input or a constant passed straight through
             continue
         for n in nodes:
             n.output[:] = [low if x == o.name else x for x in n.output]

@@ -125,3 +125,24 @@ def test_fp32_qdq_model_follows_fp16_flag(caplog):
     got = eng.create_execution_context().infer(f)
     for k, r in ref.items():
         assert _cos(got[k].float().numpy(), r) > 0.999, k
+
+
+def test_converter_keeps_blocked_ops_resize_scales_and_passthrough_outputs():
+    from onnx import helper, numpy_helper
+
+    from tensorforge.quant.highprec import to_high_precision
+    from tensorforge.testing import make_model
+    m = make_model([helper.make_node("Celu", ["x"], ["c"], name="celu"), helper.make_node("Relu", ["c"], ["r"]),
+                    helper.make_node("Resize", ["r", "", "sc"], ["y"], mode="nearest")],
+                   [("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                   [("y", TensorProto.FLOAT, [1, 1, 4, 4]), ("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                   [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "sc")], opset=19)
+    h = to_high_precision(m)
+    onnx.checker.check_model(h, full_check=True)
+    types = _types(h)
+    assert types["c"] == TensorProto.FLOAT16 and types["c_fp32"] == TensorProto.FLOAT  # Celu in FP32
+    assert {i.name: i.data_type for i in h.graph.initializer}["sc"] == TensorProto.FLOAT  # Resize scales stay
+    x = np.random.default_rng(0).standard_normal((1, 1, 2, 2)).astype(np.float32)
+    a, b = run_ort(m, {"x": x}), run_ort(h, {"x": x}, basic=True)
+    assert b["x"].dtype == np.float32 and np.array_equal(a["x"], b["x"])
+    np.testing.assert_allclose(b["y"], a["y"], rtol=2e-3, atol=2e-3)
