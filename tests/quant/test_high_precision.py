@@ -146,3 +146,10 @@ def test_converter_keeps_blocked_ops_resize_scales_and_passthrough_outputs():
     a, b = run_ort(m, {"x": x}), run_ort(h, {"x": x}, basic=True)
     assert b["x"].dtype == np.float32 and np.array_equal(a["x"], b["x"])
     np.testing.assert_allclose(b["y"], a["y"], rtol=2e-3, atol=2e-3)
+
+
+def test_input_cast_and_quantize_fuse_into_one_layer():
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    first = _plan(q).plan.layers[0]
+    assert first.type == "fused.Pointwise" and first.precision == "int8"
+    assert {"input_cast_to_fp16", "input_QuantizeLinear"} <= set(first.origin), first.origin
