@@ -1,6 +1,7 @@
 """GPU benchmark of quantized engines (issue 14's targets): each zoo model built in FP16 and, from the
 Q/DQ model `tensorforge quantize` writes (max calibration on random inputs: placeholder scales,
-fine for speed; the unquantized part in FP16 as ModelOpt writes it, --high-precision), in FP8 and/or INT8; both timed with CUDA graphs (peers.gpu_time: median of
+fine for speed; the unquantized part in FP16 as ModelOpt writes it, --high-precision), in FP8
+and/or INT8; both timed with CUDA graphs (peers.gpu_time: median of
 back-to-back replays) in one process; the quantized engine's first output is compared with the FP16
 engine's (cosine). Per quantized engine also: how many quantized layers chose each tactic family
 (aten:fp16_form = the no-regression rule kept the FP16 form) and how many kept a tactic slower than

@@ -6,11 +6,11 @@ Per-op policies are data (POLICY): "low" may run reduced; "acc32" may run with r
 its implementation accumulates in FP32 (softmax, norm statistics, means); "fp32" always FP32
 (overflow-prone: exp/log/pow, sums, trig); "follow" moves data only and runs in its input's type;
 "any" reads any float type and is never changed (Shape, Cast). Unknown ops get "fp32". Quantized
-layers (fused.QConv/QGemm/QMatMul, a Q/DQ model built with fp16/bf16: TensorRT's weakly typed mode
-with Q/DQ) keep their quantized inputs, scales and bias, and write their FP32 output in the reduced type. A node also
-stays FP32 when one of its float constants overflows the reduced type, or a scalar constant
-underflows it (an epsilon). strongly_typed keeps the ONNX types exactly. precision_constraints
-obey|prefer apply layer_precisions / layer_output_types ({pattern with one '*': type}).
+layers (fused.QConv/QGemm/QMatMul; a Q/DQ model built with fp16/bf16 is TensorRT's weakly typed
+mode with Q/DQ) keep their quantized inputs, scales and bias and write an FP32 output in the
+reduced type. A node also stays FP32 when one of its float constants overflows the reduced type,
+or a scalar constant underflows it (an epsilon). strongly_typed keeps the ONNX types exactly.
+precision_constraints obey|prefer apply layer_precisions / layer_output_types ({pattern with one '*': type}).
 TF32 is a math mode, not a type: the runtime sets it from plan.meta["tf32"]."""
 from __future__ import annotations
 
@@ -166,6 +166,8 @@ class _Assigner:
         if not floats:
             return None
         pol = policy_of(node)
+        if node.op in QUANTIZED:
+            return self.quantized(node, pol)
         want = self.r.requested(node, self.r.precisions)
         if want is not None and dtypes.is_float(want):
             if pol == "any" or any(self.orig[id(v)] not in ("float32", "float16", "bfloat16") for v in floats):
@@ -175,8 +177,6 @@ class _Assigner:
                 log.warning("%s; precision constraint ignored", msg)
             else:
                 return self.count(want)
-        if node.op in QUANTIZED:
-            return self.quantized(node, pol)
         if pol == "any" or any(self.orig[id(v)] != "float32" for v in floats):
             return None
         if pol == "follow":

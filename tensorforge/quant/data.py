@@ -62,7 +62,8 @@ def load_batches(path: str | None, input_names, shapes: dict, batch: int = 1, sp
         rng = np.random.default_rng(seed)
 
         def one(n):
-            shp, dt = [d if isinstance(d, int) and d > 0 else 1 for d in shapes[n]], np.dtype((types or {}).get(n, np.float32))
+            shp = [d if isinstance(d, int) and d > 0 else 1 for d in shapes[n]]
+            dt = np.dtype((types or {}).get(n, np.float32))
             return rng.integers(0, 2, shp).astype(dt) if dt.kind in "iub" else rng.random(shp, np.float32).astype(dt)
         return [{n: one(n) for n in input_names} for _ in range(2)]
     if os.path.isdir(path):

@@ -1,5 +1,6 @@
 """--int8 / --fp8 / --best / --calib as trtexec: a Q/DQ model builds strongly typed (its Q/DQ decide the
-precisions; with --fp16 / --bf16 / --best its FP32 non-Q/DQ part may run in the reduced type); a model without Q/DQ is quantized first (scales from --calib, else placeholders)."""
+precisions; with --fp16 / --bf16 / --best its FP32 non-Q/DQ part may run in the reduced type); a model
+without Q/DQ is quantized first (scales from --calib, else placeholders)."""
 from __future__ import annotations
 
 
