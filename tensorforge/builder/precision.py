@@ -162,7 +162,9 @@ class _Assigner:
     # ---- decisions ----------------------------------------------------------------------------
     def decide(self, node):
         """The compute type of a node, or None to leave it untouched."""
-        floats = [v for v in node.inputs + node.outputs if v is not None and dtypes.is_float(self.orig[id(v)])]
+        # float8 values are quantized data (like int8): they do not pin a node to its ONNX types
+        floats = [v for v in node.inputs + node.outputs if v is not None and dtypes.is_float(self.orig[id(v)])
+                  and not self.orig[id(v)].startswith("float8")]
         if not floats:
             return None
         pol = policy_of(node)

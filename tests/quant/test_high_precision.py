@@ -120,6 +120,7 @@ def test_fp32_qdq_model_follows_fp16_flag(caplog):
     assert "non-Q/DQ part follows --fp16" in caplog.text
     c = _layer_types(eng)
     assert c[("fused.QMatMul", "float16")] >= 8 and c[("fused.LayerNorm", "float16")] >= 1
+    assert {t for t, p in c if p == "float32"} == {"Cast"}  # the outputs' Casts (norms with a Q output too)
     f = zoo.random_inputs(BERT, 2, seed=9)
     ref = run_ort(q, f, basic=True)
     got = eng.create_execution_context().infer(f)
