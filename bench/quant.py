@@ -1,12 +1,14 @@
 """GPU benchmark of quantized engines (issue 14's targets): each zoo model built in FP16 and, from the
 Q/DQ model `tensorforge quantize` writes (max calibration on random inputs: placeholder scales,
-fine for speed), in FP8 and/or INT8; both timed with CUDA graphs (peers.gpu_time: median of
+fine for speed; the unquantized part in FP16 as ModelOpt writes it, --high-precision), in FP8
+and/or INT8; both timed with CUDA graphs (peers.gpu_time: median of
 back-to-back replays) in one process; the quantized engine's first output is compared with the FP16
 engine's (cosine). Per quantized engine also: how many quantized layers chose each tactic family
 (aten:fp16_form = the no-regression rule kept the FP16 form) and how many kept a tactic slower than
 their FP16 form (the target is 0).
 
   python bench/quant.py [--cases bert_base_bs32,resnet50_bs4] [--opt-level 3] [--json out.json]
+  python bench/quant.py --dry-run --cases bert_base_bs1   # CPU: the *_small models, built and run once, untimed
 
 Prints a markdown table; --json writes the rows. Build times are included in the run (the whole
 default set is meant to finish in about 5 minutes on an H200)."""
@@ -40,18 +42,21 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def build(model, feeds, opt_level, fp16):
-    """(engine, replay fn, first output, build s): built for these shapes, captured in a CUDA graph."""
+def build(model, feeds, opt_level, fp16, device="cuda"):
+    """(engine, replay fn, first output, build s): built for these shapes, captured in a CUDA graph
+    (on the CPU: run once, the replay fn is None)."""
     import tensorforge as tf
     prof = tf.OptimizationProfile()
     for n, v in feeds.items():
         prof.set_shape(n, v.shape, v.shape, v.shape)
-    cfg = tf.BuilderConfig(device="cuda", fp16=fp16, opt_level=opt_level, profiles=[prof])
+    cfg = tf.BuilderConfig(device=device, fp16=fp16, opt_level=opt_level, profiles=[prof])
     t0 = time.perf_counter()
     eng = tf.Builder(cfg).build(model)
     build_s = time.perf_counter() - t0
     ctx = eng.create_execution_context()
     first = ctx.infer(feeds)
+    if device == "cpu":
+        return eng, None, first[eng.plan.outputs[0]], build_s
     outs = {k: torch.empty_like(v) for k, v in first.items()}
     for n, v in feeds.items():
         ctx.set_input_shape(n, tuple(v.shape))
@@ -71,12 +76,12 @@ def build(model, feeds, opt_level, fp16):
 
 
 @functools.lru_cache(maxsize=None)
-def quantized_model(arch, mode):
+def quantized_model(arch, mode, high_precision="fp16"):
     """The Q/DQ model of a zoo model (max calibration on a few random batches; once per run)."""
     from tensorforge import zoo
     from tensorforge.quant import quantize
     calib = [zoo.random_inputs(arch, CALIB_BATCH, seed=10 + i) for i in range(CALIB_SETS)]
-    return quantize(zoo.get_model(arch), mode, calib, "max")
+    return quantize(zoo.get_model(arch), mode, calib, "max", high_precision=high_precision)
 
 
 def quant_summary(eng) -> dict:
@@ -108,14 +113,17 @@ def quant_summary(eng) -> dict:
 def measure_case(case, args) -> list[dict]:
     from tensorforge import zoo
     arch, bs, modes = CASES[case]
-    feeds = {k: torch.from_numpy(v).cuda() for k, v in zoo.random_inputs(arch, bs, seed=1).items()}
+    dev = "cpu" if args.dry_run else "cuda"
+    if args.dry_run:  # the flow on the small variants, untimed
+        arch, bs = f"{arch}_small", min(bs, 2)
+    feeds = {k: torch.from_numpy(v).to(dev) for k, v in zoo.random_inputs(arch, bs, seed=1).items()}
     rows = []
     log(f"{case}: building FP16")
-    eng, fn, ref, build_s = build(zoo.get_model(arch), feeds, args.opt_level, fp16=True)
-    base = peers.gpu_time(fn)
-    rows.append({"case": case, "precision": "fp16", "ms": base, "throughput": bs / base * 1e3, "build_s": build_s,
-                 "layers": len(eng.plan.layers), "cosine_vs_fp16": 1.0, "speedup": 1.0})
-    log(f"{case}: fp16 {base:.3f} ms (build {build_s:.1f} s)")
+    eng, fn, ref, build_s = build(zoo.get_model(arch), feeds, args.opt_level, fp16=True, device=dev)
+    base = peers.gpu_time(fn) if fn else None
+    rows.append({"case": case, "precision": "fp16", "ms": base, "throughput": bs / base * 1e3 if base else None,
+                 "build_s": build_s, "layers": len(eng.plan.layers), "cosine_vs_fp16": 1.0, "speedup": 1.0})
+    log(f"{case}: fp16 {_f(base, '.3f')} ms (build {build_s:.1f} s)")
     ref = ref.detach().clone()
     del eng, fn
     for mode in modes:
@@ -123,23 +131,31 @@ def measure_case(case, args) -> list[dict]:
             continue
         try:
             t0 = time.perf_counter()
-            q = type(quantized_model(arch, mode))()
-            q.CopyFrom(quantized_model(arch, mode))  # the builder gets its own copy
+            q = type(quantized_model(arch, mode, args.high_precision))()
+            q.CopyFrom(quantized_model(arch, mode, args.high_precision))  # the builder gets its own copy
             quant_s = time.perf_counter() - t0
-            log(f"{case}: quantized ({mode}) in {quant_s:.1f} s; building")
-            eng, fn, out, build_s = build(q, feeds, args.opt_level, fp16=False)
-            ms = peers.gpu_time(fn)
+            log(f"{case}: quantized ({mode}, rest in {args.high_precision}) in {quant_s:.1f} s; building")
+            eng, fn, out, build_s = build(q, feeds, args.opt_level, fp16=args.qdq_fp16, device=dev)
+            ms = peers.gpu_time(fn) if fn else None
             _, cos = peers.agreement(out, ref)
-            rows.append({"case": case, "precision": mode, "ms": ms, "throughput": bs / ms * 1e3, "build_s": build_s,
-                         "quantize_s": quant_s, "layers": len(eng.plan.layers), "cosine_vs_fp16": cos,
-                         "speedup": base / ms, "target_ms": TARGET_MS.get((case, mode)), **quant_summary(eng)})
-            log(f"{case}: {mode} {ms:.3f} ms, cosine {cos:.4f}, {rows[-1]['chosen']}")
+            rows.append({"case": case, "precision": mode, "ms": ms, "throughput": bs / ms * 1e3 if ms else None,
+                         "build_s": build_s, "quantize_s": quant_s, "layers": len(eng.plan.layers),
+                         "cosine_vs_fp16": cos, "speedup": base / ms if ms else None,
+                         "target_ms": TARGET_MS.get((case, mode)), "high_precision": args.high_precision,
+                         "layer_types": layer_types(eng), **quant_summary(eng)})
+            log(f"{case}: {mode} {_f(ms, '.3f')} ms, cosine {cos:.4f}, {rows[-1]['chosen']}, "
+                f"layers by output type {rows[-1]['layer_types']}")
             del eng, fn
         except Exception as e:  # noqa: BLE001 - report and go on with the other cases
             log(f"{case}: {mode} failed: {type(e).__name__}: {str(e)[:300]}")
             rows.append({"case": case, "precision": mode, "ms": None, "error": f"{type(e).__name__}: {str(e)[:300]}"})
         torch.cuda.empty_cache()
     return rows
+
+
+def layer_types(eng) -> dict:
+    """{output type: layers}: how much of the engine runs in FP32 / FP16 / a quantized type."""
+    return dict(collections.Counter(lay.precision for lay in eng.plan.layers))
 
 
 def _f(v, fmt):
@@ -168,19 +184,26 @@ def main(argv=None):
     ap.add_argument("--modes", default="", help="only these quantized precisions (fp8,int8); default: each case's")
     ap.add_argument("--opt-level", type=int, default=3, help="builder optimization level (3: every default tactic)")
     ap.add_argument("--json", default=None, help="write the rows to this JSON file")
+    ap.add_argument("--high-precision", choices=("fp16", "bf16", "fp32"), default="fp16",
+                    help="type of the Q/DQ model's unquantized part (tensorforge quantize --high-precision-dtype)")
+    ap.add_argument("--qdq-fp16", action="store_true", help="build the Q/DQ model with fp16=True (its FP32 "
+                    "non-Q/DQ part in FP16: for --high-precision fp32)")
+    ap.add_argument("--dry-run", action="store_true", help="on the CPU: the *_small models, built and run once, "
+                    "no timing (checks the flow)")
     args = ap.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
-    if not torch.cuda.is_available():
-        sys.exit("bench/quant.py needs a CUDA GPU")
+    if not args.dry_run and not torch.cuda.is_available():
+        sys.exit("bench/quant.py needs a CUDA GPU (or --dry-run)")
     t0 = time.perf_counter()
     rows = []
     for case in [c for c in args.cases.split(",") if c]:
         if case not in CASES:
             sys.exit(f"unknown case '{case}' ({', '.join(CASES)})")
         rows += measure_case(case, args)
-    dev = torch.cuda.get_device_name()
+    dev = "CPU (dry run, small models, untimed)" if args.dry_run else torch.cuda.get_device_name()
     head = (f"Quantized engines vs FP16 on {dev}, torch {torch.__version__}, opt level {args.opt_level}, "
-            f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs")
+            f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs; "
+            f"Q/DQ model's unquantized part in {args.high_precision}{' (built with fp16)' if args.qdq_fp16 else ''}")
     print("\n" + head + "\n\n" + table(rows), flush=True)
     if args.json:
         with open(args.json, "w") as f:

@@ -23,12 +23,15 @@ def make_model(nodes, inputs, outputs, initializers=(), opset=17, ir_version=8, 
 def run_ort(model: onnx.ModelProto, feed: dict, basic: bool = False) -> dict:
     """ONNX Runtime on CPU; basic=True limits graph optimizations to the basic level (ORT's extended
     fusions compute FP8 Q/DQ models differently from the ONNX definition: the fake-quant reference
-    runs without them)."""
+    runs without them), and to none for a model with FP16 / BF16 constants (ORT 1.32's basic
+    rewrites put Inf into FP16 Q/DQ models: a depthwise conv of EfficientNet-Lite0)."""
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if basic:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        low = any(i.data_type in (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16) for i in model.graph.initializer)
+        so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if low else
+                                       ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, feed)))

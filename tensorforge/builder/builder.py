@@ -216,11 +216,18 @@ def _memory_at_max(plan) -> dict:
 
 
 def _strongly_typed_for_qdq(g, cfg):
-    """With Q/DQ in the graph the build is strongly typed: precisions come from the Q/DQ nodes."""
+    """With Q/DQ in the graph the build is strongly typed: precisions come from the Q/DQ nodes and the
+    graph's types. --fp16 / --bf16 with a Q/DQ model (TensorRT's weakly typed mode with Q/DQ): the
+    Q/DQ still decide the quantized layers, and the rest, where the graph has it in FP32, may run in
+    the reduced type."""
     from ..passes.quant import has_qdq
     if cfg.strongly_typed or not has_qdq(g):
         return cfg
-    if cfg.fp16 or cfg.bf16 or cfg.int8 or cfg.fp8:
+    if cfg.fp16 or cfg.bf16:
+        log.info("the model has Q/DQ nodes: they decide the quantized layers; the non-Q/DQ part follows "
+                 "--%s", "fp16" if cfg.fp16 else "bf16")
+        return cfg
+    if cfg.int8 or cfg.fp8:
         log.warning("the model has Q/DQ nodes: strongly typed build, precision flags are ignored")
     import dataclasses
     return dataclasses.replace(cfg, strongly_typed=True)

@@ -5,14 +5,15 @@ reduced-precision regions; graph inputs and outputs keep their ONNX types.
 Per-op policies are data (POLICY): "low" may run reduced; "acc32" may run with reduced I/O because
 its implementation accumulates in FP32 (softmax, norm statistics, means); "fp32" always FP32
 (overflow-prone: exp/log/pow, sums, trig); "follow" moves data only and runs in its input's type;
-"any" reads any float type and is never changed (Shape, Cast). Unknown ops get "fp32". A node also
-stays FP32 when one of its float constants overflows the reduced type, or a scalar constant
-underflows it (an epsilon). strongly_typed keeps the ONNX types exactly. precision_constraints
-obey|prefer apply layer_precisions / layer_output_types ({pattern with one '*': type}).
+"any" reads any float type and is never changed (Shape, Cast). Unknown ops get "fp32". Quantized
+layers (fused.QConv/QGemm/QMatMul; a Q/DQ model built with fp16/bf16 is TensorRT's weakly typed
+mode with Q/DQ) keep their quantized inputs, scales and bias and write an FP32 output in the
+reduced type. A node also stays FP32 when one of its float constants overflows the reduced type,
+or a scalar constant underflows it (an epsilon). strongly_typed keeps the ONNX types exactly.
+precision_constraints obey|prefer apply layer_precisions / layer_output_types ({pattern with one '*': type}).
 TF32 is a math mode, not a type: the runtime sets it from plan.meta["tf32"]."""
 from __future__ import annotations
 
-import copy
 import logging
 import re
 
@@ -22,8 +23,9 @@ from .. import dtypes
 from ..errors import TensorforgeError
 from ..frontend.infer import infer_node
 from ..ir import Graph
-from ..ir.tape_ops import overflows, saturate_cast
+from ..ir.tape_ops import overflows
 from .config import BuilderConfig
+from .precision_util import retype_consts, saturate, tail_nodes
 
 log = logging.getLogger("tensorforge")
 
@@ -36,7 +38,8 @@ POLICY = {
     **_ops("low", "Conv ConvTranspose MatMul Gemm Einsum Relu LeakyRelu PRelu Elu Selu Celu Sigmoid Tanh "
                   "HardSigmoid HardSwish Gelu Erf Softsign ThresholdedRelu Shrink Clip Add Sub Mul Div Mod "
                   "Neg Abs Sqrt Floor Ceil Round Sign Max Min Sum Mean MaxPool GlobalMaxPool ReduceMax "
-                  "ReduceMin Hardmax fused.ConvAct fused.GemmAct fused.MatMulAct fused.Pointwise"),
+                  "ReduceMin Hardmax fused.ConvAct fused.GemmAct fused.MatMulAct fused.Pointwise "
+                  "fused.QConv fused.QGemm fused.QMatMul"),
     # torch's softmax / mean kernels accumulate half inputs in FP32; norm references upcast
     **_ops("acc32", "Softmax LogSoftmax fused.Softmax fused.LogSoftmax fused.Attention LayerNormalization "
                     "fused.LayerNorm fused.RMSNorm InstanceNormalization GroupNormalization LpNormalization "
@@ -54,10 +57,13 @@ DEFAULT_POLICY = "fp32"
 REDUCED = ("low", "acc32")
 # tensor-core work: what reduced precision is for. Cheap layers after the last of these on every
 # path to the outputs (output post-processing: box decoding, final norms) stay in FP32.
+QUANTIZED = ("fused.QConv", "fused.QGemm", "fused.QMatMul")
 HEAVY = frozenset("Conv ConvTranspose MatMul Gemm Einsum fused.ConvAct fused.GemmAct fused.MatMulAct "
-                  "fused.Attention".split())
-# float inputs that keep their type whatever the node's precision (host parameters)
-FIXED_INPUTS = {"Resize": (1, 2)}
+                  "fused.Attention".split() + list(QUANTIZED))
+# float inputs that keep their type whatever the node's precision (host parameters; a quantized
+# layer's input, weight, bias and weight scales)
+FIXED_INPUTS = {"Resize": (1, 2), **{q: (0, 1, 2, 3) for q in QUANTIZED}}
+RETYPABLE = ("float32", "float16", "bfloat16")
 # fused.Reduce kinds whose result can overflow the reduced type
 _SUM_KINDS = ("sum", "prod", "l1", "l2", "sumsquare", "logsum", "logsumexp")
 
@@ -133,7 +139,7 @@ class _Assigner:
         self.casts, self.consts = {}, {}
         self.order = []
         self.counts = {}
-        self.tail = _tail_nodes(g)
+        self.tail = tail_nodes(g, HEAVY)
 
     def run(self) -> Graph:
         g = self.g
@@ -157,10 +163,14 @@ class _Assigner:
     # ---- decisions ----------------------------------------------------------------------------
     def decide(self, node):
         """The compute type of a node, or None to leave it untouched."""
-        floats = [v for v in node.inputs + node.outputs if v is not None and dtypes.is_float(self.orig[id(v)])]
+        # float8 values are quantized data (like int8): they do not pin a node to its ONNX types
+        floats = [v for v in node.inputs + node.outputs if v is not None and dtypes.is_float(self.orig[id(v)])
+                  and not self.orig[id(v)].startswith("float8")]
         if not floats:
             return None
         pol = policy_of(node)
+        if node.op in QUANTIZED:
+            return self.quantized(node, pol)
         want = self.r.requested(node, self.r.precisions)
         if want is not None and dtypes.is_float(want):
             if pol == "any" or any(self.orig[id(v)] not in ("float32", "float16", "bfloat16") for v in floats):
@@ -178,6 +188,15 @@ class _Assigner:
         if pol in REDUCED and self.r.low is not None and id(node) not in self.tail and self.representable(node):
             return self.count(self.r.low)
         return self.count("float32")
+
+    def quantized(self, node, pol):
+        """A quantized layer's output type: reduced when it is FP32, not requantized and not in the tail."""
+        out = node.outputs[0]
+        if (self.r.low is None or node.attrs.get("out_q") or self.orig[id(out)] != "float32" or pol not in REDUCED
+                or id(node) in self.tail):
+            return None
+        node.attrs["out_dtype"] = self.r.low
+        return self.count(self.r.low)
 
     def count(self, dt):
         self.counts[dt] = self.counts.get(dt, 0) + 1
@@ -211,14 +230,14 @@ class _Assigner:
                 want = None if policy_of(node) == "any" else self.orig[id(v)]
             else:
                 want = None if i in fixed else cd
-            if want is None or v.dtype == want or not dtypes.is_float(self.orig[id(v)]):
+            if want is None or v.dtype == want or self.orig[id(v)] not in RETYPABLE:
                 continue
             self.g.set_input(node, i, self.convert(v, want))
             changed = True
         if cd is not None and cd != "float32":
             for key in ("expr", "epilogue", "prologue"):
                 if isinstance(node.attrs.get(key), dict):
-                    node.attrs[key] = _retype_consts(node.attrs[key], cd)
+                    node.attrs[key] = retype_consts(node.attrs[key], cd)
         return changed or any(v is not None and v.dtype != self.orig[id(v)] for v in node.inputs)
 
     def convert(self, v, dt):
@@ -226,7 +245,7 @@ class _Assigner:
         if v.const is not None:
             k = (id(v), dt)
             if k not in self.consts:
-                self.consts[k] = self.g.const(_saturate(v.const, dt), f"{v.name}_{dtypes.short(dt)}")
+                self.consts[k] = self.g.const(saturate(v.const, dt), f"{v.name}_{dtypes.short(dt)}")
             return self.consts[k]
         k = (id(v), dt)
         if k not in self.casts:
@@ -268,28 +287,3 @@ class _Assigner:
         n = self.g.add_node("Cast", [nv], [v], {"to": dtypes.to_onnx(dt)},
                             name=self.g.unique_node_name(f"Cast {v.name} -> {dtypes.short(dt)}"), origin=[])
         self.order.append(n)
-
-
-def _saturate(t: torch.Tensor, dt: str) -> torch.Tensor:
-    """t converted to dt with finite values clamped into its range (no new infinities)."""
-    return saturate_cast(t, dtypes.to_torch(dt))
-
-
-def _retype_consts(expr: dict, dt: str) -> dict:
-    """An expression computing in dt: float32 literals and casts to float32 become dt."""
-    e = copy.deepcopy(expr)
-    for n in e["nodes"]:
-        if n["op"] == "const" and n.get("dtype") == "float32":
-            n["dtype"] = dt
-        elif n["op"] == "Cast" and n.get("attrs", {}).get("to") == dtypes.to_onnx("float32"):
-            n["attrs"] = dict(n["attrs"], to=dtypes.to_onnx(dt))
-    return e
-
-
-def _tail_nodes(g) -> set:
-    """ids of nodes from which no HEAVY node is reachable (walked backwards from the outputs)."""
-    feeds_heavy = set()
-    for node in reversed(g.nodes):
-        if node.op in HEAVY or any(id(u) in feeds_heavy for v in node.outputs for u in v.users):
-            feeds_heavy.add(id(node))
-    return {id(n) for n in g.nodes if id(n) not in feeds_heavy}

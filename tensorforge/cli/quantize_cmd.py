@@ -24,6 +24,9 @@ def add_parser(sub):
     q.add_argument("--write-cache", default=None, help="also write the activation scales as a TensorRT cache")
     q.add_argument("--include", action="append", default=[], help="node name or op type regex to quantize")
     q.add_argument("--exclude", action="append", default=[], help="node name or op type regex to keep")
+    q.add_argument("--high-precision-dtype", choices=("fp16", "bf16", "fp32"), default="fp16",
+                   help="type of the unquantized part (weights, scales, activations); graph I/O types are kept "
+                   "(ModelOpt's high_precision_dtype, default fp16)")
     q.add_argument("--dq-only", action="store_true", help="store weights quantized, behind a DQ only")
     q.add_argument("-v", "--verbose", action="store_true")
     return q
@@ -45,14 +48,15 @@ def quantize_main(args) -> int:
         ins = [i for i in model.graph.input if i.name not in inits]
         shapes = {i.name: [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
                   for i in ins}
+        types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in ins}
         feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
-                             args.calib_count)
+                             args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
-                   args.percentile)
+                   args.percentile, args.high_precision_dtype)
     onnx.save(out, args.output)
     if args.write_cache:
         write_cache(args.write_cache, scales_of(out))
     n_q = sum(n.op_type == "QuantizeLinear" for n in out.graph.node)
     print(f"wrote {args.output}: {n_q} QuantizeLinear ({args.mode}, "
-          f"{'calibration cache' if cache is not None else args.calibrator})")
+          f"{'calibration cache' if cache is not None else args.calibrator}, rest in {args.high_precision_dtype})")
     return 0

@@ -53,14 +53,19 @@ def preprocess(img, spec: dict) -> np.ndarray:
 
 
 def load_batches(path: str | None, input_names, shapes: dict, batch: int = 1, spec: str | None = None,
-                 count: int = 16, seed: int = 0):
-    """A list of feeds {input: array}; random data (with a warning) when path is None."""
+                 count: int = 16, seed: int = 0, types: dict | None = None):
+    """A list of feeds {input: array}; random data (with a warning) when path is None (integer inputs,
+    `types` {input: numpy dtype}, get 0 / 1: valid token ids and masks)."""
     if path is None:
         log.warning("quantize: no calibration data; random inputs give placeholder scales "
                     "(fine for performance work, meaningless for accuracy)")
         rng = np.random.default_rng(seed)
-        return [{n: rng.random([d if isinstance(d, int) and d > 0 else 1 for d in shapes[n]], np.float32)
-                 for n in input_names} for _ in range(2)]
+
+        def one(n):
+            shp = [d if isinstance(d, int) and d > 0 else 1 for d in shapes[n]]
+            dt = np.dtype((types or {}).get(n, np.float32))
+            return rng.integers(0, 2, shp).astype(dt) if dt.kind in "iub" else rng.random(shp, np.float32).astype(dt)
+        return [{n: one(n) for n in input_names} for _ in range(2)]
     if os.path.isdir(path):
         from PIL import Image
         files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXT))[:count * batch]

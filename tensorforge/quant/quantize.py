@@ -9,6 +9,7 @@ from onnx import helper
 
 from ..errors import TensorforgeError
 from .calib import CALIBRATORS, Collector
+from .highprec import LOW, MIN_OPSET as LOW_OPSET, to_high_precision
 from .insert import insert_qdq
 from .placement import place
 
@@ -52,16 +53,20 @@ def collect(model, tensors, feeds) -> dict:
 
 
 def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy", include=(), exclude=(),
-             cache: dict | None = None, dq_only: bool = False, percentile: float = 99.99):
-    """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT)."""
+             cache: dict | None = None, dq_only: bool = False, percentile: float = 99.99,
+             high_precision: str = "fp16"):
+    """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT);
+    its unquantized part in `high_precision` (fp16 | bf16 | fp32), graph I/O types kept."""
     if mode not in ("int8", "fp8"):
         raise TensorforgeError(f"--mode must be int8 or fp8, not '{mode}'")
     if calibrator not in CALIBRATORS:
         raise TensorforgeError(f"unknown calibrator '{calibrator}' ({', '.join(CALIBRATORS)})")
+    if high_precision not in ("fp32", *LOW):
+        raise TensorforgeError(f"--high-precision-dtype must be fp16, bf16 or fp32, not '{high_precision}'")
     if has_qdq(model):
         log.warning("quantize: the model already has Q/DQ nodes; returned unchanged")
         return model
-    model = _with_opset(model, MIN_OPSET[mode])
+    model = _with_opset(model, max(MIN_OPSET[mode], LOW_OPSET if high_precision != "fp32" else 0))
     model = onnx.shape_inference.infer_shapes(model)
     plan = place(model, mode, include, exclude, only_tensors=set(cache) if cache is not None else None)
     for name, why in plan.skipped.items():
@@ -78,11 +83,14 @@ def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy",
              calibrator if cache is None else "calibration cache")
     out = insert_qdq(model, plan, amax, mode, dq_only)
     del out.graph.value_info[:]
-    return out
+    return to_high_precision(out, high_precision)
 
 
 def scales_of(model) -> dict:
-    """{tensor: scale} of the per-tensor activation Qs of a Q/DQ model (to write a TensorRT cache)."""
+    """{tensor: scale} of the per-tensor activation Qs of a Q/DQ model (to write a TensorRT cache); a Q of a
+    Cast (FP16 model: the Cast of a graph input) names the Cast's input."""
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    return {n.input[0]: float(np.asarray(inits[n.input[1]]).reshape(-1)[0]) for n in model.graph.node
+    casts = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Cast"}
+    return {casts.get(n.input[0], n.input[0]): float(np.asarray(inits[n.input[1]]).reshape(-1)[0])
+            for n in model.graph.node
             if n.op_type == "QuantizeLinear" and n.input[1] in inits and inits[n.input[1]].size == 1}

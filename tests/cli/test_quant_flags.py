@@ -1,4 +1,5 @@
-"""forgeexec --int8 / --fp8 / --calib and Q/DQ models: strongly typed builds, placeholder-scale warning."""
+"""forgeexec --int8 / --fp8 / --calib and Q/DQ models: strongly typed builds (weakly typed with --fp16),
+placeholder-scale warning."""
 from __future__ import annotations
 
 import onnx
@@ -36,16 +37,21 @@ def test_qdq_model_builds_strongly_typed_and_ignores_flags(cli, tmp_path):
     q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
     p = tmp_path / "q.onnx"
     onnx.save(q, str(p))
-    rc, out, err = cli(f"--onnx={p}", "--fp16", "--shapes=input:1x3x64x64", *FAST)
+    rc, out, err = cli(f"--onnx={p}", "--int8", "--shapes=input:1x3x64x64", *FAST)
     assert rc == 0, out + err
     assert "strongly typed" in out + err
+    rc, out, err = cli(f"--onnx={p}", "--fp16", "--shapes=input:1x3x64x64", *FAST)  # weakly typed with Q/DQ
+    assert rc == 0, out + err
+    assert "non-Q/DQ part follows --fp16" in out + err and "strongly typed" not in out + err
 
 
 def test_quant_report_lists_unfused_qdq_and_layers(cli, tmp_path):
     import json
 
     from tensorforge.quant import quantize
-    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    # FP32 rest: the input's Q reads the graph input itself (in an FP16 model it fuses with the input's Cast)
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max",
+                 high_precision="fp32")
     p = tmp_path / "q.onnx"
     onnx.save(q, str(p))
     rep = tmp_path / "quant.json"

@@ -1,6 +1,7 @@
 """NVTX ranges per layer on CUDA (ExecutionContext(nvtx=True), forgeexec --profilingVerbosity=detailed):
 ranges are pushed per launch with the layer's name, real NVTX calls work under emit_nvtx, and the
 outputs match a context without NVTX (skipped without a GPU)."""
+import pytest
 import torch
 
 import tensorforge as tf
@@ -13,6 +14,7 @@ def _engine():
     return tf.Builder(tf.BuilderConfig(device="cuda", tf32=False)).build(conv_net())
 
 
+@pytest.mark.fast
 def test_ranges_are_pushed_per_layer(monkeypatch):
     events = []
     monkeypatch.setattr(torch.cuda.nvtx, "range_push", events.append)

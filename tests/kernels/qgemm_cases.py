@@ -151,9 +151,10 @@ def quantized_layers(mode, model=None, seed=0):
             spec = plan.tensors[n]
             if n in eng.weights:
                 t = eng.weights[n]
-            elif spec.dtype in ("float32", F8, "int8"):
+            elif spec.dtype in ("float32", "float16", F8, "int8"):
                 t = torch.randn(*[d if isinstance(d, int) else 2 for d in spec.shape], generator=g) * 3
-                t = t if spec.dtype == "float32" else _q(t, spec.dtype)
+                t = t.to(TORCH[spec.dtype]) if spec.dtype.startswith("float1") or spec.dtype == "float32" else \
+                    _q(t, spec.dtype)
             else:  # ids, masks: the layer is not one these tests run
                 t = torch.ones([d if isinstance(d, int) else 2 for d in spec.shape], dtype=TORCH.get(spec.dtype))
             ins.append(t)

@@ -71,17 +71,22 @@ def test_placement_follows_modelopt_defaults():
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp8"])
-def test_quantized_model_runs_in_ort_and_tensorforge(mode):
+@pytest.mark.parametrize("hp", ["fp32", "fp16"])
+def test_quantized_model_runs_in_ort_and_tensorforge(mode, hp):
     m = zoo.get_model("resnet50_small")
     feeds = [zoo.random_inputs("resnet50_small", 2, seed=i) for i in range(3)]
-    q = quantize(m, mode, feeds, "max")
+    q = quantize(m, mode, feeds, "max", high_precision=hp)
     assert sum(n.op_type == "QuantizeLinear" for n in q.graph.node) > 10
     f = zoo.random_inputs("resnet50_small", 2, seed=9)
     ref = run_ort(q, f, basic=True)  # the fake-quant reference (see testing.run_ort)
     from tensorforge import BuilderConfig
     got = run_tf(q, f, BuilderConfig(device="cpu", opt_level=0))  # the quantized form, untimed
     for k, r in ref.items():
-        np.testing.assert_allclose(got[k], r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+        if hp == "fp32":  # the same float32 arithmetic: equal up to float reassociation
+            np.testing.assert_allclose(got[k], r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+        else:  # FP16 rounding flips some of the ~20 requantizations of random-weight activations
+            cos = float(got[k].ravel() @ r.ravel() / np.linalg.norm(got[k]) / np.linalg.norm(r))
+            assert cos > 0.99, (k, cos)
 
 
 def test_cli_quantize_with_npz_and_cache(tmp_path, capsys):

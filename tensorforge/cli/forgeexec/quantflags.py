@@ -1,5 +1,6 @@
 """--int8 / --fp8 / --best / --calib as trtexec: a Q/DQ model builds strongly typed (its Q/DQ decide the
-precisions); a model without Q/DQ is quantized first (scales from --calib, else placeholders)."""
+precisions; with --fp16 / --bf16 / --best its FP32 non-Q/DQ part may run in the reduced type); a model
+without Q/DQ is quantized first (scales from --calib, else placeholders)."""
 from __future__ import annotations
 
 
@@ -8,7 +9,11 @@ def apply(proto, opts, log):
     from ...quant import has_qdq, quantize, read_cache
     wants = opts.int8 or opts.fp8 or opts.best
     if has_qdq(proto):
-        if wants or opts.fp16 or opts.bf16:
+        low = "fp16" if opts.fp16 or opts.best else "bf16" if opts.bf16 else None
+        if low and not opts.stronglyTyped:  # TensorRT's weakly typed mode with Q/DQ
+            log.info(f"The model has Q/DQ nodes: they decide the quantized layers; the non-Q/DQ part follows --{low}.")
+            return proto
+        if wants or low:
             log.warn("The model has Q/DQ nodes: the build is strongly typed (precisions come from the Q/DQ "
                         "nodes); precision flags are ignored.")
         opts.stronglyTyped = True

@@ -3,7 +3,8 @@
 fused.QConv / fused.QGemm / fused.QMatMul (weighted): inputs (xq, wq, bias, w_scale, *extra);
 the accumulator is the exact integer (or fp8 product) sum of (xq - x_zp)·(wq - w_zp), computed in
 float64, scaled by x_scale·w_scale (per tensor or per output channel), plus the bias; then the
-epilogue (activation, residual) in float32 on the extra inputs, each dequantized when `extra_q`
+epilogue (activation, residual) in the layer's `out_dtype` (float32 unless the graph's DQ output /
+following op says float16 or bfloat16) on the extra inputs, each dequantized when `extra_q`
 names its [scale, zero point]; then, with `out_q` = [scale, zero point, dtype], the output Q.
 fused.QOp (non-weighted, quantizable): runs `op` on the dequantized inputs (`in_q` per input) and
 quantizes its output (`out_q`): exactly the DQ -> op -> Q graph.
@@ -55,27 +56,39 @@ def _out_scale(x_scale, w_scale, dims):
     return s.reshape(shape)
 
 
-def _finish(acc, s, bias, extra, epilogue, extra_q, out_q, opset, out_dtype=torch.float32):
+def _finish(acc, s, bias, extra, epilogue, extra_q, out_q, opset, out_dtype="float32"):
     y = acc * s
     if bias is not None:
         y = y + bias.to(torch.float64)
-    y = y.to(out_dtype)
-    ex = [deq(e, (extra_q or [])[i] if i < len(extra_q or []) else None) for i, e in enumerate(extra)]
+    y = y.to(dtypes.to_torch(out_dtype))
+    ex = _extras(extra, extra_q, y.dtype)
     return req(apply_epilogue(y, epilogue, ex, opset), out_q)
+
+
+def _extras(extra, extra_q, dt):
+    """The epilogue's extra inputs, the quantized ones dequantized into the layer's type (the DQ's)."""
+    eq = extra_q or []
+    return [deq(e, eq[i]).to(dt) if i < len(eq) and eq[i] else e for i, e in enumerate(extra)]
 
 
 @reference("fused.QConv")
 def qconv_ref(xq, wq, bias=None, w_scale=None, *extra, x_scale=1.0, x_zp=0, w_zp=0, epilogue=None,
-              extra_q=None, out_q=None, _opset=17, **conv):
+              extra_q=None, out_q=None, out_dtype="float32", _opset=17, **conv):
     acc = conv_ref(_centered(xq, x_zp), _centered(wq, w_zp), None, **conv)
     b = None if bias is None else bias.reshape((1, -1) + (1,) * (acc.dim() - 2))
-    return _finish(acc, _out_scale(x_scale, w_scale, (acc.dim(), 1)), b, extra, epilogue, extra_q, out_q, _opset)
+    return _finish(acc, _out_scale(x_scale, w_scale, (acc.dim(), 1)), b, extra, epilogue, extra_q, out_q, _opset,
+                   out_dtype)
 
 
 def _float_io(node, n):
     """A view of the node whose first n inputs read as float32 (for the float op's infer)."""
     ins = [SimpleNamespace(dtype="float32", shape=v.shape) if v is not None else None for v in node.inputs[:n]]
     return ins
+
+
+def _anchor(node) -> str:
+    """The float type the scaled accumulator is written in (the graph's type after the DQ)."""
+    return node.attrs.get("out_dtype", "float32")
 
 
 def _typed(node, dt, shp):
@@ -88,17 +101,18 @@ def qconv_infer(node):
     conv = {k: a for k, a in node.attrs.items() if k in CONV_ATTRS}
     fake = SimpleNamespace(inputs=_float_io(node, 2), attrs=conv, name=node.name, outputs=node.outputs)
     dt, shp = conv_infer(fake)[0]
-    return _typed(node, *epilogue_info("float32", shp, node.attrs.get("epilogue"), node.inputs[4:]))
+    return _typed(node, *epilogue_info(_anchor(node), shp, node.attrs.get("epilogue"), node.inputs[4:]))
 
 
 @reference("fused.QGemm")
 def qgemm_ref(xq, wq, bias=None, w_scale=None, *extra, x_scale=1.0, x_zp=0, w_zp=0, transA=0, transB=0,
-              alpha=1.0, beta=1.0, epilogue=None, extra_q=None, out_q=None, _opset=17):
+              alpha=1.0, beta=1.0, epilogue=None, extra_q=None, out_q=None, out_dtype="float32", _opset=17):
     a = _centered(xq, x_zp)
     w = _centered(wq, w_zp)
     acc = torch.matmul(a.t() if transA else a, w.t() if transB else w)
     b = None if bias is None else bias.to(torch.float64) * beta
-    return _finish(acc * alpha, _out_scale(x_scale, w_scale, (2, 1)), b, extra, epilogue, extra_q, out_q, _opset)
+    return _finish(acc * alpha, _out_scale(x_scale, w_scale, (2, 1)), b, extra, epilogue, extra_q, out_q, _opset,
+                   out_dtype)
 
 
 @infer("fused.QGemm")
@@ -106,22 +120,22 @@ def qgemm_infer(node):
     a, b = node.inputs[0].shape, node.inputs[1].shape
     m = a[1] if node.attrs.get("transA", 0) else a[0]
     n = b[0] if node.attrs.get("transB", 0) else b[1]
-    return _typed(node, *epilogue_info("float32", (m, n), node.attrs.get("epilogue"), node.inputs[4:]))
+    return _typed(node, *epilogue_info(_anchor(node), (m, n), node.attrs.get("epilogue"), node.inputs[4:]))
 
 
 @reference("fused.QMatMul")
 def qmatmul_ref(xq, wq, bias=None, w_scale=None, *extra, x_scale=1.0, x_zp=0, w_zp=0, epilogue=None,
-                extra_q=None, out_q=None, _opset=17):
+                extra_q=None, out_q=None, out_dtype="float32", _opset=17):
     acc = torch.matmul(_centered(xq, x_zp), _centered(wq, w_zp))
     return _finish(acc, _out_scale(x_scale, w_scale, (acc.dim(), -1)), bias, extra, epilogue, extra_q, out_q,
-                   _opset)
+                   _opset, out_dtype)
 
 
 @infer("fused.QMatMul")
 def qmatmul_infer(node):
     fake = SimpleNamespace(inputs=_float_io(node, 2), attrs={}, name=node.name)
     _, shp = matmul_infer(fake)[0]
-    return _typed(node, *epilogue_info("float32", shp, node.attrs.get("epilogue"), node.inputs[4:]))
+    return _typed(node, *epilogue_info(_anchor(node), shp, node.attrs.get("epilogue"), node.inputs[4:]))
 
 
 @reference("fused.QOp")
@@ -148,7 +162,8 @@ def float_form(op, inputs, attrs, dtype, opset=17):
     """The FP16 (float) form of a quantized weighted layer: dequantize the input and the weight, run the
     float op in `dtype`, then the same epilogue and output Q (the "no regression" candidate)."""
     xq, wq, bias, w_scale, *extra = list(inputs) + [None] * max(0, 4 - len(inputs))
-    a = {k: v for k, v in attrs.items() if k not in ("x_scale", "x_zp", "w_zp", "epilogue", "extra_q", "out_q")}
+    a = {k: v for k, v in attrs.items() if k not in ("x_scale", "x_zp", "w_zp", "epilogue", "extra_q", "out_q",
+                                                      "out_dtype")}
     x = deq(xq, [attrs.get("x_scale", 1.0), attrs.get("x_zp", 0)]).to(dtype)
     wc = _centered(wq, attrs.get("w_zp", 0))
     if op == "fused.QConv":
@@ -165,7 +180,6 @@ def float_form(op, inputs, attrs, dtype, opset=17):
         else:
             acc = torch.matmul(x, w)
         b = bias
-    y = acc.float() + (0 if b is None else b.float())
-    ex = [deq(e, (attrs.get("extra_q") or [])[i] if i < len(attrs.get("extra_q") or []) else None)
-          for i, e in enumerate(extra)]
-    return req(apply_epilogue(y, attrs.get("epilogue"), ex, opset), attrs.get("out_q"))
+    y = (acc.float() + (0 if b is None else b.float())).to(dtypes.to_torch(attrs.get("out_dtype", "float32")))
+    return req(apply_epilogue(y, attrs.get("epilogue"), _extras(extra, attrs.get("extra_q"), y.dtype), opset),
+               attrs.get("out_q"))

@@ -59,6 +59,8 @@ def quantized_weighted(g: Graph, m) -> bool:
     if bias is False:
         return Decline("the bias is not a constant vector over output channels")
     attrs = {"x_scale": sx[0], "x_zp": sx[1], "w_zp": ws[1]}
+    if op.outputs[0].dtype != "float32":  # an FP16 / BF16 Q/DQ model: the layer writes the graph's type
+        attrs["out_dtype"] = op.outputs[0].dtype
     if op.op == "Conv":
         attrs.update({k: a for k, a in op.attrs.items() if k in CONV_ATTRS})
     elif op.op == "Gemm":

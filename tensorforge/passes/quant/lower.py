@@ -1,6 +1,8 @@
 """Q/DQ that no quantized layer absorbed become pointwise expressions (exact: the same float32
 operations as the Q/DQ references), which then fuse into neighbouring epilogues and pointwise
-layers: Q(x) = Cast(Clip(Round(x / s) + z, lo, hi)); DQ(q) = (Cast(q) − z) · s."""
+layers: Q(x) = Cast(Clip(Round(x / s) + z, lo, hi)); DQ(q) = (Cast(q) − z) · s. In an FP16 / BF16
+model the input is cast to float32 first and the DQ result cast back to the scale's type, as the
+references compute."""
 from __future__ import annotations
 
 import logging
@@ -16,24 +18,30 @@ log = logging.getLogger("tensorforge")
 F8_MAX = {"float8e4m3fn": 448.0, "float8e4m3fnuz": 240.0, "float8e5m2": 57344.0, "float8e5m2fnuz": 57344.0}
 
 
-def _steps_q(s, zp, dt):
+LOW = ("float16", "bfloat16")
+_UP = [("Cast", None, {"to": TensorProto.FLOAT})]
+
+
+def _steps_q(s, zp, dt, src="float32"):
     """The quantize template: [(op, constant operand or None, attrs)]."""
     onnx_to = dtypes.to_onnx(dt)
+    up = _UP if src in LOW else []
     if dt in F8:
         m = F8_MAX[dt]
-        return [("Div", s, {}), ("Clip", (-m, m), {}), ("Cast", None, {"to": onnx_to})]
+        return up + [("Div", s, {}), ("Clip", (-m, m), {}), ("Cast", None, {"to": onnx_to})]
     info = torch.iinfo(dtypes.to_torch(dt))
-    steps = [("Div", s, {}), ("Round", None, {})]
+    steps = up + [("Div", s, {}), ("Round", None, {})]
     if zp:
         steps.append(("Add", float(zp), {}))
     return steps + [("Clip", (float(info.min), float(info.max)), {}), ("Cast", None, {"to": onnx_to})]
 
 
-def _steps_dq(s, zp, dt):
-    steps = [("Cast", None, {"to": TensorProto.FLOAT})]
+def _steps_dq(s, zp, dt, out="float32"):
+    steps = list(_UP)
     if zp and dt not in F8:
         steps.append(("Sub", float(zp), {}))
-    return steps + [("Mul", s, {})]
+    down = [("Cast", None, {"to": dtypes.to_onnx(out)})] if out in LOW else []
+    return steps + [("Mul", s, {})] + down
 
 
 def _emit(g: Graph, node, steps):
@@ -41,7 +49,7 @@ def _emit(g: Graph, node, steps):
     x, y = node.inputs[0], node.outputs[0]
     idx = g.nodes.index(node)
     g.remove_node(node)
-    cur = x
+    cur, dt = x, x.dtype
     for i, (op, c, attrs) in enumerate(steps):
         last = i == len(steps) - 1
         ins = [cur]
@@ -49,7 +57,8 @@ def _emit(g: Graph, node, steps):
             ins += [g.const(torch.tensor(v, dtype=torch.float32), f"{node.name}.clip") for v in c]
         elif c is not None:
             ins.append(g.const(torch.tensor(c, dtype=torch.float32), f"{node.name}.{op.lower()}"))
-        out = y if last else g.new_value(f"{node.name}.{op.lower()}", "float32", x.shape)
+        dt = dtypes.from_onnx(attrs["to"]) if op == "Cast" else dt
+        out = y if last else g.new_value(f"{node.name}.{op.lower()}", dt, x.shape)
         g.add_node(op, ins, [out], attrs, name=g.unique_node_name(f"{node.name}.{op.lower()}"),
                    origin=list(node.origin or [node.name]), index=idx + i)
         cur = out
@@ -61,10 +70,10 @@ def lowerable(node) -> str | None:
     if sp is None:
         return "not per-tensor with constant parameters"
     x = node.inputs[0]
-    if node.op == "QuantizeLinear" and x.dtype != "float32":
-        return "the quantized input is not float32"
-    if node.op == "DequantizeLinear" and node.inputs[1].dtype != "float32":
-        return "the scale is not float32"
+    if node.op == "QuantizeLinear" and x.dtype not in ("float32",) + LOW:
+        return "the quantized input is not float32, float16 or bfloat16"
+    if node.op == "DequantizeLinear" and node.inputs[1].dtype not in ("float32",) + LOW:
+        return "the scale is not float32, float16 or bfloat16"
     return None
 
 
@@ -73,7 +82,10 @@ def lower(g: Graph, node) -> bool:
     if lowerable(node) is not None:
         return False
     s, zp, dt = spec(node)
-    _emit(g, node, (_steps_q if node.op == "QuantizeLinear" else _steps_dq)(s, zp, dt))
+    if node.op == "QuantizeLinear":
+        _emit(g, node, _steps_q(s, zp, dt, node.inputs[0].dtype))
+    else:
+        _emit(g, node, _steps_dq(s, zp, dt, node.outputs[0].dtype))
     log.info("Lowering %s %s to pointwise (QDQLower)", node.op, node.name)
     return True
 
