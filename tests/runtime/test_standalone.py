@@ -84,3 +84,17 @@ print(json.dumps({{"s": time.perf_counter() - t0, "torch": "torch" in sys.module
     assert got["code"] == 0 and "--" in got["text"]
     assert not got["torch"]
     assert got["s"] < 1.0, f"{module} --help took {got['s']:.2f} s"
+
+
+def test_gpu_kernel_planning_needs_no_sympy():
+    """What the CUDA kernels compute when a context plans them (here the Triton pool's and the conv's
+    output sizes, which imported sympy at the first inference on an H200) is integer math."""
+    r = _child(_LOADED + f"""
+import tensorforge.runtime
+from tensorforge.kernels.triton.pool import window_geometry
+from tensorforge.ops.spatial import pool_out_dim
+g = window_geometry({{"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}}, "MaxPool", 112, 112)
+n = pool_out_dim(224, 7, 2, 1, 3, 3)
+print(json.dumps({{"mods": loaded({FORBIDDEN!r}), "g": [g["OH"], g["OW"]], "n": n}}))
+""")
+    assert r == {"mods": [], "g": [56, 56], "n": 112}, r
