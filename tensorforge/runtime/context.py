@@ -130,8 +130,7 @@ class ExecutionContext(ContextIO):
         self._bound_launches = None if self.device.type != "cuda" or self._nvtx else steps.Bound(len(self._xp.launches))
         self._plans[key] = (self._xp, self._env, self._bound_launches)
         while len(self._plans) > self.graph_cache_size:
-            old, _ = self._plans.popitem(last=False)
-            self._valid.discard(old)
+            self._drop_oldest_plan()
 
     @property
     def exec_plan(self):

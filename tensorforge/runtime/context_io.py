@@ -159,8 +159,16 @@ class ContextIO:
         """Drop cached plans and graphs (they point into the arena)."""
         self._prepared_key = None
         self._graphs.clear()
-        self._plans.clear()
+        while self._plans:
+            self._drop_oldest_plan()
         self._valid.clear()
+
+    def _drop_oldest_plan(self) -> None:
+        """Evict the least recently used plan; the memory its layer graphs kept no longer counts."""
+        old, (_, _, bound) = self._plans.popitem(last=False)
+        self._valid.discard(old)
+        if getattr(self, "layer_graphs", None) is not None and bound is not None:
+            self.layer_graphs.release(getattr(bound, "kept_bytes", 0))
 
     @property
     def device_memory(self):

@@ -83,14 +83,18 @@ class LayerGraphs:
         self.captured += 1
         return LayerGraph(g)
 
-    def keep(self, outs) -> bool:
-        """Account for the outputs a captured layer allocated (pairs of slot, tensor); False when
-        they would take the kept total over the cap (the graph is then dropped)."""
+    def keep(self, outs):
+        """Account for the outputs a captured layer allocated (pairs of slot, tensor): their bytes, or
+        None when they would take the kept total over the cap (the graph is then dropped)."""
         n = sum(t.untyped_storage().nbytes() for _, t in outs if isinstance(t, torch.Tensor))
         if self.kept_bytes + n > self.max_kept_bytes:
-            return False
+            return None
         self.kept_bytes += n
-        return True
+        return n
+
+    def release(self, nbytes: int) -> None:
+        """A plan whose layer graphs kept `nbytes` was dropped."""
+        self.kept_bytes = max(0, self.kept_bytes - nbytes)
 
     @staticmethod
     def _try(fn, cap, pool):

@@ -116,6 +116,7 @@ class Bound(list):
         self.fixed: dict = {}
         self.multi: dict = {}  # (main stream handle, start, stop) -> raw launch steps on aux streams
         self.promote: set = set()  # launches pre-bound at their first run, to become layer graphs
+        self.kept_bytes = 0  # what this plan's layer graphs keep (released with the plan)
 
 
 def _replay_multi(xp, bound, start, stop, stream, ss, event) -> bool:
@@ -173,8 +174,10 @@ def _launch(xp, k, L, slots, validated, arena_ptr, check, bound, stream, layer_g
         if layer_graphs is not None and _inputs_fixed(xp, L, bound, slots):
             g = layer_graphs.capture(lambda: _exec(L, slots, xp.names, True, arena_ptr, check), L.stream)
             outs = tuple((o, slots[o]) for o, p in zip(L.outs, L.planned) if p is None)
-            if g is not None and layer_graphs.keep(outs):
+            kept = layer_graphs.keep(outs) if g is not None else None
+            if kept is not None:
                 bound[k], g.outs = g, outs
+                bound.kept_bytes += kept
                 for o, t in outs:
                     bound.fixed[o] = t
                 g(stream.cuda_stream)

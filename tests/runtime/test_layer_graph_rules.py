@@ -34,7 +34,7 @@ class FakeGraphs:
         return None if name in self.fail else FakeGraph(self.log, name)
 
     def keep(self, outs):
-        return True
+        return 0
 
 
 def _plan(log, n=2, capturable=True, consumed_at=-1):
@@ -159,12 +159,14 @@ def test_kept_outputs_are_capped(monkeypatch):
     from tensorforge.runtime.layer_graphs import LayerGraphs
     lg = LayerGraphs("cpu", max_kept_bytes=8)
     t = torch.empty(4)  # 16 bytes
-    assert not lg.keep(((1, t),)) and lg.kept_bytes == 0
-    assert lg.keep(((1, torch.empty(2)),)) and lg.kept_bytes == 8
+    assert lg.keep(((1, t),)) is None and lg.kept_bytes == 0
+    assert lg.keep(((1, torch.empty(2)),)) == 8 and lg.kept_bytes == 8
+    lg.release(8)
+    assert lg.kept_bytes == 0
     log = []
     xp, y = _alloc_plan(log)
     graphs = FakeGraphs(log)
-    graphs.keep = lambda outs: False
+    graphs.keep = lambda outs: None
     bound = steps.Bound(2)
     for _ in range(3):
         steps.run(xp, STREAM, bound=bound, layer_graphs=graphs)
@@ -216,3 +218,24 @@ def test_a_replay_bound_at_the_first_run_becomes_a_layer_graph_at_the_second(mon
             return FakeGraph(self.log, "g0")
     steps.run(xp, STREAM, bound=bound, layer_graphs=Graphs(log))
     assert log == [("bound", 5), ("replay", "g0", 7)] and not bound.promote and isinstance(bound[0], FakeGraph)
+
+
+def test_evicted_plans_give_back_their_kept_bytes():
+    """A context's kept-output total counts only plans still in its LRU."""
+    from collections import OrderedDict
+
+    from tensorforge.runtime.context_io import ContextIO
+    from tensorforge.runtime.layer_graphs import LayerGraphs
+    ctx = ContextIO.__new__(ContextIO)
+    ctx.layer_graphs = LayerGraphs("cpu")
+    ctx._plans, ctx._graphs, ctx._valid, ctx._prepared_key = OrderedDict(), {}, set(), None
+    for key, n in (("a", 100), ("b", 50)):
+        b = steps.Bound(1)
+        b.kept_bytes = n
+        ctx._plans[key] = (None, {}, b)
+        ctx._valid.add(key)
+        ctx.layer_graphs.kept_bytes += n
+    ctx._drop_oldest_plan()
+    assert ctx.layer_graphs.kept_bytes == 50 and list(ctx._plans) == ["b"] and ctx._valid == {"b"}
+    ctx._forget_plans()
+    assert ctx.layer_graphs.kept_bytes == 0 and not ctx._plans
