@@ -22,31 +22,16 @@ import tempfile
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorforge as tf  # noqa: E402
 from tensorforge import frontend, zoo  # noqa: E402
-from tensorforge.builder.refit import refittable  # noqa: E402
 from tensorforge.cli.refit_cmd import refit as refit_cmd  # noqa: E402
+from tensorforge.testing import scaled_weights  # noqa: E402
 
 
-def new_weights(proto, seed=1):
-    """(model with every refittable initializer scaled randomly, {name: array})."""
-    rng = np.random.default_rng(seed)
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    arrays = {}
-    for i, t in enumerate(new.graph.initializer):
-        if refittable(t):
-            a = numpy_helper.to_array(t)
-            b = (a * rng.uniform(0.5, 1.5, a.shape)).astype(a.dtype)
-            arrays[t.name] = b
-            new.graph.initializer[i].CopyFrom(numpy_helper.from_array(b, t.name))
-    return new, arrays
 
 
 def sync(device):
@@ -83,7 +68,7 @@ def _bits(t):
 
 def bench(name, args, tmp):
     proto = frontend.load_model_proto(f"zoo:{name}")
-    new, arrays = new_weights(proto)
+    new, arrays = scaled_weights(proto)
     cache = os.path.join(tmp, f"{name}.cache")
     cfg = dict(opt_level=args.opt_level, device=args.device, fp16=args.fp16, timing_cache=cache)
     tf.Builder(tf.BuilderConfig(**cfg)).build(proto)  # fills the timing cache

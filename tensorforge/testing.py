@@ -78,3 +78,23 @@ def rand(shape, dtype=np.float32, seed=0, lo=-1.0, hi=1.0):
     if np.dtype(dtype) == np.bool_:
         return rng.random(shape) > 0.5
     return rng.uniform(lo, hi, size=shape).astype(dtype)
+
+
+def scaled_weights(proto, seed=1):
+    """(a copy of the ONNX model with every refittable initializer scaled by U(0.5, 1.5), {name: array}):
+    new weights for the same graph, to test refit against a fresh build."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .builder.refit import refittable
+    rng = np.random.default_rng(seed)
+    new = onnx.ModelProto()
+    new.CopyFrom(proto)
+    arrays = {}
+    for i, t in enumerate(new.graph.initializer):
+        if refittable(t):
+            a = numpy_helper.to_array(t)
+            b = (a * rng.uniform(0.5, 1.5, a.shape)).astype(a.dtype)
+            arrays[t.name] = b
+            new.graph.initializer[i].CopyFrom(numpy_helper.from_array(b, t.name))
+    return new, arrays

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import numpy_helper
 
 import tensorforge as tf
 from tensorforge import frontend
-from tensorforge.builder.refit import RefitError, model_weights, refittable
+from tensorforge.builder.refit import RefitError, model_weights
+from tensorforge.testing import scaled_weights
 from tensorforge.errors import EngineFormatError
 from tensorforge.ir.tape import Recorder
 from tensorforge.ir.tape_codec import TapeError
@@ -21,19 +20,6 @@ def _cfg(**kw):
     return tf.BuilderConfig(opt_level=0, device="cpu", **kw)
 
 
-def _new_weights(proto, seed=1):
-    """(model with every refittable initializer scaled randomly, {name: array})."""
-    rng = np.random.default_rng(seed)
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    arrays = {}
-    for i, t in enumerate(new.graph.initializer):
-        if refittable(t):
-            a = numpy_helper.to_array(t)
-            b = (a * rng.uniform(0.5, 1.5, a.shape)).astype(a.dtype)
-            arrays[t.name] = b
-            new.graph.initializer[i].CopyFrom(numpy_helper.from_array(b, t.name))
-    return new, arrays
 
 
 def _feed(engine):
@@ -58,7 +44,7 @@ def _same(a, b):
 @pytest.mark.parametrize("fp16", [False, True])
 def test_refit_equals_fresh_build(model, fp16):
     proto = frontend.load_model_proto(f"zoo:{model}")
-    new, arrays = _new_weights(proto)
+    new, arrays = scaled_weights(proto)
     engine = tf.Builder(_cfg(refit=True, fp16=fp16)).build(proto)
     ctx = engine.create_execution_context()  # a live context sees the refitted weights
     fresh = tf.Builder(_cfg(fp16=fp16)).build(new)

@@ -9,15 +9,13 @@ import sys
 import textwrap
 import time
 
-import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import tensorforge as tf
 from tensorforge import plugin, zoo
-from tensorforge.builder.refit import refittable
+from tensorforge.testing import scaled_weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,19 +115,6 @@ def test_plugin_triton_kernel_timed_chosen_stored_and_run_without_module(tmp_pat
     print(f"\nplugin {module}: ms {timed}; chose {lay.tactic['name']}; {len(bins)} cubin(s)")
 
 
-def _new_weights(proto, seed=1):
-    """The model with every refittable initializer scaled by U(0.5, 1.5), and {name: array}."""
-    rng = np.random.default_rng(seed)
-    new = onnx.ModelProto()
-    new.CopyFrom(proto)
-    arrays = {}
-    for i, t in enumerate(new.graph.initializer):
-        if refittable(t):
-            a = numpy_helper.to_array(t)
-            b = (a * rng.uniform(0.5, 1.5, a.shape)).astype(a.dtype)
-            arrays[t.name] = b
-            new.graph.initializer[i].CopyFrom(numpy_helper.from_array(b, t.name))
-    return new, arrays
 
 
 def _feed(model, batch=2):
@@ -143,7 +128,7 @@ def test_fp16_refit_equals_fresh_build(tmp_path, model, triton_sweep):
     with the same tactics (one timing cache) the outputs are bitwise equal too, unless the fresh engine
     itself is not bitwise repeatable (a tactic with atomics): then within FP16 tolerance."""
     proto = zoo.get_model(model)
-    new, arrays = _new_weights(proto)
+    new, arrays = scaled_weights(proto)
     cfg = dict(device="cuda", fp16=True, opt_level=1, timing_cache=str(tmp_path / "timing.cache"))
     engine = tf.Builder(tf.BuilderConfig(refit=True, **cfg)).build(proto)
     ctx = engine.create_execution_context()  # a live context sees the refitted weights
@@ -171,7 +156,7 @@ def test_fp16_refit_equals_fresh_build(tmp_path, model, triton_sweep):
 def test_refit_wall_time(model):
     """Refit of a full-size FP16 engine, timed after one warm-up refit: the issue's target is <= 1 s."""
     proto = zoo.get_model(model)
-    new, arrays = _new_weights(proto)
+    new, arrays = scaled_weights(proto)
     t0 = time.perf_counter()
     engine = tf.Builder(tf.BuilderConfig(device="cuda", fp16=True, opt_level=0, refit=True)).build(proto)
     build_s = time.perf_counter() - t0
