@@ -197,6 +197,19 @@ def test_output_buffer_and_fallback(interpret):
     _close(r2([x, w])[0], F.conv2d(x, w, padding=2, dilation=2, groups=8), torch.float32, "dilation fallback")
 
 
+def force_dwconv(monkeypatch, cfg) -> list:
+    """Tactic selection offers dwconv(cfg) first for every legal layer; returns the list that
+    collects every launch plan the runners make (None: the reference ran)."""
+    from tensorforge.builder import tactics
+    orig = tactics.Selector.candidates
+    monkeypatch.setattr(tactics.Selector, "candidates", lambda self, lay, info: (
+        [dwconv.tactic(cfg)] if info is not None and dwconv.legal(lay, info) else []) + orig(self, lay, info))
+    planned: list = []
+    plan = dwconv.DwConvRunner.plan
+    monkeypatch.setattr(dwconv.DwConvRunner, "plan", lambda s, ins: planned.append(plan(s, ins)) or planned[-1])
+    return planned
+
+
 def _tiny_dw_block():
     """x -> dw3x3 s2 + bias -> hardswish -> dw5x5 -> relu -> 1x1 conv: fusion makes ConvAct layers."""
     rng = np.random.default_rng(0)
@@ -215,14 +228,8 @@ def _tiny_dw_block():
 def test_fp16_engine_with_forced_dwconv(interpret, monkeypatch):
     """The runtime path: chosen tactic, planned output buffers, NHWC chains (in_nhwc / out_nhwc)."""
     import tensorforge as tf
-    from tensorforge.builder import tactics
     from tensorforge.testing import rand, run_ort
-    orig = tactics.Selector.candidates
-    monkeypatch.setattr(tactics.Selector, "candidates", lambda self, lay, info: (
-        [dwconv.tactic((2, 8, 16, 4))] if info is not None and dwconv.legal(lay, info) else []) + orig(self, lay, info))
-    planned = []
-    plan = dwconv.DwConvRunner.plan
-    monkeypatch.setattr(dwconv.DwConvRunner, "plan", lambda s, ins: planned.append(plan(s, ins)) or planned[-1])
+    planned = force_dwconv(monkeypatch, (2, 8, 16, 4))
     model, feed = _tiny_dw_block(), {"x": rand((2, 16, 9, 11), seed=3)}
     eng = tf.Builder(tf.BuilderConfig(device="cpu", fp16=True, opt_level=0)).build(model)
     dw = [lay for lay in eng.plan.layers if lay.tactic.get("name") == "dwconv"]
