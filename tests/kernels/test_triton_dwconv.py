@@ -191,6 +191,8 @@ def test_output_buffer_and_fallback(interpret):
     got = r([x, w], [torch.empty(1, 8, 5, 6)])[0]
     assert got.is_contiguous(memory_format=CL)
     _close(got, want, torch.float32, "fresh buffer")
+    w.copy_(_rand((8, 1, 3, 3), torch.float32, "cpu", 72))  # a refit writes the weight in place
+    _close(r([x, w])[0], registry.get("fused.ConvAct").run([x, w], attrs, 17)[0], torch.float32, "refit")
     dil = {"group": 8, "pads": [2, 2, 2, 2], "dilations": [2, 2]}
     r2 = dwconv.DwConvRunner(dil, {}, lambda ins: registry.get("fused.ConvAct").run(ins, dil, 17))
     assert r2.plan([x, w]) is None

@@ -11,7 +11,7 @@ once through L1 and does the KH*KW multiply-adds per element in fp32 on the CUDA
 Tactic params: BLOCK_H, BLOCK_W (output pixels per program), BLOCK_C (channels per program),
 num_warps, nhwc_ok, and weight_layout=channels_last: for a [C, 1, KH, KW] weight that is its
 contiguous layout, but it marks the tactic as NHWC for the builder (timed with NHWC activations,
-starts a channels-last chain); the runner lays the weight out as [KH*KW, C] once and caches it.
+starts a channels-last chain). The kernel reads the weight in place (refit-safe: no derived copy).
 The kernel source is in dwconv_source."""
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from ...ops.fused.expr import expr_dtype
 from ..device import is_cuda
 from ..layer_shapes import is_weight
 from ..registry import tactic_family
-from ..weight_cache import cached
 from . import reference, tactic_dict
 from .conv import _epilogue_ok, geometry
 from .dwconv_source import DwSignature, dwconv_source
@@ -100,11 +99,6 @@ def tactic(cfg, level: int = 3) -> dict:
     return t
 
 
-def _taps_by_channel(w):
-    """[C, 1, KH, KW] -> [KH*KW, C] contiguous: a tap's weights are contiguous along C."""
-    return w.reshape(w.shape[0], -1).t().contiguous()
-
-
 def _dest(outs, shape, dtype, device):
     """The caller's output buffer when it is channels-last already, else a fresh NHWC tensor."""
     o = outs[0] if outs else None
@@ -121,10 +115,6 @@ def _extent(shape, strides) -> int:
 
 class DwConvRunner(_Runner):
     """One compiled kernel per input signature; unsupported signatures run the reference."""
-
-    def __init__(self, attrs, params, fallback):
-        super().__init__(attrs, params, fallback)
-        self.wtap = cached(_taps_by_channel)
 
     def plan(self, inputs):
         x, w = inputs[0], inputs[1]
@@ -153,7 +143,7 @@ class DwConvRunner(_Runner):
         return self._launcher(compile_source(src, "tf_dwconv"), sig, out_shape, [v for _, v in consts])
 
     def _launcher(self, kernel, sig, out_shape, cvals):
-        """run(inputs, outs) for one signature: weight layout, output buffer, launch."""
+        """run(inputs, outs) for one signature: output buffer, launch."""
         p = self.params
         bh, bw, bc = int(p.get("BLOCK_H", 4)), int(p.get("BLOCK_W", 16)), int(p.get("BLOCK_C", 32))
         n, c, oh, ow = out_shape
@@ -164,13 +154,13 @@ class DwConvRunner(_Runner):
         out_torch = dtypes.to_torch(sig.out_dtype)
 
         def run(ins, outs=None):
-            xi, wt = ins[0], self.wtap(ins[1])
+            xi, wi = ins[0], ins[1]
             out = _dest(outs, out_shape, out_torch, xi.device)
             if n == 0 or c == 0:
                 return [out]
             ext = list(ins[3:])
-            args = [xi, wt] + ([ins[2]] if has_b else []) + ext
-            args += [out, c, xi.shape[2], xi.shape[3], oh, ow, n_h, n_w, n_c, *xi.stride(), *wt.stride()]
+            args = [xi, wi] + ([ins[2]] if has_b else []) + ext
+            args += [out, c, xi.shape[2], xi.shape[3], oh, ow, n_h, n_w, n_c, *xi.stride(), wi.stride(0), wi.stride(2), wi.stride(3)]
             args += [s for e in ext for s in e.expand(out_shape).stride()]
             kernel[grid](*args, *out.stride(), *cvals, **meta)
             return [out]

@@ -8,8 +8,9 @@ one weight vector, and accumulates in fp32. Neighbouring taps re-read mostly the
 which the L1 serves, so HBM traffic stays close to one read of the input and one write of the
 output. Pixels outside the image (padding, borders) are masked to zero.
 
-The weight is read as [KH*KW, C] (the runner lays it out once), so a tap's weights are contiguous
-along C. The epilogue adds the bias, applies the layer's expression (extras read at (n, c, oh, ow)
+The weight [C, 1, KH, KW] is read through its strides, as the engine holds it (a tap's BLOCK_C
+weights are a strided gather, but they are BLOCK_C values against BLOCK_H*BLOCK_W*BLOCK_C
+multiply-adds and stay in L1; a derived copy would go stale after a refit). The epilogue adds the bias, applies the layer's expression (extras read at (n, c, oh, ow)
 through broadcast strides) and stores the cast result through the output's strides.
 
 Specialized into the source: window, strides, begin pads (end pads only shape the output), dtypes,
@@ -37,7 +38,7 @@ class DwSignature:
 
 def _params(sig: DwSignature, consts) -> list[str]:
     ps = ["x", "w"] + (["b"] if sig.bias_dtype else []) + [f"e{i}" for i in range(len(sig.extra_dtypes))]
-    ps += ["out", "C", "H", "W", "OH", "OW", "N_H", "N_W", "N_C", "sxn", "sxc", "sxh", "sxw", "swk", "swc"]
+    ps += ["out", "C", "H", "W", "OH", "OW", "N_H", "N_W", "N_C", "sxn", "sxc", "sxh", "sxw", "swc", "swh", "sww"]
     ps += [f"s{i}_{d}" for i in range(len(sig.extra_dtypes)) for d in range(4)]
     ps += ["so_n", "so_c", "so_h", "so_w"] + [c for c, _ in consts]
     return ps + [f"{k}: tl.constexpr" for k in ("BLOCK_H", "BLOCK_W", "BLOCK_C", "EVEN_C")]
@@ -81,9 +82,9 @@ def _window(sig: DwSignature) -> list[str]:
             f"{i3}ok = h_ok & (iw >= 0) & (iw < W)",
             f"{i3}v = tl.load((x_row + iw * sxw)[:, None] + xc, mask=ok[:, None] & cmask, other=0.0)",
             f"{i3}if EVEN_C:",
-            f"{i3}    wv = tl.load(w + (kh * {kw_} + kw) * swk + wc)",
+            f"{i3}    wv = tl.load(w + (kh * swh + kw * sww) + wc)",
             f"{i3}else:",
-            f"{i3}    wv = tl.load(w + (kh * {kw_} + kw) * swk + wc, mask=c_ok, other=0.0)",
+            f"{i3}    wv = tl.load(w + (kh * swh + kw * sww) + wc, mask=c_ok, other=0.0)",
             f"{i3}acc += v.to(tl.float32) * wv.to(tl.float32)[None, :]"]
 
 
