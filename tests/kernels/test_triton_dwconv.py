@@ -174,9 +174,10 @@ def test_generated_source_parses():
 
 # ---- interpreter correctness ----------------------------------------------------------------
 @interpreter
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_dwconv_cases_in_interpreter(interpret, dtype):
-    check_cases("cpu", dtype, {"BLOCK_H": 4, "BLOCK_W": 4, "BLOCK_C": 16})
+@pytest.mark.parametrize("dtype, tile", [(torch.float32, (4, 4, 16)), (torch.float16, (4, 4, 16)),
+                                         (torch.bfloat16, (2, 8, 32))])
+def test_dwconv_cases_in_interpreter(interpret, dtype, tile):
+    check_cases("cpu", dtype, dict(zip(("BLOCK_H", "BLOCK_W", "BLOCK_C"), tile)))
 
 
 @interpreter
