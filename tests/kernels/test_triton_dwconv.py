@@ -201,8 +201,7 @@ def test_output_buffer_and_fallback(interpret):
 
 
 def force_dwconv(monkeypatch, cfg) -> list:
-    """Tactic selection offers dwconv(cfg) first for every legal layer; returns the list that
-    collects every launch plan the runners make (None: the reference ran)."""
+    """Offer dwconv(cfg) first for every legal layer; returns the runners' launch plans (None: reference)."""
     from tensorforge.builder import tactics
     orig = tactics.Selector.candidates
     monkeypatch.setattr(tactics.Selector, "candidates", lambda self, lay, info: (
