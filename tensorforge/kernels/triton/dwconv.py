@@ -160,7 +160,8 @@ class DwConvRunner(_Runner):
                 return [out]
             ext = list(ins[3:])
             args = [xi, wi] + ([ins[2]] if has_b else []) + ext
-            args += [out, c, xi.shape[2], xi.shape[3], oh, ow, n_h, n_w, n_c, *xi.stride(), wi.stride(0), wi.stride(2), wi.stride(3)]
+            args += [out, c, xi.shape[2], xi.shape[3], oh, ow, n_h, n_w, n_c, *xi.stride()]
+            args += [wi.stride(0), wi.stride(2), wi.stride(3)]  # [C, 1, KH, KW]: the dim of 1 is unused
             args += [s for e in ext for s in e.expand(out_shape).stride()]
             kernel[grid](*args, *out.stride(), *cvals, **meta)
             return [out]

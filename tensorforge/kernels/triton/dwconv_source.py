@@ -10,8 +10,9 @@ output. Pixels outside the image (padding, borders) are masked to zero.
 
 The weight [C, 1, KH, KW] is read through its strides, as the engine holds it (a tap's BLOCK_C
 weights are a strided gather, but they are BLOCK_C values against BLOCK_H*BLOCK_W*BLOCK_C
-multiply-adds and stay in L1; a derived copy would go stale after a refit). The epilogue adds the bias, applies the layer's expression (extras read at (n, c, oh, ow)
-through broadcast strides) and stores the cast result through the output's strides.
+multiply-adds and stay in L1; a derived copy would go stale after a refit). The epilogue adds
+the bias, applies the layer's expression (extras read at (n, c, oh, ow) through broadcast strides)
+and stores the cast result through the output's strides.
 
 Specialized into the source: window, strides, begin pads (end pads only shape the output), dtypes,
 bias and epilogue, so layers of one geometry share one compiled kernel."""
