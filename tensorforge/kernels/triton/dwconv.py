@@ -4,9 +4,11 @@ up to 7x7, strides 1 and 2, dilation 1, any non-negative (asymmetric) pads. Bias
 epilogue (folded BN scale, ReLU, hardswish, hardsigmoid, SiLU, residual...) run inside the kernel;
 the result is stored channels-last, into the planned buffer when it is one.
 
-Why: cuDNN and the implicit-GEMM conv treat it as a GEMM whose N (and K per channel) is 1, which a
-tensor-core tile pads to 16+; a depthwise conv is bandwidth bound, so this kernel reads NHWC tiles
-once through L1 and does the KH*KW multiply-adds per element in fp32 on the CUDA cores.
+Why: a depthwise conv is bandwidth bound (KH*KW multiply-adds per output element, no reduction
+over channels). As a GEMM each channel is N=1, K=KH*KW, which a tensor-core tile pads to 16+
+(conv_igemm declines groups); cuDNN fuses only ReLU, so hardswish / SiLU / BN-scale epilogues cost
+a second pass over the output. This kernel reads NHWC tiles through L1, accumulates in fp32 on the
+CUDA cores and applies any epilogue before its one store.
 
 Tactic params: BLOCK_H, BLOCK_W (output pixels per program), BLOCK_C (channels per program),
 num_warps, nhwc_ok, and weight_layout=channels_last: for a [C, 1, KH, KW] weight that is its
