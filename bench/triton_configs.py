@@ -3,9 +3,11 @@
   attention: every flash_attention config vs the SDPA backends (cuDNN, efficient, flash) on the
              BERT / ViT / GPT-2 attention shapes;
   conv:      the best conv_igemm config vs cuDNN conv+bias+ReLU on ResNet-50's conv shapes;
+  dwconv:    every dwconv config vs cuDNN depthwise conv + hardswish (NHWC fp16) on PP-LCNet /
+             MobileNet depthwise shapes, with the HBM floor (input + output bytes at 4.8 TB/s);
   gemm:      every GEMM config (checked against the reference first) vs cuBLAS on BERT / ViT shapes.
 
-  python bench/triton_configs.py attention|conv|gemm [--batch 128,4]
+  python bench/triton_configs.py attention|conv|dwconv|gemm [--batch 128,4]
 
 Moved from tests/gpu (they asserted nothing and only printed timings)."""
 from __future__ import annotations
@@ -24,6 +26,11 @@ RESNET_SHAPES = [  # ResNet-50 convs: (Cin, Cout, k, stride, spatial in)
     (128, 512, 1, 1, 28), (512, 128, 1, 1, 28), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14),
     (1024, 256, 1, 1, 14), (256, 1024, 1, 1, 14), (512, 512, 3, 1, 7), (2048, 512, 1, 1, 7),
     (512, 2048, 1, 1, 7)]
+DW_SHAPES = [  # (N, C, spatial in, k, stride): the brief's 640x640 layers, PP-LCNet det / cls depthwise
+    (1, 16, 640, 3, 1), (1, 32, 640, 3, 1), (1, 64, 640, 3, 1), (1, 32, 640, 3, 2), (1, 64, 160, 3, 1),
+    (1, 128, 80, 3, 2), (1, 256, 40, 5, 1), (1, 512, 20, 5, 2), (8, 32, 112, 3, 1), (8, 128, 56, 3, 2),
+    (8, 512, 14, 5, 1)]
+HBM_BYTES_PER_US = 4.8e6  # H200 peak (4.8 TB/s)
 GEMM_SHAPES = [  # (M, N, K, epilogue): BERT-base bs1 and ViT-B/16 bs32 projections / FFNs
     (128, 768, 768, None), (128, 2304, 768, None), (128, 3072, 768, "gelu"), (128, 768, 3072, "res"),
     (6304, 768, 768, None), (6304, 3072, 768, "gelu"), (6304, 768, 3072, "res"), (4096, 3072, 768, "gelu")]
@@ -93,6 +100,30 @@ def conv(args) -> None:
         print(f"batch {batch}\n" + "\n".join(rows) + f"\ntotal: cudnn {tot[0]:.1f} us, igemm {tot[1]:.1f} us")
 
 
+def dwconv(args) -> None:
+    """Every dwconv config (reference-checked) vs cuDNN depthwise conv + hardswish, and the HBM floor."""
+    import torch.nn.functional as F
+    from tensorforge.kernels.triton import dwconv as tdw
+    from tests.kernels.test_triton_dwconv import _expr
+    for n, c, hw, k, s in DW_SHAPES:
+        x = torch.randn(n, c, hw, hw, device="cuda").half().contiguous(memory_format=CL)
+        w, b = (torch.randn(c, 1, k, k, device="cuda") * 0.3).half(), torch.randn(c, device="cuda").half()
+        attrs = {"group": c, "pads": [k // 2] * 4, "strides": [s, s], "epilogue": _expr("HardSwish")}
+        want = F.hardswish(F.conv2d(x, w, b, s, k // 2, 1, c))
+        cudnn = _time_us(lambda: F.hardswish(F.conv2d(x, w, b, s, k // 2, 1, c)), 20)
+        floor = (x.numel() + want.numel()) * 2 / HBM_BYTES_PER_US
+        runs = []
+        for cfg, lv in tdw.configs(c):
+            r = tdw.DwConvRunner(attrs, dict(zip(("BLOCK_H", "BLOCK_W", "BLOCK_C", "num_warps"), cfg)), None)
+            out = torch.empty_like(want, memory_format=CL)
+            torch.testing.assert_close(r([x, w, b], [out])[0].float(), want.float(), rtol=1e-2, atol=1e-2)
+            runs.append((_time_us(lambda r=r, out=out: r([x, w, b], [out]), 20), lv, cfg))
+        best = min(runs)
+        print(f"{n}x{c}x{hw}x{hw} k{k} s{s}: floor {floor:.1f} us, cudnn+hardswish {cudnn:.1f} us, "
+              f"dwconv best {best[0]:.1f} us (level {best[1]} {best[2]}), all " +
+              ", ".join(f"{t:.1f}" for t, _, _ in runs))
+
+
 def gemm(args) -> None:
     """Every GEMM config (reference-checked) vs cuBLAS addmm (+GELU) on BERT / ViT shapes."""
     from tensorforge.kernels.triton import gemm as tgemm
@@ -121,14 +152,14 @@ def gemm(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("family", choices=("attention", "conv", "gemm"))
+    p.add_argument("family", choices=("attention", "conv", "dwconv", "gemm"))
     p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[128, 4],
                    help="conv: batch sizes (default 128,4)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs CUDA", file=sys.stderr)
         return 2
-    {"attention": attention, "conv": conv, "gemm": gemm}[args.family](args)
+    {"attention": attention, "conv": conv, "dwconv": dwconv, "gemm": gemm}[args.family](args)
     return 0
 
 
