@@ -43,7 +43,8 @@ POLICY = {
     # torch's softmax / mean kernels accumulate half inputs in FP32; norm references upcast
     **_ops("acc32", "Softmax LogSoftmax fused.Softmax fused.LogSoftmax fused.Attention LayerNormalization "
                     "fused.LayerNorm fused.RMSNorm InstanceNormalization GroupNormalization LpNormalization "
-                    "MeanVarianceNormalization ReduceMean GlobalAveragePool AveragePool fused.Reduce"),
+                    "MeanVarianceNormalization ReduceMean GlobalAveragePool AveragePool fused.Reduce "
+                    "fused.SqueezeExcite"),
     **_ops("fp32", "Exp Log Pow Reciprocal Softplus Mish Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh Acosh "
                    "Atanh ReduceSum ReduceSumSquare ReduceProd ReduceL1 ReduceL2 ReduceLogSum "
                    "ReduceLogSumExp CumSum BatchNormalization"),

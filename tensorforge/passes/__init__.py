@@ -25,6 +25,7 @@ from .fuse_norm import fuse_norms
 from .fuse_pointwise import fuse_pointwise
 from .fuse_reduce import fuse_reductions
 from .fuse_scale import fuse_scale
+from .fuse_se import fuse_se
 from .identity import eliminate_identity
 from .instrument import PipelineStats
 from .merge_gemm import merge_gemm
@@ -39,8 +40,8 @@ log = logging.getLogger("tensorforge")
 # lower the Q/DQ left into pointwise expressions that the epilogue/pointwise fusions absorb).
 PIPELINE = [contrib_to_onnx, fold_if, quant_canonicalize, fold_constants, eliminate_identity, cse, dce,
             quant_propagate, quant_fuse, quant_unfold_weights, quant_lower_pairs, merge_gemm, fuse_activations,
-            fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, patchify_convs, fuse_gemm, fuse_epilogue,
-            quant_residual, quant_lower_rest, fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs,
+            fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, fuse_se, patchify_convs, fuse_gemm,
+            fuse_epilogue, quant_residual, quant_lower_rest, fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs,
             dce]
 
 
@@ -91,5 +92,5 @@ def _dumper(folder: str | None):
 
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
-           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_pointwise", "merge_gemm", "patchify_convs",
+           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_se", "fuse_pointwise", "merge_gemm", "patchify_convs",
            "contrib_to_onnx", "fold_if", "optimize_subgraphs", "cleanup_subgraphs"]
