@@ -101,6 +101,8 @@ class SERunner(_Runner):
         if split:
             pool_k = compile_source(_pool_source(), "tf_global_pool")
             pbc = min(_np2(c), 64)
+            while pbc > 8 and n * -(-c // pbc) < 128:  # narrower channel blocks: more programs pool
+                pbc //= 2
             pbp = max(1, min(_np2(hw), 2048 // pbc))
             n_pc = -(-c // pbc)
         bp, bc = _scale_tile(x, int(self.params.get("BLOCK_P", 64)), int(self.params.get("BLOCK_C", 64)))
