@@ -104,3 +104,23 @@ def test_se_declines_strided_conv():
     nodes[1] = ("Conv", ["p", "w1", "b1"], ["c1"], {"pads": [1, 1, 1, 1]}, "conv1")
     nodes[3] = ("Conv", ["h", "w2", "b2"], ["c2"], {"kernel_shape": [3, 3]}, "conv2")
     _declined(model(nodes, X, ["y"], _inits(w2=(C, CR, 3, 3))), "not 1x1")
+
+
+def test_efficientnet_style_reduce_mean_silu_sigmoid_full_pipeline():
+    """ReduceMean(x, [2, 3], keepdims) becomes GlobalAveragePool first (fuse_reductions), then SE fuses."""
+    nodes = _se("SiLU", "Sigmoid")
+    nodes[0] = ("ReduceMean", ["x"], ["p"], {"axes": [2, 3], "keepdims": 1}, "mean")
+    m = model(nodes, X, ["y"], _inits(), opset=13)
+    g = check(m, FEED)
+    assert ops(g) == ["fused.SqueezeExcite"] and node(g, "fused.SqueezeExcite").attrs["act1"] == "SiLU"
+    check_against_ort(m, FEED, rtol=1e-5, atol=1e-5)
+
+
+def test_se_without_biases():
+    nodes = _se("HardSwish")
+    nodes[1] = ("Conv", ["p", "w1"], ["c1"], {}, "conv1")
+    nodes[3] = ("Conv", ["h", "w2"], ["c2"], {}, "conv2")
+    ins = _inits()
+    g = check(model(nodes, X, ["y"], [ins[0], ins[2]]), FEED)
+    n = node(g, "fused.SqueezeExcite")
+    assert n.inputs[2] is None and n.inputs[4] is None
