@@ -1,5 +1,5 @@
 """se compiled on CUDA: both gate variants vs ONNX Runtime's unfused chain and the fused reference
-(fp16 / bf16 / fp32, odd shapes, NCHW and NHWC), a PP-LCNet-sized block, and a small SE model built
+(fp16 / bf16 / fp32, odd shapes, NCHW and NHWC), model-sized blocks, and a small SE model built
 as an FP16 engine with the tactic forced and with timed selection, vs ONNX Runtime."""
 import numpy as np
 import pytest
@@ -33,18 +33,20 @@ def test_fused_gate_fp32_bf16(dtype):
 
 
 @pytest.mark.parametrize("nhwc", [False, True])
-def test_pplcnet_sized_block(nhwc):
-    """8x512x7x7 fp16 (PP-LCNet x1.0's last SE, Cr = 128), every offered config, into a planned buffer."""
+@pytest.mark.parametrize("n,c,cr,hw", [(8, 512, 128, 7), (1, 96, 24, 160)])
+def test_model_sized_blocks(nhwc, n, c, cr, hw):
+    """PP-LCNet x1.0's last SE at batch 8 (8x512x7x7) and PP-OCR det's largest neck SE (1x96x160x160),
+    fp16, every offered config, into a planned buffer."""
     g = torch.Generator(device="cuda").manual_seed(0)
-    x = torch.randn(8, 512, 7, 7, device="cuda", generator=g).half()
+    x = torch.randn(n, c, hw, hw, device="cuda", generator=g).half()
     x = x.contiguous(memory_format=CL) if nhwc else x
-    ins = [x, (torch.randn(128, 512, 1, 1, device="cuda", generator=g) * 0.05).half(),
-           (torch.randn(128, device="cuda", generator=g) * 0.1).half(),
-           (torch.randn(512, 128, 1, 1, device="cuda", generator=g) * 0.1).half(),
-           (torch.randn(512, device="cuda", generator=g) * 0.1).half()]
+    ins = [x, (torch.randn(cr, c, 1, 1, device="cuda", generator=g) * c ** -0.5).half(),
+           (torch.randn(cr, device="cuda", generator=g) * 0.1).half(),
+           (torch.randn(c, cr, 1, 1, device="cuda", generator=g) * cr ** -0.5).half(),
+           (torch.randn(c, device="cuda", generator=g) * 0.1).half()]
     attrs = {"act1": "Relu", "gate": "HardSigmoid", "alpha": 1 / 6, "beta": 0.5}
     want = registry.get("fused.SqueezeExcite").run(ins, attrs, 17)[0]
-    for t in se.configs(8, 512, 49):
+    for t in se.configs(n, c, hw * hw):
         out = torch.empty_like(x)
         got = se.SERunner(attrs, t["params"], None)(ins, [out])[0]
         assert got is out

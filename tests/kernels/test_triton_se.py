@@ -108,12 +108,20 @@ def test_candidates_for_se_layers(change):
     assert all(t["source"] == "triton" and t["name"] == "se" and t["params"]["nhwc_ok"] for t in ts)
     big = change.get("x", (1, 64, 14, 14))
     assert any(t["params"]["GATE"] == "split" for t in ts) == (big[1] * big[2] * big[3] >= 16384)
+    assert (ts[0]["params"]["GATE"] == "split") == (big[1] * big[2] * big[3] >= 65536)
 
 
 @pytest.mark.parametrize("change", [{"dt": "int8"}, {"dt": "float64"}, {"wkind": "activation"}, {"cr": 2048},
                                     {"act1": "Tanh"}, {"gate": "Relu"}, {"x": (1, 64, 14)}])
 def test_no_candidates_for_other_layers(change):
     assert se.se_candidates(*_layer(**change), CUDA) == []
+
+
+def test_pool_split_fills_the_gpu():
+    assert se._pool_split(1, 96, 160 * 160) == (100, 256, 64, 64)  # PP-OCR det neck: 200 programs
+    assert se._pool_split(8, 512, 49)[0] == 1  # small images: one range
+    s, per, bp, _ = se._pool_split(1, 20, 63, 4)
+    assert (s, per, bp) == (4, 16, 4) and (s - 1) * per < 63 <= s * per
 
 
 def test_no_candidates_off_cuda_or_without_shapes():
@@ -129,7 +137,7 @@ def test_no_candidates_off_cuda_or_without_shapes():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize("gate", ["fused", "split"])
 def test_se_cases_in_interpreter(interpret, dtype, gate):
-    check_cases("cpu", dtype, {"GATE": gate, "BLOCK_P": 8, "BLOCK_C": 16})
+    check_cases("cpu", dtype, {"GATE": gate, "BLOCK_P": 8, "BLOCK_C": 16, "POOL_P": 4})  # split: S = 2..4
 
 
 @interpreter

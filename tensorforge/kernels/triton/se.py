@@ -8,8 +8,8 @@ small kernel and the scale a second one that reads x and writes the output once:
 x read twice + written once, which is the floor without fusing the SE into its neighbours.
 
 Tactic params: GATE = "fused" (the gate kernel also pools: one program per image, best when H*W is
-small) or "split" (pool.py's global-pool kernel pools first on (n, channel block) programs: 3
-launches, better for large H*W), BLOCK_P / BLOCK_C (the scale kernel's tile), num_warps, nhwc_ok.
+small) or "split" (a pool kernel sums (H*W range, n, channel block) tiles first: 3 launches, for
+large images; POOL_P caps its pixel tile), BLOCK_P / BLOCK_C (the scale kernel's tile), num_warps, nhwc_ok.
 The gate buffer is held per plan (per input signature). The kernel source is in se_source."""
 from __future__ import annotations
 
@@ -97,14 +97,11 @@ class SERunner(_Runner):
         bc_g = max(1, min(_np2(c), max(16, 4096 // br)))
         bp_g = max(1, min(_np2(hw), 4096 // bc_g))
         gate = torch.empty((n, c), dtype=torch.float32, device=x.device)  # per plan, like gemm's workspace
-        pooled = torch.empty((n, c), dtype=torch.float32, device=x.device) if split else gate
+        n_s, per, pbp, pbc = _pool_split(n, c, hw, int(self.params.get("POOL_P", 4096))) if split else (1, hw, 1, 1)
+        n_pc = -(-c // pbc)
+        pooled = torch.empty((n_s, n, c), dtype=torch.float32, device=x.device) if split else gate
         if split:
-            pool_k = compile_source(_pool_source(), "tf_global_pool")
-            pbc = min(_np2(c), 64)
-            while pbc > 8 and n * -(-c // pbc) < 128:  # narrower channel blocks: more programs pool
-                pbc //= 2
-            pbp = max(1, min(_np2(hw), 2048 // pbc))
-            n_pc = -(-c // pbc)
+            pool_k = compile_source(src, "tf_se_pool")
         bp, bc = _scale_tile(x, int(self.params.get("BLOCK_P", 64)), int(self.params.get("BLOCK_C", 64)))
         n_p, n_c = -(-hw // bp), -(-c // bc)
         gmeta = dict(POOL_HERE=not split, HAS_B1=b1 is not None, HAS_B2=b2 is not None, ACT=act, HARD=hard,
@@ -118,12 +115,12 @@ class SERunner(_Runner):
             big = max(_extent(xi), _extent(out)) >= LIMIT
             sx = [xi.stride(0), xi.stride(1), sp]
             if split:
-                pool_k[(n_pc * n,)](xi, pooled, c, hw, *sx, c, 1, n_pc, IS_MAX=False, BIG=big,
-                                    EVEN_C=c % pbc == 0, BLOCK_P=pbp, BLOCK_C=pbc, num_warps=4)
+                pool_k[(n_pc * n * n_s,)](xi, pooled, n, c, hw, per, n_pc, *sx, BLOCK_P=pbp, BLOCK_C=pbc,
+                                          num_warps=4)
             s1 = (v1.stride(0), v1.stride(1))
             s2 = (v2.stride(0), v2.stride(1))
-            gate_k[(n,)](xi, pooled, v1, v1 if c1 is None else c1, v2, v2 if c2 is None else c2, gate, c, cr, hw,
-                         *sx, *s1, *s2, *ab, num_warps=nw, **gmeta)
+            gate_k[(n,)](xi, pooled, v1, v1 if c1 is None else c1, v2, v2 if c2 is None else c2, gate, n, n_s, c,
+                         cr, hw, *sx, *s1, *s2, *ab, num_warps=nw, **gmeta)
             so = [out.stride(0), out.stride(1), _flat_stride(out)]
             scale_k[(n * n_p * n_c,)](xi, gate, out, c, hw, n_p, n_c, *sx, *so, BIG=big, BLOCK_P=bp, BLOCK_C=bc,
                                       num_warps=nw)
@@ -135,13 +132,23 @@ def _extent(t) -> int:
     return 1 + sum((d - 1) * abs(s) for d, s in zip(t.shape, t.stride()))
 
 
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pool_split(n: int, c: int, hw: int, max_p: int = 4096) -> tuple:
+    """(S, PER, BLOCK_P, BLOCK_C) of the split pool: channel blocks of up to 64, then H*W cut into S
+    ranges of PER pixels (a multiple of BLOCK_P, >= 4 tiles each) until about 2 x 132 programs run
+    (an H200's SMs)."""
+    pbc = min(_np2(c), 64)
+    pbp = max(1, min(_np2(hw), 4096 // pbc, max_p))
+    n_s = max(1, min(_cdiv(264, n * _cdiv(c, pbc)), _cdiv(hw, 4 * pbp)))
+    per = _cdiv(_cdiv(hw, n_s), pbp) * pbp
+    return _cdiv(hw, per), per, pbp, pbc
+
+
 def _source() -> str:
     from .se_source import SRC
-    return SRC
-
-
-def _pool_source() -> str:
-    from .pool_source import SRC
     return SRC
 
 
@@ -152,10 +159,11 @@ def make_se(layer, attrs, opset, device, params):
 
 def configs(n: int, c: int, hw: int) -> list[dict]:
     """Level-3 configs: the fused gate (one program per image) and, when an image is large, the split
-    gate (pooled by (n, channel block) programs first); more scale tiles at level 4."""
+    gate (pooled by (pixel range, n, channel block) programs first; first in the list, which an
+    untimed build takes, for images of 64K+ elements); more scale tiles at level 4."""
     out = [("fused", 64, 64, 4)]
-    if hw * c >= 16384:
-        out.append(("split", 64, 64, 4))
+    if hw * c >= 16384:  # one program per image pooling 64K+ elements leaves the GPU idle: split first
+        out = out + [("split", 64, 64, 4)] if hw * c < 65536 else [("split", 64, 64, 4)] + out
     extra = [("fused", 32, 128, 8), ("split", 16, 128, 4)] if hw * c >= 16384 else [("fused", 16, 32, 4)]
     ts = [tactic_dict("se", GATE=g, BLOCK_P=bp, BLOCK_C=bc, num_warps=nw, nhwc_ok=True) for g, bp, bc, nw in out]
     for g, bp, bc, nw in extra:

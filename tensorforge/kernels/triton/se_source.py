@@ -4,10 +4,14 @@ so importing this module imports no triton).
 `tf_se_gate`: one program per image n computes the gate g[n, :] (fp32) of
     g = gate(W2 · act(W1 · mean_hw(x[n]) + b1) + b2)
 looping over channel blocks: each block's pooled means (computed here over H*W when POOL_HERE, else
-read from the fp32 [N, C] result of the pool kernel) are multiplied into the hidden vector h [Cr]
+summed from the fp32 [S, N, C] partial sums of the pool kernel) are multiplied into the hidden vector h [Cr]
 at once, so the pooled row is never stored; then a second sweep over channel blocks computes and
 stores the gate. The weights are read through their strides as the engine holds them ([O, I] or
 [O, I, 1, 1]; refit-safe). Everything accumulates in fp32.
+
+`tf_se_pool`: partial channel sums of x over H*W split into S ranges of PER pixels: one program per
+(range, n, channel block), so a large image pools on many SMs (no atomics: the gate kernel adds the
+S partials in a fixed order, the result is deterministic).
 
 `tf_se_scale`: out[n, c, p] = x[n, c, p] · g[n, c] over [BLOCK_P pixels x BLOCK_C channels] tiles
 (channel blocks fastest), x and out read / written through their strides (NCHW or NHWC)."""
@@ -30,7 +34,7 @@ def _act(h, ACT: tl.constexpr):
 
 
 @triton.jit
-def tf_se_gate(x, pooled, w1, b1, w2, b2, g, C, CR, HW, sxn, sxc, sxp, s1r, s1c, s2c, s2r, alpha, beta,
+def tf_se_gate(x, pooled, w1, b1, w2, b2, g, N, S, C, CR, HW, sxn, sxc, sxp, s1r, s1c, s2c, s2r, alpha, beta,
                POOL_HERE: tl.constexpr, HAS_B1: tl.constexpr, HAS_B2: tl.constexpr, ACT: tl.constexpr,
                HARD: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_R: tl.constexpr):
     n = tl.program_id(0).to(tl.int64)
@@ -48,8 +52,11 @@ def tf_se_gate(x, pooled, w1, b1, w2, b2, g, C, CR, HW, sxn, sxc, sxp, s1r, s1c,
                 ptr = x_img + (p * sxp)[:, None] + (c * sxc)[None, :]
                 acc += tl.load(ptr, mask=(p < HW)[:, None] & cm[None, :], other=0.0).to(tl.float32)
             pc = tl.sum(acc, 0) / HW
-        else:
-            pc = tl.load(pooled + n * C + c, mask=cm, other=0.0)
+        else:  # the pool kernel's partial sums [S, N, C]
+            pc = tl.zeros([BLOCK_C], tl.float32)
+            for s in range(0, S):
+                pc += tl.load(pooled + (s * N + n) * C + c, mask=cm, other=0.0)
+            pc = pc / HW
         wt = tl.load(w1 + (r * s1r)[:, None] + (c * s1c)[None, :], mask=rm[:, None] & cm[None, :], other=0.0)
         h += tl.sum(wt.to(tl.float32) * pc[None, :], 1)
     if HAS_B1:
@@ -67,6 +74,25 @@ def tf_se_gate(x, pooled, w1, b1, w2, b2, g, C, CR, HW, sxn, sxc, sxp, s1r, s1c,
         else:
             s = 1.0 / (1.0 + tl.exp(-s))
         tl.store(g + n * C + c, s, mask=cm)
+
+
+@triton.jit
+def tf_se_pool(x, part, N, C, HW, PER, N_C, sxn, sxc, sxp, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    pid = tl.program_id(0)
+    pid_c = pid % N_C
+    t = pid // N_C
+    n = (t % N).to(tl.int64)
+    s = t // N
+    c = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    cm = c < C
+    x_img = x + n * sxn
+    acc = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+    end = tl.minimum(s * PER + PER, HW)
+    for p0 in range(s * PER, end, BLOCK_P):
+        p = p0 + tl.arange(0, BLOCK_P)
+        ptr = x_img + (p * sxp)[:, None] + (c * sxc)[None, :]
+        acc += tl.load(ptr, mask=(p < end)[:, None] & cm[None, :], other=0.0).to(tl.float32)
+    tl.store(part + (s * N + n) * C + c, tl.sum(acc, 0), mask=cm)
 
 
 @triton.jit
