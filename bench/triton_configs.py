@@ -5,9 +5,12 @@
   conv:      the best conv_igemm config vs cuDNN conv+bias+ReLU on ResNet-50's conv shapes;
   dwconv:    every dwconv config vs cuDNN depthwise conv + hardswish (NHWC fp16) on PP-LCNet /
              MobileNet depthwise shapes, with the HBM floor (input + output bytes at 4.8 TB/s);
-  gemm:      every GEMM config (checked against the reference first) vs cuBLAS on BERT / ViT shapes.
+  gemm:      every GEMM config (checked against the reference first) vs cuBLAS on BERT / ViT shapes;
+  se:        every squeeze-excitation config vs the unfused torch ops (the reference: mean, two 1x1
+             cuDNN convs, relu, hardsigmoid, mul; eager and as one CUDA graph) on PP-LCNet / PP-OCR
+             SE shapes (fp16 NHWC), with the HBM floor (x read twice + output written).
 
-  python bench/triton_configs.py attention|conv|dwconv|gemm [--batch 128,4]
+  python bench/triton_configs.py attention|conv|dwconv|gemm|se [--batch 128,4]
 
 Moved from tests/gpu (they asserted nothing and only printed timings)."""
 from __future__ import annotations
@@ -31,6 +34,9 @@ DW_SHAPES = [  # (N, C, spatial in, k, stride): the brief's 640x640 layers, PP-L
     (1, 128, 80, 3, 2), (1, 256, 40, 5, 1), (1, 512, 20, 5, 2), (8, 32, 112, 3, 1), (8, 128, 56, 3, 2),
     (8, 512, 14, 5, 1)]
 HBM_BYTES_PER_US = 4.8e6  # H200 peak (4.8 TB/s)
+SE_SHAPES = [  # (N, C, Cr, H=W): PP-LCNet x1.0 cls at bs 8, PP-OCRv4 det neck (640x640 input)
+    (8, 256, 64, 7), (8, 512, 128, 7), (1, 192, 48, 20), (1, 384, 96, 20), (1, 96, 24, 40), (1, 96, 24, 160),
+    (1, 24, 6, 160)]
 GEMM_SHAPES = [  # (M, N, K, epilogue): BERT-base bs1 and ViT-B/16 bs32 projections / FFNs
     (128, 768, 768, None), (128, 2304, 768, None), (128, 3072, 768, "gelu"), (128, 768, 3072, "res"),
     (6304, 768, 768, None), (6304, 3072, 768, "gelu"), (6304, 768, 3072, "res"), (4096, 3072, 768, "gelu")]
@@ -150,16 +156,43 @@ def gemm(args) -> None:
               f"level {best[1]} {best[2]}")
 
 
+def se(args) -> None:
+    """Every se config (reference-checked) vs the reference's torch ops, eager and graph-captured."""
+    from tensorforge.kernels.triton import se as tse
+    from tensorforge.ops import registry
+    ref = registry.get("fused.SqueezeExcite")
+    attrs = {"act1": "Relu", "gate": "HardSigmoid", "alpha": 1 / 6, "beta": 0.5}
+    for n, c, cr, hw in SE_SHAPES:
+        x = torch.randn(n, c, hw, hw, device="cuda").half().contiguous(memory_format=CL)
+        ins = [x, (torch.randn(cr, c, 1, 1, device="cuda") * c ** -0.5).half(), torch.randn(cr, device="cuda").half(),
+               (torch.randn(c, cr, 1, 1, device="cuda") * cr ** -0.5).half(), torch.randn(c, device="cuda").half()]
+        want = ref.run(ins, attrs, 17)[0]
+        eager = _time_us(lambda: ref.run(ins, attrs, 17), 20)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            ref.run(ins, attrs, 17)
+        captured = _time_us(graph.replay, 20)
+        floor = 3 * x.numel() * 2 / HBM_BYTES_PER_US
+        runs = []
+        for t in tse.configs(n, c, hw * hw):
+            r, out = tse.SERunner(attrs, t["params"], None), torch.empty_like(x)
+            torch.testing.assert_close(r(ins, [out])[0].float(), want.float(), rtol=1e-2, atol=1e-2)
+            runs.append((_time_us(lambda r=r, out=out: r(ins, [out]), 20), t.get("level", 3), t["params"]["GATE"]))
+        best = min(runs)
+        print(f"{n}x{c}x{hw}x{hw} Cr {cr}: floor {floor:.1f} us, torch ops {eager:.1f} us (graph {captured:.1f}), "
+              f"se best {best[0]:.1f} us (level {best[1]} {best[2]}), all " + ", ".join(f"{u:.1f}" for u, _, _ in runs))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("family", choices=("attention", "conv", "dwconv", "gemm"))
+    p.add_argument("family", choices=("attention", "conv", "dwconv", "gemm", "se"))
     p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[128, 4],
                    help="conv: batch sizes (default 128,4)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs CUDA", file=sys.stderr)
         return 2
-    {"attention": attention, "conv": conv, "dwconv": dwconv, "gemm": gemm}[args.family](args)
+    {"attention": attention, "conv": conv, "dwconv": dwconv, "gemm": gemm, "se": se}[args.family](args)
     return 0
 
 
