@@ -2,8 +2,8 @@
 float32 x (NCHW or NHWC), weights of x's dtype, any C and Cr <= MAX_CR.
 
 Why: unfused, an SE block is 4 layers on the GPU (global pool, two 1x1 convs with their
-activations as epilogues, the broadcast multiply), three of them tiny launches on [N, C, 1, 1]
-tensors (cuDNN / cuBLAS calls of a few µs each for a few kFLOP). Here the gate [N, C] (fp32) is one
+activations as epilogues, the broadcast multiply; 5-6 kernels where an epilogue runs apart), the
+convs tiny launches on [N, C, 1, 1] tensors (cuDNN calls of a few µs each for a few kFLOP). Here the gate [N, C] (fp32) is one
 small kernel and the scale a second one that reads x and writes the output once: 2 launches and
 x read twice + written once, which is the floor without fusing the SE into its neighbours.
 
