@@ -43,7 +43,8 @@ def run(ctx, feeds: dict, batch: int) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def effnet(n_eval: int, n_calib: int, calibrator: str = "entropy") -> dict:
+def effnet(n_eval: int, n_calib: int, calibrator: str = "entropy", exclude=(), bias_correction=False,
+           high_precision="fp16", percentile=99.99) -> dict:
     from tensorforge.quant import quantize
     m = efficientnet_lite0()
     x0 = torch.zeros(2, 3, 224, 224)
@@ -51,7 +52,8 @@ def effnet(n_eval: int, n_calib: int, calibrator: str = "entropy") -> dict:
     imgs = natural_images()
     calib = random_crops(imgs, n_calib, seed=1)
     ev = random_crops(imgs, n_eval, seed=2)  # other crops (another seed) than calibration's
-    q = quantize(fp32, "int8", [{"x": calib[i:i + 8]} for i in range(0, n_calib, 8)], calibrator)
+    q = quantize(fp32, "int8", [{"x": calib[i:i + 8]} for i in range(0, n_calib, 8)], calibrator, exclude=exclude,
+                 percentile=percentile, high_precision=high_precision, bias_correction=bias_correction)
     t = time.time()
     with torch.no_grad():
         eager = m(torch.from_numpy(ev[:8])).numpy()
@@ -59,7 +61,9 @@ def effnet(n_eval: int, n_calib: int, calibrator: str = "entropy") -> dict:
     assert np.abs(ref[:8] - eager).max() < 1e-3 * np.abs(eager).max()  # the export matches torch
     got = run(engine(q), {"x": ev}, 50)
     agree = float((got.argmax(1) == ref.argmax(1)).mean())
-    return {"model": "EfficientNet-Lite0", "mode": "int8", "calibrator": calibrator, "calib_crops": n_calib,
+    return {"model": "EfficientNet-Lite0", "mode": "int8", "calibrator": calibrator, "percentile": percentile,
+            "exclude": list(exclude), "bias_correction": bias_correction, "high_precision": high_precision,
+            "calib_crops": n_calib,
             "eval_crops": n_eval, "top1_agreement": agree, "n_q": sum(n.op_type == "QuantizeLinear" for n in q.graph.node),
             "seconds": round(time.time() - t, 1)}
 
@@ -70,14 +74,22 @@ def main(argv=None):
     p.add_argument("--calib", type=int, default=64)
     p.add_argument("--sentences", type=int, default=256)
     p.add_argument("--calibrator", default="entropy")
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--exclude", action="append", default=[], help="node name / op type regex kept in high precision")
+    p.add_argument("--minilm-exclude", action="append", default=[])
+    p.add_argument("--minilm-calibrator", default="max")
+    p.add_argument("--bias-correction", action="store_true")
+    p.add_argument("--high-precision", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--only", choices=("effnet", "minilm"))
     a = p.parse_args(argv)
     if a.only in (None, "effnet"):
-        print(effnet(a.crops, a.calib, a.calibrator), flush=True)
+        print(effnet(a.crops, a.calib, a.calibrator, a.exclude, a.bias_correction, a.high_precision, a.percentile),
+              flush=True)
     if a.only in (None, "minilm"):
         from quant_minilm import minilm_accuracy
         for mode in ("fp8", "int8"):
-            print(minilm_accuracy(mode, a.sentences), flush=True)
+            print(minilm_accuracy(mode, a.sentences, calibrator=a.minilm_calibrator, exclude=a.minilm_exclude,
+                                  high_precision=a.high_precision), flush=True)
 
 
 if __name__ == "__main__":

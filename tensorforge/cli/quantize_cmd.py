@@ -27,6 +27,8 @@ def add_parser(sub):
     q.add_argument("--high-precision-dtype", choices=("fp16", "bf16", "fp32"), default="fp16",
                    help="type of the unquantized part (weights, scales, activations); graph I/O types are kept "
                    "(ModelOpt's high_precision_dtype, default fp16)")
+    q.add_argument("--bias-correction", action="store_true", help="Conv/Gemm biases absorb the mean "
+                   "output shift of their quantized weights (measured on the calibration data)")
     q.add_argument("--dq-only", action="store_true", help="store weights quantized, behind a DQ only")
     q.add_argument("-v", "--verbose", action="store_true")
     return q
@@ -52,7 +54,7 @@ def quantize_main(args) -> int:
         feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
                              args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
-                   args.percentile, args.high_precision_dtype)
+                   args.percentile, args.high_precision_dtype, args.bias_correction)
     onnx.save(out, args.output)
     if args.write_cache:
         write_cache(args.write_cache, scales_of(out))

@@ -8,6 +8,7 @@ import onnx
 from onnx import helper
 
 from ..errors import TensorforgeError
+from .biascorr import bias_correct
 from .calib import CALIBRATORS, Collector
 from .highprec import LOW, MIN_OPSET as LOW_OPSET, to_high_precision
 from .insert import insert_qdq
@@ -54,15 +55,19 @@ def collect(model, tensors, feeds) -> dict:
 
 def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy", include=(), exclude=(),
              cache: dict | None = None, dq_only: bool = False, percentile: float = 99.99,
-             high_precision: str = "fp16"):
+             high_precision: str = "fp16", bias_correction: bool = False):
     """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT);
-    its unquantized part in `high_precision` (fp16 | bf16 | fp32), graph I/O types kept."""
+    its unquantized part in `high_precision` (fp16 | bf16 | fp32), graph I/O types kept; bias_correction:
+    Conv/Gemm biases absorb the mean shift of their quantized weights (needs calibration feeds)."""
     if mode not in ("int8", "fp8"):
         raise TensorforgeError(f"--mode must be int8 or fp8, not '{mode}'")
     if calibrator not in CALIBRATORS:
         raise TensorforgeError(f"unknown calibrator '{calibrator}' ({', '.join(CALIBRATORS)})")
     if high_precision not in ("fp32", *LOW):
         raise TensorforgeError(f"--high-precision-dtype must be fp16, bf16 or fp32, not '{high_precision}'")
+    feeds = list(feeds) if bias_correction and feeds is not None else feeds  # read twice
+    if bias_correction and (dq_only or not feeds):
+        raise TensorforgeError("bias correction needs calibration data and Q -> DQ weights (not --dq-only)")
     if has_qdq(model):
         log.warning("quantize: the model already has Q/DQ nodes; returned unchanged")
         return model
@@ -82,6 +87,8 @@ def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy",
     log.info("quantize: %d activations and %d weights quantized (%s, %s)", len(amax), len(plan.weights), mode,
              calibrator if cache is None else "calibration cache")
     out = insert_qdq(model, plan, amax, mode, dq_only)
+    if bias_correction:
+        out = bias_correct(out, feeds)
     del out.graph.value_info[:]
     return to_high_precision(out, high_precision)
 
