@@ -122,23 +122,25 @@ def _pix_offset(s: str) -> str:
     return f"nb * {s}0 + oh * {s}2 + ow * {s}3"
 
 
-def _epilogue(sig, consts) -> list[str]:
-    """Bias, the expression over (y, extras), cast and store through the output's strides."""
-    lines = ["    mask = m_ok[:, None] & n_ok[None, :]"]
+def epilogue_lines(sig, consts, col: str = "rn", col_ok: str = "n_ok") -> list[str]:
+    """Bias, the expression over (y, extras), cast and store through the output's strides, for a tile
+    of (n, oh, ow) rows by output-channel columns `col` (valid where `col_ok`): shared by the conv
+    kernels (conv_igemm: rn / n_ok; dwconv: rc / c_ok)."""
+    lines = [f"    mask = m_ok[:, None] & {col_ok}[None, :]"]
     if sig.bias_dtype:
-        bias = load("b", "full", sig.bias_dtype, {"full": "rn"}, "n_ok")
+        bias = load("b", "full", sig.bias_dtype, {"full": col}, col_ok)
         lines.append(f"    acc = acc + ({bias})[None, :]")
     out = "acc"
     if sig.epilogue:
         vals = []
         for i, dt in enumerate(sig.extra_dtypes):
-            off = f"({_pix_offset(f's{i}_')})[:, None] + rn[None, :] * s{i}_1"
+            off = f"({_pix_offset(f's{i}_')})[:, None] + {col}[None, :] * s{i}_1"
             lines.append(f"    x{i} = {load(f'e{i}', 'full', dt, {'full': off}, 'mask')}")
             vals.append(f"x{i}")
         expr = json.loads(sig.epilogue)
         body, out, _ = expr_lines(expr, ["acc"] + vals, [sig.dtype, *sig.extra_dtypes], "v", consts)
         lines += ["    " + ln for ln in body]
-    lines.append("    o_off = (nb * so_n + oh * so_h + ow * so_w)[:, None] + rn[None, :] * so_c")
+    lines.append(f"    o_off = (nb * so_n + oh * so_h + ow * so_w)[:, None] + {col}[None, :] * so_c")
     lines.append(f"    tl.store(out + o_off, ({out}).to({TL[sig.out_dtype]}), mask=mask)")
     return lines
 
@@ -147,6 +149,6 @@ def conv_source(sig: ConvSignature, name: str = "tf_conv_igemm") -> tuple[str, l
     """(module source, [(const arg name, value)]) of the implicit-GEMM conv kernel for sig."""
     consts: list = []
     loop = _point_loop(sig) if sig.point else _window_loop(sig)
-    epi = _epilogue(sig, consts)  # collects the non-finite constants the header lists
+    epi = epilogue_lines(sig, consts)  # collects the non-finite constants the header lists
     head = ["", "", "@triton.jit", f"def {name}({', '.join(_params(sig, consts))}):"]
     return PRELUDE + "\n".join(head + [_PROLOGUE] + loop + epi) + "\n", consts

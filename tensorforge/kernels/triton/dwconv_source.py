@@ -18,10 +18,10 @@ Specialized into the source: window, strides, begin pads (end pads only shape th
 bias and epilogue, so layers of one geometry share one compiled kernel."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from .codegen import PRELUDE, TL, expr_lines, load
+from .codegen import PRELUDE
+from .conv_source import epilogue_lines
 
 
 @dataclass(frozen=True)
@@ -89,30 +89,9 @@ def _window(sig: DwSignature) -> list[str]:
             f"{i3}acc += v.to(tl.float32) * wv.to(tl.float32)[None, :]"]
 
 
-def _epilogue(sig: DwSignature, consts) -> list[str]:
-    """Bias, the expression over (y, extras), cast and store through the output's strides."""
-    lines = ["    mask = m_ok[:, None] & c_ok[None, :]"]
-    if sig.bias_dtype:
-        bias = load("b", "full", sig.bias_dtype, {"full": "rc"}, "c_ok")
-        lines.append(f"    acc = acc + ({bias})[None, :]")
-    out = "acc"
-    if sig.epilogue:
-        vals = []
-        for i, dt in enumerate(sig.extra_dtypes):
-            off = f"(nb * s{i}_0 + oh * s{i}_2 + ow * s{i}_3)[:, None] + rc[None, :] * s{i}_1"
-            lines.append(f"    x{i} = {load(f'e{i}', 'full', dt, {'full': off}, 'mask')}")
-            vals.append(f"x{i}")
-        body, out, _ = expr_lines(json.loads(sig.epilogue), ["acc"] + vals, [sig.dtype, *sig.extra_dtypes],
-                                  "v", consts)
-        lines += ["    " + ln for ln in body]
-    lines.append("    o_off = (nb * so_n + oh * so_h + ow * so_w)[:, None] + rc[None, :] * so_c")
-    lines.append(f"    tl.store(out + o_off, ({out}).to({TL[sig.out_dtype]}), mask=mask)")
-    return lines
-
-
 def dwconv_source(sig: DwSignature, name: str = "tf_dwconv") -> tuple[str, list]:
     """(module source, [(const arg name, value)]) of the depthwise conv kernel for sig."""
     consts: list = []
-    epi = _epilogue(sig, consts)  # collects the non-finite constants the header lists
+    epi = epilogue_lines(sig, consts, "rc", "c_ok")  # collects the non-finite constants the header lists
     head = ["", "", "@triton.jit", f"def {name}({', '.join(_params(sig, consts))}):"]
     return PRELUDE + "\n".join(head + [_PROLOGUE] + _window(sig) + epi) + "\n", consts
