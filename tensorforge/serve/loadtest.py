@@ -71,7 +71,7 @@ def serve_answer(res: Result) -> dict:
     return codec.decode_answer(res.body)
 
 
-async def _send_all(url: str, bodies: list, concurrency: int, timeout_s: float) -> tuple[list, float]:
+async def _send_all(url: str, bodies: list, concurrency: int, timeout_s: float, on_answer) -> tuple[list, float]:
     import aiohttp
     sem = asyncio.Semaphore(concurrency)
     conn = aiohttp.TCPConnector(limit=concurrency)
@@ -82,7 +82,10 @@ async def _send_all(url: str, bodies: list, concurrency: int, timeout_s: float) 
             t0 = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as r:
                 data = await r.read()
-                return Result(r.status, data, dict(r.headers), (time.perf_counter() - t0) * 1e3)
+                res = Result(r.status, data, dict(r.headers), (time.perf_counter() - t0) * 1e3)
+                if on_answer is not None:
+                    on_answer(res)
+                return res
 
     async with aiohttp.ClientSession(connector=conn, timeout=tmo) as session:
         t0 = time.perf_counter()
@@ -90,10 +93,12 @@ async def _send_all(url: str, bodies: list, concurrency: int, timeout_s: float) 
         return res, time.perf_counter() - t0
 
 
-def send_all(url: str, bodies: list, concurrency: int = 1000, timeout_s: float = 300.0) -> tuple[list, float]:
+def send_all(url: str, bodies: list, concurrency: int = 1000, timeout_s: float = 300.0,
+             on_answer=None) -> tuple[list, float]:
     """POST every (body, headers) once with up to `concurrency` in flight; (results, wall seconds).
-    A result is a Result or the exception the client got (e.g. a dropped connection)."""
-    return asyncio.run(_send_all(url, bodies, concurrency, timeout_s))
+    A result is a Result or the exception the client got (e.g. a dropped connection). `on_answer(result)`,
+    if given, is called (on the client's event-loop thread) as each answer arrives."""
+    return asyncio.run(_send_all(url, bodies, concurrency, timeout_s, on_answer))
 
 
 def report(results: list, wall_s: float, rows: list) -> dict:
