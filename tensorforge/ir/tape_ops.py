@@ -14,15 +14,19 @@ CHUNK = 1 << 15  # elements per slice: a float32 slice and its float64 product s
 @wrap_torch_function(lambda w, s, dtype=None, out=None: (w, s))
 def mul_cast(w: torch.Tensor, s: torch.Tensor, dtype: torch.dtype | None = None,
              out: torch.Tensor | None = None) -> torch.Tensor:
-    """(w * s).to(dtype) in the promoted dtype (float32 w times float64 s: exactly w.double() * s),
-    rounded once into a dtype result, slice by slice along dim 0 (s: size 1 or w's along dim 0).
+    """(w * s).to(dtype), s broadcast along w's leading dims (size 1 or w's along dim 0).
+    A float32 w is scaled in float32 (s rounded to float32 first, as TensorRT folds: within an ulp
+    of the float64 product, and 1.6-8x faster than a mixed float32 x float64 multiply on the CPU);
+    other dtypes in the promoted dtype, rounded once into dtype, slice by slice along dim 0.
     out: a tensor of w's shape and that dtype to write into (a refit: the engine's own weight)."""
     if w.dim() == 0 or s.dim() > w.dim() or \
             any(d != 1 and d != e for d, e in zip(reversed(s.shape), reversed(w.shape))):
         return (w * s).to(dtype or w.dtype)
     if out is None or out.shape != w.shape or out.dtype != (dtype or w.dtype):
-        out = torch.empty(w.shape, dtype=dtype or w.dtype)
+        out = torch.empty(w.shape, dtype=dtype or w.dtype, device=w.device)
     s = s.reshape((1,) * (w.dim() - s.dim()) + tuple(s.shape))
+    if w.dtype == torch.float32 and out.dtype == torch.float32:
+        return torch.mul(w, s.to(torch.float32), out=out)
     step = max(1, CHUNK // max(1, w[0].numel()))
     for i in range(0, w.shape[0], step):
         si = s if s.shape[0] == 1 else s[i:i + step]
