@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Large wheels reach the GPU machine in parts, one part per device call (a call carries <= 64 MiB):
+# here they lie split in git-ignored folders (.ortgpu: onnxruntime-gpu, .raycarry: ray[serve] and its
+# wheels), each with a SHA256 file of the whole. On the device, while the machine stays warm
+# (it is given back ~30 s after a call; /tmp survives until then):
+#   bench/carry_parts.sh stash DIR        copy the parts this call carried (DIR/p*) to /tmp/tf_carry/DIR
+#   bench/carry_parts.sh join DIR OUT     cat the stashed parts in order into OUT, check DIR/SHA256
+#   bench/carry_parts.sh site DIR         join, then pip-install the wheel(s) into /tmp/site
+#                                         (then: export PYTHONPATH=/tmp/site:$PYTHONPATH)
+# e.g. calls with carry [".ortgpu/p1"] ... [".ortgpu/p5", ".ortgpu/SHA256"], each running
+# `bench/carry_parts.sh stash .ortgpu`, the last one `... && bench/carry_parts.sh site .ortgpu`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh stash|join|site DIR [OUT]" >&2; exit 2; }
+store="/tmp/tf_carry/$(basename "$dir")"
+case "$cmd" in
+  stash)
+    mkdir -p "$store"
+    n=0
+    for p in "$dir"/p*; do [ -f "$p" ] && cp "$p" "$store/" && n=$((n + 1)); done
+    echo "carry_parts: $n part(s) stashed; now in $store: $(ls "$store" | tr '\n' ' ')"
+    ;;
+  join|site)
+    [ -f "$dir/SHA256" ] || { echo "carry_parts: $dir/SHA256 was not carried" >&2; exit 2; }
+    read -r sum name < "$dir/SHA256"
+    out=${3:-$store/$name}
+    cat $(ls "$store"/p* | sort -V) > "$out"
+    echo "$sum  $out" | sha256sum -c --quiet - || { echo "carry_parts: $name: checksum differs (a part missing?)" >&2; exit 1; }
+    echo "carry_parts: $out joined and checked"
+    if [ "$cmd" = site ]; then
+      mkdir -p /tmp/site
+      case "$name" in
+        *.whl) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$out" ;;
+        *.tar) mkdir -p "$store/wheels" && tar xf "$out" -C "$store/wheels" &&
+               python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+                 $(python3 - "$store"/wheels/*.whl <<'PY'
+import importlib.metadata as md, os, re, sys
+# only what the machine lacks: a second copy of numpy, protobuf, ... would shadow the image's own
+for w in sys.argv[1:]:
+    name = re.sub(r"[-_.]+", "-", os.path.basename(w).split("-")[0]).lower()
+    try:
+        md.version(name)
+    except md.PackageNotFoundError:
+        print(w)
+PY
+) ;;
+        *) echo "carry_parts: do not know how to install $name" >&2; exit 2 ;;
+      esac
+      echo "carry_parts: installed into /tmp/site (export PYTHONPATH=/tmp/site:\$PYTHONPATH)"
+    fi
+    ;;
+  *) echo "usage: bench/carry_parts.sh stash|join|site DIR [OUT]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# What one device call runs, by stage, each well inside the 10-minute limit with its logs under $OUT:
+#   bench/gpu_session.sh verify   the fast GPU tier + GPU files merged since the last GPU run, a GPU refit
+#                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
+#   bench/gpu_session.sh bench    issue 14's quantized engines and GEMM/conv tactics, issue 15's kernel configs
+#   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP (after the
+#                                 onnxruntime-gpu parts were stashed: bench/carry_parts.sh; carry
+#                                 [".garden_carry", ".ortgpu/p5", ".ortgpu/SHA256"] on the last part's call)
+#   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)
+# A step that fails is logged and the next one still runs; the exit code is the first failure's.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/gpu_session}
+mkdir -p "$OUT"
+rc=0
+step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/NAME.log, keep the first failure
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local r=$?
+  echo "[gpu_session] $name: exit $r in $((SECONDS - t0)) s (log $OUT/$name.log)"
+  tail -n 4 "$OUT/$name.log" | sed 's/^/    /'
+  [ $r -ne 0 ] && [ $rc -eq 0 ] && rc=$r
+  return 0
+}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+[ -d /tmp/site ] && case ":$PYTHONPATH:" in *:/tmp/site:*) ;; *) export PYTHONPATH="$PYTHONPATH:/tmp/site" ;; esac
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv > "$OUT/gpu.txt" 2>&1
+case "${1:-}" in
+  verify)
+    step gpu_fast 240 tests/gpu/run.sh fast
+    new=()
+    for f in test_plugin_refit_gpu test_quant_kernels_gpu test_triton_dwconv test_triton_se test_triton_qconv \
+             test_upsample_gpu; do
+      [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
+    done
+    xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
+    step gpu_new 240 python3 -m pytest -q -rfEs -p no:cacheprovider ${xd[@]+"${xd[@]}"} "${new[@]}"
+    step refit 90 python3 bench/refit.py --device cuda --models resnet50,bert_base --fp16 --repeat 3
+    step monitor 60 python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --shapes=input:32x3x224x224 \
+      --fp16 --monitor --duration=5
+    ;;
+  bench)
+    step quant 330 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128,bert_base_bs1,resnet50_bs4 \
+      --json "$OUT/quant.json"
+    step quant_gemm 90 python3 bench/quant_gemm.py --json "$OUT/quant_gemm.json"
+    step dwconv 60 python3 bench/triton_configs.py dwconv
+    step se 60 python3 bench/triton_configs.py se
+    ;;
+  peers)
+    step models 480 python3 bench/models.py --cache .garden_carry --json "$OUT/models.json"
+    ;;
+  serve)
+    step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
+    ;;
+  *) echo "usage: bench/gpu_session.sh verify|bench|peers|serve" >&2; exit 2 ;;
+esac
+exit $rc
