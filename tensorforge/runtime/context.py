@@ -122,7 +122,7 @@ class ExecutionContext(ContextIO):
         self._env = _bind_symbols(self.plan, self._shapes, vals)
         slots = self._initial_slots()
         self._xp = execplan.build(self.plan, self._kernels, slots, self.device, self.device.type == "cuda",
-                                  self.arena_bytes)
+                                  self.arena_bytes, self._const_copier(key))
         if self._nvtx:  # chosen once per plan, no per-layer check when off; no pre-bound replays then
             self._xp = wrap_plan(self._xp)
         self._prepared_key = key

@@ -57,9 +57,11 @@ class ExecPlan:
         return "\n".join(rows)
 
 
-def build(plan, kernels: dict, slots: dict, device, multi_stream: bool, arena_bytes: int = 0) -> ExecPlan:
+def build(plan, kernels: dict, slots: dict, device, multi_stream: bool, arena_bytes: int = 0,
+          to_device=None) -> ExecPlan:
     """The ExecPlan of `plan` given `slots` {tensor name: tensor or None} at these shapes (weights,
-    shape tensors, bound I/O, arena views; device/host copies of constants are added here).
+    shape tensors, bound I/O, arena views; device/host copies of constants are added here, device
+    ones by `to_device(host tensor)` when given: a context's user allocator).
 
     View layers whose inputs are known become slots (aliases), not launches. multi_stream: run on
     the plan's aux streams (CUDA, no data-dependent shapes). Pure: reads its arguments only."""
@@ -71,7 +73,7 @@ def build(plan, kernels: dict, slots: dict, device, multi_stream: bool, arena_by
             slots[lay.outputs[0]] = fn([slots[i] if i else None for i in lay.inputs])[0]
             alias[lay.outputs[0]] = alias.get(lay.inputs[0], lay.inputs[0])
             continue
-        ins = [_device_input(slots, x, j, lay, device, plan.tensors) for j, x in enumerate(lay.inputs)]
+        ins = [_device_input(slots, x, j, lay, device, plan.tensors, to_device) for j, x in enumerate(lay.inputs)]
         steps.append((lay, ins))
     has_dynamic = any(plan.tensors[o].dynamic for lay, _ in steps for o in lay.outputs if o in plan.tensors) or \
         any(getattr(kernels[lay.name], "capturable", True) is False for lay, _ in steps)  # host syncs: eager
@@ -119,7 +121,7 @@ def _releases(plan, steps, slots) -> list:
     return rel
 
 
-def _device_input(slots, name, j, lay, device, tensors):
+def _device_input(slots, name, j, lay, device, tensors, to_device=None):
     """Slot name for input j; a host tensor read as device data gets a device copy and a device
     weight read as a host input (a constant some other layer reads on the device) a host copy,
     once per plan: no host sync at run time (CUDA-graph capturable)."""
@@ -138,5 +140,5 @@ def _device_input(slots, name, j, lay, device, tensors):
         return name
     key = f"{name}@device"
     if key not in slots:
-        slots[key] = t.to(device)
+        slots[key] = to_device(t) if to_device is not None else t.to(device)
     return key

@@ -145,3 +145,22 @@ def test_every_zoo_model_needs_activation_memory(name):
     ctx = eng.create_execution_context(allocator=tr)
     ctx.infer(zoo.random_inputs(name, 1, seed=3))
     assert ctx.device_memory.numel() == eng.device_memory_size
+
+
+def test_constant_device_copies_come_from_the_user_allocator_and_go_back_on_eviction():
+    """A CUDA plan's device copies of host constants (execplan._device_input) are made by the
+    context's copier: from the user allocator, held per plan, given back when the plan is evicted.
+    (CPU plans make none; the copier is exercised directly, tests/gpu/test_allocator_gpu.py runs it.)"""
+    eng = _fixed()
+    rec = Recording()
+    ctx = eng.create_execution_context(allocator=rec)
+    ctx.infer({"x": rand(X)})
+    key = next(iter(ctx._plans))
+    copy = ctx._const_copier(key)
+    host = torch.arange(5, dtype=torch.int64)
+    d = copy(host)
+    assert torch.equal(d, host) and rec.calls[-1][:2] == ("allocate", 5 * 8)
+    n_dealloc = sum(c[0] == "deallocate" for c in rec.calls)
+    ctx._drop_oldest_plan()
+    assert sum(c[0] == "deallocate" for c in rec.calls) == n_dealloc + 1 and rec.calls[-1][1] == 5 * 8
+    assert eng.create_execution_context()._const_copier(key) is None  # torch's allocator: plain .to(device)
