@@ -68,6 +68,19 @@ def effnet(n_eval: int, n_calib: int, calibrator: str = "entropy", exclude=(), b
             "seconds": round(time.time() - t, 1)}
 
 
+def effnet_fp16(n_eval: int) -> dict:
+    """The floor of the FP16 rest: an FP16 engine of the FP32 model (no quantization) on the same crops."""
+    from tensorforge import Builder, BuilderConfig
+    m = efficientnet_lite0()
+    fp32 = export(m, (torch.zeros(2, 3, 224, 224),), ["x"], {"x": {0: "n"}, "y": {0: "n"}})
+    ev = random_crops(natural_images(), n_eval, seed=2)
+    ref = run(engine(fp32), {"x": ev}, 50)
+    got = run(Builder(BuilderConfig(device="cpu", fp16=True)).build(fp32).create_execution_context(), {"x": ev}, 50)
+    cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
+    return {"model": "EfficientNet-Lite0", "mode": "fp16 (no quantization)", "eval_crops": n_eval,
+            "top1_agreement": float((got.argmax(1) == ref.argmax(1)).mean()), "mean_logit_cosine": float(cos.mean())}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--crops", type=int, default=500)
@@ -81,7 +94,11 @@ def main(argv=None):
     p.add_argument("--bias-correction", action="store_true")
     p.add_argument("--high-precision", default="fp16", choices=("fp16", "fp32"))
     p.add_argument("--only", choices=("effnet", "minilm"))
+    p.add_argument("--fp16-only", action="store_true", help="EfficientNet: an FP16 engine, no quantization")
     a = p.parse_args(argv)
+    if a.fp16_only:
+        print(effnet_fp16(a.crops), flush=True)
+        return
     if a.only in (None, "effnet"):
         print(effnet(a.crops, a.calib, a.calibrator, a.exclude, a.bias_correction, a.high_precision, a.percentile),
               flush=True)
