@@ -2,7 +2,8 @@
 # What one device call runs, by stage, each well inside the 10-minute limit with its logs under $OUT:
 #   bench/gpu_session.sh verify   the fast GPU tier + GPU files merged since the last GPU run, a GPU refit
 #                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
-#   bench/gpu_session.sh bench    issue 14's quantized engines and GEMM/conv tactics, issue 15's kernel configs
+#   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT bs 32 FP8, ResNet-50 bs 128 INT8/FP8)
+#   bench/gpu_session.sh kernels  issue 14's small cases (bs 1 / bs 4) and GEMM tactics, issue 15's kernel configs
 #   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP (after the
 #                                 onnxruntime-gpu parts were stashed: bench/carry_parts.sh; carry
 #                                 [".garden_carry", ".ortgpu/p5", ".ortgpu/SHA256"] on the last part's call)
@@ -44,12 +45,14 @@ case "${1:-}" in
     step monitor 60 python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --shapes=input:32x3x224x224 \
       --fp16 --monitor --duration=5
     ;;
-  bench)
-    step quant 330 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128,bert_base_bs1,resnet50_bs4 \
-      --json "$OUT/quant.json"
+  quant)
+    step quant 520 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128 --json "$OUT/quant.json"
+    ;;
+  kernels)
+    step quant_small 240 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
     step quant_gemm 90 python3 bench/quant_gemm.py --json "$OUT/quant_gemm.json"
-    step dwconv 60 python3 bench/triton_configs.py dwconv
-    step se 60 python3 bench/triton_configs.py se
+    step dwconv 90 python3 bench/triton_configs.py dwconv
+    step se 90 python3 bench/triton_configs.py se
     ;;
   peers)
     step models 480 python3 bench/models.py --cache .garden_carry --json "$OUT/models.json"
@@ -57,6 +60,6 @@ case "${1:-}" in
   serve)
     step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|bench|peers|serve" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|peers|serve" >&2; exit 2 ;;
 esac
 exit $rc
