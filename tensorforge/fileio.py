@@ -23,10 +23,11 @@ def regular_file(path: str, what: str = "file") -> os.stat_result:
     return st
 
 
-def atomic_write(path: str, data: bytes, what: str = "file") -> None:
-    """Write data to path atomically: a new temp file with an unpredictable name, created exclusively
-    (O_CREAT|O_EXCL, never through a pre-existing symlink) in the target's folder, then renamed over it.
-    A failure leaves any existing file at path untouched."""
+def atomic_write(path: str, data, what: str = "file") -> None:
+    """Write data (bytes, or a list of buffers written in order) to path atomically: a new temp file
+    with an unpredictable name, created exclusively (O_CREAT|O_EXCL, never through a pre-existing
+    symlink) in the target's folder, then renamed over it. A failure leaves any existing file at path
+    untouched."""
     path = os.path.expanduser(str(path))
     if os.path.isdir(path):
         raise TensorforgeError(f"cannot write {what} {path}: it is a directory")
@@ -40,7 +41,7 @@ def atomic_write(path: str, data: bytes, what: str = "file") -> None:
         raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            _write_all(f, data)
         if os.path.exists(path):  # keep the permissions the user gave the file it replaces
             os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         else:
@@ -56,14 +57,19 @@ def atomic_write(path: str, data: bytes, what: str = "file") -> None:
         raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
 
 
-def _write_special(path: str, data: bytes, what: str) -> None:
+def _write_all(f, data) -> None:
+    for b in ([data] if isinstance(data, (bytes, bytearray, memoryview)) else data):
+        f.write(b)
+
+
+def _write_special(path: str, data, what: str) -> None:
     """Write into a character device (/dev/null, /dev/stdout) as asked; refuse FIFOs and sockets
     (a FIFO without a reader would block forever)."""
     if not stat.S_ISCHR(os.stat(path).st_mode):
         raise TensorforgeError(f"cannot write {what} {path}: not a regular file or a character device")
     try:
         with open(path, "wb") as f:
-            f.write(data)
+            _write_all(f, data)
     except OSError as e:
         raise TensorforgeError(f"cannot write {what} {path}: {e.strerror}") from None
 

@@ -83,16 +83,20 @@ class Engine:
                     self.weights[name] = w.contiguous(memory_format=torch.channels_last)
 
     # ---- serialization -----------------------------------------------------------------
-    def serialize(self) -> bytes:
+    def _parts(self) -> list:
+        """The engine file as buffers (format.parts): the weights' own memory, not copies."""
         header = {"tensorforge_version": __version__, "torch_version": torch.__version__,
                   "device": device_info(self.device), "build": self.build_info,
                   "plan": self.plan.to_json()}
-        data = fmt.pack(header, {} if self.stripped else self.weights, self.artifacts)
-        self._size_bytes = len(data)
-        return data
+        parts = fmt.parts(header, {} if self.stripped else self.weights, self.artifacts)
+        self._size_bytes = sum(len(b) for b in parts)
+        return parts
+
+    def serialize(self) -> bytes:
+        return b"".join(self._parts())
 
     def save(self, path: str) -> None:
-        fmt.save(str(path), self.serialize())
+        fmt.save(str(path), self._parts())  # streamed: no joined copy of a large engine in memory
         log.debug("Engine saved to %s (%.6g MiB)", path, self._size_bytes / 2**20)
 
     @property

@@ -16,7 +16,6 @@ import struct
 import zlib
 
 import torch
-from safetensors.torch import save as st_save
 
 from ..errors import EngineFormatError, TensorforgeError
 from ..fileio import atomic_write, regular_file
@@ -32,18 +31,57 @@ _ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, 
               "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64}
 
 
+_ST_NAMES = {dt: name for name, dt in _ST_DTYPES.items()}
+
+
+def _bytes_of(t: torch.Tensor) -> memoryview:
+    """The raw bytes of t as a CPU tensor (no copy when it already is a contiguous CPU tensor)."""
+    t = t.detach()
+    if t.device.type != "cpu" or not t.is_contiguous():
+        t = t.to("cpu").contiguous()
+    return memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
+
+
+def _weights_parts(weights: dict[str, torch.Tensor]) -> list:
+    """The safetensors blob of weights as a list of buffers (u64 header size, JSON header padded to
+    8 bytes, then each tensor's bytes in place): tensors ordered by element size, then name, as the
+    safetensors library orders them, so every tensor starts aligned to its element size."""
+    if not weights:
+        return []
+    order = sorted(weights, key=lambda k: (-weights[k].element_size(), k))
+    meta, off = {}, 0
+    for k in order:
+        t = weights[k]
+        if t.dtype not in _ST_NAMES:
+            raise TensorforgeError(f"weight '{k}': dtype {t.dtype} cannot be stored in an engine file")
+        n = t.numel() * t.element_size()
+        meta[k] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + n]}
+        off += n
+    hdr = json.dumps(meta, separators=(",", ":")).encode()
+    hdr += b" " * (-len(hdr) % 8)
+    return [struct.pack("<Q", len(hdr)), hdr] + [_bytes_of(weights[k]) for k in order]
+
+
+def parts(header: dict, weights: dict[str, torch.Tensor], artifacts: bytes = b"") -> list:
+    """An engine file as a list of buffers (prefix first); their concatenation is pack()'s bytes."""
+    hdr = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    w = _weights_parts(weights)
+    body = [hdr, *w, artifacts]
+    crc = 0
+    for b in body:
+        crc = zlib.crc32(b, crc)
+    nw = sum(len(b) for b in w)
+    return [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(hdr), nw, len(artifacts), crc), *body]
+
+
 def pack(header: dict, weights: dict[str, torch.Tensor], artifacts: bytes = b"") -> bytes:
     """Serialize an engine into bytes."""
-    hdr = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
-    # safetensors needs contiguous CPU tensors that do not share storage
-    w = st_save({k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}) if weights else b""
-    body = hdr + w + artifacts
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hdr), len(w), len(artifacts), zlib.crc32(body))
-    return prefix + body
+    return b"".join(parts(header, weights, artifacts))
 
 
-def save(path: str, data: bytes) -> None:
-    """Write atomically through an exclusive temp file: a partial write never replaces an existing file."""
+def save(path: str, data) -> None:
+    """Write atomically through an exclusive temp file: a partial write never replaces an existing file.
+    data: bytes, or a list of buffers (parts()) written one after the other with no joined copy."""
     try:
         atomic_write(path, data, "engine file")
     except TensorforgeError as e:
