@@ -229,3 +229,27 @@ def test_engine_with_forced_qconv(interpret, monkeypatch, mode):
     cos = float(got.ravel() @ want.ravel() / (np.linalg.norm(got) * np.linalg.norm(want)))
     assert cos > 0.995, cos
     assert len(planned) == 3 and all(p is not None for p in planned)  # kernels ran, no reference fallback
+
+
+@cases.interpreter_only
+@pytest.mark.parametrize("faster", [True, False])
+def test_timed_against_the_fp16_form(interpret, monkeypatch, faster):
+    """Level 3 (interpreted, a fake timer): every qconv config is checked against the reference on NHWC
+    8-bit inputs, then kept only when it times faster than fp16_form (the no-regression rule)."""
+    import tensorforge as tf
+    from tensorforge.builder import tactics
+    orig = tactics.Selector.candidates
+
+    def offered(self, lay, info):  # what a CUDA build offers at level 3
+        return orig(self, lay, info) + [t for t in qconv.qconv_candidates(lay, info, CUDA) if "level" not in t]
+    monkeypatch.setattr(tactics.Selector, "candidates", offered)
+    monkeypatch.setattr(tactics, "TIMER", lambda lay, t, b: {"qconv": 0.5 if faster else 2.0, "fp16_form": 1.0}
+                        .get(t["name"], 3.0))
+    model, _ = quantized_block("int8")
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=3)).build(model)
+    times = eng.plan.meta["quant_times"]
+    tried = [v for t in times.values() for k, v in t.items() if k.startswith("triton:qconv")]
+    assert tried and all(v is not None for v in tried), times  # every config matched the reference
+    chosen = {lay.tactic["name"] for lay in eng.plan.layers if lay.type == "fused.QConv"}
+    assert chosen == ({"qconv"} if faster else {"fp16_form"}), chosen
+

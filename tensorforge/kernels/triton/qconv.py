@@ -28,8 +28,8 @@ QTYPES = ("float8e4m3fn", "int8")
 OUT_Q = ("float8e4m3fn", "int8", "uint8")
 FLOAT_OUT = ("float32", "float16", "bfloat16")
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages): default search, then the extended one
-LEVEL3 = ((128, 128, 128, 8, 3), (128, 64, 128, 4, 4), (64, 128, 64, 4, 4), (128, 128, 64, 4, 4))
-LEVEL4 = ((128, 256, 128, 8, 3), (256, 128, 128, 8, 3), (64, 64, 128, 4, 4), (128, 64, 64, 4, 4),
+LEVEL3 = ((128, 128, 128, 8, 3), (128, 64, 128, 4, 4), (64, 128, 64, 4, 4), (64, 64, 128, 4, 3))
+LEVEL4 = ((128, 256, 128, 8, 3), (256, 128, 128, 8, 3), (128, 128, 64, 4, 4), (128, 64, 64, 4, 4),
           (64, 256, 64, 4, 3), (256, 64, 64, 8, 3), (64, 64, 64, 4, 3), (64, 32, 128, 4, 4))
 MIN_CIN = 16  # below (the 3-channel stem) a K block is mostly padding: the FP16 form runs it
 
@@ -99,8 +99,10 @@ def tactic(cfg, level: int = 3) -> dict:
 
 
 def qconv_configs(cin: int, cout: int, m: int) -> list[tuple]:
-    """[(config, level)]: LEVEL3 then LEVEL4, fitted to the GEMM (BLOCK_K >= 32)."""
-    return configs(cin, cout, m, ((3, LEVEL3), (4, LEVEL4)), min_k=32)
+    """[(config, level)]: LEVEL3 then LEVEL4, fitted to the GEMM (BLOCK_K >= 32); the first one is level 3
+    whatever its list (a small GEMM that no default tile fits still gets one at level 3)."""
+    out = configs(cin, cout, m, ((3, LEVEL3), (4, LEVEL4)), min_k=32)
+    return [(c, 3) if i == 0 else (c, lv) for i, (c, lv) in enumerate(out)]
 
 
 def _info(t):
