@@ -3,6 +3,9 @@
   attention: every flash_attention config vs the SDPA backends (cuDNN, efficient, flash) on the
              BERT / ViT / GPT-2 attention shapes;
   conv:      the best conv_igemm config vs cuDNN conv+bias+ReLU on ResNet-50's conv shapes;
+  qconv:     every qconv config (--level 3: the default search; 4: all) in INT8 and FP8 vs the FP16
+             form it is timed against (aten fp16_form) and cuDNN FP16 conv+bias+ReLU, on every conv of
+             ResNet-50 but the stem (relu + output Q folded into the epilogue, NHWC), summed over the net;
   dwconv:    every dwconv config vs cuDNN depthwise conv + hardswish (NHWC fp16) on PP-LCNet /
              MobileNet depthwise shapes, with the HBM floor (input + output bytes at 4.8 TB/s);
   gemm:      every GEMM config (checked against the reference first) vs cuBLAS on BERT / ViT shapes;
@@ -10,7 +13,7 @@
              cuDNN convs, relu, hardsigmoid, mul; eager and as one CUDA graph) on PP-LCNet / PP-OCR
              SE shapes (fp16 NHWC), with the HBM floor (x read twice + output written).
 
-  python bench/triton_configs.py attention|conv|dwconv|gemm|se [--batch 128,4]
+  python bench/triton_configs.py attention|conv|dwconv|gemm|qconv|se [--batch 128,4] [--level 3]
 
 Moved from tests/gpu (they asserted nothing and only printed timings)."""
 from __future__ import annotations
@@ -33,6 +36,13 @@ DW_SHAPES = [  # (N, C, spatial in, k, stride): the brief's 640x640 layers, PP-L
     (1, 16, 640, 3, 1), (1, 32, 640, 3, 1), (1, 64, 640, 3, 1), (1, 32, 640, 3, 2), (1, 64, 160, 3, 1),
     (1, 128, 80, 3, 2), (1, 256, 40, 5, 1), (1, 512, 20, 5, 2), (8, 32, 112, 3, 1), (8, 128, 56, 3, 2),
     (8, 512, 14, 5, 1)]
+RESNET50_CONVS = [  # every ResNet-50 conv but the stem: (Cin, Cout, k, stride, spatial in, count)
+    (64, 64, 1, 1, 56, 1), (64, 64, 3, 1, 56, 3), (64, 256, 1, 1, 56, 4), (256, 64, 1, 1, 56, 2),
+    (256, 128, 1, 1, 56, 1), (128, 128, 3, 2, 56, 1), (128, 512, 1, 1, 28, 4), (256, 512, 1, 2, 56, 1),
+    (512, 128, 1, 1, 28, 3), (128, 128, 3, 1, 28, 3), (512, 256, 1, 1, 28, 1), (256, 256, 3, 2, 28, 1),
+    (256, 1024, 1, 1, 14, 6), (512, 1024, 1, 2, 28, 1), (1024, 256, 1, 1, 14, 5), (256, 256, 3, 1, 14, 5),
+    (1024, 512, 1, 1, 14, 1), (512, 512, 3, 2, 14, 1), (512, 2048, 1, 1, 7, 3), (1024, 2048, 1, 2, 14, 1),
+    (2048, 512, 1, 1, 7, 2), (512, 512, 3, 1, 7, 2)]
 HBM_BYTES_PER_US = 4.8e6  # H200 peak (4.8 TB/s)
 SE_SHAPES = [  # (N, C, Cr, H=W): PP-LCNet x1.0 cls at bs 8, PP-OCRv4 det neck (640x640 input)
     (8, 256, 64, 7), (8, 512, 128, 7), (1, 192, 48, 20), (1, 384, 96, 20), (1, 96, 24, 40), (1, 96, 24, 160),
@@ -156,6 +166,46 @@ def gemm(args) -> None:
               f"level {best[1]} {best[2]}")
 
 
+def qconv(args) -> None:
+    """Best qconv config per ResNet-50 conv (INT8 / FP8) vs the FP16 form and cuDNN FP16, summed over the net."""
+    from tensorforge.kernels.aten.quant import fp16_form_kernel
+    from tensorforge.kernels.triton import qconv as tq
+    from tensorforge.runtime.plan import LayerSpec
+    from tests.kernels.test_triton_qconv import _q, folded_q_expr
+    lay = LayerSpec("q", "fused.QConv", ["x", "w", "b", "ws"], ["y"])
+    for batch in args.batch:
+        for mode in ("int8", "float8e4m3fn"):
+            tot = [0.0, 0.0, 0.0]
+            for cin, cout, k, s, hw, count in RESNET50_CONVS:
+                x = _q((batch, cin, hw, hw), mode, 0).cuda()
+                w, b = _q((cout, cin, k, k), mode, 1).cuda(), torch.randn(cout, device="cuda")
+                ws = torch.rand(cout, device="cuda") * 0.01 + 0.001
+                attrs = {"x_scale": 0.02, "x_zp": 0, "w_zp": 0, "out_dtype": "float16", "strides": [s, s],
+                         "pads": [k // 2] * 4, "epilogue": folded_q_expr(mode)}
+                ins, ins_cl = [x, w, b, ws], [x.contiguous(memory_format=CL), w, b, ws]
+                form = fp16_form_kernel(lay, attrs, 17, torch.device("cuda"), {})
+                want = form(ins)[0]
+                us_form = _time_us(lambda: form(ins), 10)  # timed as the builder times it (NCHW in)
+                xh, wh = x.half().contiguous(memory_format=CL), w.half().contiguous(memory_format=CL)
+                us_cudnn = _time_us(lambda: torch.cudnn_convolution_relu(xh, wh, b.half(), [s, s], [k // 2] * 2,
+                                                                         [1, 1], 1), 10)
+                runs = []
+                for cfg, level in tq.qconv_configs(cin, cout, batch * (hw // s) ** 2):
+                    if level > args.level:
+                        continue
+                    params = dict(zip(("BLOCK_M", "BLOCK_N", "BLOCK_K", "num_warps", "num_stages"), cfg))
+                    r = tq.QConvRunner(attrs, params, None)
+                    steps = float((r(ins_cl)[0].float() - want.float()).abs().max())  # vs the FP16 form
+                    runs.append((_time_us(lambda r=r: r(ins_cl), 10), cfg, steps))
+                best = min(runs)
+                for i, us in enumerate((us_cudnn, us_form, best[0])):
+                    tot[i] += us * count
+                print(f"{mode} bs {batch} {cin:5d}->{cout:5d} k{k} s{s} {hw:3d} x{count}: "
+                      f"cudnn fp16 {us_cudnn:.1f} us, fp16_form {us_form:.1f} us, qconv {best[0]:.1f} us {best[1]} (max diff vs form {best[2]:g})")
+            print(f"== {mode} bs {batch}, convs but the stem: cudnn fp16 {tot[0] / 1e3:.3f} ms, fp16_form "
+                  f"{tot[1] / 1e3:.3f} ms, qconv (level <= {args.level}) {tot[2] / 1e3:.3f} ms")
+
+
 def se(args) -> None:
     """Every se config (reference-checked) vs the reference's torch ops, eager and graph-captured."""
     from tensorforge.kernels.triton import se as tse
@@ -185,14 +235,16 @@ def se(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("family", choices=("attention", "conv", "dwconv", "gemm", "se"))
+    p.add_argument("family", choices=("attention", "conv", "dwconv", "gemm", "qconv", "se"))
     p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[128, 4],
-                   help="conv: batch sizes (default 128,4)")
+                   help="conv, qconv: batch sizes (default 128,4)")
+    p.add_argument("--level", type=int, default=3, help="qconv: configs up to this opt level (3 or 4)")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("needs CUDA", file=sys.stderr)
         return 2
-    {"attention": attention, "conv": conv, "dwconv": dwconv, "gemm": gemm, "se": se}[args.family](args)
+    {"attention": attention, "conv": conv, "dwconv": dwconv, "gemm": gemm, "qconv": qconv,
+     "se": se}[args.family](args)
     return 0
 
 

@@ -142,7 +142,9 @@ class LayerBench:
 
 
 def _cl(t):
-    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and t.is_floating_point() else t
+    """A 4-D float or 8-bit quantized activation as NHWC bytes (the activations a layout chain holds)."""
+    ok = t.is_floating_point() or t.dtype in (torch.int8, torch.uint8)
+    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 and ok else t
 
 
 def wants_channels_last(tactic: dict) -> bool:

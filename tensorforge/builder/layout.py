@@ -19,6 +19,7 @@ log = logging.getLogger("tensorforge")
 PROPAGATE = frozenset("""MaxPool AveragePool Relu LeakyRelu Sigmoid Tanh Clip HardSwish HardSigmoid Add Sub Mul
     Div Sum Max Min BatchNormalization Concat Resize fused.Pointwise PRelu Elu Selu Gelu Erf
     fused.SqueezeExcite""".split())
+QUANTIZED_INTS = ("int8", "uint8")  # the activations between quantized layers (float8 ones are floats)
 
 
 def plan_layouts(plan) -> int:
@@ -70,6 +71,7 @@ def _accepts(lay) -> bool:
 
 
 def _eligible(t) -> bool:
-    """4-D float activations with planned buffers, not spatially 1x1 (both layouts coincide)."""
-    return (t.kind == "activation" and not t.dynamic and len(t.shape) == 4 and dtypes.is_float(t.dtype)
-            and not (t.shape[2] == 1 and t.shape[3] == 1))
+    """4-D float or 8-bit quantized activations with planned buffers, not spatially 1x1 (both layouts
+    coincide)."""
+    return (t.kind == "activation" and not t.dynamic and len(t.shape) == 4
+            and (dtypes.is_float(t.dtype) or t.dtype in QUANTIZED_INTS) and not (t.shape[2] == 1 and t.shape[3] == 1))

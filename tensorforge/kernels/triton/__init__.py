@@ -1,5 +1,5 @@
-"""The triton tactic source (CUDA only): templated kernel families (attention, conv, dwconv, gemm, qgemm, pool, se)
-and generated kernels (module generated: fused pointwise, softmax, layernorm / rmsnorm, reductions
+"""The triton tactic source (CUDA only): templated kernel families (attention, conv, dwconv, gemm, qgemm,
+qconv, pool, se) and generated kernels (module generated: fused pointwise, softmax, layernorm / rmsnorm, reductions
 with pointwise prologues, Conv/Gemm/MatMul epilogues). Every family registers with
 kernels.registry.tactic_family; the registry imports this package only for CUDA devices.
 
@@ -25,4 +25,4 @@ def reference(layer, attrs, opset):
 
 
 # imported in candidates order: the templated families, then the generated kernels
-from . import attention, conv, dwconv, gemm, qgemm, pool, se, generated  # noqa: E402,F401,I001  (register the families)
+from . import attention, conv, dwconv, gemm, qgemm, qconv, pool, se, generated  # noqa: E402,F401,I001  (register the families)

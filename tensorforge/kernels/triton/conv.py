@@ -83,12 +83,13 @@ def legal(layer, shapes) -> bool:
                         out["shape"] if out else None)
 
 
-def configs(cin: int, cout: int, m: int) -> list[tuple]:
-    """[(config, level)] fitted to the GEMM sizes (BLOCK_K <= Cin, no tiles far past Cout or M)."""
+def configs(cin: int, cout: int, m: int, spaces=None, min_k: int = 16) -> list[tuple]:
+    """[(config, level)] of `spaces` ((level, configs) pairs; default LEVEL3, LEVEL4) fitted to the GEMM
+    sizes (min_k <= BLOCK_K <= Cin rounded up, no tiles far past Cout or M)."""
     out, seen = [], set()
-    for level, space in ((3, LEVEL3), (4, LEVEL4)):
+    for level, space in spaces or ((3, LEVEL3), (4, LEVEL4)):
         for bm, bn, bk, nw, ns in space:
-            bk = min(bk, _pow2(cin))
+            bk = max(min_k, min(bk, _pow2(cin)))
             cfg = (bm, bn, bk, nw, ns)
             if bn > max(64, _pow2(cout)) or bm > max(64, _pow2(m)) or cfg in seen:
                 continue
@@ -105,9 +106,6 @@ def tactic(cfg, level: int = 3) -> dict:
     if level > 3:
         t["level"] = level
     return t
-
-
-
 
 
 def _to_cl(t):
@@ -147,8 +145,9 @@ class ConvRunner(_Runner):
         kernel = compile_source(src, "tf_conv_igemm")
         return self._launcher(kernel, sig, x, w, out_shape, [v for _, v in consts])
 
-    def _launcher(self, kernel, sig, x, w, out_shape, cvals):
-        """run(inputs, outs) for one signature: layouts, output buffer, launch."""
+    def _launcher(self, kernel, sig, x, w, out_shape, cvals, extra_from=3, scales=None, scalars=()):
+        """run(inputs, outs) for one signature: layouts, output buffer, launch (extras are inputs
+        extra_from.., input `scales` is passed after them, `scalars` before the constants: QConv)."""
         p = self.params
         bm, bn, bk = int(p.get("BLOCK_M", 64)), int(p.get("BLOCK_N", 64)), int(p.get("BLOCK_K", 32))
         n, cin, h, wd = x.shape
@@ -169,11 +168,11 @@ class ConvRunner(_Runner):
             out = _dest(outs, out_shape, out_torch, xi.device)
             if m == 0:
                 return [out]
-            ext = list(ins[3:])
-            args = [xi, wi] + ([ins[2]] if has_b else []) + ext
+            ext = list(ins[extra_from:])
+            args = [xi, wi] + ([ins[2]] if has_b else []) + ext + ([] if scales is None else [ins[scales].reshape(-1)])
             args += [out, m, h, wd, oh, ow, cin, cout, *xi.stride(), *wi.stride()]
             args += [s for e in ext for s in e.expand(out_shape).stride()]
-            kernel[grid](*args, *out.stride(), *cvals, **meta)
+            kernel[grid](*args, *out.stride(), *scalars, *cvals, **meta)
             return [out]
         return run
 

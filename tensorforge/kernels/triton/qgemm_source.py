@@ -56,15 +56,16 @@ def _mainloop(sig):
     return lines + [f"{i2}acc = {dot}", f"{i2}a_ptrs += BLOCK_K * sak", f"{i2}b_ptrs += BLOCK_K * sbk"]
 
 
-def _requant(sig, val):
-    """Lines storing `val` (fp32) quantized with (oqs, oqz) into the output's type."""
-    if sig.out_dtype == "float8e4m3fn":
+def requant_lines(out_dtype: str, val: str, offs: str = "offs", mask: str = "cmask") -> list[str]:
+    """Lines storing `val` (fp32) quantized with (oqs, oqz) into `out_dtype` at out + offs (also the
+    quantized conv's store)."""
+    if out_dtype == "float8e4m3fn":
         return [f"{I}q = {e4m3(f'tl.div_rn({val}, oqs)')}",
-                f"{I}tl.store(out + offs, q.to(tl.float8e4nv), mask=cmask)"]
-    lo, hi = INT_RANGE[sig.out_dtype]
+                f"{I}tl.store(out + {offs}, q.to(tl.float8e4nv), mask={mask})"]
+    lo, hi = INT_RANGE[out_dtype]
     return [f"{I}q = _rint(tl.div_rn({val}, oqs)) + oqz",
             f"{I}q = tl.minimum(tl.maximum(q, {float(lo)!r}), {float(hi)!r})",
-            f"{I}tl.store(out + offs, q.to(tl.int32).to({TL_Q[sig.out_dtype]}), mask=cmask)"]
+            f"{I}tl.store(out + {offs}, q.to(tl.int32).to({TL_Q[out_dtype]}), mask={mask})"]
 
 
 def _epilogue(sig, epilogue, consts):
@@ -95,7 +96,7 @@ def _epilogue(sig, epilogue, consts):
         ls, out, _ = expr_lines(epilogue, vals, in_dt, "e", consts)
         lines += [I + ln for ln in ls]
     if sig.out_q:
-        return lines + _requant(sig, out)
+        return lines + requant_lines(sig.out_dtype, out)
     return lines + [f"{I}tl.store(out + offs, {out}.to({TL[sig.out_dtype]}), mask=cmask)"]
 
 
