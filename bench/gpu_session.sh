@@ -53,6 +53,7 @@ case "${1:-}" in
     step quant_gemm 90 python3 bench/quant_gemm.py --json "$OUT/quant_gemm.json"
     step dwconv 90 python3 bench/triton_configs.py dwconv
     step se 90 python3 bench/triton_configs.py se
+    step qconv 150 python3 bench/triton_configs.py qconv --batch 128
     ;;
   peers)
     step models 480 python3 bench/models.py --cache .garden_carry --json "$OUT/models.json"
