@@ -4,9 +4,12 @@
 #                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT bs 32 FP8, ResNet-50 bs 128 INT8/FP8)
 #   bench/gpu_session.sh kernels  issue 14's small cases (bs 1 / bs 4) and GEMM tactics, issue 15's kernel configs
-#   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP (after the
-#                                 onnxruntime-gpu parts were stashed: bench/carry_parts.sh; carry
-#                                 [".garden_carry", ".ortgpu/p5", ".ortgpu/SHA256"] on the last part's call)
+#   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP: its 4 classes
+#                                 (after the onnxruntime-gpu parts were installed into /tmp/site with
+#                                 bench/carry_parts.sh, machine still warm; carry [".garden_classes"]: the
+#                                 7 garden models of issues 13/15, 60 MB, git-ignored, copied from the cache)
+#   bench/gpu_session.sh peers2   the same for nudenet_320n and Silero VAD with and without its run-time If
+#                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 set -uo pipefail
@@ -56,11 +59,16 @@ case "${1:-}" in
     step qconv 150 python3 bench/triton_configs.py qconv --batch 128
     ;;
   peers)
-    step models 480 python3 bench/models.py --cache .garden_carry --json "$OUT/models.json"
+    step models 540 python3 bench/models.py --cache .garden_classes --json "$OUT/models.json"
+    ;;
+  peers2)
+    step models2 300 python3 bench/models.py --cache .garden_classes --json "$OUT/models2.json" \
+      nudenet_320n silero_vad silero_vad_op18_ifless
+    step profile 240 python3 bench/profile_models.py --cache .garden_classes --out "$OUT/profile"
     ;;
   serve)
     step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|peers|serve" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|peers|peers2|serve" >&2; exit 2 ;;
 esac
 exit $rc
