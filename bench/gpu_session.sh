@@ -12,6 +12,7 @@
 #                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
+# Each stage leaves at most 8 files under $OUT (what a device call brings back).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -52,8 +53,8 @@ case "${1:-}" in
     step quant 520 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128 --json "$OUT/quant.json"
     ;;
   kernels)
-    step quant_small 240 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
-    step quant_gemm 90 python3 bench/quant_gemm.py --json "$OUT/quant_gemm.json"
+    step quant_small 240 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4
+    step quant_gemm 90 python3 bench/quant_gemm.py
     step dwconv 90 python3 bench/triton_configs.py dwconv
     step se 90 python3 bench/triton_configs.py se
     step qconv 150 python3 bench/triton_configs.py qconv --batch 128
@@ -64,7 +65,7 @@ case "${1:-}" in
   peers2)
     step models2 300 python3 bench/models.py --cache .garden_classes --json "$OUT/models2.json" \
       nudenet_320n silero_vad silero_vad_op18_ifless
-    step profile 240 python3 bench/profile_models.py --cache .garden_classes --out "$OUT/profile"
+    step profile 240 python3 bench/profile_models.py --cache .garden_classes --out /tmp/profile
     ;;
   serve)
     step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
