@@ -210,7 +210,7 @@ class Engine:
     @property
     def size_bytes(self) -> int:
         if self._size_bytes is None:
-            self.serialize()
+            self._parts()  # sizes the file without joining it
         return self._size_bytes
 
     @property
