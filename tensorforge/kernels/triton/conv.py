@@ -98,10 +98,11 @@ def configs(cin: int, cout: int, m: int, spaces=None, min_k: int = 16) -> list[t
     return out
 
 
-def tactic(cfg, level: int = 3) -> dict:
-    """The conv_igemm tactic dict of one (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)."""
+def tactic(cfg, level: int = 3, family: str = "conv_igemm") -> dict:
+    """The tactic dict of one (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of an implicit-GEMM
+    conv family (conv_igemm, or qconv: the same kernel generator's quantized mode)."""
     bm, bn, bk, nw, ns = cfg
-    t = tactic_dict("conv_igemm", BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns,
+    t = tactic_dict(family, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns,
                 weight_layout="channels_last", nhwc_ok=True)
     if level > 3:
         t["level"] = level

@@ -19,8 +19,9 @@ from ...ops.fused.expr import expr_dtype
 from ..device import is_cuda
 from ..layer_shapes import is_weight
 from ..registry import tactic_family
-from . import reference, tactic_dict
+from . import reference
 from .conv import ConvRunner, _epilogue_ok, _int32_overflow, configs, geometry
+from .conv import tactic as conv_tactic
 from .conv_source import ConvSignature, conv_source
 from .launch import compile_source, dtype_name
 
@@ -90,12 +91,7 @@ def legal(layer, shapes) -> bool:
 
 def tactic(cfg, level: int = 3) -> dict:
     """The qconv tactic dict of one (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)."""
-    bm, bn, bk, nw, ns = cfg
-    t = tactic_dict("qconv", BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=nw, num_stages=ns,
-                    weight_layout="channels_last", nhwc_ok=True)
-    if level > 3:
-        t["level"] = level
-    return t
+    return conv_tactic(cfg, level, "qconv")
 
 
 def qconv_configs(cin: int, cout: int, m: int) -> list[tuple]:
