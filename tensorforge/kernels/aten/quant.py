@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ...ops.fused.quant import float_form
+from ...ops.fused.quant import float_form, float_weight
 from ..registry import tactic_family
 from . import tactic
 
@@ -15,11 +15,20 @@ QUANTIZED_WEIGHTED = ("fused.QConv", "fused.QGemm", "fused.QMatMul")
 
 
 def fp16_form_kernel(layer, attrs, opset, device, params):
-    """fn(inputs) -> [output]: dequantize, float op, epilogue, output Q."""
+    """fn(inputs) -> [output]: dequantize, float op, epilogue, output Q. The dequantized weight is
+    kept between calls (the FP16 engine has it ready too): made again only when the quantized weight
+    or its scales change (a refit writes them in place: another version of the same tensor)."""
     dtype = torch.float16 if getattr(device, "type", str(device)) == "cuda" else torch.float32
+    kept = {}
 
     def fn(inputs):
-        return [float_form(layer.type, inputs, attrs, dtype, opset)]
+        wq, w_scale = inputs[1], inputs[3]
+        key = (wq.data_ptr(), wq._version, w_scale.data_ptr(), w_scale._version, tuple(wq.shape))
+        w = kept.get(key)
+        if w is None:
+            kept.clear()
+            w = kept[key] = float_weight(layer.type, wq, w_scale, attrs, dtype)
+        return [float_form(layer.type, inputs, attrs, dtype, opset, w=w)]
     return fn
 
 

@@ -158,23 +158,31 @@ def qop_infer(node):
     return _typed(node, dt, shp)
 
 
-def float_form(op, inputs, attrs, dtype, opset=17):
+def float_weight(op, wq, w_scale, attrs, dtype):
+    """The dequantized weight of a quantized weighted layer in `dtype` (exact in float64, rounded once)."""
+    wc = _centered(wq, attrs.get("w_zp", 0))
+    if op == "fused.QConv":
+        return (wc * w_scale.to(torch.float64).reshape((-1,) + (1,) * (wq.dim() - 1))).to(dtype)
+    axis = 0 if op == "fused.QGemm" and attrs.get("transB", 0) else -1
+    shape = [1] * wq.dim()
+    shape[axis] = -1
+    return (wc * w_scale.to(torch.float64).reshape(shape if w_scale.numel() > 1 else ())).to(dtype)
+
+
+def float_form(op, inputs, attrs, dtype, opset=17, w=None):
     """The FP16 (float) form of a quantized weighted layer: dequantize the input and the weight, run the
-    float op in `dtype`, then the same epilogue and output Q (the "no regression" candidate)."""
+    float op in `dtype`, then the same epilogue and output Q (the "no regression" candidate).
+    w: the weight already dequantized (float_weight), as a kernel keeps it between calls."""
     xq, wq, bias, w_scale, *extra = list(inputs) + [None] * max(0, 4 - len(inputs))
     a = {k: v for k, v in attrs.items() if k not in ("x_scale", "x_zp", "w_zp", "epilogue", "extra_q", "out_q",
                                                       "out_dtype")}
     x = deq(xq, [attrs.get("x_scale", 1.0), attrs.get("x_zp", 0)]).to(dtype)
-    wc = _centered(wq, attrs.get("w_zp", 0))
+    if w is None:
+        w = float_weight(op, wq, w_scale, attrs, dtype)
     if op == "fused.QConv":
-        w = (wc * w_scale.to(torch.float64).reshape((-1,) + (1,) * (wq.dim() - 1))).to(dtype)
         acc = conv_ref(x, w, None, **{k: v for k, v in a.items() if k in CONV_ATTRS})
         b = None if bias is None else bias.reshape((1, -1) + (1,) * (acc.dim() - 2))
     else:
-        axis = 0 if op == "fused.QGemm" and a.get("transB", 0) else -1
-        shape = [1] * wq.dim()
-        shape[axis] = -1
-        w = (wc * w_scale.to(torch.float64).reshape(shape if w_scale.numel() > 1 else ())).to(dtype)
         if op == "fused.QGemm":
             acc = torch.matmul(x, w.t() if a.get("transB", 0) else w) * float(a.get("alpha", 1.0))
         else:
