@@ -1,7 +1,8 @@
 """Upsample fusion: a nearest Resize / Upsample by integer factors that reads in[y // s] (see
-ops.nearest) becomes an indexed input of the pointwise layer that consumes it, which then reads the
-small tensor through index arithmetic instead of a materialized s^2-times larger one (FPN necks:
-Resize(top) + lateral). The Resize stays for consumers that cannot index (Concat, convs, outputs)."""
+ops.nearest) becomes an indexed input of the pointwise layer or Concat that consumes it, which then
+reads the small tensor through index arithmetic instead of a materialized s^2-times larger one (FPN
+necks: Resize(top) + lateral; DB heads and YOLO necks: Concat(Resize(p5), ...)). The Resize stays for
+consumers that cannot index (convs, graph outputs)."""
 from __future__ import annotations
 
 from ..ir import Graph
@@ -61,18 +62,42 @@ def upsample_input(g: Graph, m) -> bool:
         _compatible(per_axis, found[1], rank)
         ins[i], ups[i] = found[0].inputs[0], list(found[1])
         resizes[id(found[0])] = found[0]
+    _replace(g, node, resizes, "fused.Pointwise", ins, {"expr": expr, "upsample": ups}, "UpsampleFusion",
+             lambda origin: f"fusedPointwiseNode({', '.join(origin)})")
+    return True if resizes else Decline("no input is a nearest integer-factor Resize")
+
+
+def concat_input(g: Graph, m) -> bool:
+    """Concat(..., Resize_nearest(x, s), ...) -> fused.Concat[upsample = s at that input](..., x, ...): each
+    input is copied into its slice of the output through the upsample's index map (no Resize tensor)."""
+    node = m.root
+    ins = list(node.inputs)
+    if any(v is None for v in ins):
+        return Decline("an omitted input")
+    ups = list(node.attrs.get("upsample") or [None] * len(ins))
+    resizes = {}
+    for i, v in enumerate(ins):
+        found = None if ups[i] else _factors(g, v)
+        if found is not None:
+            ins[i], ups[i] = found[0].inputs[0], list(found[1])
+            resizes[id(found[0])] = found[0]
+    _replace(g, node, resizes, "fused.Concat", ins, {"axis": node.attrs["axis"], "upsample": ups},
+             "UpsampleConcatFusion", " + ".join)
+    return True if resizes else Decline("no input is a nearest integer-factor Resize")
+
+
+def _replace(g, node, resizes, op, ins, attrs, rule, name_of):
+    """node -> op(ins, attrs); a resize read only by node disappears, a shared one stays for its other readers."""
     if not resizes:
-        return Decline("no input is a nearest integer-factor Resize")
-    # a resize read only here disappears with the fusion; a shared one stays for its other readers
+        return
     gone = [r for r in resizes.values() if not g.is_output(r.outputs[0])
             and all(u is node for u in r.outputs[0].users)]
     origin = list(dict.fromkeys(o for n in list(resizes.values()) + [node] for o in (n.origin or [n.name])))
-    new = fuse(g, gone + [node], "fused.Pointwise", ins, {"expr": expr, "upsample": ups}, [node.outputs[0]],
-               "UpsampleFusion", name=f"fusedPointwiseNode({', '.join(origin)})")
+    new = fuse(g, gone + [node], op, ins, attrs, [node.outputs[0]], rule, name=name_of(origin))
     new.origin = origin
-    return True
 
 
 RULES = [Rule("UpsampleFusion", Op(tuple(POINTWISE) + ("fused.Pointwise",), any_args=True), upsample_input,
-              shared=True)]
+              shared=True),
+         Rule("UpsampleConcatFusion", Op(("Concat", "fused.Concat"), any_args=True), concat_input, shared=True)]
 fuse_upsample = rule_pass("fuse_upsample", RULES)

@@ -34,7 +34,7 @@ def test_engine_runs_upsampled_pointwise_layers_with_the_generated_kernel(monkey
     monkeypatch.setattr(runners, "compile_source", lambda src, name: made.append(name) or compile_source(src, name))
     m, feed = fpn_model()
     eng = tf.Builder(tf.BuilderConfig(opt_level=0, device="cpu")).build(m)
-    layers = [lay for lay in eng.plan.layers if lay.attrs.get("upsample")]
+    layers = [lay for lay in eng.plan.layers if lay.type == "fused.Pointwise" and lay.attrs.get("upsample")]
     for lay in layers:
         lay.tactic = {"source": "triton", "name": "pointwise", "params": {"BLOCK": 256, "num_warps": 4}}
     got = Engine(eng.plan, eng.weights, "cpu").create_execution_context().infer(feed)["y"].numpy()

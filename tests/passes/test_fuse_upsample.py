@@ -104,13 +104,34 @@ def test_other_modes_keep_the_resize(kw):
 
 
 def test_shared_resize_stays_for_its_other_readers():
-    """A Concat (and a graph output) still read the materialized resize; the Add reads the small tensor."""
-    tail = [("Concat", ["up", "lat"], ["cat"], {"axis": 1}, "concat")]
+    """A graph output (and a conv) still read the materialized resize; the Add reads the small tensor."""
+    tail = [("Identity", ["up"], ["up_out"], {}, "keep"),
+            ("Conv", ["up", "w"], ["conv"], {"kernel_shape": [1, 1]}, "conv")]
     m, feed = _fpn(tail=tail)
+    m.graph.initializer.append(init("w", randn([2, C, 1, 1], seed=7)))
     g = check(m, feed, rtol=0, atol=0)
-    assert sorted(ops(g)) == ["Concat", "Resize", "fused.Pointwise"] and _upsampled(g) == {"top": [1, 1, 2, 2]}
+    assert sorted(ops(g)) == ["Conv", "Resize", "fused.Pointwise"] and _upsampled(g) == {"top": [1, 1, 2, 2]}
     pw = next(n for n in g.nodes if n.op == "fused.Pointwise")
     assert pw.origin == ["resize", "add", "relu"]
+    _check_ort(m, feed, g)
+
+
+def test_concat_reads_resizes_through_indexing():
+    """Concat(Resize4x(a), Resize2x(b), c) -> fused.Concat reading a and b; a resize also read by an
+    Add feeds both fused layers and disappears."""
+    sc = [init("s2", np.array([1, 1, 2, 2], np.float32)), init("s4", np.array([1, 1, 4, 4], np.float32)),
+          init("roi", np.zeros(0, np.float32))]
+    near = {"mode": "nearest", "nearest_mode": "floor", "coordinate_transformation_mode": "asymmetric"}
+    nodes = [("Resize", ["a", "roi", "s4"], ["ua"], near, "ra"), ("Resize", ["b", "roi", "s2"], ["ub"], near, "rb"),
+             ("Concat", ["ua", "ub", "c"], ["cat"], {"axis": 1}, "concat"), ("Add", ["ub", "d"], ["z"], {}, "add")]
+    ins = [("a", [N, 2, H, W]), ("b", [N, C, 2 * H, 2 * W]), ("c", [N, C, 4 * H, 4 * W]), ("d", [N, C, 4 * H, 4 * W])]
+    m = model(nodes, ins, ["cat", "z"], sc, opset=13)
+    feed = {k: randn(s, seed=i) for i, (k, s) in enumerate(ins)}
+    g = check(m, feed, rtol=0, atol=0)
+    assert sorted(ops(g)) == ["fused.Concat", "fused.Pointwise"]
+    cat = next(n for n in g.nodes if n.op == "fused.Concat")
+    assert [v.name for v in cat.inputs] == ["a", "b", "c"] and cat.attrs["upsample"] == [[1, 1, 4, 4], [1, 1, 2, 2], None]
+    assert cat.name == "ra + rb + concat"
     _check_ort(m, feed, g)
 
 
@@ -167,23 +188,26 @@ def _build_cpu(m, without=False):
         passes.PIPELINE[:] = old
 
 
-def test_fpn_engine_on_cpu_matches_ort_with_three_layers_fewer():
-    """The DB-style neck: the 3 top-down Resizes fuse into their Adds (3 layers fewer), the 3 into the
-    Concat stay; the CPU engine agrees with ONNX Runtime."""
+def test_fpn_engine_on_cpu_matches_ort_with_six_layers_fewer():
+    """The DB-style neck: the 3 top-down Resizes fuse into their Adds, the 3 into the Concat into it
+    (6 layers fewer); the CPU engine agrees with ONNX Runtime."""
     from .fpn_model import fpn_model
     m, feed = fpn_model()
     eng, base = _build_cpu(m), _build_cpu(m, without=True)
     types = [lay.type for lay in eng.plan.layers]
-    assert len(base.plan.layers) - len(types) == 3
-    assert types.count("Resize") == 3 and [lay.type for lay in base.plan.layers].count("Resize") == 6
-    fused = [lay for lay in eng.plan.layers if lay.attrs.get("upsample")]
-    assert len(fused) == 3 and all("Resize" not in lay.inputs for lay in fused)
+    assert len(base.plan.layers) - len(types) == 6
+    assert "Resize" not in types and [lay.type for lay in base.plan.layers].count("Resize") == 6
+    fused = [lay.type for lay in eng.plan.layers if lay.attrs.get("upsample")]
+    assert fused == ["fused.Pointwise"] * 3 + ["fused.Concat"]
+    cat = next(lay for lay in eng.plan.layers if lay.type == "fused.Concat")
+    assert cat.tactic["name"] == "concat_copy" and sum(bool(f) for f in cat.attrs["upsample"]) == 3
     got = eng.create_execution_context().infer(feed)["y"].numpy()
     np.testing.assert_allclose(got, run_ort(m, feed)["y"], rtol=1e-5, atol=1e-6)
 
 
 def test_garden_db_detector_layer_count():
-    """PP-OCRv4 det (real weights, RSE-FPN neck): 69 -> 66 layers, the 3 Resizes left feed the Concat."""
+    """PP-OCRv4 det (real weights, RSE-FPN neck): 69 -> 63 layers, no Resize left (3 read by Adds, 3 by
+    the head's Concat)."""
     from tests.garden import fetch
     from tests.garden.check import profile_for
     import tensorforge as tf
@@ -195,5 +219,5 @@ def test_garden_db_detector_layer_count():
     cfg = tf.BuilderConfig(opt_level=0, device="cpu", profiles=[profile_for(entry)])
     eng = tf.Builder(cfg).build(path)
     types = [lay.type for lay in eng.plan.layers]
-    assert len(types) == 66 and types.count("Resize") == 3
-    assert sum(bool(lay.attrs.get("upsample")) for lay in eng.plan.layers) == 3
+    assert len(types) == 63 and "Resize" not in types
+    assert [lay.type for lay in eng.plan.layers if lay.attrs.get("upsample")] == ["fused.Pointwise"] * 3 + ["fused.Concat"]
