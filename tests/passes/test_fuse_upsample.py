@@ -35,6 +35,9 @@ def _fpn(coord="asymmetric", nm="floor", s=(2, 2), mode="nearest", nhwc=False, o
         if how == "sizes":
             inits.append(init("sizes", np.array(lat, np.int64)))
             ins = ["top", "roi", "", "sizes"]
+        if how == "axes":  # opset 18: scales for the listed axes only
+            attrs["axes"] = [1, 2] if nhwc else [2, 3]
+            inits[0] = init("scales", np.array(s, np.float32))
     nodes = [(op, ins, ["up"], attrs, "resize"), ("Add", ["up", "lat"], ["a"], {}, "add"),
              ("Relu", ["a"], ["y"], {}, "relu"), *tail]
     outs = ["y"] + [t[2][0] for t in tail]
@@ -76,7 +79,7 @@ def test_nearest_integer_resize_becomes_an_indexed_input(coord, nm, s, nhwc):
     _check_ort(m, feed, g)
 
 
-@pytest.mark.parametrize("how,opset", [("upsample", 9), ("resize10", 10), ("sizes", 13), ("scales", 19)])
+@pytest.mark.parametrize("how,opset", [("upsample", 9), ("resize10", 10), ("sizes", 13), ("scales", 19), ("axes", 18)])
 def test_upsample_resize10_and_sizes_forms(how, opset):
     m, feed = _fpn(how=how, opset=opset, s=(2, 4))
     g = check(m, feed, rtol=0, atol=0)
