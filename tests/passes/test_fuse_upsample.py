@@ -94,11 +94,11 @@ def test_align_corners_fuses_at_scale_two_only():
     assert ops(g) == ["Resize", "fused.Pointwise"]
 
 
-@pytest.mark.parametrize("kw", [dict(mode="linear"), dict(s=(1.5, 2)), dict(coord="align_corners", nm="floor"),
+@pytest.mark.parametrize("kw", [dict(mode="linear"), dict(mode="cubic"), dict(s=(1.5, 2)), dict(coord="align_corners", nm="floor"),
                                 dict(coord="asymmetric", nm="ceil"), dict(coord="half_pixel", nm="floor"),
                                 dict(coord="asymmetric", nm="round_prefer_floor", s=(3, 3)),
                                 dict(coord="tf_crop_and_resize", nm="round_prefer_floor")],
-                         ids=["linear", "fractional", "align_corners-floor", "asym-ceil", "half_pixel-floor",
+                         ids=["linear", "cubic", "fractional", "align_corners-floor", "asym-ceil", "half_pixel-floor",
                               "asym-round-3", "tf_crop"])
 def test_other_modes_keep_the_resize(kw):
     m, feed = _fpn(**kw)
