@@ -25,6 +25,9 @@ def _fpn(coord="asymmetric", nm="floor", s=(2, 2), mode="nearest", nhwc=False, o
     inits = [init("scales", np.array(scales, np.float32))]
     if how == "upsample":  # Upsample-9: (X, scales), asymmetric + floor
         op, ins = "Upsample", ["top", "scales"]
+    elif how == "upsample7":  # Upsample-7: scales attribute
+        op, ins = "Upsample", ["top"]
+        attrs["scales"] = [float(v) for v in scales]
     elif how == "resize10":
         op, ins = "Resize", ["top", "scales"]
     else:
@@ -79,7 +82,7 @@ def test_nearest_integer_resize_becomes_an_indexed_input(coord, nm, s, nhwc):
     _check_ort(m, feed, g)
 
 
-@pytest.mark.parametrize("how,opset", [("upsample", 9), ("resize10", 10), ("sizes", 13), ("scales", 19), ("axes", 18)])
+@pytest.mark.parametrize("how,opset", [("upsample7", 7), ("upsample", 9), ("resize10", 10), ("sizes", 13), ("scales", 19), ("axes", 18)])
 def test_upsample_resize10_and_sizes_forms(how, opset):
     m, feed = _fpn(how=how, opset=opset, s=(2, 4))
     g = check(m, feed, rtol=0, atol=0)
