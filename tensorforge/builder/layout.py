@@ -18,7 +18,7 @@ log = logging.getLogger("tensorforge")
 # layer types that run as fast on channels-last views and keep their input's layout
 PROPAGATE = frozenset("""MaxPool AveragePool Relu LeakyRelu Sigmoid Tanh Clip HardSwish HardSigmoid Add Sub Mul
     Div Sum Max Min BatchNormalization Concat Resize fused.Pointwise PRelu Elu Selu Gelu Erf
-    fused.SqueezeExcite""".split())
+    fused.SqueezeExcite fused.Concat""".split())
 QUANTIZED_INTS = ("int8", "uint8")  # the activations between quantized layers (float8 ones are floats)
 
 

@@ -51,7 +51,7 @@ POLICY = {
     **_ops("follow", "Reshape Flatten Squeeze Unsqueeze Transpose Identity Dropout Concat Split Slice Gather "
                      "GatherElements GatherND ScatterElements ScatterND Expand Tile Pad DepthToSpace "
                      "SpaceToDepth ReverseSequence Trilu Compress TopK Where Equal Less Greater LessOrEqual "
-                     "GreaterOrEqual IsNaN IsInf ArgMax ArgMin Resize"),
+                     "GreaterOrEqual IsNaN IsInf ArgMax ArgMin Resize fused.Concat"),
     **_ops("any", "Shape Size NonZero Cast CastLike ConstantOfShape Range EyeLike OneHot"),
 }
 DEFAULT_POLICY = "fp32"

@@ -32,7 +32,7 @@ MODULES = (
     "activation", "math", "arith", "logical", "conv", "pool", "matmul", "norm", "softmax", "reduce",
     "shape", "tensor", "indexing", "selection", "generator", "image", "resize", "signal", "detection",
     "rnn", "quant", "attention", "training", "ml", "control_flow", "scan", "sequence", "optional",
-    "fused.epilogue", "fused.attention", "fused.norm", "fused.quant", "fused.se",
+    "fused.epilogue", "fused.attention", "fused.norm", "fused.quant", "fused.se", "fused.concat",
     "contrib.activation", "contrib.norm", "contrib.conv", "contrib.qlinear", "contrib.dynquant",
     "contrib.attention", "contrib.nbits",
 )

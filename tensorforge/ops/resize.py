@@ -9,6 +9,7 @@ import torch
 from ..errors import ShapeError
 from ..ir.symbolic import norm
 from .common import dd_dims, has_input, known_ints, known_values, norm_axis
+from .nearest import floor_mapping, upsample_nearest
 from .registry import infer, reference
 
 F64 = torch.float64
@@ -150,6 +151,19 @@ def _finish(y, dtype):
     return torch.round(y).clamp(info.min, info.max).to(dtype)
 
 
+def _nearest_factors(shape, out, fac, mode, coord, nearest_mode):
+    """Integer factors when a nearest resize reads in[y // s] on every axis, else None."""
+    if mode != "nearest" or coord == "tf_crop_and_resize":
+        return None
+    facs = []
+    for d, o, f in zip(shape, out, fac):
+        s = int(f) if float(f).is_integer() else 0
+        if d == 0 or o != s * d or not floor_mapping(coord, nearest_mode, s):
+            return None
+        facs.append(s)
+    return facs if any(f > 1 for f in facs) else None
+
+
 def resize(x, scales=None, sizes=None, roi=None, axes=None, mode="nearest", coord="half_pixel",
            nearest_mode="round_prefer_floor", cubic_coeff_a=-0.75, antialias=0, exclude_outside=0,
            extrapolation_value=0.0, policy="stretch"):
@@ -162,6 +176,9 @@ def resize(x, scales=None, sizes=None, roi=None, axes=None, mode="nearest", coor
         k = len(roi) // 2
         for i, a in enumerate(axes if k == len(axes) else range(r)):
             rois[a] = (roi[i], roi[i + k])
+    facs = _nearest_factors(shape, out, fac, mode, coord, nearest_mode)
+    if facs is not None:  # in[y // s]: one copy instead of per-axis index tables
+        return upsample_nearest(x, facs)
     ct = x.dtype if x.dtype in (torch.float32, torch.float64) else \
         (F64 if not x.dtype.is_floating_point else torch.float32)
     y = x if mode == "nearest" else x.to(ct)

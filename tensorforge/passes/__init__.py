@@ -2,8 +2,9 @@
 
 Cleanup (folding, identities, CSE, DCE) comes first; then pattern recognitions that need the raw
 ONNX ops (activations, norms, attention, reductions); then fusions into anchors (conv / gemm
-weights, epilogues); pointwise fusion takes whatever elementwise work is left, and a second
-epilogue round absorbs pointwise trees that read an anchor's output more than once (SiLU)."""
+weights, epilogues); pointwise fusion takes whatever elementwise work is left, a second
+epilogue round absorbs pointwise trees that read an anchor's output more than once (SiLU), and
+nearest integer upsamples become indexed inputs of the pointwise layers that read them."""
 from __future__ import annotations
 
 import logging
@@ -26,6 +27,7 @@ from .fuse_pointwise import fuse_pointwise
 from .fuse_reduce import fuse_reductions
 from .fuse_scale import fuse_scale
 from .fuse_se import fuse_se
+from .fuse_upsample import fuse_upsample
 from .identity import eliminate_identity
 from .instrument import PipelineStats
 from .merge_gemm import merge_gemm
@@ -41,8 +43,8 @@ log = logging.getLogger("tensorforge")
 PIPELINE = [contrib_to_onnx, fold_if, quant_canonicalize, fold_constants, eliminate_identity, cse, dce,
             quant_propagate, quant_fuse, quant_unfold_weights, quant_lower_pairs, merge_gemm, fuse_activations,
             fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, fuse_se, patchify_convs, fuse_gemm,
-            fuse_epilogue, quant_residual, quant_lower_rest, fuse_scale, fuse_pointwise, fuse_epilogue, cse, optimize_subgraphs,
-            dce]
+            fuse_epilogue, quant_residual, quant_lower_rest, fuse_scale, fuse_pointwise, fuse_epilogue, fuse_upsample,
+            cse, optimize_subgraphs, dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
@@ -92,5 +94,6 @@ def _dumper(folder: str | None):
 
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
-           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_se", "fuse_pointwise", "merge_gemm", "patchify_convs",
+           "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_se", "fuse_pointwise", "fuse_upsample", "merge_gemm",
+           "patchify_convs",
            "contrib_to_onnx", "fold_if", "optimize_subgraphs", "cleanup_subgraphs"]

@@ -8,8 +8,8 @@ from .rewrite import same_shape
 
 def as_expr(node):
     """(expr, inputs) of a pointwise node (an ONNX elementwise op or fused.Pointwise), else None."""
-    if node.op == "fused.Pointwise":
-        return node.attrs["expr"], list(node.inputs)
+    if node.op == "fused.Pointwise":  # upsampled (indexed) inputs are not plain operands
+        return None if node.attrs.get("upsample") else (node.attrs["expr"], list(node.inputs))
     spec = node_expr(node)
     if spec is None:
         return None
@@ -19,7 +19,8 @@ def as_expr(node):
 
 
 def is_pointwise(node) -> bool:
-    return (node.op == "fused.Pointwise" or node_expr(node) is not None) and len(node.outputs) == 1
+    return ((node.op == "fused.Pointwise" and not node.attrs.get("upsample")) or node_expr(node) is not None) \
+        and len(node.outputs) == 1
 
 
 class Composer:

@@ -6,7 +6,7 @@ from tests.kernels import kernel_checks
 
 
 @pytest.mark.fast(dtype=torch.float16)
-@pytest.mark.parametrize("check", ["pointwise", "softmax", "norms", "reduce", "epilogue"])
+@pytest.mark.parametrize("check", ["pointwise", "softmax", "norms", "reduce", "epilogue", "upsample"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_generated_kernel_matches_reference(check, dtype):
     getattr(kernel_checks, f"check_{check}")("cuda", dtype)

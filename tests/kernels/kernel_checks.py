@@ -101,3 +101,29 @@ def check_epilogue(device, dtype):
                     attrs=attrs)
     ins = [x, w, None, r]
     _close(kernels.make_kernel(lay, 17, device)(ins)[0], _ref("fused.ConvAct", attrs, ins), dtype)
+
+
+def upsample_cases(device, dtype):
+    """(expr, inputs, upsample) for fused.Pointwise reading nearest-upsampled operands: 2x / 3x / 4x and
+    unequal factors, NCHW and channels-last (NHWC) operands, broadcast and scalar neighbours, rank 3."""
+    top = _rand((2, 5, 3, 7), dtype, device, 17)
+    for f in ((2, 2), (3, 3), (4, 4), (2, 3)):
+        lat = _rand((2, 5, 3 * f[0], 7 * f[1]), dtype, device, 18)
+        yield cases.residual_relu_expr(), [top, lat], [[1, 1, *f], None]
+        nhwc = [t.contiguous(memory_format=torch.channels_last) for t in (lat, top)]
+        yield cases.residual_relu_expr(), nhwc, [None, [1, 1, *f]]
+    yield cases.act_chain_expr(), [top, _rand((5, 1, 1), dtype, device, 19)], [[1, 1, 2, 2], None]
+    yield cases.act_chain_expr(), [_rand((4, 1, 6), dtype, device, 20), _rand((1,), dtype, device, 21)], [[1, 3, 2], None]
+    other = _rand((2, 5, 3, 7), dtype, device, 22)  # two upsampled operands with one factor per axis
+    yield cases.residual_relu_expr(), [top, other], [[1, 1, 2, 2]] * 2
+
+
+def check_upsample(device, dtype):
+    """The generated kernel (not the reference fallback) on upsampled operands equals the reference."""
+    from tensorforge.kernels.triton.runners import PointwiseRunner
+    for expr, ins, ups in upsample_cases(device, dtype):
+        attrs = {"expr": expr, "upsample": ups}
+        runner = PointwiseRunner(attrs, {"BLOCK": 128}, None)
+        got = runner(ins)[0]
+        assert all(p is not None for p in runner.plans.values()), "fell back to the reference"
+        _close(got, _ref("fused.Pointwise", attrs, ins), dtype)

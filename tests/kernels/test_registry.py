@@ -16,8 +16,8 @@ from . import cases
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 # the candidates order (a family's tactics come before the next family's: level 0 takes the first)
-ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "conv"), ("aten", "lt"), ("aten", "gemm"),
-         ("aten", "quant"), ("aten", "scaled_mm"), ("triton", "flash"), ("triton", "conv"), ("triton", "dwconv"),
+ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "concat"), ("aten", "conv"), ("aten", "lt"),
+         ("aten", "gemm"), ("aten", "quant"), ("aten", "scaled_mm"), ("triton", "flash"), ("triton", "conv"), ("triton", "dwconv"),
          ("triton", "gemm"), ("triton", "qgemm"), ("triton", "qconv"), ("triton", "pool"), ("triton", "se"),
          ("triton", "pointwise"), ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm"),
          ("plugin", "plugin_device")]
@@ -43,7 +43,8 @@ def test_every_family_declares_source_library_level_and_in_place():
         for name in f.tactics:
             assert kernels.family_of({"source": f.source, "name": name}) is f
     assert {f.name for f in fams if f.writes_in_place} == {"lt", "flash", "conv", "dwconv", "gemm", "qgemm", "qconv",
-                                                           "pool", "se", "pointwise", "softmax", "reduce", "epilogue", "norm"}
+                                                           "pool", "se", "pointwise", "softmax", "reduce", "epilogue", "norm",
+                                                           "concat"}
 
 
 def test_library_and_level_queries():

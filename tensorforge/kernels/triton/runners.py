@@ -15,6 +15,7 @@ from .codegen import supported
 from .launch import MissingKernel, compile_source, dtype_name, empty, kind_of, next_pow2, operand_strides, strided_args
 from .pointwise import Signature, pointwise_source
 from .rowwise import RowSignature, norm_source, reduce_source, softmax_source
+from .upsample_views import indexed_views
 
 INF = float("inf")
 log = logging.getLogger("tensorforge")
@@ -57,14 +58,23 @@ class _Runner:
 
 
 class PointwiseRunner(_Runner):
-    """fused.Pointwise (attrs: expr), or any expression over given inputs."""
+    """fused.Pointwise (attrs: expr, upsample), or any expression over given inputs."""
 
     def plan(self, inputs):
         expr = self.attrs["expr"]
         in_dt = [dtype_name(t) for t in inputs]
         if not supported(expr, in_dt):
             return None
-        shape = tuple(torch.broadcast_shapes(*[t.shape for t in inputs]))
+        ups = self.attrs.get("upsample")
+        if ups and any(ups):  # nearest-upsampled inputs: zero-stride views over a split index space
+            iv = indexed_views(inputs, ups)
+            if iv is None:
+                return None
+            out_shape, shape, views = iv
+            inputs = views(inputs)
+        else:
+            shape = out_shape = tuple(torch.broadcast_shapes(*[t.shape for t in inputs]))
+            views = None
         out_dt = expr_dtype(expr, in_dt)
         kinds = tuple(kind_of(operand_strides(t, shape), shape) for t in inputs)
         n = math.prod(shape)
@@ -77,9 +87,9 @@ class PointwiseRunner(_Runner):
         extra = dims + strides + [v for _, v in consts]
 
         def run(ins, outs=None):
-            out = _out(outs, shape, out_dt, ins[0].device)
+            out = _out(outs, out_shape, out_dt, ins[0].device)
             if n:
-                self.launch(kernel, grid, list(ins) + [out, n] + extra, BLOCK=block)
+                self.launch(kernel, grid, list(views(ins) if views else ins) + [out, n] + extra, BLOCK=block)
             return [out]
         return run
 

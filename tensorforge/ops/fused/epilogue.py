@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from ...ir.symbolic import broadcast
+from ...ir.symbolic import broadcast, norm
 from ..conv import conv_infer, conv_ref, conv_transpose_infer, conv_transpose_ref
 from ..matmul import gemm_infer, gemm_ref, matmul_infer
+from ..nearest import upsample_nearest
 from ..registry import infer, reference
 from .expr import eval_expr, expr_dtype
 
@@ -31,15 +32,26 @@ def epilogue_info(dtype, shape, epilogue, extra):
             broadcast(shape, *[v.shape for v in extra]))
 
 
+def upsampled_shape(shape, factors):
+    """The shape an input of fused.Pointwise has after its nearest upsample (factors or None)."""
+    return tuple(shape) if not factors else tuple(norm(f * d) for d, f in zip(shape, factors))
+
+
 @reference("fused.Pointwise")
-def pointwise_ref(*inputs, expr, _opset=17):
+def pointwise_ref(*inputs, expr, upsample=None, _opset=17):
+    """expr over the inputs; input i is first nearest-upsampled by upsample[i] (per-axis integer
+    factors: in[y // f]) where given."""
+    if upsample:
+        inputs = [x if not f else upsample_nearest(x, f) for x, f in zip(inputs, upsample)]
     return eval_expr(expr, inputs, _opset)
 
 
 @infer("fused.Pointwise")
 def pointwise_infer(node):
     ins = node.inputs
-    return [(expr_dtype(node.attrs["expr"], [v.dtype for v in ins]), broadcast(*[v.shape for v in ins]))]
+    ups = node.attrs.get("upsample") or [None] * len(ins)
+    return [(expr_dtype(node.attrs["expr"], [v.dtype for v in ins]),
+             broadcast(*[upsampled_shape(v.shape, f) for v, f in zip(ins, ups)]))]
 
 
 @reference("fused.ConvAct")
