@@ -31,7 +31,9 @@ def _session(path: str, device: str, graph: bool):
     so.log_severity_level = 3
     if device == "cpu":
         return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    import torch
+    import torch  # first: its CUDA 13 / cuDNN libraries are the ones the GPU wheel of ORT loads
+    if hasattr(ort, "preload_dlls"):  # ORT >= 1.21: load CUDA / cuDNN from the nvidia-* wheels torch uses
+        ort.preload_dlls()
     opts = {"device_id": str(torch.cuda.current_device()),
             "user_compute_stream": str(torch.cuda.current_stream().cuda_stream)}
     if graph:
