@@ -35,6 +35,17 @@ TOP_K = {1: 2, 2: 4}
 TIMER = None  # tests may inject fn(layer, tactic, bench) -> ms instead of real timing
 
 
+BRANCH_GRAPHS = "run-time condition read on the host (one sync); the taken branch replayed from its own CUDA graph"
+
+
+def _eager_reasons(plan) -> None:
+    """The layer info's reason why a layer left the whole-plan CUDA graph, as its chosen tactic runs it."""
+    eager = plan.meta.get("eager_layers") or {}
+    for lay in plan.layers:
+        if lay.name in eager and lay.type == "If" and (lay.tactic or {}).get("name") == "if_graphs":
+            eager[lay.name] = BRANCH_GRAPHS
+
+
 def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) -> EnginePlan:
     """Fill layer.tactic for every kernel layer; lays weights out (e.g. channels-last) in place."""
     t0 = time.perf_counter()
@@ -48,6 +59,7 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
         for i, lay in enumerate(todo, 1):
             lay.tactic = sel.select(lay)
             bar.update(i)
+    _eager_reasons(plan)
     apply_layouts(plan, weights)
     plan_layouts(plan)
     if path:

@@ -44,3 +44,34 @@ def test_if_folded_at_build_time_keeps_the_cuda_graph():
     eng, got = _run(model, feed, True)
     assert "eager_layers" not in eng.plan.meta
     np.testing.assert_allclose(got["out"], run_ort(model, feed)["out"], rtol=1e-6, atol=1e-6)
+
+
+def _force_if_graphs(monkeypatch):
+    """Tactic selection offers if_graphs first for every If layer."""
+    from tensorforge.builder import tactics
+    from tensorforge.kernels.aten import tactic
+    orig = tactics.Selector.candidates
+
+    def forced(self, lay, info):
+        return ([tactic("if_graphs", level=0)] if lay.type == "If" else []) + orig(self, lay, info)
+    monkeypatch.setattr(tactics.Selector, "candidates", forced)
+
+
+def test_if_branches_replayed_from_their_own_cuda_graphs(monkeypatch):
+    """if_graphs: each branch captured at its second run and replayed; a branch holding a nested run-time If
+    cannot be captured (its condition is read on the host) and runs eagerly; every output matches ORT."""
+    from tests.kernels.test_if_graphs import if_model
+    _force_if_graphs(monkeypatch)
+    for model, nested in ((if_model(3), False), (nested_if_model(), True)):
+        eng = tf.Builder(tf.BuilderConfig(device="cuda", tf32=False, opt_level=0)).build(model)
+        assert [L.tactic["name"] for L in eng.plan.layers if L.type == "If"] == ["if_graphs"]
+        assert "own CUDA graph" in next(iter(eng.plan.meta["eager_layers"].values()))
+        ctx = eng.create_execution_context(use_cuda_graph=True)
+        for i in range(8):
+            sx = 1 if i % 4 < 2 else -1  # each branch twice in a row, then the other
+            feed = {"x": np.abs(rand((3, 8), seed=i)) * sx, "y": np.abs(rand((3, 8), seed=10 + i))}
+            got = ctx.infer(feed)["out"].float().cpu().numpy()
+            np.testing.assert_allclose(got, run_ort(model, feed)["out"], rtol=1e-5, atol=1e-5)
+        k = next(fn for name, fn in ctx._kernels.items() if hasattr(fn, "graphs"))
+        states = sorted(v is not None for v in k.graphs.values())
+        assert states == ([False, True] if nested else [True, True]), k.graphs

@@ -16,8 +16,9 @@ from . import cases
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 # the candidates order (a family's tactics come before the next family's: level 0 takes the first)
-ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "concat"), ("aten", "conv"), ("aten", "lt"),
-         ("aten", "gemm"), ("aten", "quant"), ("aten", "scaled_mm"), ("triton", "flash"), ("triton", "conv"), ("triton", "dwconv"),
+ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "concat"), ("aten", "control"), ("aten", "conv"),
+         ("aten", "lt"), ("aten", "gemm"), ("aten", "quant"), ("aten", "scaled_mm"), ("triton", "flash"),
+         ("triton", "conv"), ("triton", "dwconv"),
          ("triton", "gemm"), ("triton", "qgemm"), ("triton", "qconv"), ("triton", "pool"), ("triton", "se"),
          ("triton", "pointwise"), ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm"),
          ("plugin", "plugin_device")]
