@@ -12,7 +12,8 @@
 #                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
-# Each stage leaves at most 8 files under $OUT (what a device call brings back).
+# Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
+# stage add up to at most 580 s, inside the 600 s of one call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -37,7 +38,7 @@ fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv > "$OUT/gpu.txt" 2>&1
 case "${1:-}" in
   verify)
-    step gpu_fast 240 tests/gpu/run.sh fast
+    step gpu_fast 180 tests/gpu/run.sh fast
     new=()
     for f in test_allocator_gpu test_control_flow_gpu test_plugin_refit_gpu test_quant_kernels_gpu test_triton_dwconv test_triton_se test_triton_qconv \
              test_upsample_fusion_gpu; do
@@ -46,18 +47,18 @@ case "${1:-}" in
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
     step gpu_new 240 python3 -m pytest -q -rfEs -p no:cacheprovider ${xd[@]+"${xd[@]}"} "${new[@]}"
     step refit 90 python3 bench/refit.py --device cuda --models resnet50,bert_base --fp16 --repeat 3
-    step monitor 60 python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --shapes=input:32x3x224x224 \
+    step monitor 45 python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --shapes=input:32x3x224x224 \
       --fp16 --monitor --duration=5
     ;;
   quant)
     step quant 520 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128 --json "$OUT/quant.json"
     ;;
   kernels)
-    step quant_small 240 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4
-    step quant_gemm 90 python3 bench/quant_gemm.py
-    step dwconv 90 python3 bench/triton_configs.py dwconv
-    step se 90 python3 bench/triton_configs.py se
-    step qconv 150 python3 bench/triton_configs.py qconv --batch 128
+    step quant_small 200 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4
+    step quant_gemm 80 python3 bench/quant_gemm.py
+    step dwconv 80 python3 bench/triton_configs.py dwconv
+    step se 80 python3 bench/triton_configs.py se
+    step qconv 140 python3 bench/triton_configs.py qconv --batch 128
     ;;
   peers)
     step models 540 python3 bench/models.py --cache .garden_classes --json "$OUT/models.json"
