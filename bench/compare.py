@@ -45,21 +45,7 @@ def tf_engine(model, feeds: dict, precision: str, cache):
     build_s = time.perf_counter() - t0
     ctx = eng.create_execution_context()
     first = ctx.infer(feeds)  # validates every layer once, gives output shapes
-    outs = {k: torch.empty_like(v) for k, v in first.items()}
-    for n, v in feeds.items():
-        ctx.set_input_shape(n, tuple(v.shape))
-        ctx.set_tensor_address(n, v)
-    for n, v in outs.items():
-        ctx.set_tensor_address(n, v)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    ctx.execute_async(s)
-    s.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=s):
-        ctx.execute_async(s)
-    g.replay()
-    torch.cuda.synchronize()
+    replay, outs = peers.engine_graph(ctx, feeds, first)
     meta = {"layers": len(eng.plan.layers), "tactics": eng.plan.meta.get("tactic_selection", {}),
             "precisions": sorted({lay.precision for lay in eng.plan.layers})}
     with tempfile.TemporaryDirectory() as d:  # engine file size, and load + first inference time
@@ -80,7 +66,7 @@ def tf_engine(model, feeds: dict, precision: str, cache):
         again = tf.Builder(cfg).build(model)
         meta["warm_build_s"] = time.perf_counter() - t0
         meta["same_tactics"] = [lay.tactic for lay in again.plan.layers] == [lay.tactic for lay in eng.plan.layers]
-    return g.replay, outs[eng.plan.outputs[0]], build_s, meta
+    return replay, outs[eng.plan.outputs[0]], build_s, meta
 
 
 def zoo_reference(name, feeds):

@@ -34,22 +34,9 @@ def time_engine(eng, feed: dict) -> tuple[float, str]:
 def _graph_time(eng, ins: dict, first: dict) -> float:
     """GPU ms of one inference replayed from a CUDA graph (inputs and outputs bound on the device):
     the runtime's one capture routine, timed by bench/peers.gpu_time like every other benchmark."""
-    import torch
-
-    from bench.peers import gpu_time
-    from tensorforge.runtime.graphs import capture
-    ctx = eng.create_execution_context()
-    outs = {k: torch.empty_like(v) for k, v in first.items()}
-    for k, v in list(ins.items()) + list(outs.items()):
-        if k in ins:
-            ctx.set_input_shape(k, tuple(v.shape))
-        ctx.set_tensor_address(k, v)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    ctx.execute_async(s)
-    s.synchronize()
-    g = capture(lambda: ctx.execute_async(s), s)
-    return gpu_time(g.replay, target_ms=50.0, repeats=5)
+    from bench.peers import engine_graph, gpu_time
+    replay, _ = engine_graph(eng.create_execution_context(), ins, first)
+    return gpu_time(replay, target_ms=50.0, repeats=5)
 
 
 def wall_ms(fn, iters: int = 30) -> float:

@@ -57,22 +57,8 @@ def build(model, feeds, opt_level, fp16, device="cuda"):
     first = ctx.infer(feeds)
     if device == "cpu":
         return eng, None, first[eng.plan.outputs[0]], build_s
-    outs = {k: torch.empty_like(v) for k, v in first.items()}
-    for n, v in feeds.items():
-        ctx.set_input_shape(n, tuple(v.shape))
-        ctx.set_tensor_address(n, v)
-    for n, v in outs.items():
-        ctx.set_tensor_address(n, v)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    ctx.execute_async(s)  # warm-up outside the capture (weights' K-major copies, first launches)
-    s.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=s):
-        ctx.execute_async(s)
-    g.replay()
-    torch.cuda.synchronize()
-    return eng, g.replay, outs[eng.plan.outputs[0]], build_s
+    replay, outs = peers.engine_graph(ctx, feeds, first)
+    return eng, replay, outs[eng.plan.outputs[0]], build_s
 
 
 @functools.lru_cache(maxsize=None)
