@@ -69,9 +69,23 @@ class ContextMemory:
     """The buffers one context took from its allocator; `release` gives them all back (at deletion)."""
 
     def __init__(self, allocator, device: torch.device):
+        self.user = allocator is not None  # False: torch's allocator, which the context may bypass
         self.allocator = allocator if allocator is not None else DefaultAllocator()
         self.device = device
         self._held: dict = {}  # start address -> buffer (a pool may hand out slices of one storage)
+        self._tagged: dict = {}  # tag (a plan's shape-set key) -> the tensors held for it
+
+    def copy_for(self, tag, t: torch.Tensor) -> torch.Tensor:
+        """A copy of host tensor t in a buffer of its own, held for `tag` until give_tagged(tag)."""
+        d = self.tensor(tuple(t.shape), t.dtype)
+        d.copy_(t)
+        self._tagged.setdefault(tag, []).append(d)
+        return d
+
+    def give_tagged(self, tag) -> None:
+        """Give back every buffer held for `tag`."""
+        for t in self._tagged.pop(tag, ()):
+            self.give(t)
 
     def _stream(self):
         return torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None

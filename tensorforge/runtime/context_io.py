@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from .. import dtypes
-from .allocator import DefaultAllocator
 from ..errors import ShapeError, TensorforgeError
 from .binding import _bind_symbols, _fmt, bound_tensor
 from .shapes import eval_shape
@@ -169,24 +168,14 @@ class ContextIO:
         its constants' device copies go back to the user allocator."""
         old, (_, _, bound) = self._plans.popitem(last=False)
         self._valid.discard(old)
-        for t in self.__dict__.get("_plan_consts", {}).pop(old, ()):
-            self._mem.give(t)
+        self._mem.give_tagged(old)
         if getattr(self, "layer_graphs", None) is not None and bound is not None:
             self.layer_graphs.release(getattr(bound, "kept_bytes", 0))
 
     def _const_copier(self, key):
         """How the plan of shape set `key` copies host constants to the device: None (torch's
         allocator) without a user allocator, else from it, held until that plan is evicted."""
-        if type(self._mem.allocator) is DefaultAllocator:  # noqa: E721 - a subclass is a user allocator
-            return None
-        made = self.__dict__.setdefault("_plan_consts", {}).setdefault(key, [])
-
-        def copy(t):
-            d = self._mem.tensor(tuple(t.shape), t.dtype)
-            d.copy_(t)
-            made.append(d)
-            return d
-        return copy
+        return (lambda t: self._mem.copy_for(key, t)) if self._mem.user else None
 
     @property
     def device_memory(self):

@@ -48,5 +48,5 @@ def test_host_value_device_copies_use_the_user_allocator():
         copies = [t for name, t in zip(xp.names, xp.initial) if name.endswith("@device")]
         assert copies, f"no device copy of a host value in {xp.names}"
         assert all(t.data_ptr() in rec.live for t in copies)
-        assert len(copies) == len(ctx._plan_consts[next(iter(ctx._plans))])
-    assert len(ctx._plan_consts) == 1  # the first shape set's plan was evicted: its copy given back
+        assert len(copies) == len(ctx._mem._tagged[next(iter(ctx._plans))])
+    assert len(ctx._mem._tagged) == 1  # the first shape set's plan was evicted: its copy given back

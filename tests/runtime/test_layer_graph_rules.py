@@ -224,10 +224,14 @@ def test_evicted_plans_give_back_their_kept_bytes():
     """A context's kept-output total counts only plans still in its LRU."""
     from collections import OrderedDict
 
+    import torch
+
+    from tensorforge.runtime.allocator import ContextMemory
     from tensorforge.runtime.context_io import ContextIO
     from tensorforge.runtime.layer_graphs import LayerGraphs
     ctx = ContextIO.__new__(ContextIO)
     ctx.layer_graphs = LayerGraphs("cpu")
+    ctx._mem = ContextMemory(None, torch.device("cpu"))  # what every context has
     ctx._plans, ctx._graphs, ctx._valid, ctx._prepared_key = OrderedDict(), {}, set(), None
     for key, n in (("a", 100), ("b", 50)):
         b = steps.Bound(1)
