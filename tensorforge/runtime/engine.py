@@ -83,12 +83,16 @@ class Engine:
                     self.weights[name] = w.contiguous(memory_format=torch.channels_last)
 
     # ---- serialization -----------------------------------------------------------------
-    def _parts(self) -> list:
-        """The engine file as buffers (format.parts): the weights' own memory, not copies."""
+    def _file(self) -> tuple:
+        """(header, weights, artifacts) of the engine file."""
         header = {"tensorforge_version": __version__, "torch_version": torch.__version__,
                   "device": device_info(self.device), "build": self.build_info,
                   "plan": self.plan.to_json()}
-        parts = fmt.parts(header, {} if self.stripped else self.weights, self.artifacts)
+        return header, {} if self.stripped else self.weights, self.artifacts
+
+    def _parts(self) -> list:
+        """The engine file as buffers (format.parts): the weights' own memory, not copies."""
+        parts = fmt.parts(*self._file())
         self._size_bytes = sum(len(b) for b in parts)
         return parts
 
@@ -210,7 +214,7 @@ class Engine:
     @property
     def size_bytes(self) -> int:
         if self._size_bytes is None:
-            self._parts()  # sizes the file without joining it
+            self._size_bytes = fmt.size(*self._file())  # from shapes: no weight is read or copied
         return self._size_bytes
 
     @property

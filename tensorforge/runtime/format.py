@@ -42,12 +42,10 @@ def _bytes_of(t: torch.Tensor) -> memoryview:
     return memoryview(t.reshape(-1).view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
 
 
-def _weights_parts(weights: dict[str, torch.Tensor]) -> list:
-    """The safetensors blob of weights as a list of buffers (u64 header size, JSON header padded to
-    8 bytes, then each tensor's bytes in place): tensors ordered by element size, then name, as the
-    safetensors library orders them, so every tensor starts aligned to its element size."""
-    if not weights:
-        return []
+def _weights_header(weights: dict[str, torch.Tensor]) -> tuple[list, bytes, int]:
+    """(names in blob order, the safetensors header padded to 8 bytes, data bytes): tensors ordered by
+    element size, then name, as the safetensors library orders them, so every tensor starts aligned to
+    its element size."""
     order = sorted(weights, key=lambda k: (-weights[k].element_size(), k))
     meta, off = {}, 0
     for k in order:
@@ -58,13 +56,34 @@ def _weights_parts(weights: dict[str, torch.Tensor]) -> list:
         meta[k] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + n]}
         off += n
     hdr = json.dumps(meta, separators=(",", ":")).encode()
-    hdr += b" " * (-len(hdr) % 8)
+    return order, hdr + b" " * (-len(hdr) % 8), off
+
+
+def _weights_parts(weights: dict[str, torch.Tensor]) -> list:
+    """The safetensors blob of weights as a list of buffers (u64 header size, header, then each
+    tensor's bytes in place)."""
+    if not weights:
+        return []
+    order, hdr, _ = _weights_header(weights)
     return [struct.pack("<Q", len(hdr)), hdr] + [_bytes_of(weights[k]) for k in order]
+
+
+def _header_bytes(header: dict) -> bytes:
+    return json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+
+
+def size(header: dict, weights: dict[str, torch.Tensor], artifacts: bytes = b"") -> int:
+    """The bytes of the engine file parts() writes, from shapes alone (no tensor data is read)."""
+    nw = 0
+    if weights:
+        _, hdr, data = _weights_header(weights)
+        nw = 8 + len(hdr) + data
+    return _PREFIX.size + len(_header_bytes(header)) + nw + len(artifacts)
 
 
 def parts(header: dict, weights: dict[str, torch.Tensor], artifacts: bytes = b"") -> list:
     """An engine file as a list of buffers (prefix first); their concatenation is pack()'s bytes."""
-    hdr = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    hdr = _header_bytes(header)
     w = _weights_parts(weights)
     body = [hdr, *w, artifacts]
     crc = 0

@@ -110,3 +110,13 @@ def test_header_is_json(engine):
     _, _, nh, _, _, _ = fmt._PREFIX.unpack_from(data)
     json.loads(data[fmt._PREFIX.size:fmt._PREFIX.size + nh])
     assert np.isfinite(engine.device_memory_size)
+
+
+def test_size_bytes_from_shapes_is_the_file_size(engine, tmp_path):
+    """size_bytes of an engine never saved is computed from the weights' shapes (format.size), and is
+    what save then writes."""
+    engine._size_bytes = None
+    n = engine.size_bytes
+    p = tmp_path / "s.engine"
+    engine.save(p)
+    assert n == p.stat().st_size == len(engine.serialize())
