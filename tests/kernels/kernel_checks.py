@@ -127,3 +127,17 @@ def check_upsample(device, dtype):
         got = runner(ins)[0]
         assert all(p is not None for p in runner.plans.values()), "fell back to the reference"
         _close(got, _ref("fused.Pointwise", attrs, ins), dtype)
+
+
+def run_in_fresh_process(module: str, func: str) -> None:
+    """Call `module.func()` in a new Python without TRITON_INTERPRET: compiling for a real GPU target
+    in the test process fails once an interpreted kernel has called a @triton.jit helper (triton
+    3.6's interpreter patches triton.language for device-function calls and never restores it)."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", f"from {module} import {func}; {func}()"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tensorforge.ops.fused.expr import ExprBuilder
 
-from . import cases
+from . import cases, kernel_checks
 
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2, torch.float64: 1e-7}
 M = 13  # not a multiple of any ROWS
@@ -210,11 +210,4 @@ def sm90_checks():
 def test_kernels_compile_for_sm90_with_vector_loads():
     """Type errors the interpreter does not see fail here (compiled in a fresh process: no
     interpreter state, no cached interpreted kernels)."""
-    import os
-    import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    code = "from tests.kernels.test_triton_norm import sm90_checks; sm90_checks()"
-    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-3000:]
+    kernel_checks.run_in_fresh_process("tests.kernels.test_triton_norm", "sm90_checks")

@@ -10,6 +10,7 @@ from tensorforge.kernels.triton.pool import WINDOW
 from tensorforge.ops import registry
 
 from . import cases as kcases
+from . import kernel_checks
 
 TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
 SMALL = {"BLOCK_P": 64, "BLOCK_C": 4, "num_warps": 4}  # one program per channel-last case (the interpreter is slow)
@@ -238,11 +239,8 @@ def _compile_sm90(name, dtype, consts, ones, div16):
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4}).asm["ptx"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
-def test_kernels_compile_for_sm90_with_vector_loads(monkeypatch):
-    """Type errors the interpreter does not see (e.g. a loop-carried bf16 max turning fp32) fail
-    here; the channels-last ResNet stem variant loads and stores 16-byte vectors."""
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+def sm90_checks():
+    """The channels-last ResNet stem variant loads and stores 16-byte vectors; the bf16 global pool compiles."""
     stem = dict(KH=3, KW=3, SH=2, SW=2, PT=1, PL=1, DH=1, DW=1, IS_MAX=True, BIG=False, C_FAST=True, EVEN_C=True,
                 BLOCK_P=64, BLOCK_C=64)
     ptx = _compile_sm90("tf_pool2d", "fp16", stem, ("sxc", "syc"),
@@ -250,3 +248,10 @@ def test_kernels_compile_for_sm90_with_vector_loads(monkeypatch):
     assert "ld.global.v4.b32" in ptx and "st.global.v4.b32" in ptx and "max.NaN" in ptx
     _compile_sm90("tf_global_pool", "bf16", dict(IS_MAX=True, BIG=True, EVEN_C=False, BLOCK_P=16, BLOCK_C=64),
                   ("sxc", "syc"), ("x_ptr", "y_ptr", "sxn", "sxp"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
+def test_kernels_compile_for_sm90_with_vector_loads():
+    """Type errors the interpreter does not see (e.g. a loop-carried bf16 max turning fp32) fail
+    here, compiled for sm90 in a fresh process (no interpreter state)."""
+    kernel_checks.run_in_fresh_process("tests.kernels.test_triton_pool", "sm90_checks")
