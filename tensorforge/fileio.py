@@ -81,3 +81,20 @@ def same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_distinct(inputs, outputs, error=TensorforgeError) -> None:
+    """Refuse (raise `error`) an output that names an input file, which writing it would destroy, or
+    two outputs naming one file. inputs: (what the file is, path), e.g. ("the input model", p);
+    outputs: (flag, path); empty paths and zoo: names are skipped; /dev/null, /dev/stdout and
+    /dev/stderr may be named by several outputs."""
+    ins = [(f, p) for f, p in inputs if p and not str(p).startswith("zoo:")]
+    outs = [(f, p) for f, p in outputs if p]
+    for flag, path in outs:
+        for iflag, ipath in ins:
+            if same_file(path, ipath):
+                raise error(f"{flag} {path} is {iflag}; refusing to overwrite it")
+    for i, (flag, path) in enumerate(outs):
+        for flag2, path2 in outs[i + 1:]:
+            if same_file(path, path2) and path not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
+                raise error(f"{flag} and {flag2} name the same file ({path}); give each output its own file")

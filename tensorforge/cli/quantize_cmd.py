@@ -38,8 +38,12 @@ def quantize_main(args) -> int:
     import onnx
 
     from ..errors import TensorforgeError
+    from ..fileio import check_distinct
     from ..frontend.onnx_loader import load_model_proto
     from ..quant import load_batches, quantize, read_cache, scales_of, write_cache
+    check_distinct([("the input model", args.model), ("the --calib-data input", args.calib_data),
+                    ("the --calib-cache input", args.calib_cache)],
+                   [("-o", args.output), ("--write-cache", args.write_cache)])
     model = load_model_proto(args.model)
     cache = read_cache(args.calib_cache) if args.calib_cache else None
     if cache is not None and args.calib_data:
@@ -48,17 +52,31 @@ def quantize_main(args) -> int:
     if cache is None:
         inits = {i.name for i in model.graph.initializer}
         ins = [i for i in model.graph.input if i.name not in inits]
-        shapes = {i.name: [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
+        shapes = {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
                   for i in ins}
         types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in ins}
         feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
                              args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
                    args.percentile, args.high_precision_dtype, args.bias_correction)
-    onnx.save(out, args.output)
+    save_model(out, args.output)
     if args.write_cache:
         write_cache(args.write_cache, scales_of(out))
     n_q = sum(n.op_type == "QuantizeLinear" for n in out.graph.node)
     print(f"wrote {args.output}: {n_q} QuantizeLinear ({args.mode}, "
           f"{'calibration cache' if cache is not None else args.calibrator}, rest in {args.high_precision_dtype})")
     return 0
+
+
+def save_model(model, path: str) -> None:
+    """Write an ONNX model atomically (a failed write leaves an existing file as it was); a model over
+    protobuf's 2 GiB limit keeps its tensors in PATH.data beside it."""
+    import os
+
+    import onnx
+
+    from ..fileio import atomic_write
+    if model.ByteSize() < (2 << 30) - (1 << 20):
+        atomic_write(path, model.SerializeToString(), "ONNX model")
+        return
+    onnx.save_model(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data")

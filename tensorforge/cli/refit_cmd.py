@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
 def refit(args) -> int:
     """Load, refit from the model, save; prints one summary line."""
     from ..builder.refit import Refitter
+    from ..fileio import check_distinct
     from ..runtime import Engine
+    check_distinct([("the input engine", args.engine), ("the input model", args.model)], [("-o", args.output)])
     engine = Engine.load(args.engine, device=args.device)
     r = Refitter(engine)
     r.set_weights_from(args.model)

@@ -35,8 +35,12 @@ def _is_engine(path: str) -> bool:
 
 def report(args) -> int:
     """Collect the data, write the page, print where it went."""
+    from ..fileio import check_distinct
     from ..report import data as rdata
     from ..report import page
+    check_distinct([("the input model", args.model), ("the --profile input", args.profile),
+                    ("the --layer-info input", args.layer_info), ("the --times input", args.times)],
+                   [("-o", args.output), ("--timingCacheFile", getattr(args, "timingCacheFile", None))])
     try:
         import matplotlib  # noqa: F401 - the plots need it; say how to get it
     except ImportError:

@@ -8,6 +8,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import ortrun
+
 
 def _attr(node, name, default):
     return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
@@ -38,18 +40,10 @@ def _dequantized_weight(prod, inits, name):
 
 def _input_means(model, tensors, feeds) -> dict:
     """Per-channel (dim 1) means of `tensors` over the feeds (ONNX Runtime, CPU)."""
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    m.graph.output.extend(helper.make_empty_tensor_value_info(t) for t in tensors if t not in have)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ortrun.session(model, tensors, basic=True)
     acc, count = {t: 0.0 for t in tensors}, {t: 0 for t in tensors}
     for feed in feeds:
-        for t, v in zip(tensors, sess.run(list(tensors), feed)):
+        for t, v in zip(tensors, ortrun.run(sess, tensors, feed)):
             v = np.asarray(v, np.float64)
             flat = v.reshape(v.shape[0], v.shape[1], -1) if v.ndim > 2 else v.reshape(-1, v.shape[-1])[:, :, None]
             acc[t] = acc[t] + flat.sum((0, 2))

@@ -5,14 +5,22 @@ from __future__ import annotations
 import struct
 
 from ..errors import TensorforgeError
+from ..fileio import atomic_write, regular_file
+
+MAX_BYTES = 64 << 20  # a cache holds one short line per tensor: 64 MiB is millions of tensors
 
 
 def read_cache(path: str) -> dict:
     """{tensor name: scale} of a TensorRT calibration cache file."""
+    if regular_file(path, "calibration cache").st_size > MAX_BYTES:
+        raise TensorforgeError(f"{path}: over {MAX_BYTES >> 20} MiB, not a TensorRT calibration cache")
     try:
-        lines = open(path).read().splitlines()
+        with open(path, "rb") as f:
+            lines = f.read(MAX_BYTES + 1).decode("utf-8").splitlines()
     except OSError as e:
         raise TensorforgeError(f"{path}: cannot read the calibration cache ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise TensorforgeError(f"{path}: not a TensorRT calibration cache (not text)") from None
     if not lines or not lines[0].startswith("TRT-"):
         raise TensorforgeError(f"{path}: not a TensorRT calibration cache (first line must start with 'TRT-')")
     scales = {}
@@ -30,8 +38,8 @@ def read_cache(path: str) -> dict:
 
 
 def write_cache(path: str, scales: dict, algorithm: str = "EntropyCalibration2", version: str = "100000") -> None:
-    """Write {tensor name: scale} as a TensorRT calibration cache."""
-    with open(path, "w") as f:
-        f.write(f"TRT-{version}-{algorithm}\n")
-        for name, s in scales.items():
-            f.write(f"{name}: {struct.pack('>f', float(s)).hex()}\n")
+    """Write {tensor name: scale} as a TensorRT calibration cache (atomically: a failed write leaves
+    an existing file as it was)."""
+    lines = [f"TRT-{version}-{algorithm}\n"] + [f"{name}: {struct.pack('>f', float(s)).hex()}\n"
+                                               for name, s in scales.items()]
+    atomic_write(path, "".join(lines).encode("utf-8"), "calibration cache")

@@ -5,9 +5,9 @@ import logging
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from ..errors import TensorforgeError
+from . import ortrun
 from .biascorr import bias_correct
 from .calib import CALIBRATORS, Collector
 from .highprec import LOW, MIN_OPSET as LOW_OPSET, to_high_precision
@@ -35,20 +35,11 @@ def _with_opset(model, need: int):
 
 def collect(model, tensors, feeds) -> dict:
     """{tensor: Collector} over the calibration feeds (ONNX Runtime on CPU, tensors as extra outputs)."""
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for t in tensors:
-        if t not in have:
-            m.graph.output.append(helper.make_empty_tensor_value_info(t))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ortrun.session(model, tensors)
     names = list(tensors)
     cols = {t: Collector() for t in names}
     for feed in feeds:
-        for t, v in zip(names, sess.run(names, feed)):
+        for t, v in zip(names, ortrun.run(sess, names, feed)):
             cols[t].add(v)
     return cols
 

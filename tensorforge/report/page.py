@@ -117,9 +117,5 @@ def render(data: ReportData) -> str:
 
 def write(data: ReportData, path: str) -> None:
     """Render and write the page."""
-    from ..errors import TensorforgeError
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(render(data))
-    except OSError as e:
-        raise TensorforgeError(f"cannot write {path}: {e.strerror}") from None
+    from ..fileio import atomic_write
+    atomic_write(path, render(data).encode("utf-8"), "report")

@@ -56,17 +56,36 @@ def export_triton(engine_path: str, repo_dir: str, model_name: str | None = None
     spec, device = engine_view(engine_path, max_batch)
     name = model_name or re.sub(r"[^A-Za-z0-9_.-]", "_", os.path.splitext(os.path.basename(engine_path))[0])
     model_dir = os.path.join(repo_dir, name)
-    if os.path.exists(model_dir):
+    if os.path.exists(repo_dir) and not os.path.isdir(repo_dir):
+        raise TensorforgeError(f"{repo_dir} exists and is not a directory (the model repository to write)")
+    if os.path.lexists(model_dir):
         if not overwrite:
             raise TensorforgeError(f"{model_dir} exists (pass --overwrite to replace it)")
+        _check_replaceable(model_dir, engine_path)
         shutil.rmtree(model_dir)
     version = os.path.join(model_dir, "1")
-    os.makedirs(version)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     wait = DEFAULT_WAIT_MS if max_wait_ms is None else float(max_wait_ms)
-    with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
-        f.write(config_pbtxt(name, spec, device, instances, wait, root, cpu_threads))
-    shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "triton_model.py"),
-                    os.path.join(version, "model.py"))
-    shutil.copyfile(engine_path, os.path.join(version, ENGINE_FILE))
+    try:
+        os.makedirs(version)
+        with open(os.path.join(model_dir, "config.pbtxt"), "w") as f:
+            f.write(config_pbtxt(name, spec, device, instances, wait, root, cpu_threads))
+        shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "triton_model.py"),
+                        os.path.join(version, "model.py"))
+        shutil.copyfile(engine_path, os.path.join(version, ENGINE_FILE))
+    except OSError as e:
+        raise TensorforgeError(f"cannot write {model_dir}: {e.strerror or e}") from None
     return model_dir
+
+
+def _check_replaceable(model_dir: str, engine_path: str) -> None:
+    """--overwrite deletes model_dir: only a model folder this command wrote (a real folder with a
+    config.pbtxt), and never the one holding the engine being exported."""
+    if os.path.islink(model_dir) or not os.path.isdir(model_dir) or \
+            not os.path.isfile(os.path.join(model_dir, "config.pbtxt")):
+        raise TensorforgeError(f"{model_dir} exists and is not a Triton model folder (no config.pbtxt); "
+                               "refusing to delete it")
+    real = os.path.realpath(model_dir)
+    if os.path.commonpath([os.path.realpath(engine_path), real]) == real:
+        raise TensorforgeError(f"the engine {engine_path} lies in {model_dir}, which --overwrite would delete; "
+                               "copy the engine elsewhere first")

@@ -31,6 +31,24 @@ def test_export_writes_repository(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_export_never_deletes_what_it_did_not_write(tmp_path, capsys):
+    """--overwrite replaces only a model folder (with a config.pbtxt) that does not hold the engine
+    being exported; a repository path that is a file is refused; nothing is lost either way."""
+    eng = zoo_engine(MODEL)
+    repo = tmp_path / "repo"
+    (repo / "img").mkdir(parents=True)
+    (repo / "img" / "notes.txt").write_text("mine")
+    assert cli(["export-triton", eng, str(repo), "--model-name", "img", "--overwrite"]) == 2
+    assert "not a Triton model folder" in capsys.readouterr().err and (repo / "img" / "notes.txt").exists()
+    assert cli(["export-triton", eng, str(repo), "--model-name", "ok"]) == 0
+    inner = str(repo / "ok" / "1" / "model.engine")
+    assert cli(["export-triton", inner, str(repo), "--model-name", "ok", "--overwrite"]) == 2
+    assert "lies in" in capsys.readouterr().err and os.path.getsize(inner) > 0
+    before = open(eng, "rb").read()
+    assert cli(["export-triton", eng, eng]) == 2
+    assert "not a directory" in capsys.readouterr().err and open(eng, "rb").read() == before
+
+
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory):
     pytest.importorskip("pytriton", reason="nvidia-pytriton not installed (pip install 'tensorforge[serve]')")

@@ -13,9 +13,10 @@ from .shapes import UsageError, check_names, fmt_dims, lookup
 # What each builder flag does in the library today (one place to update as the library grows).
 LIBRARY_STATUS = {
     "--int8": "a model without Q/DQ is quantized (tensorforge.quant; --calib scales or placeholders) and built "
-              "strongly typed; quantized layers run their reference (no int8 GPU tactics yet)",
+              "strongly typed; a quantized layer keeps an INT8/FP8 tactic only where timing shows it faster than "
+              "its FP16 form (see --quantReport)",
     "--fp8": "as --int8, in float8 e4m3fn",
-    "--int4": "BuilderConfig has no int4 setting; the flag is ignored",
+    "--int4": "WARN:there is no int4 (weight-only) quantization; the flag is ignored",
     "--best": "enables fp16 and bf16, and int8 as --int8",
     "--memPoolSize": "accepted and validated, but it has no effect: tensorforge sizes its activation arena "
                      "itself and has no workspace or DLA pools",
@@ -125,7 +126,8 @@ def build_engine(opts, device: torch.device, log: Logger):
     cfg, dropped = api.make_config(config_fields(opts, device, profiles, shape_inputs))
     for name in dict.fromkeys(opts.given):
         if name in LIBRARY_STATUS:
-            log.info(f"{name}: {LIBRARY_STATUS[name]}.")
+            note = LIBRARY_STATUS[name]
+            (log.warn if note.startswith("WARN:") else log.info)(f"{name}: {note.removeprefix('WARN:')}.")
     for field in dropped:
         flag = _FIELD_FLAGS.get(field)
         (log.info if flag in opts.given else log.verb)(

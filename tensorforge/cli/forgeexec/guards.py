@@ -23,17 +23,10 @@ def _inputs(opts) -> list[tuple[str, str]]:
 
 def check_paths(opts) -> None:
     """UsageError when an output path is an input path (it would be destroyed) or two outputs collide."""
-    from tensorforge.fileio import same_file
+    from tensorforge.fileio import check_distinct
     outs = [(f"--{f}", getattr(opts, f, None)) for f in OUTPUT_FLAGS]
     outs = [(f, p) for f, p in outs if p and not (f == "--timingCacheFile" and getattr(opts, "noBuilderCache", False))]
-    for flag, path in outs:
-        for iflag, ipath in _inputs(opts):
-            if same_file(path, ipath):
-                raise UsageError(f"{flag}={path} is the input file given by {iflag}; refusing to overwrite it")
-    for i, (flag, path) in enumerate(outs):
-        for flag2, path2 in outs[i + 1:]:
-            if same_file(path, path2) and path not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
-                raise UsageError(f"{flag} and {flag2} name the same file ({path}); give each output its own file")
+    check_distinct([(f"the input file of {f}", p) for f, p in _inputs(opts)], outs, UsageError)
 
 
 def check_limits(opts) -> None:
