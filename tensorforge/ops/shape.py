@@ -91,7 +91,7 @@ def reshape_sym(node, x, _shape=None):
 @reference("Flatten", view=True)
 def flatten_ref(x, axis=1):
     a = axis % x.dim() if x.dim() and axis < 0 else axis
-    return x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+    return x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), int(np.prod(x.shape[a:], dtype=np.int64)))
 
 
 @infer("Flatten")

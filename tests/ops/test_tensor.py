@@ -112,3 +112,9 @@ def test_reverse_sequence_symbolic_batch():
 def test_bitcast():
     check_node("BitCast", [rand((3, 4), seed=31)], {"to": TensorProto.INT32}, opset=26,
                out_types=[TensorProto.INT32], oracle="onnx")
+
+
+@pytest.mark.parametrize("shape,axis", [((0, 3, 4, 4), 1), ((2, 0, 5), 2), ((3, 4, 0), 1), ((0, 2), 0)])
+def test_flatten_of_empty_tensors(shape, axis):
+    """A zero-size input flattens to its known 2-D shape (a -1 would be ambiguous at 0 elements)."""
+    check("Flatten", [rand(shape)], {"axis": axis})
