@@ -35,6 +35,7 @@ def compare(args) -> int:
     from ..frontend import load_model_proto
     from ..testing import run_ort
     proto = load_model_proto(args.model)
+    _check_inputs(proto, args)
     cfg = build_config(args)
     cfg.profiles = shapes_profiles(proto, args.shapes)
     t0 = time.perf_counter()
@@ -128,6 +129,36 @@ def _npz(path: str) -> dict:
         raise TensorforgeError(f"cannot read {path} as .npz ({type(e).__name__})") from None
 
 
+def _check_inputs(proto, args) -> None:
+    """--shapes / --loadInputs name the model's inputs, and the files exist, before any build."""
+    from ..errors import ShapeError
+    from ..fileio import regular_file
+    from .forgeexec.shapes import UsageError, parse_name_files, parse_shapes
+    try:
+        shapes = parse_shapes(args.shapes) if args.shapes else {}
+        files = parse_name_files(args.loadInputs) if getattr(args, "loadInputs", None) else {}
+    except UsageError as e:
+        raise ShapeError(str(e)) from None
+    inits = {i.name for i in proto.graph.initializer}
+    names = {i.name for i in proto.graph.input if i.name not in inits}
+    for flag, given in (("--shapes", shapes), ("--loadInputs", files)):
+        if set(given) - names:
+            raise ShapeError(f"{flag} names unknown input(s): {', '.join(sorted(set(given) - names))} "
+                             f"(the model's inputs: {', '.join(sorted(names))})")
+    for path in list(files.values()) + ([args.load_inputs] if getattr(args, "load_inputs", None) else []):
+        regular_file(path, "input file")
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise TensorforgeError(f"{path}: not a .npy file (no NumPy header)")
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise TensorforgeError(f"{path}: cannot read the .npy ({e})") from None
+
+
 def random_feed(engine, args) -> dict:
     """Every input at its --shapes shape: from --loadInputs (raw, or .npy) or --load-inputs (.npz), else
     forgeexec's random values (valid integer ranges, masks 0/1, never zeros)."""
@@ -154,7 +185,7 @@ def random_feed(engine, args) -> dict:
     for d in engine.inputs:
         shp = shapes.get(d.name)
         if d.name in files and files[d.name].endswith(".npy"):
-            arr = np.load(files[d.name])
+            arr = _load_npy(files[d.name])
         elif d.name in files:
             if shp is None and -1 in d.shape:
                 raise ShapeError(f"input '{d.name}' has dynamic dims {list(d.shape)}: give its shape with --shapes "

@@ -55,3 +55,16 @@ def test_shapes_make_the_build_profile_when_they_cover_every_dynamic_input():
     (prof,) = shapes_profiles(conv_net(), "x:5x3x16x16")
     assert prof.get_shape("x") == ((5, 3, 16, 16),) * 3
     assert shapes_profiles(conv_net(), None) == [] and shapes_profiles(conv_net(), "x:5x3") == []
+
+
+def test_bad_input_flags_fail_before_the_build(tmp_path, capsys):
+    """Unknown input names, missing / special / non-.npy files: one line, no engine built first."""
+    m = _model(tmp_path)
+    (tmp_path / "junk.npy").write_text("not numpy")
+    for argv, needle in [([f"--loadInputs=x:{tmp_path / 'none.bin'}"], "input file not found"),
+                         (["--shapes=y:1x3x16x16"], "--shapes names unknown input(s): y (the model's inputs: x)"),
+                         (["--loadInputs=x:/dev/zero", "--shapes=x:1x3x16x16"], "not a regular file"),
+                         ([f"--loadInputs=x:{tmp_path / 'junk.npy'}"], "not a .npy file")]:
+        rc, out, err = _run(["compare", m, *argv], capsys)
+        assert rc == 1 and needle in err and err.count("\n") == 1, (argv, err)
+        assert ("Built engine" in out) == ("junk" in argv[0]), (argv, out)  # only the .npy is read after it
