@@ -57,7 +57,8 @@ def test_unknown_sizes_must_agree_and_bad_files_are_named(tmp_path):
     d = _images(tmp_path / "imgs", [(40, 30), (20, 20)])
     with pytest.raises(TensorforgeError, match="different sizes"):
         load_batches(d, ["x"], {"x": [None, 3, None, None]})
-    assert load_batches(d, ["x"], {"x": [None, 3, None, None]}, spec="resize=16,crop=16")[0]["x"].shape == (1, 3, 16, 16)
+    crop = load_batches(d, ["x"], {"x": [None, 3, None, None]}, spec="resize=16,crop=16")
+    assert crop[0]["x"].shape == (1, 3, 16, 16)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(TensorforgeError, match="broken.png: cannot read the image"):
         load_batches(d, ["x"], {"x": [None, 3, 8, 8]})
@@ -69,7 +70,8 @@ def test_npz_checked_against_the_inputs(tmp_path):
     np.savez(p, a=np.random.rand(6, 4), b=np.arange(24, dtype=np.int32).reshape(6, 4))  # float64, int32: cast
     feeds = load_batches(str(p), ["a", "b"], shapes, batch=4, types=types)
     assert len(feeds) == 1 and feeds[0]["a"].dtype == np.float32 and feeds[0]["b"].dtype == np.int64
-    cases = [(dict(a=np.zeros((2, 5), np.float32), b=np.zeros((2, 4), np.int64)), "has shape 2x5, input 'a' takes ?x4"),
+    cases = [(dict(a=np.zeros((2, 5), np.float32), b=np.zeros((2, 4), np.int64)),
+              "has shape 2x5, input 'a' takes ?x4"),
              (dict(a=np.zeros((2, 4), np.float32), b=np.zeros((2, 4), np.float32)), "is float32, input 'b' takes int64"),
              (dict(a=np.zeros((2, 4), np.float32), b=np.zeros((3, 4), np.int64)), "different lengths"),
              (dict(a=np.zeros((2, 4), np.float32)), "no array for input")]
