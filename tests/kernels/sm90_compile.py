@@ -148,8 +148,26 @@ def upsample_family():
             PointwiseRunner({"expr": expr, "upsample": ups}, {"BLOCK": 1024}, None)(ins)
 
 
+def fp8_bert_family():
+    """A quantized BERT's FP8 activation Qs fused into LayerNorm and pointwise kernels (the code
+    generator's float8 cast), with the H200 configs of norms and pointwise kernels."""
+    from tensorforge.kernels.triton.runners import NormRunner, PointwiseRunner
+    from tests.kernels import qgemm_cases as qc
+    seen = set()
+    for lay, shapes, ins in qc.quantized_layers("fp8", "bert_base_small"):
+        if shapes.out(0)["dtype"] != qc.F8 or lay.type in seen:
+            continue
+        if lay.type == "fused.LayerNorm":
+            NormRunner(lay.attrs, {"ROWS": 4, "num_warps": 4}, None, False)(ins)
+        elif lay.type == "fused.Pointwise":
+            PointwiseRunner({"expr": lay.attrs["expr"]}, {"BLOCK": 1024}, None)(ins)
+        else:
+            continue
+        seen.add(lay.type)
+
+
 FAMILIES = {"conv": conv_family, "qconv": qconv_family, "dwconv": dwconv_family, "se": se_family,
-            "qgemm": qgemm_family, "upsample": upsample_family}
+            "qgemm": qgemm_family, "upsample": upsample_family, "fp8_bert": fp8_bert_family}
 
 
 def check(families=None) -> dict:
