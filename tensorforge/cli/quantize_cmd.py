@@ -35,12 +35,11 @@ def add_parser(sub):
 
 
 def quantize_main(args) -> int:
-    import onnx
-
     from ..errors import TensorforgeError
     from ..fileio import check_distinct
     from ..frontend.onnx_loader import load_model_proto
     from ..quant import load_batches, quantize, read_cache, scales_of, write_cache
+    from ..quant.data import model_inputs
     check_distinct([("the input model", args.model), ("the --calib-data input", args.calib_data),
                     ("the --calib-cache input", args.calib_cache)],
                    [("-o", args.output), ("--write-cache", args.write_cache)])
@@ -50,12 +49,8 @@ def quantize_main(args) -> int:
         raise TensorforgeError("--calib-cache and --calib-data are exclusive")
     feeds = None
     if cache is None:
-        inits = {i.name for i in model.graph.initializer}
-        ins = [i for i in model.graph.input if i.name not in inits]
-        shapes = {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
-                  for i in ins}
-        types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in ins}
-        feeds = load_batches(args.calib_data, [i.name for i in ins], shapes, args.calib_batch, args.preprocess,
+        names, shapes, types = model_inputs(model)
+        feeds = load_batches(args.calib_data, names, shapes, args.calib_batch, args.preprocess,
                              args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
                    args.percentile, args.high_precision_dtype, args.bias_correction)

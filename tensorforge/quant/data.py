@@ -160,16 +160,34 @@ def load_batches(path: str | None, input_names, shapes: dict, batch: int = 1, sp
     if path is None:
         log.warning("quantize: no calibration data; random inputs give placeholder scales "
                     "(fine for performance work, meaningless for accuracy)")
-        rng = np.random.default_rng(seed)
-
-        def one(n):
-            shp = [d if _fixed(d) else 1 for d in shapes[n]]
-            dt = np.dtype((types or {}).get(n, np.float32))
-            return rng.integers(0, 2, shp).astype(dt) if dt.kind in "iub" else rng.random(shp, np.float32).astype(dt)
-        return [{n: one(n) for n in input_names} for _ in range(2)]
+        return random_batches(input_names, shapes, types, seed)
     if os.path.isdir(path):
         return _load_images(path, input_names, shapes, batch, spec, count)
     if not path.endswith(".npz"):
         raise TensorforgeError(f"{path}: calibration data must be a .npz file or a folder of images")
     regular_file(path, "calibration data")
     return _load_npz(path, input_names, shapes, batch, types)
+
+
+def random_batches(input_names, shapes: dict, types: dict | None = None, seed: int = 0, n: int = 2) -> list:
+    """n feeds of random data: floats in [0, 1), integers and booleans 0 / 1 (valid token ids and
+    masks); dims that are not fixed are 1."""
+    rng = np.random.default_rng(seed)
+
+    def one(name):
+        shp = [d if _fixed(d) else 1 for d in shapes[name]]
+        dt = np.dtype((types or {}).get(name, np.float32))
+        return rng.integers(0, 2, shp).astype(dt) if dt.kind in "iub" else rng.random(shp, np.float32).astype(dt)
+    return [{name: one(name) for name in input_names} for _ in range(n)]
+
+
+def model_inputs(model) -> tuple[list, dict, dict]:
+    """(names, {name: dims, None where not fixed}, {name: numpy dtype}) of a ModelProto's graph inputs
+    that are not initializers."""
+    from onnx import helper
+    inits = {i.name for i in model.graph.initializer}
+    ins = [i for i in model.graph.input if i.name not in inits]
+    shapes = {i.name: [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                       for d in i.type.tensor_type.shape.dim] for i in ins}
+    types = {i.name: helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in ins}
+    return [i.name for i in ins], shapes, types

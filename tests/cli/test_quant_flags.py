@@ -75,3 +75,23 @@ def test_inspect_shows_the_quantization_report(cli, tmp_path, capsys):
     assert main(["inspect", str(eng)]) == 0
     text = capsys.readouterr().out
     assert "---- Quantization: " in text and "unfused" in text and "FP16 form" in text
+
+
+def test_fp8_placeholder_scales_for_integer_inputs(cli, tmp_path):
+    """BERT's int64 ids and mask get integer random calibration data (was float32: ORT refused it)."""
+    p = tmp_path / "b.onnx"
+    onnx.save(zoo.get_model("bert_base_small"), str(p))
+    rc, out, err = cli(f"--onnx={p}", "--fp8", "--shapes=input_ids:1x16,attention_mask:1x16", *FAST)
+    assert rc == 0 and "placeholder scales" in out + err, out + err
+
+
+def test_quant_report_and_calib_never_overwrite_inputs(cli, tmp_path):
+    path = _model(tmp_path)
+    before = open(path, "rb").read()
+    rc, out, err = cli(f"--onnx={path}", "--int8", f"--quantReport={path}", *FAST)
+    assert rc != 0 and "refusing to overwrite" in out + err
+    cache = tmp_path / "c.cache"
+    write_cache(str(cache), {"x": 0.05})
+    rc, out, err = cli(f"--onnx={path}", "--int8", f"--calib={cache}", f"--saveEngine={cache}", *FAST)
+    assert rc != 0 and "is the input file of --calib" in out + err
+    assert open(path, "rb").read() == before and open(cache).read().startswith("TRT-")

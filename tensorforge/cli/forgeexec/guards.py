@@ -6,7 +6,8 @@ from .shapes import UsageError
 
 # flag: upper bound (a count of streams or contexts created up front: 2**31 of them never finishes)
 LIMITS = {"streams": 1024, "infStreams": 1024, "maxAuxStreams": 64, "avgTiming": 10**6}
-OUTPUT_FLAGS = ("saveEngine", "exportTimes", "exportOutput", "exportProfile", "exportLayerInfo", "timingCacheFile")
+OUTPUT_FLAGS = ("saveEngine", "exportTimes", "exportOutput", "exportProfile", "exportLayerInfo", "timingCacheFile",
+                "quantReport")
 
 
 def _inputs(opts) -> list[tuple[str, str]]:
@@ -16,6 +17,8 @@ def _inputs(opts) -> list[tuple[str, str]]:
         out.append(("--onnx", opts.onnx))
     if opts.loadEngine:
         out.append(("--loadEngine", opts.loadEngine))
+    if getattr(opts, "calib", None):
+        out.append(("--calib", opts.calib))
     for name, path in (getattr(opts, "load_inputs", None) or {}).items():
         out.append((f"--loadInputs ({name})", path))
     return out

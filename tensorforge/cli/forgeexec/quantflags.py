@@ -27,14 +27,10 @@ def apply(proto, opts, log):
                  f"({len(cache)} tensors).")
         q = quantize(proto, mode, cache=cache)
     else:
-        import numpy as np
+        from ...quant.data import model_inputs, random_batches
         log.warn(f"--{mode} on a model without Q/DQ: quantizing with placeholder scales (random calibration "
                     "data); the engine is for performance measurement only, its outputs are not meaningful.")
-        rng = np.random.default_rng(0)
-        inits = {i.name for i in proto.graph.initializer}
-        feeds = [{i.name: rng.uniform(-1, 1, [d.dim_value if d.dim_value > 0 else 1 for d in
-                                               i.type.tensor_type.shape.dim]).astype(np.float32)
-                  for i in proto.graph.input if i.name not in inits}]
+        feeds = random_batches(*model_inputs(proto), n=1)
         q = quantize(proto, mode, feeds, "max")
     opts.stronglyTyped = True
     return q
@@ -51,8 +47,8 @@ def report(engine, opts, log) -> None:
     from ...builder.quant_report import quant_report
     rep = quant_report(engine)
     if want:
-        with open(want, "w") as f:
-            json.dump(rep, f, indent=1)
+        from ...fileio import atomic_write
+        atomic_write(want, json.dumps(rep, indent=1).encode("utf-8"), "quantization report")
         log.info(f"Quantization report written to {want}: {len(rep['unfused'])} unfused Q/DQ, "
                  f"{len(rep['layers'])} quantized layers")
     if opts.verbose:
