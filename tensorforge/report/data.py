@@ -53,8 +53,14 @@ class ReportData:
         return bool(self.layers) and all(r.start_ms is not None for r in self.layers)
 
 
+MAX_JSON = 1 << 30  # forgeexec's exports of a long profile run stay far below this
+
+
 def read_json(path: str):
-    """A JSON file, or a one-line error."""
+    """A JSON file (a regular file of at most 1 GiB: never a FIFO or a device), or a one-line error."""
+    from ..fileio import regular_file
+    if regular_file(path, "JSON file").st_size > MAX_JSON:
+        raise TensorforgeError(f"{path}: over {MAX_JSON >> 30} GiB, not one of forgeexec's JSON exports")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

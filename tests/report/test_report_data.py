@@ -67,8 +67,10 @@ def test_names_only_layer_info_and_missing_files(tmp_path):
     (tmp_path / "names.json").write_text('{"Layers": ["a", "b"], "Bindings": []}')
     d = data.from_exports(None, str(tmp_path / "names.json"), None, "t")
     assert [r.type for r in d.layers] == ["n/a", "n/a"] and any("names only" in n for n in d.notes)
-    with pytest.raises(data.TensorforgeError, match="cannot read"):
+    with pytest.raises(data.TensorforgeError, match="not found"):
         data.from_exports(str(tmp_path / "nope.json"), None, None, "t")
+    with pytest.raises(data.TensorforgeError, match="not a regular file"):  # was: read /dev/zero forever
+        data.from_exports("/dev/zero", None, None, "t")
     with pytest.raises(data.TensorforgeError, match="exportProfile format"):
         data.from_exports(p["layer_info"], None, None, "t")
 
