@@ -9,12 +9,26 @@
 #                                         (then: export PYTHONPATH=/tmp/site:$PYTHONPATH)
 # e.g. calls with carry [".ortgpu/p1"] ... [".ortgpu/p5", ".ortgpu/SHA256"], each running
 # `bench/carry_parts.sh stash .ortgpu`, the last one `... && bench/carry_parts.sh site .ortgpu`.
+# Making the parts (here, before the GPU session; the folders are git-ignored and do not outlive a checkout):
+#   bench/carry_parts.sh split FILE DIR   FILE in 60 MiB parts DIR/p1, p2, ... and DIR/SHA256
+#   pip download onnxruntime-gpu==1.31.1 --no-deps --only-binary=:all: --python-version 3.12 \
+#       --platform manylinux_2_28_x86_64 -d /tmp/w && bench/carry_parts.sh split /tmp/w/onnxruntime_gpu-*.whl .ortgpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh stash|join|site DIR [OUT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh split FILE DIR | stash|join|site DIR [OUT]" >&2; exit 2; }
 store="/tmp/tf_carry/$(basename "$dir")"
 case "$cmd" in
+  split)
+    file=$dir; dir=${3:-}
+    [ -f "$file" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh split FILE DIR" >&2; exit 2; }
+    mkdir -p "$dir" && rm -f "$dir"/p* "$dir/SHA256"
+    split -b "${CARRY_PART_SIZE:-60M}" -a 3 -d "$file" "$dir/part."
+    i=0
+    for p in $(ls "$dir"/part.* | sort); do i=$((i + 1)); mv "$p" "$dir/p$i"; done
+    echo "$(sha256sum "$file" | cut -d' ' -f1) $(basename "$file")" > "$dir/SHA256"
+    echo "carry_parts: $file in $i part(s) under $dir (+ SHA256)"
+    ;;
   stash)
     mkdir -p "$store"
     n=0
