@@ -13,6 +13,9 @@
 #   bench/carry_parts.sh split FILE DIR   FILE in 60 MiB parts DIR/p1, p2, ... and DIR/SHA256
 #   pip download onnxruntime-gpu==1.31.1 --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux_2_28_x86_64 -d /tmp/w && bench/carry_parts.sh split /tmp/w/onnxruntime_gpu-*.whl .ortgpu
+#   pip download 'ray[serve]>=2.60' --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d /tmp/r \
+#     && tar cf /tmp/ray.tar -C /tmp/r . && bench/carry_parts.sh split /tmp/ray.tar .raycarry   # 74 wheels, 3 parts
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-}; dir=${2:-}
