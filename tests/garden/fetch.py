@@ -116,6 +116,29 @@ def model_path(entry: dict) -> str:
     return dst
 
 
-if __name__ == "__main__":  # python3 -m tests.garden.fetch: fetch every model, print paths
-    for m in load_manifest():
-        print(m["name"], model_path(m))
+def carry(folder: str, names) -> int:
+    """Copy the named models (fetched first) into `folder` in the cache layout, so that a machine
+    with TF_GARDEN_CACHE=folder (bench/models.py --cache folder) finds them without a download;
+    returns the bytes copied."""
+    import shutil
+    total = 0
+    for name in names:
+        entry = model_by_name(name)
+        src = model_path(entry)
+        dst = os.path.join(folder, "models", f"{entry['package']}-{entry['version']}", os.path.basename(src))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copyfile(src, dst)
+        total += os.path.getsize(dst)
+    return total
+
+
+if __name__ == "__main__":
+    # python3 -m tests.garden.fetch: fetch every model, print paths
+    # python3 -m tests.garden.fetch --carry DIR NAME...: the named models in DIR, to carry to the GPU machine
+    import sys
+    if sys.argv[1:2] == ["--carry"] and len(sys.argv) > 3:
+        n = carry(sys.argv[2], sys.argv[3:])
+        print(f"{len(sys.argv) - 3} model(s), {n / 2**20:.1f} MiB in {sys.argv[2]}")
+    else:
+        for m in load_manifest():
+            print(m["name"], model_path(m))
