@@ -129,6 +129,8 @@ def _load_npz(path: str, input_names, shapes: dict, batch: int, types: dict | No
     feeds = {}
     for n in input_names:
         a, shp = arrays[n], list(shapes.get(n) or [])
+        if a.ndim == 0:
+            raise TensorforgeError(f"{path}: array '{n}' is a scalar; calibration arrays hold samples along dim 0")
         if shp and (a.ndim != len(shp) or any(_fixed(d) and d != s for d, s in zip(shp[1:], a.shape[1:]))):
             want = "x".join(str(d) if _fixed(d) else "?" for d in shp)
             raise TensorforgeError(f"{path}: array '{n}' has shape {'x'.join(map(str, a.shape))}, input '{n}' takes "
