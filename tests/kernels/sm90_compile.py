@@ -148,6 +148,19 @@ def upsample_family():
             PointwiseRunner({"expr": expr, "upsample": ups}, {"BLOCK": 1024}, None)(ins)
 
 
+def gemm_family():
+    """Triton GEMMs (fp16) with BERT-base's level-3 configs: large M, small M and serial split-K."""
+    from tensorforge.kernels.triton import gemm
+    from tests.kernels.test_triton_gemm import gemm_cases
+    big, small = gemm.configs(4096, 768, 3072), gemm.configs(128, 768, 3072)
+    serial = [t for t in small if t["params"].get("SERIAL")][:1]
+    assert serial, "no serial split-K config for a small-M GEMM"
+    for t in big[:2] + small[:1] + serial:
+        for i, (typ, attrs, ins) in enumerate(gemm_cases("cpu", torch.float16)):
+            if i < 2:
+                gemm.GemmRunner(typ, attrs, t["params"], None)(ins)
+
+
 def fp8_bert_family():
     """A quantized BERT's FP8 activation Qs fused into LayerNorm and pointwise kernels (the code
     generator's float8 cast), with the H200 configs of norms and pointwise kernels."""
@@ -167,7 +180,8 @@ def fp8_bert_family():
 
 
 FAMILIES = {"conv": conv_family, "qconv": qconv_family, "dwconv": dwconv_family, "se": se_family,
-            "qgemm": qgemm_family, "upsample": upsample_family, "fp8_bert": fp8_bert_family}
+            "qgemm": qgemm_family, "upsample": upsample_family, "fp8_bert": fp8_bert_family,
+            "gemm": gemm_family}
 
 
 def check(families=None) -> dict:
