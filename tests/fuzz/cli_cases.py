@@ -29,7 +29,25 @@ BOOL_FLAGS = ["--fp16", "--bf16", "--int8", "--best", "--noTF32", "--useCudaGrap
               "--dumpProfile", "--dumpLayerInfo", "--separateProfileRun", "--skipInference", "--timeDeserialize",
               "--stronglyTyped", "--noBuilderCache", "--verbose", "--refit", "--exposeDMA", "--threads"]
 OUT_FLAGS = ["--saveEngine", "--exportTimes", "--exportOutput", "--exportProfile", "--exportLayerInfo",
-             "--timingCacheFile"]
+             "--timingCacheFile", "--quantReport"]
+# tensorforge subcommands that write files, pointed at their inputs and at special files
+# (argv with {names} of the case's fixtures, and the fixtures the command must leave as they were)
+TF_CASES = [
+    ("quantize {model.onnx} -o {model.onnx}", ["model.onnx"]),
+    ("quantize {model.onnx} -o {d}/q.onnx --write-cache {model.onnx}", ["model.onnx"]),
+    ("quantize {model.onnx} -o {d}/q.onnx --calib-cache {fifo}", ["model.onnx"]),
+    ("quantize {model.onnx} -o {d}/q.onnx --calib-cache {notes.txt}", ["model.onnx", "notes.txt"]),
+    ("quantize {model.onnx} -o {d}/q.onnx --calib-data {x.bin}", ["model.onnx", "x.bin"]),
+    ("quantize {model.onnx} -o {dir}", ["model.onnx"]),
+    ("report {model.engine} -o {model.engine}", ["model.engine"]),
+    ("report --profile {fifo} -o {d}/r.html", []),
+    ("report --profile {notes.txt} -o {notes.txt}", ["notes.txt"]),
+    ("refit {model.engine} {model.onnx} -o {model.onnx}", ["model.onnx", "model.engine"]),
+    ("export-triton {model.engine} {model.engine}", ["model.engine"]),
+    ("export-triton {model.engine} {d}/repo --model-name {notes.txt}", ["model.engine", "notes.txt"]),
+    ("compare {model.onnx} --loadInputs=x:{fifo}", ["model.onnx"]),
+    ("debug precision {model.onnx} --fp16 --loadInputs=x:{zero}", ["model.onnx"]),
+]
 
 
 def tiny_model(path: str) -> str:
@@ -81,6 +99,13 @@ def _case_dir(workdir: str, i: int, src: dict) -> dict:
     files["zero"] = "/dev/zero"
     files["d"] = d
     return files
+
+
+def _fill(arg: str, f: dict) -> str:
+    """arg with each {name} replaced by the case's fixture path (names hold dots: no str.format)."""
+    for k, v in f.items():
+        arg = arg.replace("{" + k + "}", v)
+    return arg
 
 
 def _path_value(rng, f: dict) -> str:
@@ -169,6 +194,11 @@ def fixed(workdir: str, src: dict, start: int):
                   for a in argv if a.startswith(("--onnx=", "--loadEngine=", "--loadInputs="))]
         prot, keep = _protected(argv, inputs, f)
         yield Case("cli", "fixed", "forgeexec", argv, protected=prot, keep_on_failure=keep, cwd=f["d"])
+        i += 1
+    for spec, keep in TF_CASES:
+        f = _case_dir(workdir, i, src)
+        argv = [_fill(a, f) for a in spec.split()]
+        yield Case("cli", "tensorforge", "tensorforge", argv, protected=[f[k] for k in keep], cwd=f["d"])
         i += 1
     for key in ("zero", "fifo", "dir", "notes.txt"):
         f = _case_dir(workdir, i, src)

@@ -25,7 +25,7 @@ class Case:
     """One fuzz input: which entry point, its argv, and what must hold afterwards."""
     family: str  # engine | onnx | cli
     kind: str  # mutation kind
-    target: str  # forgeexec | inspect | api_load | api_build
+    target: str  # forgeexec | inspect | tensorforge (any subcommand) | api_load | api_build
     argv: list
     must_fail: bool = False  # a run that succeeds is "silent wrong"
     protected: list = dataclasses.field(default_factory=list)  # files that must not change
@@ -50,9 +50,9 @@ def _run_target(case: Case):
     if case.target == "forgeexec":
         from tensorforge.cli.forgeexec.main import main
         return main(list(case.argv)), None
-    if case.target == "inspect":
+    if case.target in ("inspect", "tensorforge"):
         from tensorforge.cli.main import main
-        return main(["inspect", *case.argv]), None
+        return main((["inspect"] if case.target == "inspect" else []) + list(case.argv)), None
     if case.target in ("api_load", "api_build"):
         import tensorforge
         from tensorforge.errors import TensorforgeError
