@@ -67,6 +67,10 @@ def _run_guarded(opts, log: Logger) -> bool:
     except MemoryError as e:  # shapes or a file too big for this machine: the user's input, not a bug
         log.error(f"Out of memory: {e or 'the requested shapes do not fit in memory'}")
     except Exception as e:
+        from tensorforge.errors import missing_module
+        if missing_module(e):  # an optional dependency a flag needs
+            log.error(missing_module(e))
+            return False
         if _is_oom(e):
             log.error(f"Out of memory: {str(e).splitlines()[0][:300]}")
             return False
