@@ -129,6 +129,17 @@ def check_upsample(device, dtype):
         _close(got, _ref("fused.Pointwise", attrs, ins), dtype)
 
 
+def check_nhwc_runner(cases, runner_of, check):
+    """Every (name, attrs, inputs) case through runner_of(attrs), never its reference fallback: its output
+    is channels-last and check(name, got, attrs, inputs) accepts it (the conv families)."""
+    for name, attrs, ins in cases:
+        runner = runner_of(attrs)
+        assert runner.plan(ins) is not None, name  # the kernel runs (no reference fallback)
+        got = runner(ins)[0]
+        assert got.is_contiguous(memory_format=torch.channels_last), name
+        check(name, got, attrs, ins)
+
+
 def run_in_fresh_process(module: str, func: str) -> None:
     """Call `module.func()` in a new Python without TRITON_INTERPRET: compiling for a real GPU target
     in the test process fails once an interpreted kernel has called a @triton.jit helper (triton

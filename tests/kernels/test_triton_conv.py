@@ -14,7 +14,7 @@ from tensorforge.kernels.triton import conv
 from tensorforge.kernels.triton.conv_source import ConvSignature, conv_source
 from tensorforge.ops import registry
 from tensorforge.runtime.plan import LayerSpec
-from tests.kernels import cases
+from tests.kernels import cases, kernel_checks
 
 CL = torch.channels_last
 CUDA = torch.device("cuda")
@@ -73,12 +73,8 @@ def _close(got, want, dtype, name):
 
 def check_cases(device, dtype, params, **sizes):
     """Every case through a ConvRunner with `params` vs the fused.ConvAct reference."""
-    for name, attrs, ins in conv_cases(device, dtype, **sizes):
-        runner = conv.ConvRunner(attrs, params, None)
-        assert runner.plan(ins) is not None, name  # the kernel runs (no reference fallback)
-        got = runner(ins)[0]
-        assert got.is_contiguous(memory_format=CL), name
-        _close(got, _ref(attrs, ins), dtype, name)
+    kernel_checks.check_nhwc_runner(conv_cases(device, dtype, **sizes), lambda a: conv.ConvRunner(a, params, None),
+                                    lambda name, got, a, ins: _close(got, _ref(a, ins), dtype, name))
 
 
 # ---- legality and configs (no triton needed) ----------------------------------------------------

@@ -15,7 +15,7 @@ from tensorforge.kernels.triton.conv_source import ConvSignature, conv_source
 from tensorforge.ops import registry
 from tensorforge.ops.fused.expr import ExprBuilder
 from tensorforge.runtime.plan import LayerSpec
-from tests.kernels import cases
+from tests.kernels import cases, kernel_checks
 from tests.kernels import qgemm_cases as qc
 
 CL = torch.channels_last
@@ -93,16 +93,14 @@ def qconv_cases(device, qtype, n=2, cin=20, cout=24, hw=(9, 7)):
 
 def check_cases(device, qtype, params, **sizes):
     """Every case through a QConvRunner with `params` (never its fallback) vs the fused.QConv reference."""
-    for name, attrs, ins in qconv_cases(device, qtype, **sizes):
-        runner = qconv.QConvRunner(attrs, params, None)
-        assert runner.plan(ins) is not None, name  # the kernel runs (no reference fallback)
-        got = runner(ins)[0]
-        assert got.is_contiguous(memory_format=CL), name
+    def check(name, got, attrs, ins):
         want = registry.get("fused.QConv").run([None if t is None else t.cpu() for t in ins], attrs, 17)[0]
         try:
             qc.check(got, want, 2e-3)
         except AssertionError as e:
             raise AssertionError(f"{name}: {e}") from e
+    kernel_checks.check_nhwc_runner(qconv_cases(device, qtype, **sizes), lambda a: qconv.QConvRunner(a, params, None),
+                                    check)
 
 
 @cases.interpreter_only
