@@ -1,7 +1,6 @@
 """`tensorforge compare`: tensorforge vs ONNX Runtime (CPU) on the same inputs, per-output stats."""
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -35,7 +34,7 @@ def compare(args) -> int:
     from ..frontend import load_model_proto
     from ..testing import run_ort
     proto = load_model_proto(args.model)
-    _check_inputs(proto, args)
+    check_input_flags(proto, args)
     cfg = build_config(args)
     cfg.profiles = shapes_profiles(proto, args.shapes)
     t0 = time.perf_counter()
@@ -119,17 +118,7 @@ def shapes_profiles(proto, spec) -> list:
     return [prof]
 
 
-def _npz(path: str) -> dict:
-    """--load-inputs: {name: array} of an .npz file."""
-    if not os.path.exists(path):
-        raise TensorforgeError(f"inputs file not found: {path}")
-    try:
-        return dict(np.load(path))
-    except Exception as e:
-        raise TensorforgeError(f"cannot read {path} as .npz ({type(e).__name__})") from None
-
-
-def _check_inputs(proto, args) -> None:
+def check_input_flags(proto, args) -> None:
     """--shapes / --loadInputs name the model's inputs, and the files exist, before any build."""
     from ..errors import ShapeError
     from ..fileio import regular_file
@@ -167,17 +156,14 @@ def random_feed(engine, args) -> dict:
     from ..errors import ShapeError
     from .forgeexec.api import zoo_value_ranges
     from .forgeexec.inputs import load_input, random_input
+    from ..quant.data import read_npz
     from .forgeexec.shapes import UsageError, parse_name_files, parse_shapes
-    try:
+    try:  # the names and files were checked against the model before the build (check_input_flags)
         shapes = parse_shapes(args.shapes) if args.shapes else {}
         files = parse_name_files(args.loadInputs) if getattr(args, "loadInputs", None) else {}
     except UsageError as e:
         raise ShapeError(str(e)) from None
-    names = {d.name for d in engine.inputs}
-    for flag, given in (("--shapes", shapes), ("--loadInputs", files)):
-        if set(given) - names:
-            raise ShapeError(f"{flag} names unknown input(s): {', '.join(sorted(set(given) - names))}")
-    npz = _npz(args.load_inputs) if getattr(args, "load_inputs", None) else {}
+    npz = read_npz(args.load_inputs) if getattr(args, "load_inputs", None) else {}
     missing = [d.name for d in engine.inputs if npz and d.name not in npz and d.name not in files]
     if missing:
         raise TensorforgeError(f"{args.load_inputs} has no array for input(s) {', '.join(missing)}")

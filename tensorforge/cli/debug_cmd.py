@@ -37,10 +37,11 @@ def debug(args) -> int:
     from ..errors import TensorforgeError
     from ..frontend import load_model_proto
     from ..testing import run_ort
-    from .compare_cmd import build_config, random_feed, shapes_profiles
+    from .compare_cmd import build_config, check_input_flags, random_feed, shapes_profiles
     if not any(getattr(args, f) for f in ("fp16", "bf16", "int8", "fp8", "best")):
         args.fp16 = True
     proto = load_model_proto(args.model)
+    check_input_flags(proto, args)
     cfg = build_config(args)
     cfg.profiles = shapes_profiles(proto, args.shapes)
     feed = random_feed(Builder(cfg).build(proto), args)

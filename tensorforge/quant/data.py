@@ -115,7 +115,9 @@ def _load_images(path: str, input_names, shapes: dict, batch: int, spec, count: 
     return [{name: arr[i:i + batch]} for i in range(0, len(arr) - batch + 1, batch)]
 
 
-def _load_npz(path: str, input_names, shapes: dict, batch: int, types: dict | None):
+def read_npz(path: str) -> dict:
+    """{name: array} of a .npz file (a regular file; no pickled objects), or a one-line error."""
+    regular_file(path, "input file")
     try:
         z = np.load(path, allow_pickle=False)
         arrays = {k: z[k] for k in z.files} if hasattr(z, "files") else None
@@ -123,6 +125,11 @@ def _load_npz(path: str, input_names, shapes: dict, batch: int, types: dict | No
         raise TensorforgeError(f"{path}: cannot read the .npz ({e})") from None
     if arrays is None:
         raise TensorforgeError(f"{path}: not a .npz archive (a single .npy array)")
+    return arrays
+
+
+def _load_npz(path: str, input_names, shapes: dict, batch: int, types: dict | None):
+    arrays = read_npz(path)
     missing = [n for n in input_names if n not in arrays]
     if missing:
         raise TensorforgeError(f"{path}: no array for input(s) {', '.join(missing)} (has {', '.join(arrays)})")
@@ -167,7 +174,6 @@ def load_batches(path: str | None, input_names, shapes: dict, batch: int = 1, sp
         return _load_images(path, input_names, shapes, batch, spec, count)
     if not path.endswith(".npz"):
         raise TensorforgeError(f"{path}: calibration data must be a .npz file or a folder of images")
-    regular_file(path, "calibration data")
     return _load_npz(path, input_names, shapes, batch, types)
 
 

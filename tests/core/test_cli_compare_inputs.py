@@ -68,3 +68,12 @@ def test_bad_input_flags_fail_before_the_build(tmp_path, capsys):
         rc, out, err = _run(["compare", m, *argv], capsys)
         assert rc == 1 and needle in err and err.count("\n") == 1, (argv, err)
         assert ("Built engine" in out) == ("junk" in argv[0]), (argv, out)  # only the .npy is read after it
+
+
+def test_debug_precision_checks_input_flags_before_building(tmp_path, capsys, monkeypatch):
+    """debug precision shares compare's check: a wrong name fails before any (trial) build."""
+    import tensorforge
+    m = _model(tmp_path)
+    monkeypatch.setattr(tensorforge.Builder, "build", lambda *a, **k: (_ for _ in ()).throw(AssertionError("built")))
+    rc, _, err = _run(["debug", "precision", m, "--shapes=y:1x3x16x16"], capsys)
+    assert rc == 2 and "--shapes names unknown input(s): y" in err and err.count("\n") == 1, err
