@@ -2,6 +2,7 @@
 sorts, and every plot region of a screenshot holds a drawing. Skipped without chromium."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -14,8 +15,9 @@ from tensorforge.report import data, page
 from tests.report import exports
 
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-pytest.importorskip("matplotlib")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
+              pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                 reason="matplotlib not installed (pip install 'tensorforge[report]')")]
 PLOTS = ("plot-share", "plot-types", "plot-roofline", "plot-timeline", "plot-precision")
 # runs after the page's own script: plot boxes in page pixels, then the table sorted by time (ms)
 PROBE = """<script>window.addEventListener('load', function () {

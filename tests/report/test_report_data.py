@@ -1,6 +1,7 @@
 """The report's numbers and page from fixed forgeexec exports and from a tiny profiled engine."""
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
@@ -8,7 +9,9 @@ import pytest
 from tensorforge.report import cost, data, page, peaks
 from tests.report import exports
 
-pytest.importorskip("matplotlib")
+# skipped, not left uncollected, without the report extra (tests/test_collection.py counts folders)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                reason="matplotlib not installed (pip install 'tensorforge[report]')")
 
 
 def test_flops_and_bytes_from_shapes():
