@@ -42,7 +42,7 @@ def test_host_value_device_copies_use_the_user_allocator():
     rec = Recording()
     ctx = eng.create_execution_context(allocator=rec, graph_cache_size=1)
     for n in (2, 3):
-        x = rand((n, 4), seed=n).cuda()
+        x = torch.from_numpy(rand((n, 4), seed=n)).cuda()
         torch.testing.assert_close(ctx.infer({"x": x})["y"], x + n)
         xp = ctx.exec_plan
         copies = [t for name, t in zip(xp.names, xp.initial) if name.endswith("@device")]

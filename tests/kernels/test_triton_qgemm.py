@@ -68,7 +68,7 @@ def test_small_blocks_and_int64_offsets_source(interpret):
     run_case("fused.QMatMul", (5, 9), 40, 100, F8, "residual_quantized", params=p)
     run_case("fused.QGemm", (45,), 40, 96, "int8", "out_q", params=p)
     src, _ = qgemm_source(QGemmSignature(F8, "float16", True, "float32", int64=True))
-    assert "rk = tl.arange(0, BLOCK_K).to(tl.int64)" in src and "tl.dot(xa, xb, acc)" in src
+    assert "rk = tl.arange(0, BLOCK_K).to(tl.int64)" in src and "tl.dot(xa, xb, acc, max_num_imprecise_acc=BLOCK_K)" in src
 
 
 def test_sources_differ_by_type():

@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 
 from .codegen import PRELUDE, TL, expr_lines, load
-from .qgemm_source import requant_lines
+from .qgemm_source import FP8_DOT, requant_lines
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,8 @@ def _acc(sig) -> str:
 def _dot(sig) -> str:
     if sig.qtype == "int8":
         return "acc = tl.dot(a, bt, acc, out_dtype=tl.int32)"
+    if sig.qtype:
+        return f"acc = tl.dot(a, bt, acc, {FP8_DOT})"
     prec = ', input_precision="ieee"' if sig.dtype == "float32" and not sig.qtype else ""
     return f"acc = tl.dot(a, bt, acc{prec})"
 

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from .codegen import PRELUDE, TL, e4m3, expr_lines
 from .gemm_source import I, _grouped, _head, _load, _out_offsets, _tile
 
+# Hopper's FP8 tensor cores accumulate in reduced precision, and Triton lets a whole K loop of fp8 dots
+# run that way on sm90 (max_num_imprecise_acc_default = 2**30): on an H200 the e4m3 conv (qconv) was then off
+# by up to 12 e4m3 steps at K ~ 2000. One promotion into the fp32 accumulator per BLOCK_K (at most 128
+# products summed in the tensor core, as cuBLAS and DeepSeek-V3's FP8 GEMMs do) keeps it exact enough.
+FP8_DOT = "max_num_imprecise_acc=BLOCK_K"
+
 TL_Q = {"float8e4m3fn": "tl.float8e4nv", "int8": "tl.int8", "uint8": "tl.uint8"}
 INT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
 
@@ -52,7 +58,7 @@ def _mainloop(sig):
         lines += [f"{i2}kmask = rk < K - kk * BLOCK_K",
                   f"{i2}xa = tl.load(a_ptrs, mask=kmask[None, :], other={zero})",
                   f"{i2}xb = tl.load(b_ptrs, mask=kmask[:, None], other={zero})"]
-    dot = "tl.dot(xa, xb, acc, out_dtype=tl.int32)" if integer else "tl.dot(xa, xb, acc)"
+    dot = "tl.dot(xa, xb, acc, out_dtype=tl.int32)" if integer else f"tl.dot(xa, xb, acc, {FP8_DOT})"
     return lines + [f"{i2}acc = {dot}", f"{i2}a_ptrs += BLOCK_K * sak", f"{i2}b_ptrs += BLOCK_K * sbk"]
 
 
