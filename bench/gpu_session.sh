@@ -3,7 +3,8 @@
 #   bench/gpu_session.sh verify   the fast GPU tier + GPU files merged since the last GPU run, a GPU refit
 #                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT bs 32 FP8, ResNet-50 bs 128 INT8/FP8)
-#   bench/gpu_session.sh kernels  issue 14's small cases (bs 1 / bs 4) and GEMM tactics, issue 15's kernel configs
+#   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
+#   bench/gpu_session.sh configs  issue 14's GEMM tactics and issue 15's kernel configs
 #   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP: its 4 classes
 #                                 (after the onnxruntime-gpu parts were installed into /tmp/site with
 #                                 bench/carry_parts.sh, machine still warm; carry [".garden_classes"]: the
@@ -53,10 +54,16 @@ case "${1:-}" in
       --fp16 --monitor --duration=5
     ;;
   quant)
-    step quant 520 python3 bench/quant.py --cases bert_base_bs32,resnet50_bs128 --json "$OUT/quant.json"
+    # one step per case (session 8: BERT's FP8 build took 163 s and ResNet-50's INT8 233 s, so the two in one
+    # step passed its limit before printing a table); --profile prints each engine's slowest layers
+    step quant_bert 230 python3 bench/quant.py --cases bert_base_bs32 --profile --json "$OUT/quant_bert.json"
+    step quant_r50 340 python3 bench/quant.py --cases resnet50_bs128 --modes int8 --profile --json "$OUT/quant_r50.json"
     ;;
   kernels)
-    step quant_small 200 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4
+    step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
+    step quant_small 250 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
+    ;;
+  configs)
     step quant_gemm 80 python3 bench/quant_gemm.py
     step dwconv 80 python3 bench/triton_configs.py dwconv
     step se 80 python3 bench/triton_configs.py se
@@ -73,6 +80,6 @@ case "${1:-}" in
   serve)
     step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|peers|peers2|serve" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|configs|peers|peers2|serve" >&2; exit 2 ;;
 esac
 exit $rc

@@ -58,7 +58,37 @@ def build(model, feeds, opt_level, fp16, device="cuda"):
     if device == "cpu":
         return eng, None, first[eng.plan.outputs[0]], build_s
     replay, outs = peers.engine_graph(ctx, feeds, first)
+    if PROFILE:
+        profile(eng, ctx, feeds)
     return eng, replay, outs[eng.plan.outputs[0]], build_s
+
+
+PROFILE = False  # --profile: per-layer GPU times of each engine (eager launches, after the graph timing)
+
+
+class _LayerTimes:
+    def __init__(self):
+        self.ms = collections.defaultdict(list)
+
+    def report_layer_time(self, name, ms):
+        self.ms[name].append(ms)
+
+
+def profile(eng, ctx, feeds, runs=5, top=12):
+    """Print the engine's layers by median GPU ms (the runtime's per-layer profiler), the top `top`."""
+    prof = _LayerTimes()
+    ctx.profiler = prof
+    try:
+        for _ in range(runs):
+            ctx.infer(feeds)
+        torch.cuda.synchronize()
+    finally:
+        ctx.profiler = None
+    tactic = {lay.name: f"{lay.tactic.get('source')}:{lay.tactic.get('name')}" for lay in eng.plan.layers}
+    med = sorted(((sorted(v)[len(v) // 2], k) for k, v in prof.ms.items()), reverse=True)
+    log(f"  per-layer profile: {len(med)} layers, sum of medians {sum(m for m, _ in med):.3f} ms")
+    for m, k in med[:top]:
+        log(f"    {m:.4f} ms {k[:80]} ({tactic.get(k, '?')})")
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,14 +159,39 @@ def measure_case(case, args) -> list[dict]:
                          "cosine_vs_fp16": cos, "speedup": base / ms if ms else None,
                          "target_ms": TARGET_MS.get((case, mode)), "high_precision": args.high_precision,
                          "layer_types": layer_types(eng), **quant_summary(eng)})
-            log(f"{case}: {mode} {_f(ms, '.3f')} ms, cosine {cos:.4f}, {rows[-1]['chosen']}, "
-                f"layers by output type {rows[-1]['layer_types']}")
+            r = rows[-1]
+            log(f"{case}: {mode} {_f(ms, '.3f')} ms, cosine {cos:.4f}, {r['chosen']}, "
+                f"layers by output type {r['layer_types']}; {r['slower_than_fp16']} slower than their FP16 form; "
+                f"timed quantized layers: chosen {r['timed_layers_chosen_ms']:.3f} ms / FP16 forms "
+                f"{r['timed_layers_fp16_form_ms']:.3f} ms; best by family {r['timed_layers_best_ms_by_family']}")
+            for line in slowest_layers(eng):
+                log(f"    {line}")
             del eng, fn
         except Exception as e:  # noqa: BLE001 - report and go on with the other cases
             log(f"{case}: {mode} failed: {type(e).__name__}: {str(e)[:300]}")
             rows.append({"case": case, "precision": mode, "ms": None, "error": f"{type(e).__name__}: {str(e)[:300]}"})
         torch.cuda.empty_cache()
     return rows
+
+
+def slowest_layers(eng, n=8) -> list[str]:
+    """The n quantized layers whose chosen tactic took longest in the builder's timing, each with its
+    best time per tactic family (where a quantized engine's time goes, from the build alone)."""
+    times = eng.plan.meta.get("quant_times", {})
+    rows = []
+    for lay in eng.plan.layers:
+        t = {k: v for k, v in times.get(lay.name, {}).items() if v is not None}
+        if not lay.type.startswith("fused.Q") or not t:
+            continue
+        fam = f"{lay.tactic.get('source')}:{lay.tactic.get('name')}"
+        mine = [v for k, v in t.items() if k.split("[")[0] == fam]
+        by_fam = {}
+        for k, v in t.items():
+            by_fam[k.split("[")[0]] = min(v, by_fam.get(k.split("[")[0], v))
+        rows.append((min(mine) if mine else 0.0, lay.name, fam, by_fam))
+    rows.sort(key=lambda r: -r[0])
+    return [f"{ms:.4f} ms {name[:70]} -> {fam}; " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(fams.items()))
+            for ms, name, fam, fams in rows[:n]]
 
 
 def layer_types(eng) -> dict:
@@ -176,7 +231,11 @@ def main(argv=None):
                     "non-Q/DQ part in FP16: for --high-precision fp32)")
     ap.add_argument("--dry-run", action="store_true", help="on the CPU: the *_small models, built and run once, "
                     "no timing (checks the flow)")
+    ap.add_argument("--profile", action="store_true", help="print each engine's slowest layers (per-layer GPU "
+                    "times of eager launches)")
     args = ap.parse_args(argv)
+    global PROFILE
+    PROFILE = args.profile
     args.modes = [m for m in args.modes.split(",") if m]
     if not args.dry_run and not torch.cuda.is_available():
         sys.exit("bench/quant.py needs a CUDA GPU (or --dry-run)")
@@ -186,16 +245,23 @@ def main(argv=None):
         if case not in CASES:
             sys.exit(f"unknown case '{case}' ({', '.join(CASES)})")
         rows += measure_case(case, args)
+        if args.json:  # after each case: a run stopped at its time limit keeps what it measured
+            _write(args, rows, time.perf_counter() - t0)
     dev = "CPU (dry run, small models, untimed)" if args.dry_run else torch.cuda.get_device_name()
     head = (f"Quantized engines vs FP16 on {dev}, torch {torch.__version__}, opt level {args.opt_level}, "
             f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs; "
             f"Q/DQ model's unquantized part in {args.high_precision}{' (built with fp16)' if args.qdq_fp16 else ''}")
     print("\n" + head + "\n\n" + table(rows), flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": dev, "torch": torch.__version__, "opt_level": args.opt_level, "rows": rows,
-                       "seconds": time.perf_counter() - t0}, f, indent=1, default=float)
+        _write(args, rows, time.perf_counter() - t0)
     return rows
+
+
+def _write(args, rows, seconds):
+    dev = "CPU (dry run, small models, untimed)" if args.dry_run else torch.cuda.get_device_name()
+    with open(args.json, "w") as f:
+        json.dump({"device": dev, "torch": torch.__version__, "opt_level": args.opt_level, "rows": rows,
+                   "seconds": seconds}, f, indent=1, default=float)
 
 
 if __name__ == "__main__":
