@@ -16,6 +16,12 @@
 #   pip download 'ray[serve]>=2.60' --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 #       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d /tmp/r \
 #     && tar cf /tmp/ray.tar -C /tmp/r . && bench/carry_parts.sh split /tmp/ray.tar .raycarry   # 74 wheels, 3 parts
+# Session 8 carried onnxruntime-gpu in 4 parts instead of 5: the wheel unpacked, tarred and compressed with
+# `zstd -19 -T2 --long=27` (255.6 MB -> 204.2 MB; the CUDA provider's 270 MB .so is most of it), split with
+# head/tail to fill each call up to 64 MiB minus the working tree, and unpacked there with pyarrow (the GPU
+# image has no zstd binary): python3 -c "import pyarrow as pa, tarfile; tarfile.open(fileobj=
+#   pa.CompressedInputStream(pa.OSFile('/tmp/ort.tar.zst'), 'zstd'), mode='r|').extractall('/tmp/ortsite')"
+# then PYTHONPATH=/tmp/ortsite:... and onnxruntime.preload_dlls() finds the image's CUDA 13 libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-}; dir=${2:-}
