@@ -25,6 +25,7 @@ from ..progress import Progress
 from ..runtime.binding import bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
+from .tactic_check import check as check_tactic
 from .config import BuilderConfig
 from .layout import plan_layouts
 from .timing_cache import TimingCache, environment, make_key
@@ -144,7 +145,7 @@ class Selector:
         steps = 0
         if lay.type.startswith("fused.Q") or quantized_output(self.plan, lay):
             # a quantized output (int8 / float8, a fused Q) may move a rounding tie by one step when a
-            # kernel sums in another order: compared in steps (at.quantized_match), float outputs of a
+            # kernel sums in another order: compared in steps (tactic_check.quantized_match), float outputs of a
             # quantized layer within 1 %
             tol, steps = max(tol, 1e-2), 1
         out = {}
@@ -154,7 +155,7 @@ class Selector:
             try:
                 fn = ref_fn if c == REFERENCE else at.layer_fn(lay, c, self.plan.opset, self.device)
                 if c != REFERENCE:
-                    ok, err = at.check(fn, ref_fn, b, tol, steps)
+                    ok, err = check_tactic(fn, ref_fn, b, tol, steps)
                     if not ok:
                         log.warning("layer '%s': tactic %s does not match the reference (error %.3g > %.3g);"
                                     " skipped", lay.name, at.display(c), err, tol)

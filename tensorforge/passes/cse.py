@@ -37,9 +37,12 @@ def _attr_key(attrs) -> str:
 
 def _share_constants(g: Graph) -> int:
     seen, merged = {}, 0
+    # a body's captures and inputs may carry a known value (.const) but are bound at run time: never the
+    # constant the others are merged into (a body constant inlined from a capture would turn back into it)
+    bound = {id(v) for v in g.captures} | {id(v) for v in g.inputs}
     for v in list(g.values.values()):
         if v.const is None or v.producer is not None or v.const.numel() > CONST_DEDUPE_MAX or g.is_output(v) \
-                or tape.tracked(v.const):  # a refittable weight: equal today, maybe not after a refit
+                or tape.tracked(v.const) or id(v) in bound:  # tracked: a refittable weight, equal today only
             continue
         k = _tensor_key(v.const)
         if k in seen and seen[k] is not v:

@@ -1,4 +1,4 @@
-"""The builder's tactic check on quantized outputs (autotune.check / quantized_match): a kernel that
+"""The builder's tactic check on quantized outputs (tactic_check.check / quantized_match): a kernel that
 sums in another order may move a value on a rounding boundary by one step of the output format. On an
 H200 the FP8 LayerNorm + Q kernels of BERT differed from the reference by one e4m3 step at the largest
 value (relative error 0.04-0.1 against a float tolerance of 0.01) and all 96 were rejected, leaving the
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tensorforge.builder import autotune as at
+from tensorforge.builder import tactic_check as at
 from tensorforge.builder.tactics import quantized_output
 
 F8 = torch.float8_e4m3fn

@@ -143,3 +143,46 @@ def test_folded_if_keeps_the_graph_output_name():
     eng = tf.Builder(tf.BuilderConfig(device="cpu")).build(model)
     x = rand((2, 3), seed=3)
     np.testing.assert_array_equal(eng.create_execution_context().infer({"x": x})["y"].numpy(), np.maximum(x, 0))
+
+
+def _pad_if_model():
+    """Silero VAD's op18 export in small: each branch pads x with `pads` from an outer initializer,
+    then works on it; the branch is picked at run time by an input flag."""
+    def branch(name, op, pads):
+        return h.make_graph([h.make_node("Pad", ["x", pads], [f"{name}_p"], mode="reflect"),
+                             h.make_node(op, [f"{name}_p"], [f"{name}_y"])], name, [],
+                            [h.make_tensor_value_info(f"{name}_y", F, None)])
+    nodes = [h.make_node("If", ["flag"], ["y"], then_branch=branch("t", "Relu", "pads_a"),
+                         else_branch=branch("e", "Neg", "pads_b"))]
+    inits = [numpy_helper.from_array(np.array([0, 0, 0, 3], np.int64), "pads_a"),
+             numpy_helper.from_array(np.array([0, 0, 0, 3], np.int64), "pads_b")]  # equal: CSE shares them
+    return make_model(nodes, [h.make_tensor_value_info("x", F, [1, 16]), h.make_tensor_value_info("flag", T.BOOL, [])],
+                      [h.make_tensor_value_info("y", F, None)], inits)
+
+
+def test_small_constant_captures_become_body_constants():
+    """A capture bound to a small outer constant is inlined into the bodies (and the capture dropped):
+    a host-read input (Pad's pads) then reads the interpreter's host copy instead of a device tensor,
+    which is what lets if_graphs capture the branch. Before, the body's CSE merged the inlined
+    constant back into the capture (which carries the same known value)."""
+    g = frontend.load(_pad_if_model())
+    node = next(n for n in g.nodes if n.op == "If")
+    assert len(node.inputs) == 1 + 3  # flag; x, pads_a, pads_b captured
+    g = passes.run_pipeline(g)
+    node = next(n for n in g.nodes if n.op == "If")
+    assert [v.name for v in node.inputs[n_formal(node):]] == ["x"]
+    for _, body in subgraphs(node):
+        pad = next(n for n in body.nodes if n.op == "Pad")
+        assert pad.inputs[1].const is not None and not any(pad.inputs[1] is c for c in body.captures)
+        again = from_json(to_json(body))  # as the engine stores it
+        pad = next(n for n in again.nodes if n.op == "Pad")
+        assert pad.inputs[1].const is not None
+        # every host read of the branch is a constant: it runs on tensors without data (no device sync)
+        out = run_graph(again, [], [torch.empty(1, 16, device="meta")], again.opset, torch.device("meta"))
+        assert out[0].shape == (1, 19)
+    x = rand((1, 16), seed=3)
+    for flag in (True, False):
+        feed = {"x": x, "flag": np.array(flag)}
+        want = np.pad(x, ((0, 0), (0, 3)), mode="reflect")
+        got = run_graph(g, [torch.from_numpy(feed[v.name]) for v in g.inputs], [], g.opset)[0].numpy()
+        np.testing.assert_allclose(got, np.maximum(want, 0) if flag else -want, rtol=1e-6)
