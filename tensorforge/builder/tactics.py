@@ -28,6 +28,7 @@ from . import autotune as at
 from .tactic_check import check as check_tactic
 from .config import BuilderConfig
 from .layout import plan_layouts
+from .precompile import warm_compile
 from .timing_cache import TimingCache, environment, make_key
 
 log = logging.getLogger("tensorforge")
@@ -55,6 +56,8 @@ def select_tactics(plan: EnginePlan, weights: dict, cfg: BuilderConfig, device) 
     cache = TimingCache.load(path) if path else TimingCache()
     sel = Selector(plan, weights, cfg, device, level, cache)
     todo = [lay for lay in plan.layers if lay.mode == "kernel"]
+    if TIMER is None:
+        warm_compile(sel, todo)
     # a progress line only on a terminal
     with _math_modes(cfg, device), Progress("Building: selecting tactics", len(todo), "layers") as bar:
         for i, lay in enumerate(todo, 1):
@@ -105,20 +108,27 @@ class Selector:
             cands = cands[:TOP_K[self.level]]
         return cands
 
-    def select(self, lay) -> dict:
-        """The tactic for one kernel layer."""
-        self.stats["layers"] += 1
+    def untimed(self, lay):
+        """(info, candidates, memo key, {tactic key: candidate}, cached timings, candidates to time) of a
+        layer; key None when nothing is to be timed (level 0, one candidate, no shapes)."""
         info = at.shape_info(self.plan, lay, self.env, self.weights)
         cands = self.candidates(lay, info)
         if self.level == 0 or len(cands) == 1 or info is None:
-            return copy.deepcopy(cands[0])
+            return info, cands, None, {}, {}, []
         key = make_key(at.signature(lay, info, self.tf32), self.hw)
-        if key in self.memo:
-            return copy.deepcopy(self.memo[key])
         by_key = {kernels.tactic_key(c): c for c in cands}
         entry = self.cache.lookup(key) or {}
         known = {k: ms for k, ms in entry.get("timings", {}).items() if k in by_key}
-        todo = [c for k, c in by_key.items() if k not in known]
+        return info, cands, key, by_key, known, [c for k, c in by_key.items() if k not in known]
+
+    def select(self, lay) -> dict:
+        """The tactic for one kernel layer."""
+        self.stats["layers"] += 1
+        info, cands, key, by_key, known, todo = self.untimed(lay)
+        if key is None:
+            return copy.deepcopy(cands[0])
+        if key in self.memo:
+            return copy.deepcopy(self.memo[key])
         if todo and getattr(self.cfg, "error_on_timing_cache_miss", False) and self.cfg.timing_cache:
             raise TensorforgeError(f"timing cache miss for layer '{lay.name}' (--errorOnTimingCacheMiss)")
         fresh = self.measure(lay, info, todo) if todo else {}

@@ -33,6 +33,8 @@ CACHE_DIR, _CREATED = _cache_dir() if torch.cuda.is_available() else (None, Fals
 if CACHE_DIR:
     os.makedirs(CACHE_DIR, exist_ok=True)
     os.environ["TRITON_CACHE_DIR"] = CACHE_DIR  # triton reads it at every lookup (knobs.cache.dir)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # 8 workers on 16 cores: a build's parallel compile gets 2 each
+        os.environ.setdefault("TF_COMPILE_THREADS", "2")
 
 
 def pytest_report_header(config):

@@ -18,6 +18,7 @@ from ..driver import current_store, untracked_launch
 
 _COMPILED: dict = {}
 _RECORDERS: list = []  # open recordings (build time): lists that collect the Binary of every launch
+_WARMING: list = []  # open warm-ups (build time): launches only start Triton's compile, nothing runs
 log = logging.getLogger("tensorforge")
 
 
@@ -42,6 +43,10 @@ class Kernel:
         return functools.partial(self.run, grid)
 
     def run(self, grid, *args, **meta):
+        if _WARMING:  # compile (asynchronously under Triton's AsyncCompileMode), launch nothing
+            self.jit.warmup(*args, grid=grid, **meta)
+            _WARMING[-1] += 1
+            return
         spec = spec_of(args, meta)
         store = current_store()
         dev = next((a.device.index for a in args if isinstance(a, torch.Tensor)), None)
@@ -102,6 +107,18 @@ def recording():
         yield rec
     finally:
         _RECORDERS.remove(rec)
+
+
+@contextlib.contextmanager
+def warming():
+    """Inside, a launch of a generated kernel compiles it (Triton's warmup) and runs nothing; yields a
+    one-element list counting those launches. Outputs of what runs inside are meaningless."""
+    box = [0]
+    _WARMING.append(0)
+    try:
+        yield box
+    finally:
+        box[0] = _WARMING.pop()
 
 
 def compile_source(src: str, name: str) -> Kernel:
