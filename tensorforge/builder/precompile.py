@@ -71,7 +71,6 @@ def warm_compile(sel, layers) -> None:
                     type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
         return
     dt = time.perf_counter() - t0
-    sel.stats["warm_compile"] = {"threads": n, "layers": len(seen), "candidates": calls,
-                                 "launches": launched[0], "s": round(dt, 3)}
+    sel.stats.update(compiled_ahead=calls, compile_threads=n, compile_ahead_s=round(dt, 3))
     log.info("Compiled the generated kernels of %d candidates (%d layers, %d launches) on %d threads in %.1f s",
              calls, len(seen), launched[0], n, dt)

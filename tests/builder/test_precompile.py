@@ -75,7 +75,7 @@ def test_each_generated_candidate_is_run_once_per_signature(monkeypatch):
     sel = _selector(None)
     precompile.warm_compile(sel, [SimpleNamespace(name=n) for n in ("L1", "L2", "L3")])
     assert ran == [("L1", "a"), ("L1", "boom"), ("L3", "a"), ("L3", "boom")]  # L2: L1's signature; aten: never
-    assert sel.stats["warm_compile"]["layers"] == 2 and sel.stats["warm_compile"]["candidates"] == 2
+    assert sel.stats["compiled_ahead"] == 2 and sel.stats["compile_threads"] == 4
 
 
 @pytest.mark.parametrize("device,env", [("cpu", "4"), ("cuda", "0"), ("cuda", "1")])
@@ -85,4 +85,4 @@ def test_off_on_the_cpu_or_when_asked(monkeypatch, device, env):
     monkeypatch.setattr(at, "LayerBench", lambda *a: pytest.fail("warmed"))
     sel = _selector(None, device)
     precompile.warm_compile(sel, [SimpleNamespace(name="L1")])
-    assert "warm_compile" not in sel.stats
+    assert "compiled_ahead" not in sel.stats
