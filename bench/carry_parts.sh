@@ -11,23 +11,36 @@
 # `bench/carry_parts.sh stash .ortgpu`, the last one `... && bench/carry_parts.sh site .ortgpu`.
 # Making the parts (here, before the GPU session; the folders are git-ignored and do not outlive a checkout):
 #   bench/carry_parts.sh split FILE DIR   FILE in 60 MiB parts DIR/p1, p2, ... and DIR/SHA256
+#   bench/carry_parts.sh zsplit WHEEL|FOLDER DIR   the wheel unpacked (or the folder), tarred and zstd-compressed,
+#                                         in parts: `site` unpacks it into /tmp/site (CARRY_SITE) on the device
+#                                         (onnxruntime-gpu 1.31.1: 255.6 MB as a wheel, 204 MB this way)
 #   pip download onnxruntime-gpu==1.31.1 --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux_2_28_x86_64 -d /tmp/w && bench/carry_parts.sh split /tmp/w/onnxruntime_gpu-*.whl .ortgpu
 #   pip download 'ray[serve]>=2.60' --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 #       --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 -d /tmp/r \
 #     && tar cf /tmp/ray.tar -C /tmp/r . && bench/carry_parts.sh split /tmp/ray.tar .raycarry   # 74 wheels, 3 parts
-# Session 8 carried onnxruntime-gpu in 4 parts instead of 5: the wheel unpacked, tarred and compressed with
-# `zstd -19 -T2 --long=27` (255.6 MB -> 204.2 MB; the CUDA provider's 270 MB .so is most of it), split with
-# head/tail to fill each call up to 64 MiB minus the working tree, and unpacked there with pyarrow (the GPU
-# image has no zstd binary): python3 -c "import pyarrow as pa, tarfile; tarfile.open(fileobj=
-#   pa.CompressedInputStream(pa.OSFile('/tmp/ort.tar.zst'), 'zstd'), mode='r|').extractall('/tmp/ortsite')"
-# then PYTHONPATH=/tmp/ortsite:... and onnxruntime.preload_dlls() finds the image's CUDA 13 libraries.
+# Session 8 carried onnxruntime-gpu in 4 parts instead of 5 this way (zsplit; parts sized to fill each call:
+# CARRY_PART_SIZE=62M when the call carries nothing else, the working tree is ~3 MB); on the device
+# `site` unpacks it with pyarrow (the GPU image has no zstd binary), and onnxruntime.preload_dlls() then
+# finds the image's CUDA 13 libraries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd=${1:-}; dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh split FILE DIR | stash|join|site DIR [OUT]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh split|zsplit FILE DIR | stash|join|site DIR [OUT]" >&2; exit 2; }
 store="/tmp/tf_carry/$(basename "$dir")"
+site=${CARRY_SITE:-/tmp/site}
 case "$cmd" in
+  zsplit)  # FILE (a wheel: unpacked first) or a folder, as NAME.tar.zst in parts (what `site` installs)
+    src=$dir; dir=${3:-}
+    [ -e "$src" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh zsplit FILE|DIR DIR" >&2; exit 2; }
+    command -v zstd >/dev/null || { echo "carry_parts: zsplit needs zstd here" >&2; exit 2; }
+    tmp=$(mktemp -d)
+    name=$(basename "$src"); name=${name%.whl}
+    if [ -d "$src" ]; then tree=$src; else tree=$tmp/tree; mkdir -p "$tree" && python3 -m zipfile -e "$src" "$tree"; fi
+    tar -C "$tree" -cf - . | zstd -q -19 -T0 --long=27 -o "$tmp/$name.tar.zst"
+    bash "$0" split "$tmp/$name.tar.zst" "$dir"
+    rm -rf "$tmp"
+    ;;
   split)
     file=$dir; dir=${3:-}
     [ -f "$file" ] && [ -n "$dir" ] || { echo "usage: bench/carry_parts.sh split FILE DIR" >&2; exit 2; }
@@ -52,11 +65,21 @@ case "$cmd" in
     echo "$sum  $out" | sha256sum -c --quiet - || { echo "carry_parts: $name: checksum differs (a part missing?)" >&2; exit 1; }
     echo "carry_parts: $out joined and checked"
     if [ "$cmd" = site ]; then
-      mkdir -p /tmp/site
+      mkdir -p "$site"
       case "$name" in
-        *.whl) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$out" ;;
+        *.tar.zst)  # an unpacked package tree (zsplit); the GPU image has no zstd binary: pyarrow reads it
+          mkdir -p "$store/tree"
+          if command -v zstd >/dev/null; then zstd -q -dc --long=27 "$out" | tar xf - -C "$store/tree"
+          else python3 - "$out" "$store/tree" <<'PY' || exit 1
+import sys, tarfile
+import pyarrow as pa
+tarfile.open(fileobj=pa.CompressedInputStream(pa.OSFile(sys.argv[1]), "zstd"), mode="r|").extractall(sys.argv[2])
+PY
+          fi
+          cp -r "$store/tree/." "$site/" ;;
+        *.whl) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$out" ;;
         *.tar) mkdir -p "$store/wheels" && tar xf "$out" -C "$store/wheels" &&
-               python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+               python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
                  $(python3 - "$store"/wheels/*.whl <<'PY'
 import importlib.metadata as md, os, re, sys
 # only what the machine lacks: a second copy of numpy, protobuf, ... would shadow the image's own
@@ -70,8 +93,8 @@ PY
 ) ;;
         *) echo "carry_parts: do not know how to install $name" >&2; exit 2 ;;
       esac
-      echo "carry_parts: installed into /tmp/site (export PYTHONPATH=/tmp/site:\$PYTHONPATH)"
+      echo "carry_parts: installed into $site (export PYTHONPATH=$site:\$PYTHONPATH)"
     fi
     ;;
-  *) echo "usage: bench/carry_parts.sh stash|join|site DIR [OUT]" >&2; exit 2 ;;
+  *) echo "usage: bench/carry_parts.sh split|zsplit FILE DIR | stash|join|site DIR [OUT]" >&2; exit 2 ;;
 esac

@@ -40,3 +40,35 @@ def test_split_stash_join_round_trip(tmp_path):
         assert (tmp_path / "joined").read_bytes() == data
     finally:
         shutil.rmtree(store, ignore_errors=True)
+
+
+def test_zsplit_site_round_trip(tmp_path):
+    """A wheel unpacked, tarred and zstd-compressed in parts (zsplit), joined and unpacked into the
+    site folder (site): the package tree arrives file for file."""
+    import pytest
+    import zipfile
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd not installed")
+    work = tmp_path / "w"
+    (work / "bench").mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "bench", "carry_parts.sh"), work / "bench")
+    files = {"pkg/__init__.py": b"X = 1\n", "pkg/lib.so": os.urandom(3 << 20), "pkg-1.0.dist-info/METADATA": b"Name: pkg\n"}
+    with zipfile.ZipFile(work / "pkg-1.0-py3-none-any.whl", "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    r = _sh(work, "zsplit", str(work / "pkg-1.0-py3-none-any.whl"), ".z")
+    assert r.returncode == 0, r.stderr
+    assert (work / ".z" / "SHA256").read_text().split()[1] == "pkg-1.0-py3-none-any.tar.zst"
+    store = "/tmp/tf_carry/.z"
+    shutil.rmtree(store, ignore_errors=True)
+    try:
+        assert _sh(work, "stash", ".z").returncode == 0
+        site = tmp_path / "site"
+        env = dict(os.environ, CARRY_SITE=str(site))
+        r = subprocess.run(["bash", str(work / "bench" / "carry_parts.sh"), "site", ".z"], cwd=work, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        for name, data in files.items():
+            assert (site / name).read_bytes() == data, name
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
