@@ -58,7 +58,11 @@ def warm_compile(sel, layers) -> None:
                 if key is None or key in seen or not todo:
                     continue
                 seen.add(key)
-                bench = at.LayerBench(sel.plan, lay, info, sel.weights, sel.device, sel.dev_weights)
+                try:
+                    bench = at.LayerBench(sel.plan, lay, info, sel.weights, sel.device, sel.dev_weights)
+                except Exception as e:  # noqa: BLE001 - (e.g. out of memory) the timing meets it again
+                    log.debug("warm compile: no inputs for %s: %s", lay.name, e)
+                    continue
                 for c in todo:
                     try:
                         b = bench.in_layout(at.wants_channels_last(c))
@@ -66,6 +70,7 @@ def warm_compile(sel, layers) -> None:
                         calls += 1
                     except Exception as e:  # noqa: BLE001 - the timing meets it again and reports it
                         log.debug("warm compile of %s for %s: %s", at.display(c), lay.name, e)
+                del bench
     except Exception as e:  # noqa: BLE001 - only the head start is lost
         log.warning("parallel Triton compile stopped (%s: %s); compiling during timing instead",
                     type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")

@@ -86,3 +86,24 @@ def test_off_on_the_cpu_or_when_asked(monkeypatch, device, env):
     sel = _selector(None, device)
     precompile.warm_compile(sel, [SimpleNamespace(name="L1")])
     assert "compiled_ahead" not in sel.stats
+
+
+def test_a_layer_without_inputs_is_skipped(monkeypatch):
+    """A layer whose benchmark inputs cannot be made (out of memory, say) loses only its head start."""
+    monkeypatch.setenv("TF_COMPILE_THREADS", "2")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    ran = []
+
+    class Bench:
+        def __init__(self, plan, lay, *a):
+            if lay.name == "L1":
+                raise MemoryError("no room")
+            self.sets = [["x"]]
+
+        def in_layout(self, cl):
+            return self
+    monkeypatch.setattr(at, "LayerBench", Bench)
+    monkeypatch.setattr(at, "layer_fn", lambda lay, c, opset, device: lambda ins: ran.append((lay.name, c["name"])))
+    sel = _selector(None)
+    precompile.warm_compile(sel, [SimpleNamespace(name=n) for n in ("L1", "L3")])
+    assert ran == [("L3", "a"), ("L3", "boom")] and sel.stats["compiled_ahead"] == 2
