@@ -111,14 +111,22 @@ def main(argv=None) -> int:
         for entry, path in todo:
             results.append(model_rows(entry, path, run_args, work))
             print(json.dumps(results[-1], default=str), flush=True)
+            # the table so far after each model: a run stopped at its time limit keeps what it measured
+            text = _report(results, missing, run_args, t0, args.json)
+            print(text, flush=True)
+    if not results:
+        print(_report(results, missing, run_args, t0, args.json))
+    return 0 if results else 1
+
+
+def _report(results, missing, run_args, t0, json_path) -> str:
     env = environment(run_args, time.time() - t0)
     text = table(results, env) + "".join(f"\nmissing: {m}" for m in missing)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump({"environment": env, "missing": missing, "results": results, "markdown": text}, f,
                       indent=1, default=str)
-    return 0 if results else 1
+    return text
 
 
 if __name__ == "__main__":
