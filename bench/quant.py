@@ -69,17 +69,10 @@ def build(model, feeds, opt_level, fp16, device="cuda"):
 PROFILE = False  # --profile: per-layer GPU times of each engine (eager launches, after the graph timing)
 
 
-class _LayerTimes:
-    def __init__(self):
-        self.ms = collections.defaultdict(list)
-
-    def report_layer_time(self, name, ms):
-        self.ms[name].append(ms)
-
-
 def profile(eng, ctx, feeds, runs=5, top=12):
     """Print the engine's layers by median GPU ms (the runtime's per-layer profiler), the top `top`."""
-    prof = _LayerTimes()
+    from tensorforge.cli.forgeexec.profile import Profiler
+    prof = Profiler()
     ctx.profiler = prof
     try:
         for _ in range(runs):
@@ -88,7 +81,7 @@ def profile(eng, ctx, feeds, runs=5, top=12):
     finally:
         ctx.profiler = None
     tactic = {lay.name: f"{lay.tactic.get('source')}:{lay.tactic.get('name')}" for lay in eng.plan.layers}
-    med = sorted(((sorted(v)[len(v) // 2], k) for k, v in prof.ms.items()), reverse=True)
+    med = sorted(((float(lay.median()), lay.name) for lay in prof.layers), reverse=True)
     log(f"  per-layer profile: {len(med)} layers, sum of medians {sum(m for m, _ in med):.3f} ms")
     for m, k in med[:top]:
         log(f"    {m:.4f} ms {k[:80]} ({tactic.get(k, '?')})")

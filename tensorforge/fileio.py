@@ -98,3 +98,35 @@ def check_distinct(inputs, outputs, error=TensorforgeError) -> None:
         for flag2, path2 in outs[i + 1:]:
             if same_file(path, path2) and path not in ("/dev/null", "/dev/stdout", "/dev/stderr"):
                 raise error(f"{flag} and {flag2} name the same file ({path}); give each output its own file")
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path: str):
+    """An array of a .npy file (NumPy header checked, no pickled objects), or a one-line error."""
+    import numpy as np
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != NPY_MAGIC:
+                raise TensorforgeError(f"{path}: not a .npy file (no NumPy header)")
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise TensorforgeError(f"{path}: cannot read the .npy ({e})") from None
+
+
+def read_npz(path: str) -> dict:
+    """{name: array} of a .npz file (a regular file; no pickled objects), or a one-line error."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+    regular_file(path, "input file")
+    try:
+        z = np.load(path, allow_pickle=False)
+        arrays = {k: z[k] for k in z.files} if hasattr(z, "files") else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise TensorforgeError(f"{path}: cannot read the .npz ({e})") from None
+    if arrays is None:
+        raise TensorforgeError(f"{path}: not a .npz archive (a single .npy array)")
+    return arrays

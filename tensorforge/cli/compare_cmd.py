@@ -138,16 +138,6 @@ def check_input_flags(proto, args) -> None:
         regular_file(path, "input file")
 
 
-def _load_npy(path: str) -> np.ndarray:
-    try:
-        with open(path, "rb") as f:
-            if f.read(6) != b"\x93NUMPY":
-                raise TensorforgeError(f"{path}: not a .npy file (no NumPy header)")
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise TensorforgeError(f"{path}: cannot read the .npy ({e})") from None
-
-
 def random_feed(engine, args) -> dict:
     """Every input at its --shapes shape: from --loadInputs (raw, or .npy) or --load-inputs (.npz), else
     forgeexec's random values (valid integer ranges, masks 0/1, never zeros)."""
@@ -156,7 +146,7 @@ def random_feed(engine, args) -> dict:
     from ..errors import ShapeError
     from .forgeexec.api import zoo_value_ranges
     from .forgeexec.inputs import load_input, random_input
-    from ..quant.data import read_npz
+    from ..fileio import read_npy, read_npz
     from .forgeexec.shapes import UsageError, parse_name_files, parse_shapes
     try:  # the names and files were checked against the model before the build (check_input_flags)
         shapes = parse_shapes(args.shapes) if args.shapes else {}
@@ -171,7 +161,7 @@ def random_feed(engine, args) -> dict:
     for d in engine.inputs:
         shp = shapes.get(d.name)
         if d.name in files and files[d.name].endswith(".npy"):
-            arr = _load_npy(files[d.name])
+            arr = read_npy(files[d.name])
         elif d.name in files:
             if shp is None and -1 in d.shape:
                 raise ShapeError(f"input '{d.name}' has dynamic dims {list(d.shape)}: give its shape with --shapes "

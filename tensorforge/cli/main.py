@@ -105,8 +105,9 @@ def main(argv=None) -> int:
         return 2
     except Exception as e:  # a real bug: one line, the traceback only with --verbose
         from ..errors import missing_module
-        if missing_module(e):  # an optional dependency the command needs
-            print(f"tensorforge: error: {missing_module(e)}", file=sys.stderr)
+        missing = missing_module(e)
+        if missing:  # an optional dependency the command needs
+            print(f"tensorforge: error: {missing}", file=sys.stderr)
             return 2 if args.cmd != "compare" else 1
         print(f"tensorforge: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         if getattr(args, "verbose", False):

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
 from ..errors import TensorforgeError
-from ..fileio import regular_file
+from ..fileio import read_npz
 
 log = logging.getLogger("tensorforge")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -113,19 +111,6 @@ def _load_images(path: str, input_names, shapes: dict, batch: int, spec, count: 
         raise TensorforgeError(f"{path}: {len(arrs)} image(s), fewer than the model's batch of {batch}")
     arr = np.stack(arrs)
     return [{name: arr[i:i + batch]} for i in range(0, len(arr) - batch + 1, batch)]
-
-
-def read_npz(path: str) -> dict:
-    """{name: array} of a .npz file (a regular file; no pickled objects), or a one-line error."""
-    regular_file(path, "input file")
-    try:
-        z = np.load(path, allow_pickle=False)
-        arrays = {k: z[k] for k in z.files} if hasattr(z, "files") else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise TensorforgeError(f"{path}: cannot read the .npz ({e})") from None
-    if arrays is None:
-        raise TensorforgeError(f"{path}: not a .npz archive (a single .npy array)")
-    return arrays
 
 
 def _load_npz(path: str, input_names, shapes: dict, batch: int, types: dict | None):

@@ -68,8 +68,9 @@ def _run_guarded(opts, log: Logger) -> bool:
         log.error(f"Out of memory: {e or 'the requested shapes do not fit in memory'}")
     except Exception as e:
         from tensorforge.errors import missing_module
-        if missing_module(e):  # an optional dependency a flag needs
-            log.error(missing_module(e))
+        missing = missing_module(e)
+        if missing:  # an optional dependency a flag needs
+            log.error(missing)
             return False
         if _is_oom(e):
             log.error(f"Out of memory: {str(e).splitlines()[0][:300]}")

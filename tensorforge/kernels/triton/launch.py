@@ -43,10 +43,6 @@ class Kernel:
         return functools.partial(self.run, grid)
 
     def run(self, grid, *args, **meta):
-        if _WARMING:  # compile (asynchronously under Triton's AsyncCompileMode), launch nothing
-            self.jit.warmup(*args, grid=grid, **meta)
-            _WARMING[-1] += 1
-            return
         spec = spec_of(args, meta)
         store = current_store()
         dev = next((a.device.index for a in args if isinstance(a, torch.Tensor)), None)
@@ -72,7 +68,12 @@ class Kernel:
         return fn
 
     def _triton(self, grid, spec, args, meta):
-        """Compile (once per spec) and launch through Triton; record the cubin for the engine."""
+        """Compile (once per spec) and launch through Triton; record the cubin for the engine. Inside
+        warming(): compile only (asynchronously under Triton's AsyncCompileMode), launch nothing."""
+        if _WARMING:
+            self.jit.warmup(*args, grid=grid, **meta)
+            _WARMING[-1] += 1
+            return
         untracked_launch()
         ck = self.jit[grid](*args, **meta)
         if _RECORDERS and ck is not None and hasattr(ck, "asm"):  # (the interpreter compiles nothing)
