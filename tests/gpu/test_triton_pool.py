@@ -36,6 +36,12 @@ def test_every_attribute_case(dtype):
     P.check_out_buffer("cuda", dtype, params)
 
 
+def test_max_pools_on_8_bit_inputs():
+    """int8 / uint8 max pools (a quantized ResNet's MaxPool) at an odd size, each level-3 config."""
+    for params in _configs("MaxPool", ODD, every=False):
+        P.check_bytes("cuda", params, shape=ODD)
+
+
 @pytest.mark.fast(case=0, dtype=torch.float16)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [0, 7])

@@ -85,14 +85,18 @@ def check(got, want, rel=2e-3):
     """A tactic's output vs the reference: same dtype and shape; float outputs within `rel` of the
     largest value; e4m3 outputs within one e4m3 step on >= 97 % of the elements (a value near a
     rounding boundary moves by a step when the accumulation order changes) and within two steps
-    everywhere; int8 outputs within one step on >= 99 % and within two everywhere."""
+    everywhere, or within 2**-12 of the largest value (Hopper's FP8 MMA adds each K block in a
+    reduced-precision accumulator, ~2**-14 of the partial sums: where a residual cancels the product
+    the result sits among e4m3's subnormals, whose steps are far finer; session 9's H200 run: 10 steps
+    of 2**-9 at a largest value of ~300); int8 outputs within one step on >= 99 % and within two everywhere."""
     got = got.cpu()
     assert got.dtype == want.dtype and tuple(got.shape) == tuple(want.shape), (got.dtype, want.dtype, got.shape)
     gf, wf = got.float(), want.float()
     assert torch.isfinite(gf).all()
     if want.dtype == torch.float8_e4m3fn:
         step = torch.clamp(2.0 ** (torch.floor(torch.log2(wf.abs().clamp_min(2 ** -6))) - 3), min=2 ** -9)
-        d = (gf - wf).abs() / step
+        diff = (gf - wf).abs()
+        d = torch.where(diff <= float(wf.abs().max()) * 2 ** -12, torch.zeros_like(diff), diff / step)
         assert float((d > 1.01).float().mean()) <= 0.03 and float(d.max()) <= 2.01, float(d.max())
     elif not want.is_floating_point():
         d = (got.to(torch.int64) - want.to(torch.int64)).abs()

@@ -112,7 +112,35 @@ def check_out_buffer(device, dtype, params=SMALL):
         close(buf, want, dtype)
 
 
+def rand_bytes(shape, dtype, device, seed):
+    """8-bit values of a quantized network: int8 / uint8 over their whole range."""
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = (-128, 128) if dtype == torch.int8 else (0, 256)
+    return torch.randint(lo, hi, shape, generator=g, dtype=torch.int32).to(dtype).to(device)
+
+
+def check_bytes(device, params=SMALL, shape=(2, 3, 9, 11)):
+    """The max pools on int8 / uint8 inputs equal the reference exactly (max commutes with
+    quantization), NCHW and channels-last; average pools of these types are not taken."""
+    maxes = [c for c in WINDOW_CASES + GLOBAL_CASES if c[0] in ("MaxPool", "GlobalMaxPool")]
+    for dtype in (torch.int8, torch.uint8):
+        x = rand_bytes(shape, dtype, device, 7)
+        for kind, attrs in maxes:
+            for name, xin in layouts(x).items():
+                if name == "strided" and kind.startswith("Global"):
+                    continue
+                got = runner(kind, attrs, params)([xin])[0]
+                want = reference(kind, attrs, xin.cpu())
+                assert got.dtype == want.dtype and torch.equal(got.cpu().view(torch.uint8), want.view(torch.uint8)), \
+                    (dtype, kind, attrs, name)
+
+
 interp = kcases.interpreter_only
+
+
+@interp
+def test_max_pools_on_8_bit_inputs(interpret):
+    check_bytes("cpu")
 
 
 @interp
@@ -192,6 +220,8 @@ def test_candidates():
         assert len(cands) > 2 and all(c["name"] == "pool" and c["params"]["nhwc_ok"] for c in cands)
         keys = [tuple(sorted(c["params"].items())) for c in cands]
         assert len(set(keys)) == len(keys)
+        shapes.inputs[0]["dtype"] = "int8"
+        assert bool(pool_candidates(lay, shapes, cuda)) == ("Max" in kind)
         shapes.inputs[0]["dtype"] = "int32"
         assert pool_candidates(lay, shapes, cuda) == []
 
@@ -240,12 +270,15 @@ def _compile_sm90(name, dtype, consts, ones, div16):
 
 
 def sm90_checks():
-    """The channels-last ResNet stem variant loads and stores 16-byte vectors; the bf16 global pool compiles."""
+    """The channels-last ResNet stem variant loads and stores 16-byte vectors; its int8 variant and the bf16
+    global pool compile."""
     stem = dict(KH=3, KW=3, SH=2, SW=2, PT=1, PL=1, DH=1, DW=1, IS_MAX=True, BIG=False, C_FAST=True, EVEN_C=True,
-                BLOCK_P=64, BLOCK_C=64)
+                BLOCK_P=64, BLOCK_C=64, UPCAST=False)
     ptx = _compile_sm90("tf_pool2d", "fp16", stem, ("sxc", "syc"),
                         ("x_ptr", "y_ptr", "C", "sxn", "sxh", "sxw", "syn", "syh", "syw"))
     assert "ld.global.v4.b32" in ptx and "st.global.v4.b32" in ptx and "max.NaN" in ptx
+    _compile_sm90("tf_pool2d", "i8", dict(stem, UPCAST=True), ("sxc", "syc"),
+                  ("x_ptr", "y_ptr", "C", "sxn", "sxh", "sxw", "syn", "syh", "syw"))
     _compile_sm90("tf_global_pool", "bf16", dict(IS_MAX=True, BIG=True, EVEN_C=False, BLOCK_P=16, BLOCK_C=64),
                   ("sxc", "syc"), ("x_ptr", "y_ptr", "sxn", "sxp"))
 

@@ -115,6 +115,16 @@ def test_uneven_channels_and_tiles_in_interpreter(interpret):
     check_cases("cpu", "int8", {"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32}, n=1, cin=12, cout=40, hw=(5, 7))
 
 
+@cases.interpreter_only
+def test_three_channel_stem_in_interpreter(interpret):
+    """Cin=3 (an image network's stem: 7x7 s2 p3 among the cases): 3 valid channels of each K block."""
+    check_cases("cpu", "int8", SMALL, n=1, cin=3, cout=16, hw=(9, 7))
+
+
+def test_candidates_for_the_stem():
+    assert qconv.qconv_candidates(*_layer(x=(4, 3, 14, 14), w=(128, 3, 7, 7), pads=[3, 3, 3, 3]), CUDA)
+
+
 # ---- legality, configs, source (no triton needed) ---------------------------------------------
 def _layer(qtype="int8", x=(4, 64, 14, 14), w=(128, 64, 3, 3), wkind="weight", ws=(128,), extras=(), **attrs):
     attrs = {"x_scale": 0.02, "x_zp": 0, "w_zp": 0, "out_dtype": "float16", "pads": [1, 1, 1, 1], **attrs}
@@ -140,7 +150,7 @@ def test_candidates_for_legal_qconv():
 
 
 @pytest.mark.parametrize("change", [
-    {"qtype": "uint8"}, {"qtype": "float16"}, {"x_zp": 3}, {"group": 2}, {"x": (4, 3, 14, 14), "w": (128, 3, 7, 7)},
+    {"qtype": "uint8"}, {"qtype": "float16"}, {"x_zp": 3}, {"group": 2},
     {"wkind": "activation"}, {"ws": (64,)}, {"out_dtype": "int8"},
     {"epilogue": cases.residual_relu_expr(), "extras": [(2, 4, 128, 14, 14)]}])
 def test_no_candidates_for_other_qconvs(change):

@@ -6,7 +6,8 @@ output pixels (n, oh, ow flattened, ow fastest) x channels; every input is read 
 strides, so channels-last inputs (stride_c == 1, specialized by triton) load BLOCK_C contiguous
 channels per pixel, and NCHW inputs run with BLOCK_C = 1 (one channel plane per program row).
 Window geometry is constexpr (static loops). Max keeps the input dtype (exact) with -inf padding
-and propagates NaN like torch; average accumulates in fp32 and divides by the count of window
+and propagates NaN like torch (8-bit inputs, int8 / uint8 of a quantized network,
+take the max in fp32: exact, UPCAST); average accumulates in fp32 and divides by the count of window
 positions inside [LO, HI) per axis (the input, or the padded input with count_include_pad).
 
 `tf_global_pool`: GlobalAveragePool / GlobalMaxPool over H*W flattened into one axis (requires
@@ -29,7 +30,7 @@ def tf_pool2d(x_ptr, y_ptr, NP, C, OH, OW, H, W,
               KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
               PT: tl.constexpr, PL: tl.constexpr, DH: tl.constexpr, DW: tl.constexpr,
               IS_MAX: tl.constexpr, BIG: tl.constexpr, C_FAST: tl.constexpr, EVEN_C: tl.constexpr,
-              BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+              BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr, UPCAST: tl.constexpr = False):
     pid = tl.program_id(0)
     if C_FAST:  # channels-last: the channel blocks of one pixel block run next to each other
         pid_c = pid % N_C
@@ -56,8 +57,8 @@ def tf_pool2d(x_ptr, y_ptr, NP, C, OH, OW, H, W,
         cmask = tl.full([1, BLOCK_C], 1, tl.int1)
     else:
         cmask = cm[None, :]
-    if IS_MAX:
-        acc = tl.full([BLOCK_P, BLOCK_C], float("-inf"), x_ptr.dtype.element_ty)
+    if IS_MAX:  # 8-bit values (UPCAST): max in fp32 (exact), -inf at masked positions
+        acc = tl.full([BLOCK_P, BLOCK_C], float("-inf"), tl.float32 if UPCAST else x_ptr.dtype.element_ty)
     else:
         acc = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
     for kh in tl.static_range(KH):
@@ -69,7 +70,11 @@ def tf_pool2d(x_ptr, y_ptr, NP, C, OH, OW, H, W,
             ok = hok & (iw >= 0) & (iw < W)
             ptr = (xh + iw * sxw)[:, None] + cx
             if IS_MAX:
-                v = tl.load(ptr, mask=ok[:, None] & cmask, other=float("-inf"))
+                m = ok[:, None] & cmask
+                if UPCAST:
+                    v = tl.where(m, tl.load(ptr, mask=m).to(tl.float32), float("-inf"))
+                else:
+                    v = tl.load(ptr, mask=m, other=float("-inf"))
                 acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
             else:
                 v = tl.load(ptr, mask=ok[:, None] & cmask, other=0.0)
@@ -114,7 +119,7 @@ def tf_global_pool(x_ptr, y_ptr, C, HW, sxn, sxc, sxp, syn, syc, N_C,
             mask = (p < HW)[:, None] & cm[None, :]
         ptr = base + (p * sxp)[:, None]
         if IS_MAX:
-            v = tl.load(ptr, mask=mask, other=float("-inf")).to(tl.float32)
+            v = tl.where(mask, tl.load(ptr, mask=mask).to(tl.float32), float("-inf"))
             acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
         else:
             acc += tl.load(ptr, mask=mask, other=0.0).to(tl.float32)
