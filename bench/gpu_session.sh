@@ -13,7 +13,8 @@
 #                                 ddddocr_det nudenet_320n silero_vad silero_vad_op18_ifless`)
 #   bench/gpu_session.sh peers2   the same for nudenet_320n and Silero VAD with and without its run-time If
 #                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
-#   bench/gpu_session.sh serve    issue 18's bench/serve.py (after the .raycarry parts were stashed)
+#   bench/gpu_session.sh serve    issue 18's bench/serve.py, Ray and Triton, ResNet-50 and a trivial engine
+#                                 (each server's ceiling); after the .raycarry parts were stashed
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 # Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
 # stage add up to at most 580 s, inside the 600 s of one call.
@@ -78,7 +79,22 @@ case "${1:-}" in
     step profile 240 python3 bench/profile_models.py --cache .garden_classes --out /tmp/profile
     ;;
   serve)
-    step serve 480 python3 bench/serve.py --requests 20000 --clients 8 --json "$OUT/serve.json"
+    # the .raycarry parts (ray[serve] + nvidia-pytriton, unpacked) were stashed by the calls before
+    # this one; ResNet-50 FP16 (batch 1..128) for the target, and a trivial engine of the same input
+    # (a global average pool) whose throughput is each server's own ceiling for these requests
+    step serve_site 60 bench/carry_parts.sh site .raycarry
+    shp=input:1x3x224x224; big=input:128x3x224x224
+    step serve_engines 150 bash -c "python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
+      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+    for path in ray triton; do
+      step "serve_$path" 110 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths $path \
+        --requests 20000 --clients 8 --json "$OUT/serve_$path.json"
+      step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
+        --requests 10000 --clients 8 --json "$OUT/floor_$path.json"
+    done
     ;;
   *) echo "usage: bench/gpu_session.sh verify|quant|kernels|configs|peers|peers2|serve" >&2; exit 2 ;;
 esac

@@ -85,6 +85,13 @@ def profile(eng, ctx, feeds, runs=5, top=12):
     log(f"  per-layer profile: {len(med)} layers, sum of medians {sum(m for m, _ in med):.3f} ms")
     for m, k in med[:top]:
         log(f"    {m:.4f} ms {k[:80]} ({tactic.get(k, '?')})")
+    kind = {lay.name: f"{lay.type} {tactic[lay.name]}" for lay in eng.plan.layers}
+    by = {}
+    for m, k in med:
+        n, t = by.get(kind.get(k, "?"), (0, 0.0))
+        by[kind.get(k, "?")] = (n + 1, t + m)
+    log("  by layer type and tactic: " + "; ".join(f"{k} x{n} {t:.3f} ms" for k, (n, t) in
+                                                  sorted(by.items(), key=lambda kv: -kv[1][1])))
 
 
 @functools.lru_cache(maxsize=None)

@@ -81,6 +81,17 @@ def engine_throughput(path: str, device: str, batch: int, seconds: float = 3.0) 
     return n * batch / (time.perf_counter() - t0)
 
 
+def floor_model(path: str) -> None:
+    """A model with ResNet-50's input (N x 3 x 224 x 224 float) and almost no work: GlobalAveragePool
+    (N x 3 x 1 x 1), so that a server's rows/s with it is what the server itself can carry."""
+    from onnx import TensorProto, helper, save
+    node = helper.make_node("GlobalAveragePool", ["input"], ["output"])
+    g = helper.make_graph([node], "floor", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                                          ["N", 3, 224, 224])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 1, 1])])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
 def payloads(path: str, n: int, sizes: tuple, seed: int = 0) -> list:
     """n distinct random payloads with batch sizes cycling through `sizes`."""
     spec, _ = engine_view(path)
@@ -104,7 +115,13 @@ def main(argv=None) -> int:
     ap.add_argument("--max-wait-ms", type=float, default=None, help="batching delay (default 2 GPU, 10 CPU)")
     ap.add_argument("--single", action="store_true", help="batch-1 requests only (default on the GPU)")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--write-floor-model", default=None, metavar="ONNX",
+                    help="write the trivial model (ResNet-50's input -> global average pool) and exit: its "
+                         "engine behind a server measures the server's own ceiling for these requests")
     args = ap.parse_args(argv)
+    if args.write_floor_model:
+        floor_model(args.write_floor_model)
+        return 0
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device == "cuda"
