@@ -150,7 +150,19 @@ def test_converter_keeps_blocked_ops_resize_scales_and_passthrough_outputs():
 
 
 def test_input_cast_and_quantize_fuse_into_one_layer():
-    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    from tensorforge.testing import rand
+    from tests.kernels.test_triton_qconv import resnet_block
+    q = quantize(resnet_block(), "int8", [{"x": rand((2, 32, 7, 9), seed=0)}], "max")  # 32 channels: quantized
     first = _plan(q).plan.layers[0]
     assert first.type == "fused.Pointwise" and first.precision == "int8"
-    assert {"input_cast_to_fp16", "input_QuantizeLinear"} <= set(first.origin), first.origin
+    assert {"x_cast_to_fp16", "x_QuantizeLinear"} <= set(first.origin), first.origin
+
+
+def test_three_channel_stem_stays_fp16_with_its_output_q_fused():
+    """ResNet's stem (3 input channels) is not quantized; the Q of the next convs' input moves back
+    through MaxPool into the stem's epilogue, so MaxPool runs on int8."""
+    q = quantize(zoo.get_model("resnet50_small"), "int8", [zoo.random_inputs("resnet50_small", 1, seed=0)], "max")
+    layers = _plan(q).plan.layers
+    stem, pool = layers[1], layers[2]
+    assert stem.type == "fused.ConvAct" and "conv1" in stem.origin and "maxpool_QuantizeLinear" in stem.origin
+    assert stem.precision == "int8" and pool.type == "MaxPool" and pool.precision == "int8"

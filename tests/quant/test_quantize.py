@@ -56,7 +56,9 @@ def test_placement_follows_modelopt_defaults():
     ops = collections.Counter(m.graph.node[i].op_type for _, i, _ in plan.acts)
     n_conv = sum(n.op_type == "Conv" for n in m.graph.node)
     n_add = sum(n.op_type == "Add" for n in m.graph.node)
-    assert ops["Conv"] == n_conv and ops["Gemm"] == 1 and 1 <= ops["Add"] <= n_add  # identity skips too
+    stem = [n for n in m.graph.node if n.op_type == "Conv" and n.input[0] == m.graph.input[0].name]
+    assert len(stem) == 1 and stem[0].name in plan.skipped and "input channels" in plan.skipped[stem[0].name]
+    assert ops["Conv"] == n_conv - 1 and ops["Gemm"] == 1 and 1 <= ops["Add"] <= n_add  # identity skips too
     for t, i, k in plan.acts:
         if m.graph.node[i].op_type == "Add":  # the skip input, not the conv branch
             assert "bn3" not in t and "conv" not in t, t
