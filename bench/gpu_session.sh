@@ -83,6 +83,10 @@ case "${1:-}" in
     # this one; ResNet-50 FP16 (batch 1..128) for the target, and a trivial engine of the same input
     # (a global average pool) whose throughput is each server's own ceiling for these requests
     step serve_site 60 bench/carry_parts.sh site .raycarry
+    # session 9: the servers' packages are in /tmp/site, made after this script set PYTHONPATH (put it
+    # there now); /tmp/site is no site-packages folder, so PyTriton takes itself for an editable install
+    # and misses the tritonserver binary's libraries (libcudart ...): name their folder
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     shp=input:1x3x224x224; big=input:128x3x224x224
     step serve_engines 150 bash -c "python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
         --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \

@@ -57,12 +57,32 @@ def dq_forward(g: Graph, m) -> bool:
     return True
 
 
+def _attention_output(v, depth: int = 4) -> bool:
+    """Whether v is an activation-by-activation MatMul's result (attention's probabilities x V), through
+    Reshape / Transpose only: the head merge that the attention layer writes in its own store."""
+    for _ in range(depth):
+        n = v.producer
+        if n is None:
+            return False
+        if n.op == "MatMul":
+            return all(i is not None and i.const is None for i in n.inputs[:2])
+        if n.op not in ("Reshape", "Transpose"):
+            return False
+        v = n.inputs[0]
+    return False
+
+
 def q_backward(g: Graph, m) -> bool:
-    """Q(op(x)) -> op(Q(x)) for op in COMMUTES_WITH_Q whose output only the Q reads."""
+    """Q(op(x)) -> op(Q(x)) for op in COMMUTES_WITH_Q whose output only the Q reads; not into the
+    head merge after attention (the fused attention layer absorbs that Transpose / Reshape into its
+    store: a Q moved before them would leave both as 8-bit copy layers; session 9, BERT FP8 bs 32 on
+    the H200: 24 such layers, 0.21 ms)."""
     q, op = m.root, m["op"]
     x = op.inputs[0]
     if _dq_of(x) is not None:
         return Decline("the op reads a DQ (DQ forward handles it)")
+    if op.op in ("Reshape", "Transpose") and _attention_output(x):
+        return Decline("the head merge after attention (the attention layer writes it)")
     if spec(q) is None:
         return Decline("the Q is not per-tensor with constant parameters")
     if op.op == "MaxPool" and len(op.outputs) > 1:
