@@ -4,7 +4,11 @@ Q, K, V projections) become one wider MatMul whose result is split along its las
 One GEMM of width ΣNᵢ reads the activation once and fills the GPU better than several narrow ones.
 The Split costs nothing at run time: fuse_attention absorbs it into the attention layer's input
 views (as it does for GPT-2's packed c_attn), and where it stays a layer its outputs are views of
-the GEMM's result (no copy in the default direct activation-memory mode)."""
+the GEMM's result (no copy in the default direct activation-memory mode).
+
+Quantized siblings (fused.QMatMul of one quantized activation, no bias input, epilogue or output Q,
+identical attributes: the same x scale) merge the same way: weights concatenated along N, their
+weight scales concatenated per output channel (a per-tensor scale repeated over its Nᵢ columns)."""
 from __future__ import annotations
 
 import logging
@@ -33,12 +37,27 @@ def _bias_add(g: Graph, mm):
     return add, bias
 
 
+def _quantized_ok(mm, a) -> bool:
+    """A fused.QMatMul(a, Wq, -, w_scale) with constants and no epilogue, output Q or extras."""
+    if mm.op != "fused.QMatMul" or len(mm.inputs) != 4 or mm.inputs[0] is not a or mm.inputs[2] is not None:
+        return False
+    wq, ws, at = mm.inputs[1], mm.inputs[3], mm.attrs
+    if wq.const is None or wq.const.dim() != 2 or ws is None or ws.const is None or \
+            ws.const.numel() not in (1, wq.const.shape[1]):
+        return False
+    return not (at.get("epilogue") or at.get("out_q") or at.get("extra_q")) and mm.outputs[0].dtype in FLOATS
+
+
 def _sibling(g: Graph, mm, a):
-    """(matmul, bias add or None, bias or None, result) for a mergeable MatMul(a, B), else None."""
-    if mm.op != "MatMul" or len(mm.inputs) != 2 or mm.inputs[0] is not a or mm.inputs[1] is a:
+    """(matmul, bias add or None, bias or None, result) for a mergeable MatMul(a, B) (or quantized
+    fused.QMatMul), else None."""
+    b, y = (mm.inputs[1], mm.outputs[0]) if len(mm.inputs) > 1 else (None, None)
+    if _quantized_ok(mm, a):
+        if not a.shape:
+            return None
+    elif mm.op != "MatMul" or len(mm.inputs) != 2 or mm.inputs[0] is not a or mm.inputs[1] is a:
         return None
-    b, y = mm.inputs[1], mm.outputs[0]
-    if b.const is None or b.const.dim() != 2 or b.dtype != y.dtype or y.dtype not in FLOATS or not a.shape:
+    elif b.const is None or b.const.dim() != 2 or b.dtype != y.dtype or y.dtype not in FLOATS or not a.shape:
         return None
     found = _bias_add(g, mm)
     add, bias = found if found else (None, None)
@@ -58,7 +77,8 @@ def _groups(g: Graph, a):
         seen.add(id(u))
         s = _sibling(g, u, a)
         if s is not None:
-            key = (int(s[0].inputs[1].shape[0]), s[0].outputs[0].dtype, s[1] is not None)
+            key = (int(s[0].inputs[1].shape[0]), s[0].outputs[0].dtype, s[1] is not None, s[0].op,
+                   s[0].inputs[1].dtype, repr(sorted(s[0].attrs.items())))
             groups.setdefault(key, []).append(s)
     return [grp for grp in groups.values() if len(grp) > 1]
 
@@ -72,13 +92,18 @@ def _merge(g: Graph, a, group) -> None:
     dtype, shape = mms[0].outputs[0].dtype, tuple(a.shape[:-1]) + (sum(widths),)
     w = g.const(torch.cat([mm.inputs[1].const for mm in mms], dim=1).contiguous(),
                 g.unique_name(f"{mms[0].inputs[1].name}.merged"))
+    ins = [a, w]
+    if mms[0].op == "fused.QMatMul":  # per-output-channel scales of the merged weight
+        scales = [mm.inputs[3].const.reshape(-1).float().expand(n) for mm, n in zip(mms, widths)]
+        ins += [None, g.const(torch.cat(scales).contiguous(), g.unique_name(f"{mms[0].inputs[3].name}.merged"))]
     outs = [s[3] for s in group]
     idx = pos[id(mms[0])]
+    op, domain, attrs = mms[0].op, mms[0].domain, dict(mms[0].attrs)
     for n in mms + adds:
         g.remove_node(n)
     name = " + ".join(mm.name for mm in mms)
     y = g.new_value(f"{mms[0].name}.merged", dtype, shape)
-    g.add_node("MatMul", [a, w], [y], {}, name=g.unique_node_name(name), origin=_origin(mms), index=idx)
+    g.add_node(op, ins, [y], attrs, name=g.unique_node_name(name), domain=domain, origin=_origin(mms), index=idx)
     idx += 1
     if adds:
         b = g.const(torch.cat([s[2].const for s in group]).contiguous(), g.unique_name(f"{adds[0].name}.merged"))

@@ -124,3 +124,23 @@ def test_layer_or_weight_mismatch_refused(monkeypatch):
     spec.shape = saved_shape
     assert all(torch.equal(engine.weights[k], w) for k, w in before.items())
     r.refit()
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp8"])
+def test_quantized_bert_refit_equals_fresh_build(mode):
+    """A Q/DQ BERT whose Q, K and V projections merged into one quantized GEMM (weights, per-channel
+    scales and biases concatenated): refitted with new weights, it equals a fresh build."""
+    from tensorforge import zoo
+    from tensorforge.quant import quantize
+    proto = quantize(zoo.get_model("bert_base_small"), mode, [zoo.random_inputs("bert_base_small", 2, seed=0)], "max")
+    new, arrays = scaled_weights(proto)
+    engine = tf.Builder(_cfg(refit=True)).build(proto)
+    assert sum(lay.type == "fused.QMatMul" for lay in engine.plan.layers) == 8  # 2 blocks x (QKV, out, up, down)
+    fresh = tf.Builder(_cfg()).build(new)
+    r = tf.Refitter(engine)
+    for k, v in arrays.items():
+        r.set_named_weights(k, v)
+    r.refit()
+    for k, w in fresh.weights.items():
+        assert torch.equal(engine.weights[k], w), k
+    _same(engine, fresh)
