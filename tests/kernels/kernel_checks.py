@@ -101,6 +101,33 @@ def check_epilogue(device, dtype):
                     attrs=attrs)
     ins = [x, w, None, r]
     _close(kernels.make_kernel(lay, 17, device)(ins)[0], _ref("fused.ConvAct", attrs, ins), dtype)
+    check_epilogue_nhwc(device, dtype, x, w, r, attrs)
+
+
+def check_epilogue_nhwc(device, dtype, x, w, r, attrs):
+    """The same conv as a channels-last layer of an NHWC chain (nhwc_ok): NCHW or NHWC input, an NHWC
+    residual and output (NHWC bytes in NCHW-shaped buffers), the output buffer written in place; and a
+    per-channel extra of lower rank broadcast."""
+    from tensorforge import kernels
+    from tensorforge.kernels.layouts import logical, raw
+    from tensorforge.runtime.plan import LayerSpec
+    want = _ref("fused.ConvAct", attrs, [x, w, None, r])
+    for in_nhwc in ([], [0]):
+        params = {"nhwc_ok": True, "in_nhwc": in_nhwc + [3], "out_nhwc": [0]}
+        lay = LayerSpec("conv", "fused.ConvAct", [], [], attrs=attrs,
+                        tactic={"source": "triton", "name": "epilogue", "params": params})
+        fn = kernels.make_kernel(lay, 17, device)
+        xin = raw(x) if in_nhwc else x
+        buf = torch.empty(want.shape, dtype=want.dtype, device=device)
+        got = fn([xin, w, None, raw(r)], [buf])
+        assert got[0] is buf, "the NHWC output buffer is written in place"
+        _close(logical(buf), want, dtype)
+        _close(logical(fn([xin, w, None, raw(r)])[0]), want, dtype)  # no buffer given
+    bias = _rand((4, 1, 1), dtype, device, 23)  # a [C, 1, 1] extra: broadcast as 4-D, then NHWC-ordered
+    lay = LayerSpec("conv", "fused.ConvAct", [], [], attrs=attrs,
+                    tactic={"source": "triton", "name": "epilogue", "params": {"nhwc_ok": True, "out_nhwc": [0]}})
+    got = kernels.make_kernel(lay, 17, device)([x, w, None, bias])[0]
+    _close(logical(got), _ref("fused.ConvAct", attrs, [x, w, None, bias]), dtype)
 
 
 def upsample_cases(device, dtype):

@@ -147,3 +147,18 @@ def test_cpu_candidates_import_no_triton():
             "assert not kernels.writes_in_place(kernels.reference())\n"
             "assert not [m for m in sys.modules if m == 'triton' or m.startswith('tensorforge.kernels.triton')]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_conv_epilogue_tactic_joins_nhwc_chains_on_cuda():
+    """The generic conv+epilogue tactic of a 2-D conv is channels-last on CUDA (nhwc_ok), as on CPU it is not."""
+    import torch
+
+    from tensorforge.kernels import LayerShapes
+    from tensorforge.kernels.triton.generated import epilogue_candidates
+    from tensorforge.runtime.plan import LayerSpec
+    lay = LayerSpec("c", "fused.ConvAct", ["x", "w"], ["y"], attrs={"epilogue": {"nodes": [], "out": 0}})
+    shapes = LayerShapes.of([{"dtype": "float16", "shape": [8, 3, 224, 224], "kind": "activation"},
+                             {"dtype": "float16", "shape": [64, 3, 7, 7], "kind": "weight"}])
+    assert [t["params"].get("nhwc_ok") for t in epilogue_candidates(lay, shapes, torch.device("cuda"))] == [True]
+    assert [t["params"].get("nhwc_ok") for t in epilogue_candidates(lay, shapes, torch.device("cpu"))] == [None]
+    assert [t["params"].get("nhwc_ok") for t in epilogue_candidates(lay, None, torch.device("cuda"))] == [None]

@@ -261,3 +261,51 @@ def test_timed_against_the_fp16_form(interpret, monkeypatch, faster):
     chosen = {lay.tactic["name"] for lay in eng.plan.layers if lay.type == "fused.QConv"}
     assert chosen == ({"qconv"} if faster else {"fp16_form"}), chosen
 
+
+
+def stem_block(batch=2, hw=(15, 13)):
+    """x (3 channels) -> conv 3x3 + relu -> MaxPool 3x3 s2 -> conv 3x3 (32 -> 32): a ResNet stem in small."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tensorforge.testing import make_model
+    rng = np.random.default_rng(1)
+    shapes = {"w1": (32, 3, 3, 3), "b1": (32,), "w2": (32, 32, 3, 3)}
+    init = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n) for n, s in shapes.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["p1", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    return make_model(nodes, [("x", TensorProto.FLOAT, [batch, 3, *hw])], [("y", TensorProto.FLOAT, None)], init)
+
+
+@cases.interpreter_only
+def test_int8_stem_chain_stays_nhwc(interpret, monkeypatch):
+    """The 3-channel stem stays FP16 with its output Q in the conv+epilogue tactic, which (nhwc_ok, as
+    offered on CUDA) writes the int8 NHWC chain that MaxPool (int8) and the qconv read: no reformat
+    layer, outputs vs ONNX Runtime's fake-quant run of the same model."""
+    import tensorforge as tf
+    from tensorforge.builder import tactics
+    from tensorforge.kernels.triton.pool import pool_candidates
+    from tensorforge.quant import quantize
+    from tensorforge.testing import rand, run_ort
+    orig = tactics.Selector.candidates
+
+    def forced(self, lay, info):
+        if lay.type == "fused.ConvAct":
+            return [{"source": "triton", "name": "epilogue", "params": {"BLOCK": 1024, "num_warps": 4, "nhwc_ok": True,
+                                                                         "weight_layout": "channels_last"}}]
+        if lay.type == "MaxPool" and info is not None:
+            return pool_candidates(lay, info, torch.device("cuda"))[:1]
+        return [qconv.tactic((32, 16, 32, 4, 2))] if info is not None and qconv.legal(lay, info) else orig(self, lay, info)
+    monkeypatch.setattr(tactics.Selector, "candidates", forced)
+    model = quantize(stem_block(), "int8", [{"x": rand((2, 3, 15, 13), seed=s)} for s in range(2)], "max")
+    feed = {"x": rand((2, 3, 15, 13), seed=5)}
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(model)
+    by = {lay.type: lay for lay in eng.plan.layers}
+    assert by["fused.ConvAct"].tactic["params"].get("out_nhwc") == [0], [(l.type, l.tactic) for l in eng.plan.layers]
+    assert by["MaxPool"].tactic["params"].get("in_nhwc") and by["MaxPool"].precision == "int8"
+    assert by["fused.QConv"].tactic["name"] == "qconv" and by["fused.QConv"].tactic["params"].get("in_nhwc")
+    got = eng.create_execution_context().infer(feed)["y"].float().numpy()
+    want = run_ort(model, feed, basic=True)["y"]
+    cos = float(got.ravel() @ want.ravel() / (np.linalg.norm(got) * np.linalg.norm(want)))
+    assert cos > 0.995, cos

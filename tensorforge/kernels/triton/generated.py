@@ -74,6 +74,10 @@ def epilogue_candidates(layer, shapes, device) -> list[dict]:
     """Conv / Gemm / MatMul layers with a fused epilogue."""
     if layer.type not in EPILOGUE_TYPES or not layer.attrs.get("epilogue"):
         return []
+    x = shapes.inp(0) if shapes is not None else None
+    if layer.type == "fused.ConvAct" and x is not None and len(x["shape"]) == 4 and \
+            getattr(device, "type", str(device)) == "cuda":  # a 2-D conv: channels-last, in an NHWC chain
+        return [tactic_dict("epilogue", BLOCK=1024, num_warps=4, nhwc_ok=True, weight_layout="channels_last")]
     return [tactic_dict("epilogue", BLOCK=1024, num_warps=4)]
 
 

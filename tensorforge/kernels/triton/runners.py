@@ -218,24 +218,53 @@ class ReduceRunner(_Runner):
 
 
 class EpilogueRunner(_Runner):
-    """Conv / Gemm / MatMul anchors: the torch op without its epilogue, then one pointwise kernel."""
+    """Conv / Gemm / MatMul anchors: the torch op without its epilogue, then one pointwise kernel.
+
+    With param nhwc_ok (a 4-D conv, CUDA): the conv runs channels-last (its input made so when it is
+    not: cuDNN's fast FP16 layout) and the epilogue runs over the NHWC-ordered views of the conv's
+    result and of its 4-D extras, so it writes an NHWC output (the layout chain's buffer in place)
+    and the next layer of the chain reads it without a reformat. Session 9: a quantized ResNet-50's
+    FP16 stem with its output Q took 1.05 ms this way in NCHW, with the int8 MaxPool after it 0.35 ms
+    (its NCHW path); the FP16 engine's channels-last stem conv takes 0.33 ms."""
 
     def __init__(self, attrs, params, fallback, anchor, n_lead):
         super().__init__(attrs, params, fallback)
         self.anchor, self.n_lead = anchor, n_lead
+        self.nhwc = bool(params.get("nhwc_ok"))
         self.pw = PointwiseRunner({"expr": attrs["epilogue"]}, params, None)
 
-    def __call__(self, inputs, outs=None):
-        y = self.anchor(inputs[:self.n_lead])
-        ins = [y] + list(inputs[self.n_lead:])
-        plan = self.pw.plans.get(tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins), False)
+    def _epilogue(self, ins, outs):
+        """The pointwise kernel over ins (None when it cannot run them)."""
+        key = tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)
+        plan = self.pw.plans.get(key, False)
         if plan is False:
-            plan = self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = self.pw.plan(ins)
+            plan = self.pw.plans[key] = self.pw.plan(ins)
         if plan is not None:
             try:
                 return plan(ins, outs)
             except MissingKernel as e:
                 log.warning("%s; running the reference for this input signature", e)
-                self.pw.plans[tuple((t.dtype, tuple(t.shape), t.stride()) for t in ins)] = None
-        return list(self.fallback(inputs))
+                self.pw.plans[key] = None
+        return None
+
+    def __call__(self, inputs, outs=None):
+        lead, extras = list(inputs[:self.n_lead]), list(inputs[self.n_lead:])
+        x = lead[0]
+        if self.nhwc and x is not None and x.dim() == 4 and all(e is not None and e.dim() <= 4 for e in extras):
+            lead[0] = x.contiguous(memory_format=torch.channels_last)
+            y = self.anchor(lead)
+            if y.dim() == 4:
+                def nhwc(t):  # the NHWC-ordered view (lower-rank extras broadcast as 4-D first)
+                    return t.reshape((1,) * (4 - t.dim()) + tuple(t.shape)).permute(0, 2, 3, 1)
+                o = outs[0] if outs and outs[0] is not None and outs[0].dim() == 4 else None
+                res = self._epilogue([nhwc(y)] + [nhwc(e) for e in extras], [nhwc(o)] if o is not None else None)
+                if res is not None:
+                    r = res[0].permute(0, 3, 1, 2)
+                    return [o if o is not None and r.data_ptr() == o.data_ptr() and r.stride() == o.stride()
+                            else r]
+                return list(self.fallback(inputs))
+        else:
+            y = self.anchor(lead)
+        res = self._epilogue([y] + extras, outs)
+        return res if res is not None else list(self.fallback(inputs))
 
