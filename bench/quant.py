@@ -121,7 +121,7 @@ def quant_summary(eng) -> dict:
         mine = [v for k, v in t.items() if k.startswith(fam + "[") or k == fam]
         if fp16 and mine:
             chosen_ms, fp16_ms = chosen_ms + min(mine), fp16_ms + min(fp16)
-            slower += fam != "aten:fp16_form" and min(mine) > min(fp16)
+            slower += "fp16_form" not in fam and min(mine) > min(fp16)
             for f in {k.split("[")[0] for k in t}:
                 best[f] += min(v for k, v in t.items() if k.split("[")[0] == f)
     return {"quantized_layers": layers, "chosen": dict(chosen), "slower_than_fp16": int(slower),

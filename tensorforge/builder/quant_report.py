@@ -49,7 +49,7 @@ def quant_report(engine) -> dict:
         if prec in ("int8", "fp8") or lay.type.startswith("fused.Q"):
             t = times.get(lay.name, {})
             chosen = lay.tactic.get("name", "reference")
-            layers.append({"layer": lay.name, "type": lay.type, "precision": prec if chosen != "fp16_form" else "fp16",
+            layers.append({"layer": lay.name, "type": lay.type, "precision": "fp16" if chosen.startswith("fp16_form") else prec,
                            "tactic": chosen,
                            "ms": next((ms for k, ms in t.items() if chosen in k), None),
                            "fp16_ms": next((ms for k, ms in t.items() if "fp16_form" in k), None)})

@@ -19,7 +19,8 @@ LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "concat"), ("aten", "control"), ("aten", "conv"),
          ("aten", "lt"), ("aten", "gemm"), ("aten", "quant"), ("aten", "scaled_mm"), ("triton", "flash"),
          ("triton", "conv"), ("triton", "dwconv"),
-         ("triton", "gemm"), ("triton", "qgemm"), ("triton", "qconv"), ("triton", "pool"), ("triton", "se"),
+         ("triton", "gemm"), ("triton", "qgemm"), ("triton", "qconv"), ("triton", "fp16_form"), ("triton", "pool"),
+         ("triton", "se"),
          ("triton", "pointwise"), ("triton", "softmax"), ("triton", "reduce"), ("triton", "epilogue"), ("triton", "norm"),
          ("plugin", "plugin_device")]
 
@@ -43,7 +44,7 @@ def test_every_family_declares_source_library_level_and_in_place():
         assert lib in LIBRARIES, (f.name, lib)
         for name in f.tactics:
             assert kernels.family_of({"source": f.source, "name": name}) is f
-    assert {f.name for f in fams if f.writes_in_place} == {"lt", "flash", "conv", "dwconv", "gemm", "qgemm", "qconv",
+    assert {f.name for f in fams if f.writes_in_place} == {"lt", "flash", "conv", "dwconv", "gemm", "qgemm", "qconv", "fp16_form",
                                                            "pool", "se", "pointwise", "softmax", "reduce", "epilogue", "norm",
                                                            "concat"}
 
