@@ -123,6 +123,11 @@ def check_epilogue_nhwc(device, dtype, x, w, r, attrs):
         assert got[0] is buf, "the NHWC output buffer is written in place"
         _close(logical(buf), want, dtype)
         _close(logical(fn([xin, w, None, raw(r)])[0]), want, dtype)  # no buffer given
+    # nhwc_ok outside a chain: an NCHW buffer given (not written in place: the result is channels-last)
+    lay = LayerSpec("conv", "fused.ConvAct", [], [], attrs=attrs,
+                    tactic={"source": "triton", "name": "epilogue", "params": {"nhwc_ok": True}})
+    buf = torch.empty(want.shape, dtype=want.dtype, device=device)
+    _close(kernels.make_kernel(lay, 17, device)([x, w, None, r], [buf])[0], want, dtype)
     bias = _rand((4, 1, 1), dtype, device, 23)  # a [C, 1, 1] extra: broadcast as 4-D, then NHWC-ordered
     lay = LayerSpec("conv", "fused.ConvAct", [], [], attrs=attrs,
                     tactic={"source": "triton", "name": "epilogue", "params": {"nhwc_ok": True, "out_nhwc": [0]}})
