@@ -107,6 +107,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=1, help="client processes (use several on the GPU machine)")
     ap.add_argument("--paths", default="ray,triton", help="ray, triton or both")
     ap.add_argument("--ray-client", default="http", choices=["http", "handle"])
+    ap.add_argument("--gpus-per-replica", type=float, default=None,
+                    help="Ray: a GPU fraction per replica (0.25: four replicas per GPU, each its own engine)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--engine", default=None, help="serve this engine file instead of building one")
     ap.add_argument("--model", default=None, help="zoo model (default resnet50 on the GPU, mobilenetv2_small on CPU)")

@@ -58,7 +58,8 @@ def ray_run(path, feeds, which, args, wait_ms, spec):
     ray.init(include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    handle = serve.run(deployment(path, max_batch=spec.max_batch, max_wait_ms=wait_ms, name="bench"),
+    handle = serve.run(deployment(path, max_batch=spec.max_batch, max_wait_ms=wait_ms, name="bench",
+                                  gpus_per_replica=getattr(args, "gpus_per_replica", None)),
                        name="bench", route_prefix="/")
     try:
         for f in feeds[:4]:  # warm-up: each replica compiles its first shapes
