@@ -18,7 +18,6 @@ from ...ops.fused.epilogue import CONV_ATTRS
 from ...ops.fused.expr import expr_dtype
 from ..device import is_cuda
 from ..registry import tactic_family
-from . import tactic_dict
 
 TYPES = ("fused.QConv", "fused.QGemm", "fused.QMatMul")
 QTYPES = ("int8", "uint8", "float8e4m3fn")
