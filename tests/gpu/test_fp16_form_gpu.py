@@ -5,6 +5,7 @@ import pytest
 from tests.kernels import test_triton_fp16_form as F
 
 
+@pytest.mark.fast(qtype="int8", nhwc=True)
 @pytest.mark.parametrize("qtype", ["int8", "float8e4m3fn"])
 @pytest.mark.parametrize("nhwc", [False, True])
 def test_qconv_cases_on_cuda(qtype, nhwc):
