@@ -98,3 +98,17 @@ def scaled_weights(proto, seed=1):
             arrays[t.name] = b
             new.graph.initializer[i].CopyFrom(numpy_helper.from_array(b, t.name))
     return new, arrays
+
+
+def refit_to(engine, arrays, fresh) -> None:
+    """Refit `engine` with `arrays` ({name: array}) and check that every weight is now bitwise the
+    weight of `fresh`, an engine built from the model with those arrays (scaled_weights)."""
+    import torch
+
+    from .builder.refit import Refitter
+    r = Refitter(engine)
+    for k, v in arrays.items():
+        r.set_named_weights(k, v)
+    r.refit()
+    for k, w in fresh.weights.items():
+        assert torch.equal(engine.weights[k], w), k

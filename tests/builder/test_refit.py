@@ -8,7 +8,7 @@ import torch
 import tensorforge as tf
 from tensorforge import frontend
 from tensorforge.builder.refit import RefitError, model_weights
-from tensorforge.testing import scaled_weights
+from tensorforge.testing import refit_to, scaled_weights
 from tensorforge.errors import EngineFormatError
 from tensorforge.ir.tape import Recorder
 from tensorforge.ir.tape_codec import TapeError
@@ -137,10 +137,5 @@ def test_quantized_bert_refit_equals_fresh_build(mode):
     engine = tf.Builder(_cfg(refit=True)).build(proto)
     assert sum(lay.type == "fused.QMatMul" for lay in engine.plan.layers) == 8  # 2 blocks x (QKV, out, up, down)
     fresh = tf.Builder(_cfg()).build(new)
-    r = tf.Refitter(engine)
-    for k, v in arrays.items():
-        r.set_named_weights(k, v)
-    r.refit()
-    for k, w in fresh.weights.items():
-        assert torch.equal(engine.weights[k], w), k
+    refit_to(engine, arrays, fresh)
     _same(engine, fresh)

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 import tensorforge as tf
 from tensorforge import plugin, zoo
-from tensorforge.testing import scaled_weights
+from tensorforge.testing import refit_to, scaled_weights
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,12 +134,7 @@ def test_fp16_refit_equals_fresh_build(tmp_path, model, triton_sweep):
     ctx = engine.create_execution_context()  # a live context sees the refitted weights
     fresh = tf.Builder(tf.BuilderConfig(**cfg)).build(new)
     assert [lay.tactic for lay in engine.plan.layers] == [lay.tactic for lay in fresh.plan.layers]
-    r = tf.Refitter(engine)
-    for k, v in arrays.items():
-        r.set_named_weights(k, v)
-    r.refit()
-    for k, w in fresh.weights.items():
-        assert torch.equal(engine.weights[k], w), k
+    refit_to(engine, arrays, fresh)
     feed = _feed(model)
     want = fresh.create_execution_context().infer(feed)
     again = fresh.create_execution_context().infer(feed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ... import dtypes
+from ...ops.conv import conv_ref
 from ...ops.fused.epilogue import CONV_ATTRS
 from ...ops.fused.expr import expr_dtype
 from ..device import is_cuda
@@ -55,6 +56,7 @@ def make_fp16_form(layer, attrs, opset, device, params):
     n_extras = max(0, len(layer.inputs) - 4)
     dt = torch.bfloat16 if attrs.get("out_dtype") == "bfloat16" else torch.float16
     conv = layer.type == "fused.QConv"
+    conv_attrs = {k: v for k, v in attrs.items() if k in CONV_ATTRS}
     kept: dict = {}
 
     def weight(wq, ws):
@@ -76,15 +78,9 @@ def make_fp16_form(layer, attrs, opset, device, params):
         x = x.mul_(float(attrs.get("x_scale", 1.0)))
         w = weight(wq, ws)
         if conv:
-            return op_conv(x, w)
+            return conv_ref(x, w, None, **conv_attrs)
         y = torch.matmul(x, w.t() if attrs.get("transB", 0) else w)
         return y.mul_(float(attrs.get("alpha", 1.0))) if float(attrs.get("alpha", 1.0)) != 1.0 else y
-
-    conv_attrs = {k: v for k, v in attrs.items() if k in CONV_ATTRS}
-
-    def op_conv(x, w):
-        from ...ops.conv import conv_ref
-        return conv_ref(x, w, None, **conv_attrs)
 
     def reference(inputs):
         return op.run(inputs, attrs, opset)
