@@ -2,8 +2,8 @@
 of an engine: a fused.QMatMul as the passes build it (FP8 or INT8 activation and weight, per-channel
 weight scales, the bias and the layer's epilogue in the expression, optionally the output Q into
 FP8/INT8) run by every tactic the registry offers at opt level 3 (checked against the reference,
-then timed with peers.gpu_time), next to the FP16 layer it replaces (cuBLASLt F.linear with bias,
-then the activation / residual in torch).
+then timed in a CUDA graph: GPU time without launch overhead), next to the FP16 layer it replaces (one
+cuBLASLt GEMM with the bias and the GELU or residual fused, as the FP16 engine runs it).
 
   python bench/quant_gemm.py [--modes fp8,int8] [--json out.json]
 """
@@ -57,24 +57,47 @@ def layer(m, n, k, kind, mode, dev):
     ins = [x, w, None, torch.rand(n, generator=g) * 1e-3, torch.randn(n, generator=g)]
     if kind == "residual":
         ins.append(torch.randn(m, n, generator=g))
+    out_dt = qname if kind == "gelu_q" else "float16"  # as in BERT's FP8 engine: FP16 out, bias an FP16 extra
+    ins[4] = ins[4].half()
     ins = [None if t is None else t.to(dev) for t in ins]
     attrs = {"x_scale": 0.01, "x_zp": 0, "w_zp": 0, "epilogue": _expr(kind, qname)}
-    out_dt = qname if kind == "gelu_q" else "float32"
+    if out_dt == "float16":
+        attrs["out_dtype"] = "float16"
     lay = LayerSpec("q", "fused.QMatMul", [f"i{j}" if t is not None else None for j, t in enumerate(ins)], ["o"],
                     attrs=attrs)
     kinds = ["activation", "weight", None, "weight", "weight", "activation"]
-    descs = [None if t is None else {"dtype": qname if j < 2 else "float32", "shape": list(t.shape),
+    descs = [None if t is None else {"dtype": qname if j < 2 else "float16" if j == 4 else "float32", "shape": list(t.shape),
                                      "kind": kinds[j]} for j, t in enumerate(ins)]
     return lay, LayerShapes.of(descs, [{"dtype": out_dt, "shape": [m, n], "kind": "activation"}]), ins
 
 
+def graph_ms(call, n=20, repeats=5) -> float:
+    """Median ms per call of n calls captured in one CUDA graph (GPU time, no Python launch overhead;
+    how the builder times tactics and the runtime runs them)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            call()
+    s.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=s):
+        for _ in range(n):
+            call()
+    g.replay()
+    torch.cuda.synchronize()
+    return peers.gpu_time(g.replay, repeats=repeats) / n
+
+
 def fp16_ms(m, n, k, kind, dev):
-    """The FP16 layer: F.linear with bias (cuBLASLt), then GELU or the residual add."""
+    """The FP16 layer as the FP16 engine runs it: one cuBLASLt GEMM with the bias, GELU or residual fused."""
     x, w, b = (torch.randn(m, k, device=dev, dtype=torch.float16), torch.randn(n, k, device=dev, dtype=torch.float16),
                torch.randn(n, device=dev, dtype=torch.float16))
     r = torch.randn(m, n, device=dev, dtype=torch.float16)
-    act = {"gelu_q": lambda y: torch.nn.functional.gelu(y), "residual": lambda y: y + r}.get(kind, lambda y: y)
-    return peers.gpu_time(lambda: act(torch.nn.functional.linear(x, w, b)))
+    rb = r + b  # the residual with the bias in it: one cuBLASLt call with C (what the FP16 engine runs)
+    fn = {"gelu_q": lambda: torch._addmm_activation(b, x, w.t(), use_gelu=True),
+          "residual": lambda: torch.addmm(rb, x, w.t())}.get(kind, lambda: torch.nn.functional.linear(x, w, b))
+    return graph_ms(fn)
 
 
 def measure(name, mode, dev) -> dict:
@@ -83,20 +106,26 @@ def measure(name, mode, dev) -> dict:
     from tensorforge import kernels
     m, n, k, kind = SHAPES[name]
     lay, shapes, ins = layer(m, n, k, kind, mode, dev)
-    ref = kernels.make_kernel(lay, 17, dev)(list(ins))[0].float()
+    ref = kernels.make_kernel(lay, 17, dev)(list(ins))[0]
     res = {"shape": name, "mode": mode, "M": m, "N": n, "K": k, "epilogue": kind,
            "fp16_ms": fp16_ms(m, n, k, kind, dev)}
+    if mode == "fp8":  # cuBLASLt's FP8 GEMM alone (FP16 out, tensorwise): the floor of the scaled_mm tactics
+        x8, wt = ins[0], ins[1].t().contiguous().t()
+        one = torch.ones((), device=dev)
+        for fast in (False, True):
+            res[f"raw_scaled_mm_fp16{'_fast' if fast else ''}_ms"] = graph_ms(
+                lambda: torch._scaled_mm(x8, wt, one, one, out_dtype=torch.float16, use_fast_accum=fast))
     for t in kernels.candidates(lay, shapes, dev):
         if kernels.level_of(t) > 3 or t["name"] == "reference":
             continue
         key = kernels.tactic_key(t)
         try:
             fn = kernels.make_kernel(dataclasses.replace(lay, tactic=t), 17, dev)
-            out = [torch.empty(m, n, dtype=ref.dtype if kind != "gelu_q" else QT[mode][1], device=dev)]
+            out = [torch.empty(m, n, dtype=ref.dtype, device=dev)]
             call = (lambda: fn(list(ins), out)) if kernels.writes_in_place(t) else (lambda: fn(list(ins)))
             got = call()[0].float()
-            err = float((got - ref).abs().max()) / max(float(ref.abs().max()), 1e-6)
-            res[key] = {"ms": peers.gpu_time(call), "rel_err": err}
+            err = float((got - ref.float()).abs().max()) / max(float(ref.float().abs().max()), 1e-6)
+            res[key] = {"ms": graph_ms(call), "rel_err": err}
         except Exception as e:  # noqa: BLE001 - a tactic that cannot run is reported, not fatal
             res[key] = {"ms": None, "error": f"{type(e).__name__}: {str(e)[:160]}"}
     return res
@@ -128,8 +157,10 @@ def main(argv=None):
                           for f, (ms, bad) in fams.items())
         b = ok.get(best, {})
         speed = r["fp16_ms"] / b["ms"] if b else float("nan")
+        raw = r.get("raw_scaled_mm_fp16_ms")
+        raw = "" if raw is None else f"; cuBLASLt FP8 GEMM alone {raw:.4f} (fast accum {r['raw_scaled_mm_fp16_fast_ms']:.4f})"
         print(f"| {r['shape']} | {r['mode']} | {r['fp16_ms']:.4f} | {best} | {b.get('ms', float('nan')):.4f} "
-              f"| {speed:.2f} | {b.get('rel_err', float('nan')):.2g} | {short} |")
+              f"| {speed:.2f} | {b.get('rel_err', float('nan')):.2g} | {short}{raw} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": torch.cuda.get_device_name(), "rows": rows}, f, indent=1)

@@ -90,6 +90,37 @@ def test_kernels_in_a_cuda_graph():
             torch.testing.assert_close(out, first, rtol=0, atol=0)
 
 
+@needs_fp8
+def test_cublaslt_fp8_epilogues():
+    """aten cublaslt_fp8 (cuBLASLt's FP8 GEMM with the bias, GELU and output Q in its epilogue through
+    our ctypes binding): every tactic cuBLASLt offers, per-channel (outer-vector) and per-tensor scales,
+    vs the reference; then one runner captured in a CUDA graph replays its eager result."""
+    from tensorforge.kernels.aten import scaled_lt
+    dev = torch.device("cuda")
+    cases = [qc.make("fused.QGemm", qc.F8, (37,), 48, 80, epi="gelu", out_q=qc.F8, device="cuda"),
+             qc.make("fused.QGemm", qc.F8, (37,), 48, 80, epi="gelu", out_q=qc.F8, per_channel=False, device="cuda"),
+             qc.make("fused.QMatMul", qc.F8, (4, 33), 96, 128, bias=False, out_q=qc.F8, saturate=True, device="cuda"),
+             qc.bias_extra_case("cuda"), qc.bias_extra_case("cuda", per_channel=False)]
+    for lay, shapes, attrs, ins in cases:
+        ts = scaled_lt.scaled_lt_candidates(lay, shapes, dev)
+        assert ts, attrs
+        want = qc.reference(lay, ins)
+        for t in ts:
+            got = scaled_lt.scaled_lt_factory(lay, attrs, 17, dev, t["params"])(ins)[0]
+            qc.check(got, want, rel=1e-2)
+    lay, shapes, attrs, ins = cases[0]
+    run = scaled_lt.scaled_lt_factory(lay, attrs, 17, dev, scaled_lt.scaled_lt_candidates(lay, shapes, dev)[0]["params"])
+    first = run(ins)[0].clone()
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=s):
+        out = run(ins)[0]
+    g.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out.view(torch.uint8), first.view(torch.uint8))
+
+
 @pytest.mark.parametrize("mode", [pytest.param("fp8", marks=needs_fp8), "int8"])
 def test_quantized_model_builds_with_low_precision_tactics(mode):
     from tensorforge.quant import quantize

@@ -168,3 +168,18 @@ def quantized_layers(mode, model=None, seed=0):
         oshape = [d if isinstance(d, int) else 2 for d in o.shape]
         out.append((lay, LayerShapes.of(descs, [{"dtype": o.dtype, "shape": oshape, "kind": "activation"}]), ins))
     return out
+
+
+def bias_extra_case(device="cpu", per_channel=True):
+    """A QMatMul as the passes leave BERT's FP8 QKV projection: the bias an FP16 extra input read by the
+    epilogue (y + b), the output FP16 (attrs out_dtype)."""
+    lay, shapes, attrs, ins = make("fused.QMatMul", F8, (2, 40), 64, 96, bias=False, per_channel=per_channel)
+    b = ExprBuilder()
+    attrs = dict(attrs, epilogue=b.build(b.op("Add", [b.input(0), b.input(1)])), out_dtype="float16")
+    ins = [None if t is None else t.to(device) for t in ins + [torch.randn(64, dtype=torch.float16)]]
+    lay = LayerSpec("l", "fused.QMatMul", ["x", "w", None, "ws", "b"], ["o"], attrs=attrs)
+    descs = [{"dtype": F8, "shape": [2, 40, 96], "kind": "activation"},
+             {"dtype": F8, "shape": [96, 64], "kind": "weight"}, None,
+             {"dtype": "float32", "shape": list(ins[3].shape), "kind": "weight"},
+             {"dtype": "float16", "shape": [64], "kind": "weight"}]
+    return lay, LayerShapes.of(descs, [{"dtype": "float16", "shape": [2, 40, 64], "kind": "activation"}]), attrs, ins

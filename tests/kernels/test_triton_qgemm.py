@@ -83,7 +83,7 @@ def test_candidates():
     cands = qgemm.qgemm_candidates(lay, shapes, CUDA)
     assert cands and all(c["name"] == "qgemm" and c["params"]["BLOCK_K"] >= 32 for c in cands)
     assert all(c["params"]["out_dtype"] == "float32" for c in cands)
-    assert sum("level" not in c for c in cands) <= 4
+    assert sum("level" not in c for c in cands) <= 4 + 2  # 4 configs, 2 of them also with fast_acc (e4m3)
     assert len({tuple(sorted(c["params"].items())) for c in cands}) == len(cands)
     big = qgemm.configs(4096, 3072, 768)
     assert big[0]["params"]["BLOCK_M"] == 128 and big[0]["params"]["BLOCK_K"] == 128
@@ -183,3 +183,17 @@ def test_fp8_quantize_fused_into_norms_and_pointwise(interpret):
         qc.check(runner(ins)[0], qc.reference(lay, ins))
         ran[lay.type] += 1
     assert ran["fused.LayerNorm"] >= 3 and ran["fused.Pointwise"] >= 2 and ran["fused.QMatMul"] == 3, ran
+
+
+@cases.interpreter_only
+def test_fast_accumulation_variant(interpret):
+    """fp8 configs include fast_acc variants (int8 ones do not); the kernel without the per-BLOCK_K
+    promotion still matches the reference in the interpreter (exact fp32 there)."""
+    f8, i8 = qgemm.configs(4096, 3072, 768, fp8=True), qgemm.configs(4096, 3072, 768)
+    fast = [t for t in f8 if t["params"].get("fast_acc")]
+    assert len(fast) == 2 and all(t.get("level", 3) == 3 for t in fast)
+    assert not any(t["params"].get("fast_acc") for t in i8)
+    p = {"BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 32, "GROUP_M": 2, "num_warps": 4, "num_stages": 2, "fast_acc": 1}
+    run_case("fused.QMatMul", (5, 9), 40, 100, F8, "gelu", params=p)
+    src, _ = qgemm_source(QGemmSignature(F8, "float16", fast_acc=True))
+    assert "tl.dot(xa, xb, acc)" in src and "max_num_imprecise_acc" not in src

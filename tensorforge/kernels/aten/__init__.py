@@ -2,7 +2,7 @@
 CPU kernels on CPU).
 
 Tactic "reference" (module reference) runs the op's reference implementation; the other families
-(attention, concat, control, conv, gemm_lt, gemm, quant, scaled_mm) register with kernels.registry.tactic_family.
+(attention, concat, control, conv, gemm_lt, gemm, quant, scaled_mm, scaled_lt) register with kernels.registry.tactic_family.
 Their candidates functions read the layer's concrete shapes from the LayerShapes they are given; without shapes
 only the reference is offered. A tactic may carry a top-level "level" key: the lowest builder
 optimization level that considers it (default: its family's level, 1).
@@ -20,4 +20,4 @@ def tactic(name: str, level: int = 1, **params) -> dict:
 
 
 # imported in candidates order (the order of the families' tactics in every candidates list)
-from . import reference, attention, concat, control, conv, gemm_lt, gemm, quant, scaled_mm  # noqa: E402,F401,I001
+from . import reference, attention, concat, control, conv, gemm_lt, gemm, quant, scaled_mm, scaled_lt  # noqa: E402,F401,I001

@@ -14,9 +14,13 @@ import threading
 
 import torch
 
-CUDA_R = {torch.float16: 2, torch.bfloat16: 14, torch.float32: 0}
+CUDA_R = {torch.float16: 2, torch.bfloat16: 14, torch.float32: 0, torch.float8_e4m3fn: 28}
 COMPUTE_32F, SCALE_32F = 68, 0
 DESC_TRANSA, DESC_TRANSB, DESC_EPILOGUE, DESC_BIAS_POINTER, DESC_BIAS_TYPE = 3, 4, 7, 8, 26
+# FP8 (cublasLt.h): scale pointers of A, B, D (D = scale_D * epilogue(alpha * scale_A * scale_B * A B + ...)),
+# fast accumulation, and the scale modes (OUTER_VEC_32F: one fp32 per row of A / column of B, CUDA 12.9+)
+DESC_A_SCALE, DESC_B_SCALE, DESC_D_SCALE, DESC_FAST_ACCUM = 17, 18, 20, 25
+DESC_A_SCALE_MODE, DESC_B_SCALE_MODE, SCALE_OUTER_VEC = 31, 32, 3
 PREF_WORKSPACE, PREF_ALIGN = 1, (5, 6, 7, 8)  # min alignment of A, B, C, D in bytes
 EPILOGUE = {("none", False): 1, ("relu", False): 2, ("gelu", False): 32,
             ("none", True): 4, ("relu", True): 6, ("gelu", True): 36}
@@ -102,13 +106,21 @@ class LtMatmul:
     pointer alignments; `algos` lists the heuristic's algorithms (best first)."""
 
     def __init__(self, m, n, k, dtype, a_strides, w_strides, act="none", bias=False, residual=False,
-                 aligns=(256, 256, 256, 256), device="cuda"):
+                 aligns=(256, 256, 256, 256), device="cuda", out_dtype=None, scale_mode=None, fast_accum=False):
+        """dtype: the operands' type; out_dtype: D's (default dtype). FP8 (e4m3) operands: D is FP16, BF16
+        or e4m3 (then C and the bias are FP16), scale_mode "scalar" or "outer" (per weight column and per
+        activation row), the scale pointers given to run()."""
         L = lib()
         self.m, self.n, self.k, self.residual = m, n, k, residual
         self.handle = _handle(device)
         opa = _operand(w_strides, k, n)  # weight [K, N] -> column-major [N, K]
         opb = _operand(a_strides, m, k)  # activation [M, K] -> column-major [K, M]
-        if opa is None or opb is None or dtype not in CUDA_R or (act, bias) not in EPILOGUE:
+        out_dtype = out_dtype or dtype
+        fp8 = dtype == torch.float8_e4m3fn
+        c_dtype = torch.float16 if fp8 and out_dtype == torch.float8_e4m3fn else out_dtype
+        if opa is None or opb is None or dtype not in CUDA_R or out_dtype not in CUDA_R or \
+                (act, bias) not in EPILOGUE or (fp8 and (opa[0], opb[0]) != (1, 0)) or \
+                (fp8 and out_dtype == torch.float32) or (not fp8 and out_dtype != dtype):
             raise ValueError("problem not covered by cuBLASLt")
         dt = CUDA_R[dtype]
         self.desc = ctypes.c_void_p()
@@ -117,13 +129,21 @@ class LtMatmul:
         _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_TRANSB, opb[0], ctypes.c_int32)
         _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_EPILOGUE, EPILOGUE[(act, bias)], ctypes.c_int32)
         if bias:
-            _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_BIAS_TYPE, dt, ctypes.c_int32)
+            _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_BIAS_TYPE, CUDA_R[c_dtype], ctypes.c_int32)
+        self.fp8, self.fp8_out = fp8, out_dtype == torch.float8_e4m3fn
+        if fp8:
+            if fast_accum:
+                _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_FAST_ACCUM, 1, ctypes.c_int8)
+            if scale_mode == "outer":
+                for attr in (DESC_A_SCALE_MODE, DESC_B_SCALE_MODE):
+                    _set(L.cublasLtMatmulDescSetAttribute, self.desc, attr, SCALE_OUTER_VEC, ctypes.c_int32)
         self.bias = bias
         self.layouts = []
-        for rows, cols, ld in ((n, k, opa[1]) if opa[0] == 0 else (k, n, opa[1]),
-                               (k, m, opb[1]) if opb[0] == 0 else (m, k, opb[1]), (n, m, n), (n, m, n)):
+        for (rows, cols, ld), t in zip(((n, k, opa[1]) if opa[0] == 0 else (k, n, opa[1]),
+                                        (k, m, opb[1]) if opb[0] == 0 else (m, k, opb[1]), (n, m, n), (n, m, n)),
+                                       (dt, dt, CUDA_R[c_dtype], CUDA_R[out_dtype])):
             lay = ctypes.c_void_p()
-            _check(L.cublasLtMatrixLayoutCreate(ctypes.byref(lay), dt, ctypes.c_uint64(rows),
+            _check(L.cublasLtMatrixLayoutCreate(ctypes.byref(lay), t, ctypes.c_uint64(rows),
                                                 ctypes.c_uint64(cols), ctypes.c_int64(ld)), "layout")
             self.layouts.append(lay)
         pref = ctypes.c_void_p()
@@ -149,17 +169,23 @@ class LtMatmul:
         if getattr(self, "desc", None):
             L.cublasLtMatmulDescDestroy(self.desc)
 
-    def run(self, a, w, bias, c, out, algo: int, workspace) -> None:
-        """Enqueue D = act(a @ w + bias + c) into `out` on the current stream."""
+    def set_pointer(self, attr: int, t) -> None:
+        p = ctypes.c_void_p(t.data_ptr())
+        _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, attr, ctypes.byref(p), ctypes.sizeof(p)),
+               f"pointer attribute {attr}")
+
+    def run(self, a, w, bias, c, out, algo: int, workspace, alpha: float = 1.0, scales=()) -> None:
+        """Enqueue D = act(alpha * a @ w + bias + c) into `out` on the current stream; FP8: scales =
+        (weight scale, activation scale[, D scale]) fp32 device tensors (scalars or outer vectors)."""
         h = self.algos[algo]
         if self.bias:
-            p = ctypes.c_void_p(bias.data_ptr())
-            _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, DESC_BIAS_POINTER, ctypes.byref(p),
-                                                       ctypes.sizeof(p)), "bias pointer")
-        cptr = c.data_ptr() if self.residual else out.data_ptr()
+            self.set_pointer(DESC_BIAS_POINTER, bias)
+        for attr, t in zip((DESC_A_SCALE, DESC_B_SCALE, DESC_D_SCALE), scales):
+            self.set_pointer(attr, t)
+        cptr = c.data_ptr() if self.residual else 0 if self.fp8_out else out.data_ptr()
         la, lb, lc, ld = self.layouts
         _check(_LIB.cublasLtMatmul(
-            self.handle, self.desc, ctypes.byref(self.one), ctypes.c_void_p(w.data_ptr()), la,
+            self.handle, self.desc, ctypes.byref(ctypes.c_float(alpha)), ctypes.c_void_p(w.data_ptr()), la,
             ctypes.c_void_p(a.data_ptr()), lb, ctypes.byref(self.beta), ctypes.c_void_p(cptr), lc,
             ctypes.c_void_p(out.data_ptr()), ld, ctypes.byref(h.algo), ctypes.c_void_p(workspace.data_ptr()),
             ctypes.c_size_t(workspace.numel()), ctypes.c_void_p(torch.cuda.current_stream(out.device).cuda_stream)),

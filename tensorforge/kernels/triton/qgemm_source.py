@@ -38,6 +38,7 @@ class QGemmSignature:
     out_q: bool = False  # the output is quantized (scale, zero point arguments)
     even_k: bool = False  # every K chunk is a whole BLOCK_K: no K masks
     int64: bool = False  # 64-bit element offsets
+    fast_acc: bool = False  # fp8: the whole K loop in the tensor core's reduced-precision accumulator
 
 
 def _mainloop(sig):
@@ -58,7 +59,8 @@ def _mainloop(sig):
         lines += [f"{i2}kmask = rk < K - kk * BLOCK_K",
                   f"{i2}xa = tl.load(a_ptrs, mask=kmask[None, :], other={zero})",
                   f"{i2}xb = tl.load(b_ptrs, mask=kmask[:, None], other={zero})"]
-    dot = "tl.dot(xa, xb, acc, out_dtype=tl.int32)" if integer else f"tl.dot(xa, xb, acc, {FP8_DOT})"
+    dot = "tl.dot(xa, xb, acc, out_dtype=tl.int32)" if integer else \
+        "tl.dot(xa, xb, acc)" if sig.fast_acc else f"tl.dot(xa, xb, acc, {FP8_DOT})"
     return lines + [f"{i2}acc = {dot}", f"{i2}a_ptrs += BLOCK_K * sak", f"{i2}b_ptrs += BLOCK_K * sbk"]
 
 

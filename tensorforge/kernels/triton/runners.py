@@ -257,11 +257,13 @@ class EpilogueRunner(_Runner):
                 def nhwc(t):  # the NHWC-ordered view (lower-rank extras broadcast as 4-D first)
                     return t.reshape((1,) * (4 - t.dim()) + tuple(t.shape)).permute(0, 2, 3, 1)
                 o = outs[0] if outs and outs[0] is not None and outs[0].dim() == 4 else None
-                res = self._epilogue([nhwc(y)] + [nhwc(e) for e in extras], [nhwc(o)] if o is not None else None)
+                ov = nhwc(o) if o is not None else None
+                res = self._epilogue([nhwc(y)] + [nhwc(e) for e in extras], [ov] if ov is not None else None)
                 if res is not None:
-                    r = res[0].permute(0, 3, 1, 2)
-                    return [o if o is not None and r.data_ptr() == o.data_ptr() and r.stride() == o.stride()
-                            else r]
+                    # written into o's NHWC view: o itself holds the result (compared by identity: with a
+                    # batch of 1 the view's reshape may give the size-1 dim another stride, and o.copy_ of
+                    # a differently-strided view of its own memory fails)
+                    return [o if ov is not None and res[0] is ov else res[0].permute(0, 3, 1, 2)]
                 return list(self.fallback(inputs))
         else:
             y = self.anchor(lead)
