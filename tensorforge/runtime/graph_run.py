@@ -14,12 +14,16 @@ def run(ctx, stream) -> None:
     entry = ctx._graphs.get(key)
     n = graph_prefix(ctx.plan, ctx._xp)
     if entry is None:
-        ctx._run(stream)  # resolves shapes and validates outputs; never captured
-        full = ctx._last
-        cap = ctx._ss.stream("capture", stream)
-        cap.wait_stream(stream)
-        g = graphs.capture(lambda: ctx._run(cap, capturing=True, stop=n), cap)
-        stream.wait_stream(cap)
+        # the eager first run loads kernels (module loads synchronize the device), so it too waits for
+        # another thread's capture to end: run during one, it invalidated that capture (session 10 on
+        # the H200: 4 threads, each its own context, "operation not permitted when stream is capturing")
+        with graphs.CAPTURE_LOCK:
+            ctx._run(stream)  # resolves shapes and validates outputs; never captured
+            full = ctx._last
+            cap = ctx._ss.stream("capture", stream)
+            cap.wait_stream(stream)
+            g = graphs.capture(lambda: ctx._run(cap, capturing=True, stop=n), cap)
+            stream.wait_stream(cap)
         ctx._graphs[key] = (g, ctx._xp, ctx._last, ctx._arena)  # what the graph points to stays alive
         ctx._last = full
         while len(ctx._graphs) > ctx.graph_cache_size:

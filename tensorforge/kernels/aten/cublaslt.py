@@ -157,6 +157,7 @@ class LtMatmul:
                                               ctypes.byref(count))
         L.cublasLtMatmulPreferenceDestroy(pref)
         self.algos = [res[i] for i in range(count.value) if res[i].state == 0] if st == 0 else []
+        self.heuristic_status = st  # cublasStatus_t of the heuristic query (15: not supported)
         self.one = ctypes.c_float(1.0)
         self.beta = ctypes.c_float(1.0 if residual else 0.0)
 
