@@ -151,6 +151,14 @@ def main(argv=None) -> int:
         res = run(path, feeds, which, args, wait, spec)
         answers, results, wall, server = res
         bad = loadtest.mismatches(answers, which, refs, *tol)
+        if bad:  # what the first wrong answer looks like (None: not decoded; else names, shapes, error)
+            a, ref = answers[bad[0]], refs[which[bad[0]]]
+            what = "no answer decoded" if a is None else "; ".join(
+                f"{n}: got {getattr(a.get(n), 'dtype', None)} {getattr(a.get(n), 'shape', None)} want {r.dtype} "
+                f"{r.shape}" + (f", max abs diff {float(np.abs(a[n].astype(np.float64) - r).max()):.4g} of "
+                                f"{float(np.abs(r).max()):.4g}" if n in a and a[n].shape == r.shape else "")
+                for n, r in ref.items())
+            print(f"{kind}: first wrong answer (request {bad[0]}): {what}", flush=True)
         rep = loadtest.report(results, wall, rows)
         rep.update({"wrong_or_lost": len(bad), "server": server,
                     "fraction_of_engine": round(rep["rows_per_s"] / ceiling, 3)})
