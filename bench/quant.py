@@ -252,7 +252,8 @@ def main(argv=None):
             _write(args, rows, time.perf_counter() - t0)
     dev = "CPU (dry run, small models, untimed)" if args.dry_run else torch.cuda.get_device_name()
     head = (f"Quantized engines vs FP16 on {dev}, torch {torch.__version__}, opt level {args.opt_level}, "
-            f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs; "
+            f"{time.perf_counter() - t0:.0f} s in all (builds included); calibration: max on random inputs; weight "
+            f"scales: INT8 per channel, FP8 per tensor (tensorforge quantize's defaults); "
             f"Q/DQ model's unquantized part in {args.high_precision}{' (built with fp16)' if args.qdq_fp16 else ''}")
     print("\n" + head + "\n\n" + table(rows), flush=True)
     if args.json:

@@ -107,7 +107,7 @@ def minilm():
 
 
 def minilm_accuracy(mode: str, n: int, n_calib: int = 64, calibrator: str = "max", exclude=(),
-                    high_precision: str = "fp16") -> dict:
+                    high_precision: str = "fp16", weight_scales: str | None = None) -> dict:
     from quant_accuracy import engine, export, run
     from tensorforge.quant import quantize
     m, tok = minilm()
@@ -117,7 +117,7 @@ def minilm_accuracy(mode: str, n: int, n_calib: int = 64, calibrator: str = "max
     ci, cm = tok.encode(sentences(n_calib, 1))
     ei, em = tok.encode(sentences(n, 2))  # other sentences than calibration's
     q = quantize(fp32, mode, [{"ids": ci[i:i + 16], "mask": cm[i:i + 16]} for i in range(0, n_calib, 16)], calibrator,
-                 exclude=exclude, high_precision=high_precision)
+                 exclude=exclude, high_precision=high_precision, weight_scales=weight_scales)
     t = time.time()
     with torch.no_grad():
         eager = m(torch.from_numpy(ei[:8]), torch.from_numpy(em[:8])).numpy()
@@ -125,6 +125,7 @@ def minilm_accuracy(mode: str, n: int, n_calib: int = 64, calibrator: str = "max
     assert np.abs(ref[:8] - eager).max() < 1e-3 * np.abs(eager).max()
     got = run(engine(q), {"ids": ei, "mask": em}, 64)
     cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
-    return {"model": "MiniLM-L6", "mode": mode, "calibrator": calibrator, "exclude": list(exclude), "high_precision": high_precision, "sentences": n, "mean_cosine": float(cos.mean()),
+    return {"model": "MiniLM-L6", "mode": mode, "calibrator": calibrator, "exclude": list(exclude), "high_precision": high_precision,
+            "weight_scales": weight_scales or "default", "sentences": n, "mean_cosine": float(cos.mean()),
             "min_cosine": float(cos.min()), "n_q": sum(x.op_type == "QuantizeLinear" for x in q.graph.node),
             "seconds": round(time.time() - t, 1)}

@@ -30,6 +30,9 @@ def add_parser(sub):
     q.add_argument("--bias-correction", action="store_true", help="Conv/Gemm biases absorb the mean "
                    "output shift of their quantized weights (measured on the calibration data)")
     q.add_argument("--dq-only", action="store_true", help="store weights quantized, behind a DQ only")
+    q.add_argument("--weight-scales", choices=("per-channel", "per-tensor"), default=None,
+                   help="weight scales per output channel (default) or one per weight (Transformer Engine's "
+                        "FP8 recipe; cuBLASLt's fused FP8 GEMM on Hopper takes only these)")
     q.add_argument("-v", "--verbose", action="store_true")
     return q
 
@@ -53,7 +56,7 @@ def quantize_main(args) -> int:
         feeds = load_batches(args.calib_data, names, shapes, args.calib_batch, args.preprocess,
                              args.calib_count, types=types)
     out = quantize(model, args.mode, feeds, args.calibrator, args.include, args.exclude, cache, args.dq_only,
-                   args.percentile, args.high_precision_dtype, args.bias_correction)
+                   args.percentile, args.high_precision_dtype, args.bias_correction, args.weight_scales)
     save_model(out, args.output)
     if args.write_cache:
         write_cache(args.write_cache, scales_of(out))

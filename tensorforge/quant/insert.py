@@ -26,15 +26,19 @@ def _qdq_nodes(src, base, scale_name, zp_name, axis=None):
     return [q, dq], f"{base}_dequantized"
 
 
-def weight_scales(w: np.ndarray, axis: int, mode: str) -> np.ndarray:
-    """Per-channel symmetric scales: max |w| over every dim but `axis`, / qmax."""
+def weight_scales(w: np.ndarray, axis: int | None, mode: str) -> np.ndarray:
+    """Symmetric scales: per channel (max |w| over every dim but `axis`, / qmax), or one for the
+    whole tensor (axis None)."""
+    if axis is None:
+        return np.array(max(float(np.abs(w).max()) / QMAX[mode], 1e-12), np.float32)
     red = tuple(d for d in range(w.ndim) if d != axis)
     amax = np.abs(w).max(axis=red) if red else np.abs(w)
     return np.maximum(amax / QMAX[mode], 1e-12).astype(np.float32)
 
 
-def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = False):
-    """A copy of `model` with Q/DQ per the plan; activation scales amax[tensor] / qmax."""
+def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = False, per_tensor_weights: bool = False):
+    """A copy of `model` with Q/DQ per the plan; activation scales amax[tensor] / qmax; weight scales
+    per output channel, or one per weight (per_tensor_weights)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
@@ -57,27 +61,28 @@ def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = Fals
         n = nodes[idx]
         wname = n.input[1]
         w = np.asarray(consts[wname], np.float32)
-        s = weight_scales(w, axis, mode)
+        s = weight_scales(w, None if per_tensor_weights else axis, mode)
         base = f"{wname}_w"
         new_inits += [numpy_helper.from_array(s, f"{base}_scale"), _zero(f"{base}_zp", mode, s.shape)]
         if dq_only:
             shp = [1] * w.ndim
             shp[axis] = -1
-            q = np.clip(np.round(w / s.reshape(shp)), -127, 127).astype(np.int8) if mode == "int8" else None
+            sv = s.reshape(shp) if s.ndim else s
+            q = np.clip(np.round(w / sv), -127, 127).astype(np.int8) if mode == "int8" else None
             if q is None:
                 import torch
-                q_t = (torch.from_numpy(w) / torch.from_numpy(s.reshape(shp))).clamp(-448, 448).to(torch.float8_e4m3fn)
+                q_t = (torch.from_numpy(w) / torch.from_numpy(np.asarray(sv))).clamp(-448, 448).to(torch.float8_e4m3fn)
                 qi = helper.make_tensor(f"{base}_q", TensorProto.FLOAT8E4M3FN, list(w.shape),
                                         q_t.view(torch.uint8).numpy().tobytes(), raw=True)
             else:
                 qi = numpy_helper.from_array(q, f"{base}_q")
             new_inits.append(qi)
             dq = helper.make_node("DequantizeLinear", [f"{base}_q", f"{base}_scale", f"{base}_zp"], [f"{base}_dequantized"],
-                                  name=f"{base}_DequantizeLinear", axis=axis)
+                                  name=f"{base}_DequantizeLinear", **({"axis": axis} if s.ndim else {}))
             before.setdefault(idx, []).append(dq)
             n.input[1] = f"{base}_dequantized"
         else:
-            qdq, out = _qdq_nodes(wname, base, f"{base}_scale", f"{base}_zp", axis=axis)
+            qdq, out = _qdq_nodes(wname, base, f"{base}_scale", f"{base}_zp", axis=axis if s.ndim else None)
             before.setdefault(idx, []).extend(qdq)
             n.input[1] = out
     out_nodes = []

@@ -16,6 +16,12 @@ from .placement import place
 
 log = logging.getLogger("tensorforge")
 MIN_OPSET = {"int8": 13, "fp8": 19}
+# weight scales by mode: INT8 per output channel (TensorRT's and ModelOpt's rule); e4m3 one per weight
+# (Transformer Engine's and ModelOpt's torch FP8 recipe), the only form cuBLASLt's FP8 GEMM with a fused
+# epilogue takes on Hopper (its outer-vector scales are refused there: kernels/aten/scaled_lt.py). e4m3's
+# range makes one scale enough: MiniLM-L6 FP8 (max, 256 sentences) mean embedding cosine 0.99640 per
+# tensor vs 0.99635 per channel (bench/quant_minilm.py, session 10)
+WEIGHT_SCALES = {"int8": "per-channel", "fp8": "per-tensor"}
 
 
 def has_qdq(model) -> bool:
@@ -46,12 +52,16 @@ def collect(model, tensors, feeds) -> dict:
 
 def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy", include=(), exclude=(),
              cache: dict | None = None, dq_only: bool = False, percentile: float = 99.99,
-             high_precision: str = "fp16", bias_correction: bool = False):
+             high_precision: str = "fp16", bias_correction: bool = False, weight_scales: str | None = None):
     """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT);
     its unquantized part in `high_precision` (fp16 | bf16 | fp32), graph I/O types kept; bias_correction:
-    Conv/Gemm biases absorb the mean shift of their quantized weights (needs calibration feeds)."""
+    Conv/Gemm biases absorb the mean shift of their quantized weights (needs calibration feeds);
+    weight_scales: per-channel | per-tensor (default: per-channel; see WEIGHT_SCALES)."""
     if mode not in ("int8", "fp8"):
         raise TensorforgeError(f"--mode must be int8 or fp8, not '{mode}'")
+    weight_scales = weight_scales or WEIGHT_SCALES[mode]
+    if weight_scales not in ("per-channel", "per-tensor"):
+        raise TensorforgeError(f"--weight-scales must be per-channel or per-tensor, not '{weight_scales}'")
     if calibrator not in CALIBRATORS:
         raise TensorforgeError(f"unknown calibrator '{calibrator}' ({', '.join(CALIBRATORS)})")
     if high_precision not in ("fp32", *LOW):
@@ -77,7 +87,7 @@ def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy",
         amax = {t: CALIBRATORS[calibrator](c, percentile=percentile, qmax=127.0) for t, c in cols.items()}
     log.info("quantize: %d activations and %d weights quantized (%s, %s)", len(amax), len(plan.weights), mode,
              calibrator if cache is None else "calibration cache")
-    out = insert_qdq(model, plan, amax, mode, dq_only)
+    out = insert_qdq(model, plan, amax, mode, dq_only, weight_scales == "per-tensor")
     if bias_correction:
         out = bias_correct(out, feeds)
     del out.graph.value_info[:]

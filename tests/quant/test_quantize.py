@@ -97,6 +97,33 @@ def test_quantized_model_runs_in_ort_and_tensorforge(mode, hp):
             assert cos > 0.99, (k, cos)
 
 
+@pytest.mark.parametrize("mode", ["int8", "fp8"])
+def test_per_tensor_weight_scales(mode, tmp_path):
+    """weight_scales="per-tensor": one scale per weight (a scalar, no axis), as Transformer Engine and
+    ModelOpt's torch FP8 recipe write them; the engine matches ORT's fake-quant run of it."""
+    m = zoo.get_model("resnet50_small")
+    feeds = [zoo.random_inputs("resnet50_small", 2, seed=i) for i in range(2)]
+    q = quantize(m, mode, feeds, "max", high_precision="fp32", weight_scales="per-tensor")
+    inits = {i.name: i for i in q.graph.initializer}
+    wdq = [n for n in q.graph.node if n.op_type == "DequantizeLinear" and n.name.endswith("_w_DequantizeLinear")]
+    assert wdq and all(list(inits[n.input[1]].dims) == [] and not n.attribute for n in wdq)
+    f = zoo.random_inputs("resnet50_small", 2, seed=9)
+    from tensorforge import BuilderConfig
+    ref, got = run_ort(q, f, basic=True), run_tf(q, f, BuilderConfig(device="cpu", opt_level=0))
+    for k, r in ref.items():
+        assert float(got[k].ravel() @ r.ravel() / np.linalg.norm(got[k]) / np.linalg.norm(r)) > 0.999
+    dq = quantize(m, mode, feeds, "max", dq_only=True, weight_scales="per-tensor")  # weights stored quantized
+    assert all(list({i.name: i for i in dq.graph.initializer}[n.input[1]].dims) == []
+               for n in dq.graph.node if n.name.endswith("_w_DequantizeLinear"))
+    with pytest.raises(Exception, match="per-channel or per-tensor"):
+        quantize(m, mode, feeds, "max", weight_scales="per-row")
+    out = tmp_path / "q.onnx"
+    assert main(["quantize", "zoo:resnet50_small", "-o", str(out), "--mode", mode, "--calibrator", "max",
+                 "--weight-scales", "per-tensor"]) == 0
+    q2 = onnx.load(str(out))
+    assert all(not n.attribute for n in q2.graph.node if n.name.endswith("_w_DequantizeLinear"))
+
+
 def test_cli_quantize_with_npz_and_cache(tmp_path, capsys):
     m = zoo.get_model("resnet50_small")
     src = tmp_path / "m.onnx"
