@@ -15,6 +15,7 @@
 #                                 (issue 13's If vs ORT CUDA EP), and per-layer FP16 profiles of the 4 classes
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py, Ray and Triton, ResNet-50 and a trivial engine
 #                                 (each server's ceiling); after the .raycarry parts were stashed
+#   bench/gpu_session.sh serve2   each server's ceiling: 602 KB requests to a trivial engine, and 4-float ones
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 # Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
 # stage add up to at most 580 s, inside the 600 s of one call.
@@ -45,7 +46,7 @@ case "${1:-}" in
     step gpu_fast 180 tests/gpu/run.sh fast
     new=()
     for f in test_allocator_gpu test_control_flow_gpu test_plugin_refit_gpu test_precompile_gpu test_quant_kernels_gpu test_triton_dwconv test_triton_se test_triton_qconv \
-             test_upsample_fusion_gpu test_fp16_form_gpu test_triton_pool test_triton_kernels; do
+             test_upsample_fusion_gpu test_fp16_form_gpu test_triton_pool test_triton_kernels test_serve_gpu test_dynamic_gpu; do
       [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
     done
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
@@ -82,29 +83,49 @@ case "${1:-}" in
     # the .raycarry parts (ray[serve] + nvidia-pytriton, unpacked) were stashed by the calls before
     # this one; ResNet-50 FP16 (batch 1..128) for the target, and a trivial engine of the same input
     # (a global average pool) whose throughput is each server's own ceiling for these requests
-    step serve_site 60 bench/carry_parts.sh site .raycarry
+    step serve_site 30 bench/carry_parts.sh site .raycarry
     # session 9: the servers' packages are in /tmp/site, made after this script set PYTHONPATH (put it
     # there now); /tmp/site is no site-packages folder, so PyTriton takes itself for an editable install
     # and misses the tritonserver binary's libraries (libcudart ...): name their folder
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     shp=input:1x3x224x224; big=input:128x3x224x224
-    step serve_engines 150 bash -c "python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
+    step serve_engines 100 bash -c "python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
         --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
       && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
       && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
         --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
     # session 9: 20000 (10000) requests did not finish within 110 s (80 s) through Ray's HTTP proxy
     # (< ~300 requests/s); on a 2-core CPU the floor engine measured 76 requests/s (HTTP), 204 (handles).
-    # The target runs first (both servers), then each server's ceiling with the trivial engine.
+    # Each server's ceiling: stage serve2.
     for path in ray triton; do
-      step "serve_$path" 110 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths $path \
-        --requests 3000 --clients 8 --json "$OUT/serve_$path.json"
+      step "serve_$path" 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths $path \
+        --requests 3000 --clients 8
     done
+    # session 10: 89 % of Ray's and all of Triton's ResNet-50 answers were wrong, while the Runner in-process was
+    # right: the same Ray run without CUDA graphs in the servers tells whether the graphs are involved
+    step serve_ray_nograph 90 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --no-cuda-graph \
+        --requests 1500 --clients 8
+    ;;
+  serve2)
+    # each server's own cost per request: the trivial engine with 602 KB requests (payload + overhead) and a
+    # 4-float model (~150-byte requests: overhead alone), 1..128 rows; after `serve` in the call before
+    # (the site parts still stashed: carry [".raycarry/SHA256"] only)
+    step serve_site 30 bench/carry_parts.sh site .raycarry
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    shp=input:1x3x224x224; big=input:128x3x224x224
+    step floor_engines 60 bash -c "python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1 \
+      && python3 bench/serve.py --write-tiny-model /tmp/tiny.onnx \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/tiny.onnx --minShapes=input:1x4 \
+        --optShapes=input:128x4 --maxShapes=input:128x4 --saveEngine=/tmp/tiny.engine --duration=1"
     for path in ray triton; do
       step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
-        --requests 2000 --clients 8 --json "$OUT/floor_$path.json"
+        --requests 4000 --clients 8
+      step "tiny_$path" 80 python3 bench/serve.py --engine /tmp/tiny.engine --paths $path \
+        --requests 20000 --clients 8
     done
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|configs|peers|peers2|serve" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|configs|peers|peers2|serve|serve2" >&2; exit 2 ;;
 esac
 exit $rc

@@ -81,14 +81,20 @@ def engine_throughput(path: str, device: str, batch: int, seconds: float = 3.0) 
     return n * batch / (time.perf_counter() - t0)
 
 
-def floor_model(path: str) -> None:
+def floor_model(path: str, tiny: bool = False) -> None:
     """A model with ResNet-50's input (N x 3 x 224 x 224 float) and almost no work: GlobalAveragePool
-    (N x 3 x 1 x 1), so that a server's rows/s with it is what the server itself can carry."""
+    (N x 3 x 1 x 1), so that a server's rows/s with it is what the server itself can carry for these
+    602 KB requests. tiny: N x 4 floats in, their pairwise products out (a request of ~150 bytes): the
+    server's cost per request without the payload."""
     from onnx import TensorProto, helper, save
-    node = helper.make_node("GlobalAveragePool", ["input"], ["output"])
-    g = helper.make_graph([node], "floor", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                                          ["N", 3, 224, 224])],
-                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, 1, 1])])
+    if tiny:
+        node = helper.make_node("Mul", ["input", "input"], ["output"])
+        shapes = (["N", 4], ["N", 4])
+    else:
+        node = helper.make_node("GlobalAveragePool", ["input"], ["output"])
+        shapes = (["N", 3, 224, 224], ["N", 3, 1, 1])
+    g = helper.make_graph([node], "floor", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shapes[0])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, shapes[1])])
     save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
@@ -116,15 +122,23 @@ def main(argv=None) -> int:
     ap.add_argument("--max-batch", type=int, default=None, help="profile max (default 128 GPU, 16 CPU)")
     ap.add_argument("--max-wait-ms", type=float, default=None, help="batching delay (default 2 GPU, 10 CPU)")
     ap.add_argument("--single", action="store_true", help="batch-1 requests only (default on the GPU)")
+    ap.add_argument("--no-cuda-graph", action="store_true", help="the servers' engines run without CUDA graphs "
+                    "(TENSORFORGE_SERVE_NO_CUDA_GRAPH=1 in their processes)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--write-floor-model", default=None, metavar="ONNX",
                     help="write the trivial model (ResNet-50's input -> global average pool) and exit: its "
                          "engine behind a server measures the server's own ceiling for these requests")
+    ap.add_argument("--write-tiny-model", default=None, metavar="ONNX",
+                    help="write a model of 4 floats per row (x * x) and exit: the server's cost per request "
+                         "without the payload")
     args = ap.parse_args(argv)
-    if args.write_floor_model:
-        floor_model(args.write_floor_model)
+    if args.write_floor_model or args.write_tiny_model:
+        floor_model(args.write_floor_model or args.write_tiny_model, tiny=bool(args.write_tiny_model))
         return 0
     import torch
+    if args.no_cuda_graph:  # inherited by Ray's workers and Triton's backend processes started below
+        from tensorforge.env import SERVE_NO_GRAPH
+        os.environ[SERVE_NO_GRAPH] = "1"
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device == "cuda"
     args.max_batch = args.max_batch or (128 if gpu else 16)

@@ -120,7 +120,8 @@ def references(engine_path: str, feeds: list, device=None) -> list:
 
 def mismatches(answers: list, which: list, refs: list, rtol: float = 1e-5, atol: float = 1e-5) -> list:
     """Indices of answers that are missing or differ from their payload's single-request result
-    (atol is relative to the reference's largest magnitude)."""
+    (atol is relative to the reference's largest magnitude, however small: session 10's trivial GPU
+    engine, outputs ~0.005, passed every answer under an absolute floor of 1)."""
     bad = []
     for k, (a, p) in enumerate(zip(answers, which)):
         ref = refs[p]
@@ -129,7 +130,7 @@ def mismatches(answers: list, which: list, refs: list, rtol: float = 1e-5, atol:
             continue
         for n, r in ref.items():
             scale = float(np.abs(r).max()) if r.size else 1.0
-            if a[n].shape != r.shape or not np.allclose(a[n], r, rtol=rtol, atol=atol * max(scale, 1.0)):
+            if a[n].shape != r.shape or not np.allclose(a[n], r, rtol=rtol, atol=atol * (scale or 1.0)):
                 bad.append(k)
                 break
     return bad

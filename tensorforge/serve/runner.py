@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from ..env import knobs
 from . import batching
 from .metrics import Metrics
 from .spec import RequestError, ServeSpec, batch_of, from_engine
@@ -28,6 +29,8 @@ class Runner:
         self.engine = Engine.load(engine_path, device=device)
         self.spec: ServeSpec = from_engine(self.engine, max_batch)
         gpu = self.engine.device.type == "cuda"
+        if cuda_graph is None and knobs().serve_no_graph:  # set for a server's processes (bench/serve.py)
+            cuda_graph = False
         # one cached plan (and CUDA graph) per batch size: keep all of them
         self.context = self.engine.create_execution_context(
             use_cuda_graph=gpu if cuda_graph is None else cuda_graph,

@@ -111,7 +111,8 @@ def test_cublaslt_fp8_epilogues():
             got = scaled_lt.scaled_lt_factory(lay, attrs, 17, dev, t["params"])(ins)[0]
             qc.check(got, want, rel=1e-2)
     lay, shapes, attrs, ins = cases[1]
-    run = scaled_lt.scaled_lt_factory(lay, attrs, 17, dev, scaled_lt.scaled_lt_candidates(lay, shapes, dev)[0]["params"])
+    params = scaled_lt.scaled_lt_candidates(lay, shapes, dev)[0]["params"]
+    run = scaled_lt.scaled_lt_factory(lay, attrs, 17, dev, params)
     first = run(ins)[0].clone()
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())

@@ -35,3 +35,22 @@ def test_batched_rows_equal_single_rows(tmp_path, graph):
     rows = r.run_many([{"input": x[i:i + 1]} for i in range(9)])
     for i, row in enumerate(rows):
         assert np.abs(row["output"] - single[i:i + 1]).max() / np.abs(single).max() < 2e-2, i
+
+
+@pytest.mark.fast
+def test_many_batch_sizes_in_random_order(tmp_path):
+    """As a server meets them: every batch size of the profile, in random order and twice, each merged from
+    single-row requests (a CUDA graph captured per size, replayed long after other sizes' captures)."""
+    from tensorforge.serve.runner import Runner
+    path = _engine(tmp_path, "resnet50_small", 1, 16, 16)
+    r = Runner(path)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((16, 3, 64, 64)).astype(np.float32)
+    single = np.concatenate([r.infer({"input": x[i:i + 1]})["output"] for i in range(16)])
+    sizes = list(rng.permutation(np.arange(1, 17))) * 2
+    for b in sizes:
+        start = int(rng.integers(0, 17 - b))
+        rows = r.run_many([{"input": x[i:i + 1]} for i in range(start, start + int(b))])
+        got = np.concatenate([row["output"] for row in rows])
+        err = np.abs(got - single[start:start + b]).max(axis=1) / np.abs(single).max()
+        assert (err < 2e-2).all(), (int(b), start, np.flatnonzero(err >= 2e-2).tolist())

@@ -12,6 +12,10 @@ def test_generated_kernel_matches_reference(check, dtype):
     getattr(kernel_checks, f"check_{check}")("cuda", dtype)
 
 
+def test_e4m3_cast_on_every_boundary():
+    kernel_checks.check_e4m3_cast("cuda")
+
+
 def test_bf16_pointwise_and_norms():
     kernel_checks.check_pointwise("cuda", torch.bfloat16)
     kernel_checks.check_norms("cuda", torch.bfloat16)

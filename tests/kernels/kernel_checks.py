@@ -193,3 +193,26 @@ def run_in_fresh_process(module: str, func: str) -> None:
     r = subprocess.run([sys.executable, "-c", f"from {module} import {func}; {func}()"], cwd=root, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def check_e4m3_cast(device):
+    """The generated e4m3 cast on every e4m3 value, every midpoint between neighbours (ties), a hair either
+    side of them, subnormals and values past 448, against torch's round-to-nearest-even conversion (the CPU
+    interpreter's store turns NaN into 384, so NaN is checked on CUDA only)."""
+    from tensorforge.kernels.triton.runners import PointwiseRunner
+    from tensorforge.ops.fused.expr import ExprBuilder
+    grid = torch.arange(256, dtype=torch.uint8).view(torch.float8_e4m3fn).float()
+    grid = grid[torch.isfinite(grid)].unique()
+    mids = (grid[1:] + grid[:-1]) / 2
+    x = torch.cat([grid, mids, torch.nextafter(mids, torch.full_like(mids, 1e9)),
+                   torch.nextafter(mids, torch.full_like(mids, -1e9)),
+                   torch.tensor([1e-30, -3e-4, 500.0, -1e6, 464.0])]).to(device)
+    b = ExprBuilder()
+    expr = b.build(b.op("Cast", [b.input(0)], {"to": 17}))
+    got = PointwiseRunner({"expr": expr}, {"BLOCK": 256}, None)([x])[0]
+    want = x.cpu().clamp(-448, 448).to(torch.float8_e4m3fn)
+    assert torch.equal(got.cpu().view(torch.uint8), want.view(torch.uint8))
+    if device != "cpu":
+        two = torch.tensor([float("nan"), 1.0], device=device)
+        nan = PointwiseRunner({"expr": expr}, {"BLOCK": 256}, None)([two])[0]
+        assert torch.isnan(nan.float().cpu()[0]) and float(nan.float().cpu()[1]) == 1.0

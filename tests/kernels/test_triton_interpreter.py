@@ -40,3 +40,8 @@ def test_engine_runs_upsampled_pointwise_layers_with_the_generated_kernel(monkey
     got = Engine(eng.plan, eng.weights, "cpu").create_execution_context().infer(feed)["y"].numpy()
     assert len(layers) == 3 and made.count("tf_pointwise") == 3
     np.testing.assert_allclose(got, run_ort(m, feed)["y"], rtol=1e-5, atol=1e-6)
+
+
+def test_e4m3_cast_matches_torch_on_every_boundary(interpret):
+    """codegen.e4m3 (multiply by the step's exact inverse, round half to even, saturate at 448, keep -0)."""
+    kernel_checks.check_e4m3_cast("cpu")

@@ -178,7 +178,8 @@ def tactics_for(p, form, outer_ok: bool, n_algos: int) -> list[dict]:
     out = FP8 if form["q_scale"] else p["out_dtype"]
     if out not in OUT or (form["q_scale"] and p["out_dtype"] != FP8):
         return []
-    if form["bias_extra"] and (p["bias"] or len(p["extras"]) != 1 or math.prod(int(d) for d in p["extras"][0]["shape"]) != p["n"]):
+    if form["bias_extra"] and (p["bias"] or len(p["extras"]) != 1
+                               or math.prod(int(d) for d in p["extras"][0]["shape"]) != p["n"]):
         return []
     scale = "outer" if p["per_channel"] else "scalar"
     res = []

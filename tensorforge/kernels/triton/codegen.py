@@ -190,11 +190,13 @@ def e4m3(a: str) -> str:
     """fp32 `a` rounded to float8 e4m3fn's grid (ties to even), saturating at +-448 as ONNX Cast and
     QuantizeLinear do; NaN stays NaN. The value stays fp32 (exactly representable: the store's
     conversion is exact, which Triton's CPU interpreter needs: it rounds half up and drops the
-    carry into the exponent). Step = 2^(exponent - 3), at least 2^-9 (the subnormals')."""
+    carry into the exponent). Step = 2^(exponent - 3), at least 2^-9 (the subnormals'), applied as a
+    multiplication by its exact inverse (a power of two: no fp32 division per element)."""
     c = f"tl.minimum(tl.maximum({a}, -448.0), 448.0)"
-    biased = f"((({c}).to(tl.int32, bitcast=True) >> 23) & 255)"
-    step = f"((tl.maximum({biased}, 121) - 3) << 23).to(tl.float32, bitcast=True)"
-    return f"tl.where({a} != {a}, {a}, _rint(({c}) / {step}) * {step})"
+    e = f"tl.maximum(((({c}).to(tl.int32, bitcast=True) >> 23) & 255), 121)"
+    r = (f"_rint(({c}) * ((257 - {e}) << 23).to(tl.float32, bitcast=True))"
+         f" * (({e} - 3) << 23).to(tl.float32, bitcast=True)")
+    return f"tl.where({a} != {a}, {a}, tl.where({r} == 0.0, ({c}) * 0.0, {r}))"  # (-0 stays -0, as torch's)
 
 
 def _cast(a, src, dst):
