@@ -15,8 +15,8 @@ def __getattr__(name):
 
 
 def deployment(engine_path: str, **kw):
-    """A bound Ray Serve application for an engine file (see deployment.deployment)."""
-    from .deployment import deployment as build
+    """A bound Ray Serve application for an engine file (see ray_deployment.deployment)."""
+    from .ray_deployment import deployment as build
     return build(engine_path, **kw)
 
 

@@ -46,7 +46,7 @@ def run(args) -> int:
 
 def serve_forever(args) -> int:
     """Start Ray Serve, deploy, wait for Ctrl-C / SIGTERM, then drain in-flight requests and stop."""
-    from .deployment import deployment, import_ray
+    from .ray_deployment import deployment, import_ray
     from .spec import engine_view
     engine_view(args.engine, args.max_batch)  # a bad engine file or flag fails before Ray starts
     ray, serve = import_ray()

@@ -1,6 +1,6 @@
 """The Ray Serve replica class: one engine per replica, dynamic batching with @serve.batch.
 
-Imported only where Ray is installed (tensorforge.serve.deployment imports it lazily)."""
+Imported only where Ray is installed (tensorforge.serve.ray_deployment imports it lazily)."""
 from __future__ import annotations
 
 import asyncio

@@ -6,7 +6,7 @@ import re
 import shutil
 
 from ..errors import TensorforgeError
-from .deployment import DEFAULT_WAIT_MS, engine_view
+from .ray_deployment import DEFAULT_WAIT_MS, engine_view
 from .spec import ServeSpec
 
 ENGINE_FILE = "model.engine"

@@ -54,3 +54,23 @@ def test_many_batch_sizes_in_random_order(tmp_path):
         got = np.concatenate([row["output"] for row in rows])
         err = np.abs(got - single[start:start + b]).max(axis=1) / np.abs(single).max()
         assert (err < 2e-2).all(), (int(b), start, np.flatnonzero(err >= 2e-2).tolist())
+
+
+def test_batches_from_worker_threads(tmp_path):
+    """As Ray's replica runs them: the Runner made on one thread, its batches run from a thread pool's
+    workers (each batch merged from single-row requests), compared with the rows run alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tensorforge.serve.runner import Runner
+    path = _engine(tmp_path, "resnet50_small", 1, 16, 16)
+    r = Runner(path)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((16, 3, 64, 64)).astype(np.float32)
+    single = np.concatenate([r.infer({"input": x[i:i + 1]})["output"] for i in range(16)])
+    sizes = [int(b) for b in rng.integers(1, 17, 24)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outs = list(pool.map(lambda b: r.run_many([{"input": x[i:i + 1]} for i in range(b)]), sizes))
+    for b, rows in zip(sizes, outs):
+        got = np.concatenate([row["output"] for row in rows])
+        err = np.abs(got - single[:b]).max(axis=1) / np.abs(single).max()
+        assert (err < 2e-2).all(), (b, np.flatnonzero(err >= 2e-2).tolist())

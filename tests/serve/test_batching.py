@@ -93,7 +93,7 @@ def test_numpy_codec():
 
 
 def test_replica_plan():
-    from tensorforge.serve.deployment import replica_plan
+    from tensorforge.serve.ray_deployment import replica_plan
     assert replica_plan("cuda", None, None, 8, 64) == (8, {"num_gpus": 1.0, "num_cpus": 1})  # one per GPU
     assert replica_plan("cuda", None, 0.5, 2, 64)[0] == 4  # two per GPU
     assert replica_plan("cpu", None, None, 0, 2) == (1, {"num_cpus": 1.0})
@@ -112,3 +112,16 @@ def test_engine_view_limits():
     assert not engine_view(static_engine())[0].batched
     with pytest.raises(TensorforgeError, match="no such engine"):
         engine_view("/nonexistent.engine")
+
+
+def test_deployment_stays_callable_after_every_serve_module_is_imported():
+    """tensorforge.serve.deployment is the Ray API function; no submodule of that name may replace it when
+    something imports the package's modules (session 10: after export_triton, a module of that name did)."""
+    import importlib
+    import pkgutil
+
+    import tensorforge.serve as pkg
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name not in ("ray_app", "triton_model"):  # need Ray, Triton's backend stub
+            importlib.import_module(f"tensorforge.serve.{m.name}")
+    assert callable(pkg.deployment) and callable(pkg.export_triton)
