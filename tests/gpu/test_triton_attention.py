@@ -11,7 +11,8 @@ import tensorforge as tf
 from tensorforge.kernels.triton import attention as fa
 from tensorforge.testing import run_ort
 from tests.gpu import sweep
-from tests.kernels.test_triton_attention import _rand, engine_check, packed_case, plain_case, run_check, vit_case
+from tests.kernels.test_triton_attention import (_rand, engine_check, packed_case, plain_case, run_check, run_check_q,
+                                               vit_case)
 
 DTYPES = [torch.float16, torch.bfloat16]
 CUDA = dict(device="cuda")
@@ -130,3 +131,10 @@ def test_small_zoo_fp16_engine_built_with_flash_attention(name, opt_level):
         if np.issubdtype(r.dtype, np.floating):
             assert _cos(g, r) >= 0.999, (k, _cos(g, r))
             np.testing.assert_allclose(g, r, rtol=3e-2, atol=3e-2 * max(1.0, float(np.abs(r).max())), err_msg=k)
+
+
+@pytest.mark.parametrize("qtype", ["float8e4m3fn", "int8", "uint8"])
+def test_output_q_in_the_store(qtype):
+    """fused.Attention with out_q (the next GEMM's input Q): quantized in the kernel's store, compiled."""
+    run_check_q(*packed_case(2, 3, 77, 64, (2, 1, 1, 77), dtype=torch.float16, **CUDA),
+                {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}, torch.float16, qtype)

@@ -85,6 +85,21 @@ def run_check(ins, attrs, params, dtype, causal=False, tol=None):
     assert len(runner.plans) == 1 and next(iter(runner.plans.values())) is not None
 
 
+def run_check_q(ins, attrs, params, dtype, qtype):
+    """With an output Q (attrs out_q): the stored e4m3 / int8 values vs the reference's output rounded to
+    the inputs' type and quantized, in quantization steps (tests/kernels/qgemm_cases.check)."""
+    from tensorforge.ops.fused.attention import quantize_out
+
+    from .qgemm_cases import check
+    y = expected(ins, attrs, dtype).to(dtype)
+    out_q = [float(y.float().abs().max()) / (300.0 if qtype == "float8e4m3fn" else 100.0),
+             0 if qtype != "uint8" else 128, qtype]
+    runner = fa.FlashAttentionRunner({**attrs, "out_q": out_q}, params, None)
+    got = runner(ins)[0]
+    assert next(iter(runner.plans.values())) is not None  # the kernel, not the fallback
+    check(got, quantize_out(y, out_q).cpu())
+
+
 def _layer(dtype="float16", d=64, mask=None):
     q = {"dtype": dtype, "shape": (2, 197, 3 * 4 * d), "kind": "act"}
     info = LayerShapes.of([q, q, q, mask], [{"dtype": dtype, "shape": (2, 197, 4 * d)}])
@@ -160,6 +175,9 @@ def _interp_cases():
     dead[:, :, 5] = float("-inf")  # fully masked query rows give 0, as the reference does
     cases["fully_masked_rows"] = lambda: run_check(*plain_case(B, H, L, S, 32, 32, dead, dtype=F16),
                                                    {"BLOCK_M": 32, "BLOCK_N": 32}, F16)
+    for qtype in ("float8e4m3fn", "int8", "uint8"):
+        cases[f"out_q_{qtype}"] = (lambda qt=qtype: run_check_q(*packed_case(2, 3, 37, 16, (2, 1, 1, 37), dtype=F16),
+                                                               {"BLOCK_M": 32, "BLOCK_N": 32}, F16, qt))
     for zoo_name in ("bert_base_small", "gpt2_small_small"):
         cases[f"engine_{zoo_name}"] = (lambda n=zoo_name: engine_check(n))
     for name, m in masks.items():
@@ -239,7 +257,7 @@ def test_interpreter_matches_reference(interp_results, case):
     assert interp_results[case] == "ok", interp_results[case]
 
 
-def _offline_compile(cfg, d, mask_kind=1, mask_row=True, causal=False, pad=True):
+def _offline_compile(cfg, d, mask_kind=1, mask_row=True, causal=False, pad=True, out_q=0):
     """Compile the kernel for sm90 without a GPU (triton's bundled ptxas), runtime-like args."""
     import triton
     from triton.backends.compiler import GPUTarget
@@ -251,14 +269,16 @@ def _offline_compile(cfg, d, mask_kind=1, mask_row=True, causal=False, pad=True)
     bm, bn, warps, stages = cfg
     const = dict(D=d, DV=d, BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=fa.block_d(d), BLOCK_DV=fa.block_d(d),
                  PAD_D=fa.block_d(d) != d, PAD_DV=fa.block_d(d) != d, MASK_KIND=mask_kind, MASK_ROW=mask_row,
-                 CAUSAL=causal, PAD_M=pad, TAIL_LOOP=pad or causal)
+                 CAUSAL=causal, PAD_M=pad, TAIL_LOOP=pad or causal, OUT_Q=out_q)
     const.update({n: 1 for n in ("sqd", "skd", "svd", "smn", "sod")})  # unit strides specialize
     sig = {}
     for n in fn.arg_names:
-        sig[n] = "constexpr" if n in const else ("*fp16" if n in "QKVO" else
+        sig[n] = "constexpr" if n in const else ("*fp8e4nv" if n == "O" and out_q == 1 else "*fp16" if n in "QKVO" else
                                                  "*u8" if n == "Mk" and mask_kind == 2 else
-                                                 "*fp16" if n == "Mk" else "fp32" if n == "qk_scale" else "i32")
-    div = [i for i, n in enumerate(fn.arg_names) if sig[n] != "constexpr" and n not in ("H", "L", "S", "qk_scale")]
+                                                 "*fp16" if n == "Mk" else "fp32" if n in ("qk_scale", "oqs", "oqz")
+                                                 else "i32")
+    div = [i for i, n in enumerate(fn.arg_names)
+           if sig[n] != "constexpr" and n not in ("H", "L", "S", "qk_scale", "oqs", "oqz")]
     src = ASTSource(fn=fn, signature=sig, constexprs=const, attrs={(i,): [["tt.divisibility", 16]] for i in div})
     return triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": warps, "num_stages": stages})
 
@@ -282,6 +302,7 @@ def _compile_jobs():
             cfg = (p["BLOCK_M"], p["BLOCK_N"], p["num_warps"], p["num_stages"])
             jobs[str(cfg)] = (lambda cfg=cfg: _check_compiled(cfg, 64))
     jobs["d40_bool_causal"] = lambda: _check_compiled((64, 64, 4, 3), 40, mask_kind=2, mask_row=False, causal=True)
+    jobs["d64_out_q_e4m3"] = lambda: _check_compiled((64, 64, 4, 3), 64, out_q=1)
     return jobs
 
 

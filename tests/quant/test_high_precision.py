@@ -105,8 +105,12 @@ def test_fp16_qdq_bert_builds_fp16_layers_and_matches_ort(mode):
     assert not [t for t, p in c if t in ("QuantizeLinear", "DequantizeLinear")]  # FP16 Q/DQ lowered and fused
     # Q, K and V as one quantized GEMM per block (merge_gemm), then out-projection, FFN up, FFN down
     assert sum(v for (t, _), v in c.items() if t == "fused.QMatMul") == 4 * 2, c
-    # the head merge after attention stays in the attention layer (the Q waits after it)
+    # the head merge after attention stays in the attention layer, and the Q after it is the attention's
+    # store (passes/quant/finish.quant_attention_out): no pointwise layer between attention and out-projection
     assert not [t for t, p in c if t in ("Transpose", "Reshape")], c
+    att = [lay for lay in eng.plan.layers if lay.type == "fused.Attention"]
+    assert att and all(lay.attrs.get("out_q", [None] * 3)[2] == qtype for lay in att), [lay.attrs for lay in att]
+    assert all(eng.plan.tensors[lay.outputs[0]].dtype == qtype for lay in att)
     f32 = [(t, p) for (t, p) in c if p == "float32"]
     assert all(t in ("Cast", "fused.QGemm") for t, _ in f32), f32  # only the outputs' (tail's) FP32
     f = zoo.random_inputs(BERT, 2, seed=9)

@@ -20,6 +20,7 @@ from . import reference, tactic_dict
 from .runners import _out, _Runner
 
 LOG2E = 1.4426950408889634
+OUT_Q = {"float8e4m3fn": 1, "int8": 2, "uint8": 3}  # the output Q types the kernel stores (constexpr OUT_Q)
 MAX_D = 128
 SMEM = 160 * 1024  # shared-memory budget of one program when the device cannot be asked
 GRID_Y = 65535
@@ -174,14 +175,17 @@ class FlashAttentionRunner(_Runner):
         args = [q.storage_offset(), k.storage_offset(), v.storage_offset(), m.storage_offset() if m is not None else 0]
         for i in range(5):
             args += [bst[i][0], bst[i][1], inner[i][0], inner[i][1]]
-        args += [H, L, S, scale * LOG2E]
+        oq = a.get("out_q")
+        if oq and oq[2] not in OUT_Q:
+            return None
+        args += [H, L, S, scale * LOG2E, float(oq[0]) if oq else 1.0, float(oq[1] or 0) if oq else 0.0]
         meta = dict(D=d, DV=dv, BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=block_d(d), BLOCK_DV=block_d(dv),
                     PAD_D=block_d(d) != d, PAD_DV=block_d(dv) != dv,
                     MASK_KIND=0 if m is None else (2 if mask.dtype == torch.bool else 1),
                     MASK_ROW=m is not None and (L == 1 or m.stride(-2) == 0), CAUSAL=causal,
-                    PAD_M=L % bm != 0, TAIL_LOOP=causal or S % bn != 0,
+                    PAD_M=L % bm != 0, TAIL_LOOP=causal or S % bn != 0, OUT_Q=OUT_Q[oq[2]] if oq else 0,
                     num_warps=int(p.get("num_warps", 4)), num_stages=int(p.get("num_stages", 3)))
-        return self._launcher(args, meta, (-(-L // bm), Z * H), out_shape, dt)
+        return self._launcher(args, meta, (-(-L // bm), Z * H), out_shape, dtypes.to_torch(oq[2]) if oq else dt)
 
     def _launcher(self, args, meta, grid, out_shape, dt):
         from .attention_source import NAME, SOURCE

@@ -6,7 +6,8 @@ views' strides, online softmax in fp32 with exp2 (scale·log2e folded into one m
 optional additive (cast to the Q dtype first, as the reference does) or boolean mask read through
 broadcast strides (a row-broadcast mask [.., 1, Sk] is loaded once per key tile as a vector), and
 causal masking with fully visible key tiles run without any masks. Fully masked query rows give
-0, as SDPA does. The output tile is written through the strides of the layer's output view."""
+0, as SDPA does. The output tile is written through the strides of the layer's output view,
+quantized first when the layer has an output Q (OUT_Q: e4m3, int8, uint8)."""
 from __future__ import annotations
 
 NAME = "tf_flash_attn"
@@ -70,13 +71,37 @@ def _tile(acc, m_i, l_i, q, k_base, v_base, m_base, start_n, offs_m, offs_n, off
 
 
 @triton.jit
+def _rint(x):
+    r = tl.floor(x + 0.5)
+    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0
+    return tl.where((r - x == 0.5) & odd, r - 1.0, r)
+
+
+@triton.jit
+def _quantize(out, oqs, oqz, OUT_Q: tl.constexpr):
+    """QuantizeLinear of the tile (rounded to the inputs' type first, as the reference's output is):
+    e4m3 (OUT_Q 1: the grid of codegen.e4m3, saturating), int8 (2) or uint8 (3)."""
+    y = tl.div_rn(out, oqs)
+    if OUT_Q == 1:
+        c = tl.minimum(tl.maximum(y, -448.0), 448.0)
+        e = tl.maximum(((c.to(tl.int32, bitcast=True) >> 23) & 255), 121)
+        r = _rint(c * ((257 - e) << 23).to(tl.float32, bitcast=True)) * ((e - 3) << 23).to(tl.float32, bitcast=True)
+        y = tl.where(y != y, y, tl.where(r == 0.0, c * 0.0, r))
+    elif OUT_Q == 2:
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, -128.0), 127.0).to(tl.int32)
+    else:
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, 0.0), 255.0).to(tl.int32)
+    return y
+
+
+@triton.jit
 def tf_flash_attn(Q, K, V, Mk, O, q_off, k_off, v_off, m_off,
                   sqz, sqh, sqm, sqd, skz, skh, skn, skd, svz, svh, svn, svd,
-                  smz, smh, smm, smn, soz, soh, som, sod, H, L, S, qk_scale,
+                  smz, smh, smm, smn, soz, soh, som, sod, H, L, S, qk_scale, oqs, oqz,
                   D: tl.constexpr, DV: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                   BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr, PAD_D: tl.constexpr,
                   PAD_DV: tl.constexpr, MASK_KIND: tl.constexpr, MASK_ROW: tl.constexpr,
-                  CAUSAL: tl.constexpr, PAD_M: tl.constexpr, TAIL_LOOP: tl.constexpr):
+                  CAUSAL: tl.constexpr, PAD_M: tl.constexpr, TAIL_LOOP: tl.constexpr, OUT_Q: tl.constexpr):
     """softmax(Q·Kᵀ·scale + mask)·V for one BLOCK_M slice of queries of one (batch, head)."""
     pid_m = tl.program_id(0)
     zh = tl.program_id(1)
@@ -109,6 +134,8 @@ def tf_flash_attn(Q, K, V, Mk, O, q_off, k_off, v_off, m_off,
                                   offs_dv, skn, skd, svn, svd, smm, smn, L, S, qk_scale, D, DV, PAD_D, PAD_DV,
                                   MASK_KIND, MASK_ROW, PAD_M, True, CAUSAL)
     out = acc / tl.where(l_i == 0.0, 1.0, l_i)[:, None]  # fully masked rows: 0, as SDPA
+    if OUT_Q != 0:
+        out = _quantize(out.to(Q.dtype.element_ty).to(tl.float32), oqs, oqz, OUT_Q)
     o_ptrs = O + z * soz + h * soh + offs_m[:, None] * som + offs_dv[None, :] * sod
     if PAD_M:
         if PAD_DV:

@@ -4,7 +4,8 @@ efficient kernels on CUDA).
 Inputs: q_src, k_src, v_src[, mask]. Each source reaches its [..., L, D] operand through a view
 program (`q_view`, ...): a list of steps ["reshape", dims] (ONNX Reshape dims, 0 = copy),
 ["transpose", perm], ["select", axis, index] or ["narrow", axis, start, length]; `k_transposed` says the K operand is [..., D, S].
-`out_view` maps the [..., L, Dv] result to the layer's output (e.g. heads merged back)."""
+`out_view` maps the [..., L, Dv] result to the layer's output (e.g. heads merged back); `out_q`
+[scale, zero point, type] quantizes it (the next layer's input Q, absorbed by passes/quant/finish)."""
 from __future__ import annotations
 
 import torch
@@ -48,7 +49,7 @@ def view_shape(shape, steps):
 
 @reference("fused.Attention")
 def attention_ref(q, k, v, mask=None, q_view=None, k_view=None, v_view=None, out_view=None,
-                  k_transposed=0, scale=None):
+                  k_transposed=0, scale=None, out_q=None):
     q, k, v = apply_view(q, q_view), apply_view(k, k_view), apply_view(v, v_view)
     if k_transposed:
         k = k.transpose(-1, -2)
@@ -57,7 +58,17 @@ def attention_ref(q, k, v, mask=None, q_view=None, k_view=None, v_view=None, out
     if mask is not None and mask.dim() < 2:  # a scalar / per-key bias: SDPA wants [..., L, S]
         mask = mask.reshape((1,) * (2 - mask.dim()) + tuple(mask.shape))
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    return apply_view(y, out_view).contiguous()
+    return quantize_out(apply_view(y, out_view).contiguous(), out_q)
+
+
+def quantize_out(y, out_q):
+    """y, or QuantizeLinear(y) with the layer's out_q = [scale, zero point, type]."""
+    if not out_q:
+        return y
+    from ... import dtypes
+    from ..quant import quantize
+    s, z, dt = out_q
+    return quantize(y, torch.tensor(s), torch.tensor(z), dtypes.to_torch(dt))
 
 
 @infer("fused.Attention")
@@ -66,4 +77,4 @@ def attention_infer(node):
     q = view_shape(node.inputs[0].shape, a.get("q_view"))
     v = view_shape(node.inputs[2].shape, a.get("v_view"))
     out = tuple(q[:-1]) + (v[-1],)
-    return [(node.inputs[0].dtype, view_shape(out, a.get("out_view")))]
+    return [(a["out_q"][2] if a.get("out_q") else node.inputs[0].dtype, view_shape(out, a.get("out_view")))]

@@ -1,10 +1,12 @@
 """After epilogue fusion: a quantized layer's residual (extra) inputs read through a DQ take the
 quantized tensor and the DQ's [scale, zero point] instead (TensorRT's residual rule: a quantized
-skip input keeps the fused layer quantized end to end)."""
+skip input keeps the fused layer quantized end to end); an attention's output Q (the next GEMM's
+input Q, after the head merge the attention writes) is done by the attention's store."""
 from __future__ import annotations
 
 from ...ir import Graph
-from ..rewrite import Decline, Op, Rule, rule_pass
+from ..rewrite import Decline, Op, Rule, fuse, rule_pass
+from .lower import lowered_q
 from .params import spec
 
 N_LEAD = 4  # xq, wq, bias, w_scale
@@ -33,3 +35,18 @@ def q_extra(g: Graph, m) -> bool:
 FINISH_RULES = [Rule("QResidual", Op(("fused.QConv", "fused.QGemm", "fused.QMatMul"), any_args=True), q_extra,
                      shared=True)]
 quant_residual = rule_pass("quant_residual", FINISH_RULES)
+
+
+def quant_attention_out(g: Graph) -> Graph:
+    """Q(Attention(q, k, v, ...)) -> Attention(q, k, v, ...; out_q = [s, z, type]): the attention's
+    tile quantized as it is stored, when its only user is a Q (lowered to its pointwise chain by
+    then: lower.lowered_q). Session 10: BERT FP8's 12 such Qs ran as separate pointwise kernels."""
+    for att in [n for n in g.nodes if n.op == "fused.Attention" and not n.attrs.get("out_q")]:
+        y = att.outputs[0]
+        found = lowered_q(g, y)
+        if found is None:
+            continue
+        sp, chain, out = found
+        fuse(g, [att] + chain, "fused.Attention", list(att.inputs), {**att.attrs, "out_q": sp}, [out],
+             "AttentionQ")
+    return g

@@ -105,6 +105,51 @@ def quant_lower_pairs(g: Graph) -> Graph:
     return g
 
 
+def lowered_q(g: Graph, v):
+    """([scale, zero point, type], chain nodes, output) when v's only user starts the pointwise chain
+    _steps_q emits for a per-tensor Q (each inner value used once, not a graph output), else None."""
+    chain, cur = [], v
+
+    def step(op, attrs=None):
+        nonlocal cur
+        users = cur.users
+        if len(users) != 1 or g.is_output(cur) or users[0].op != op or users[0].inputs[0] is not cur:
+            return None
+        n = users[0]
+        if attrs and any(n.attrs.get(k) != val for k, val in attrs.items()):
+            return None
+        chain.append(n)
+        cur = n.outputs[0]
+        return n
+
+    if v.dtype in LOW and step("Cast", {"to": TensorProto.FLOAT}) is None:
+        return None
+    div = step("Div")
+    if div is None or div.inputs[1].const is None or div.inputs[1].const.numel() != 1:
+        return None
+    s, zp = float(div.inputs[1].const.reshape(-1)[0]), 0
+    if s <= 0:
+        return None
+    if step("Round") is not None:  # an integer Q: Round [Add zp] Clip Cast
+        if cur.users and cur.users[0].op == "Add":
+            add = step("Add")
+            if add.inputs[1].const is None or add.inputs[1].const.numel() != 1:
+                return None
+            zp = int(add.inputs[1].const.reshape(-1)[0])
+    clip = step("Clip")
+    cast = step("Cast")
+    if clip is None or cast is None or len(clip.inputs) < 3 or any(c is None or c.const is None for c in clip.inputs[1:3]):
+        return None
+    dt = dtypes.from_onnx(cast.attrs["to"])
+    lo, hi = (float(c.const.reshape(-1)[0]) for c in clip.inputs[1:3])
+    want = (-F8_MAX[dt], F8_MAX[dt]) if dt in F8_MAX else \
+        tuple(float(x) for x in (torch.iinfo(dtypes.to_torch(dt)).min, torch.iinfo(dtypes.to_torch(dt)).max)) \
+        if dt in ("int8", "uint8") else None
+    if want is None or (lo, hi) != want or (dt in F8_MAX) == any(n.op == "Round" for n in chain):
+        return None
+    return [s, zp, dt], chain, cur
+
+
 def quant_lower_rest(g: Graph) -> Graph:
     """Round 2: the remaining Q/DQ become pointwise."""
     for n in [n for n in g.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")]:
