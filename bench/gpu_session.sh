@@ -4,6 +4,7 @@
 #                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT bs 32 FP8, ResNet-50 bs 128 INT8/FP8)
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
+#   bench/gpu_session.sh quant2   issue 14's ViT-B/16 FP8, the FP8 GEMM tactics table, the cuBLASLt FP8 probe
 #   bench/gpu_session.sh configs  issue 14's GEMM tactics and issue 15's kernel configs
 #   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP: its 4 classes
 #                                 (after the onnxruntime-gpu parts were installed into /tmp/site with
@@ -64,6 +65,12 @@ case "${1:-}" in
   kernels)
     step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
     step quant_small 250 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
+    ;;
+  quant2)
+    # issue 14's ViT-B/16 FP8 row (never measured on a GPU before session 11) and the GEMM tactics table
+    step quant_vit 300 python3 bench/quant.py --cases vit_b16_bs32 --profile --json "$OUT/quant_vit.json"
+    step quant_gemm 150 python3 bench/quant_gemm.py --modes fp8 --json "$OUT/quant_gemm.json"
+    step lt_probe 40 python3 bench/lt_fp8_probe.py
     ;;
   configs)
     step quant_gemm 80 python3 bench/quant_gemm.py
@@ -126,6 +133,6 @@ case "${1:-}" in
         --requests 20000 --clients 8
     done
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|kernels|configs|peers|peers2|serve|serve2" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2" >&2; exit 2 ;;
 esac
 exit $rc

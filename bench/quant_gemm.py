@@ -44,7 +44,7 @@ def _expr(kind, qname):
     return b.build(y)
 
 
-def layer(m, n, k, kind, mode, dev):
+def layer(m, n, k, kind, mode, dev, per_channel=None):
     """(LayerSpec, LayerShapes, inputs) of one quantized MatMul layer on `dev`."""
     from tensorforge.kernels import LayerShapes
     from tensorforge.runtime.plan import LayerSpec
@@ -54,7 +54,10 @@ def layer(m, n, k, kind, mode, dev):
     def q(t):
         return t.clamp(-400, 400).to(qt) if mode == "fp8" else t.round().clamp(-127, 127).to(qt)
     x, w = q(torch.randn(m, k, generator=g) * 20), q(torch.randn(k, n, generator=g) * 20)
-    ins = [x, w, None, torch.rand(n, generator=g) * 1e-3, torch.randn(n, generator=g)]
+    if per_channel is None:  # tensorforge quantize's defaults: INT8 per channel, FP8 per tensor
+        per_channel = mode == "int8"
+    ws = torch.rand(n, generator=g) * 1e-3 if per_channel else torch.tensor(5e-4)
+    ins = [x, w, None, ws, torch.randn(n, generator=g)]
     if kind == "residual":
         ins.append(torch.randn(m, n, generator=g))
     out_dt = qname if kind == "gelu_q" else "float16"  # as in BERT's FP8 engine: FP16 out, bias an FP16 extra
@@ -100,12 +103,12 @@ def fp16_ms(m, n, k, kind, dev):
     return graph_ms(fn)
 
 
-def measure(name, mode, dev) -> dict:
+def measure(name, mode, dev, per_channel=None) -> dict:
     import dataclasses
 
     from tensorforge import kernels
     m, n, k, kind = SHAPES[name]
-    lay, shapes, ins = layer(m, n, k, kind, mode, dev)
+    lay, shapes, ins = layer(m, n, k, kind, mode, dev, per_channel)
     ref = kernels.make_kernel(lay, 17, dev)(list(ins))[0]
     res = {"shape": name, "mode": mode, "M": m, "N": n, "K": k, "epilogue": kind,
            "fp16_ms": fp16_ms(m, n, k, kind, dev)}
@@ -136,9 +139,12 @@ def main(argv=None):
     ap.add_argument("--modes", default="fp8,int8")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--weight-scales", choices=("default", "per-channel", "per-tensor"), default="default",
+                    help="default: as tensorforge quantize writes them (INT8 per channel, FP8 per tensor)")
     args = ap.parse_args(argv)
     dev = torch.device("cuda")
-    rows = [measure(s, mode, dev) for mode in args.modes.split(",") for s in args.shapes.split(",")]
+    pc = {"default": None, "per-channel": True, "per-tensor": False}[args.weight_scales]
+    rows = [measure(s, mode, dev, pc) for mode in args.modes.split(",") for s in args.shapes.split(",")]
     print("| layer | mode | FP16 ms | best tactic | ms | FP16 ms / ms | rel err | best per family (ms; failed) |\n"
           "|---|---|---|---|---|---|---|---|")
     for r in rows:
