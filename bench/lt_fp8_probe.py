@@ -53,6 +53,23 @@ def main(argv=None):
         print(f"scalar bias FP16-out vs torch._scaled_mm: max error {err:.2e} of the largest value")
     except Exception as e:  # noqa: BLE001
         print(f"scalar bias FP16-out run failed: {type(e).__name__}: {e}")
+    try:  # what cublaslt_fp8 runs for BERT's FFN-up: GELU(tanh) + bias in the epilogue, e4m3 out with a D scale
+        lt = LtMatmul(m, n, k, f8, (k, 1), (1, k), "gelu", True, False, device="cuda", out_dtype=f8)
+        ref = torch.nn.functional.gelu((x.float() @ w.float().t()) * 0.02 * 0.03 + b.float(), approximate="tanh")
+        s_out = float(ref.abs().max()) / 400
+        dscale = torch.tensor(1.0 / s_out, device="cuda")
+        got = torch.empty(m, n, dtype=f8, device="cuda")
+        ws = torch.empty(max(1, lt.algos[0].workspaceSize), dtype=torch.uint8, device="cuda")
+        lt.run(x, w.t(), b, None, got, 0, ws, alpha=1.0, scales=(sb, sa, dscale))
+        torch.cuda.synchronize()
+        want = (ref / s_out).clamp(-448, 448).to(f8).float()
+        g = got.float()
+        step = torch.clamp(2.0 ** (torch.floor(torch.log2(want.abs().clamp_min(2 ** -6))) - 3), min=2 ** -9)
+        d = (g - want).abs() / step
+        print(f"GELU+bias e4m3-out vs torch (tanh GELU): {float((d > 1.01).float().mean()) * 100:.3f} % of outputs "
+              f"over one e4m3 step, max {float(d.max()):.1f} steps")
+    except Exception as e:  # noqa: BLE001
+        print(f"GELU+bias e4m3-out run failed: {type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

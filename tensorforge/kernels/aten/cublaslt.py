@@ -183,7 +183,7 @@ class LtMatmul:
             self.set_pointer(DESC_BIAS_POINTER, bias)
         for attr, t in zip((DESC_A_SCALE, DESC_B_SCALE, DESC_D_SCALE), scales):
             self.set_pointer(attr, t)
-        cptr = c.data_ptr() if self.residual else 0 if self.fp8_out else out.data_ptr()
+        cptr = c.data_ptr() if self.residual else out.data_ptr()  # beta 0: C (of the bias type) is not read
         la, lb, lc, ld = self.layouts
         _check(_LIB.cublasLtMatmul(
             self.handle, self.desc, ctypes.byref(ctypes.c_float(alpha)), ctypes.c_void_p(w.data_ptr()), la,
