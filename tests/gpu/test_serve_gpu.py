@@ -20,11 +20,12 @@ def _engine(tmp_path, name, lo, opt, hi):
     return path
 
 
-@pytest.mark.parametrize("graph", [True, False])
-def test_batched_rows_equal_single_rows(tmp_path, graph):
+@pytest.mark.parametrize("graph,device", [(True, None), (False, None), (True, "cuda:0")])
+def test_batched_rows_equal_single_rows(tmp_path, graph, device):
+    """device "cuda:0": as Triton's model.py names the instance's GPU (Ray's replica passes none)."""
     from tensorforge.serve.runner import Runner
     path = _engine(tmp_path, "resnet50_small", 1, 16, 16)
-    r = Runner(path, cuda_graph=graph)
+    r = Runner(path, device=device, cuda_graph=graph)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 3, 64, 64)).astype(np.float32)
     single = np.concatenate([r.infer({"input": x[i:i + 1]})["output"] for i in range(16)])
