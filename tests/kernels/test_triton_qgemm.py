@@ -182,7 +182,8 @@ def test_fp8_quantize_fused_into_norms_and_pointwise(interpret):
             continue
         qc.check(runner(ins)[0], qc.reference(lay, ins))
         ran[lay.type] += 1
-    assert ran["fused.LayerNorm"] >= 3 and ran["fused.Pointwise"] >= 2 and ran["fused.QMatMul"] == 3, ran
+    # pointwise Qs: the pooler's (the attention outputs' Qs are the attentions' own stores since session 10)
+    assert ran["fused.LayerNorm"] >= 3 and ran["fused.Pointwise"] >= 1 and ran["fused.QMatMul"] == 3, ran
 
 
 @cases.interpreter_only
