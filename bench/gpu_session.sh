@@ -47,7 +47,7 @@ case "${1:-}" in
     step gpu_fast 180 tests/gpu/run.sh fast
     new=()
     for f in test_allocator_gpu test_control_flow_gpu test_plugin_refit_gpu test_precompile_gpu test_quant_kernels_gpu test_triton_dwconv test_triton_se test_triton_qconv \
-             test_upsample_fusion_gpu test_fp16_form_gpu test_triton_pool test_triton_kernels test_serve_gpu test_dynamic_gpu; do
+             test_upsample_fusion_gpu test_fp16_form_gpu test_triton_pool test_triton_kernels test_serve_gpu test_dynamic_gpu test_triton_attention; do
       [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
     done
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
