@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # What one device call runs, by stage, each well inside the 10-minute limit with its logs under $OUT:
-#   bench/gpu_session.sh verify   the fast GPU tier + GPU files merged since the last GPU run, a GPU refit
-#                                 timing and forgeexec --monitor (carry [".whl"] for nvidia-ml-py)
+#   bench/gpu_session.sh verify   the fast GPU tier + the GPU files changed since the last GPU run
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT bs 32 FP8, ResNet-50 bs 128 INT8/FP8)
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
 #   bench/gpu_session.sh quant2   issue 14's ViT-B/16 FP8, the FP8 GEMM tactics table, the cuBLASLt FP8 probe
@@ -46,15 +45,16 @@ case "${1:-}" in
   verify)
     step gpu_fast 180 tests/gpu/run.sh fast
     new=()
-    for f in test_allocator_gpu test_control_flow_gpu test_plugin_refit_gpu test_precompile_gpu test_quant_kernels_gpu test_triton_dwconv test_triton_se test_triton_qconv \
-             test_upsample_fusion_gpu test_fp16_form_gpu test_triton_pool test_triton_kernels test_serve_gpu test_dynamic_gpu test_triton_attention; do
+    # the files whose code changed after their last GPU run (session 10: the e4m3 cast, cuBLASLt FP8, the
+    # attention's output Q, the serving Runner, the conv+epilogue NHWC return, the capture lock)
+    for f in test_quant_kernels_gpu test_triton_qconv test_fp16_form_gpu test_triton_pool test_triton_kernels \
+             test_serve_gpu test_dynamic_gpu test_triton_attention; do
       [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
     done
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
-    step gpu_new 240 python3 -m pytest -q -rfEs -p no:cacheprovider ${xd[@]+"${xd[@]}"} "${new[@]}"
-    step refit 90 python3 bench/refit.py --device cuda --models resnet50,bert_base --fp16 --repeat 3
-    step monitor 45 python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --shapes=input:32x3x224x224 \
-      --fp16 --monitor --duration=5
+    step gpu_new 330 python3 -m pytest -q -rfEs -p no:cacheprovider ${xd[@]+"${xd[@]}"} "${new[@]}"
+    # (session 10: the refit and --monitor steps left this stage: issues 19 and 17 are resolved, and the GPU
+    # files above need the time)
     ;;
   quant)
     # one step per case (session 8: BERT's FP8 build took 163 s and ResNet-50's INT8 233 s, so the two in one
