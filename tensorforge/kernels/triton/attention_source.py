@@ -10,11 +10,27 @@ causal masking with fully visible key tiles run without any masks. Fully masked 
 quantized first when the layer has an output Q (OUT_Q: e4m3, int8, uint8)."""
 from __future__ import annotations
 
+from .codegen import PRELUDE, e4m3
+
 NAME = "tf_flash_attn"
 
-SOURCE = '''import triton
-import triton.language as tl
+# QuantizeLinear of the output tile (rounded to the inputs' type first, as the reference's output is):
+# e4m3 (OUT_Q 1: codegen's e4m3 grid, saturating), int8 (2) or uint8 (3)
+_QUANTIZE = f'''
 
+@triton.jit
+def _quantize(out, oqs, oqz, OUT_Q: tl.constexpr):
+    y = tl.div_rn(out, oqs)
+    if OUT_Q == 1:
+        y = {e4m3("y")}
+    elif OUT_Q == 2:
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, -128.0), 127.0).to(tl.int32)
+    else:
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, 0.0), 255.0).to(tl.int32)
+    return y
+'''
+
+SOURCE = PRELUDE + _QUANTIZE + '''
 
 @triton.jit
 def _ld2(ptrs, rows, cols, R: tl.constexpr, C: tl.constexpr):
@@ -68,30 +84,6 @@ def _tile(acc, m_i, l_i, q, k_base, v_base, m_base, start_n, offs_m, offs_n, off
     v = _ld2(v_base + cols[:, None] * svn + offs_dv[None, :] * svd, nmask, offs_dv < DV, TAIL, PAD_DV)
     acc = tl.dot(p.to(v.dtype), v, acc)
     return acc, m_new, l_i
-
-
-@triton.jit
-def _rint(x):
-    r = tl.floor(x + 0.5)
-    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0
-    return tl.where((r - x == 0.5) & odd, r - 1.0, r)
-
-
-@triton.jit
-def _quantize(out, oqs, oqz, OUT_Q: tl.constexpr):
-    """QuantizeLinear of the tile (rounded to the inputs' type first, as the reference's output is):
-    e4m3 (OUT_Q 1: the grid of codegen.e4m3, saturating), int8 (2) or uint8 (3)."""
-    y = tl.div_rn(out, oqs)
-    if OUT_Q == 1:
-        c = tl.minimum(tl.maximum(y, -448.0), 448.0)
-        e = tl.maximum(((c.to(tl.int32, bitcast=True) >> 23) & 255), 121)
-        r = _rint(c * ((257 - e) << 23).to(tl.float32, bitcast=True)) * ((e - 3) << 23).to(tl.float32, bitcast=True)
-        y = tl.where(y != y, y, tl.where(r == 0.0, c * 0.0, r))
-    elif OUT_Q == 2:
-        y = tl.minimum(tl.maximum(_rint(y) + oqz, -128.0), 127.0).to(tl.int32)
-    else:
-        y = tl.minimum(tl.maximum(_rint(y) + oqz, 0.0), 255.0).to(tl.int32)
-    return y
 
 
 @triton.jit
