@@ -144,3 +144,28 @@ def test_block_quantized_weight_runs_unfused():
     wn, wd = qdq("w", "wq", np.full((8, 4), 0.01, np.float32), axis=1, block=4, inits=inits)
     m = model(nodes + wn + [("MatMul", [xd, wd], ["y"], {}, "mm")], [("x", [2, 8])], ["y"], inits, opset=21)
     _same(m, {"x": randn((2, 8), 1)})
+
+
+@pytest.mark.parametrize("dt,zp", [(F8, None), (I8, None), (U8, 128)])
+def test_lowered_q_is_recognized(dt, zp):
+    """lower.lowered_q reads back the chain a per-tensor Q is lowered to (the attention's output-Q rule
+    takes it); a chain whose inner value has another user is not one."""
+    from tensorforge.passes.quant.lower import lower, lowered_q
+    inits = [init("s", np.asarray(0.05, np.float32))]
+    ins = ["x", "s"]
+    if zp is not None:
+        inits.append(init("z", np.asarray(zp, np.uint8)))
+        ins.append("z")
+    attrs = {"output_dtype": dt} if zp is None else {}
+    m = model([("QuantizeLinear", ins, ["y"], attrs, "Q")], [("x", [2, 3])], [("y", dt, None)], inits, opset=21)
+    g = frontend.load(m)
+    q = [n for n in g.nodes if n.op == "QuantizeLinear"][0]
+    x = q.inputs[0]
+    lower(g, q)
+    got = lowered_q(g, x)
+    assert got is not None
+    (s, z, name), chain, out = got
+    assert abs(s - 0.05) < 1e-9 and z == (zp or 0) and name == {F8: "float8e4m3fn", I8: "int8", U8: "uint8"}[dt]
+    assert out.name == "y" and chain[-1].op == "Cast"
+    g.add_node("Neg", [chain[0].outputs[0]], [g.new_value("tap", "float32", [2, 3])], {}, name="tap")
+    assert lowered_q(g, x) is None

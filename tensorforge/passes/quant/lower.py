@@ -133,12 +133,13 @@ def lowered_q(g: Graph, v):
     if step("Round") is not None:  # an integer Q: Round [Add zp] Clip Cast
         if cur.users and cur.users[0].op == "Add":
             add = step("Add")
-            if add.inputs[1].const is None or add.inputs[1].const.numel() != 1:
+            if add is None or add.inputs[1].const is None or add.inputs[1].const.numel() != 1:
                 return None
             zp = int(add.inputs[1].const.reshape(-1)[0])
     clip = step("Clip")
     cast = step("Cast")
-    if clip is None or cast is None or len(clip.inputs) < 3 or any(c is None or c.const is None for c in clip.inputs[1:3]):
+    if clip is None or cast is None or len(clip.inputs) < 3 or \
+            any(c is None or c.const is None for c in clip.inputs[1:3]):
         return None
     dt = dtypes.from_onnx(cast.attrs["to"])
     lo, hi = (float(c.const.reshape(-1)[0]) for c in clip.inputs[1:3])
