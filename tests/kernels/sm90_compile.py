@@ -203,6 +203,9 @@ def check(families=None) -> dict:
                 raise AssertionError(f"{name}: {kernel.name} {meta} does not compile for sm90: "
                                      f"{type(e).__name__}: {str(e)[:2000]}") from None
             assert ck.asm.get("cubin"), f"{name}: {kernel.name}: no cubin"
+            if name == "fp8_bert":  # prelude._e4m3 by the hardware conversion, both ways (not the computed grid)
+                ptx = ck.asm["ptx"]
+                assert "cvt.rn.satfinite.e4m3x2.f32" in ptx and "cvt.rn.f16x2.e4m3x2" in ptx, f"{name}: {kernel.name}"
             assert ck.metadata.shared <= SMEM_MAX, f"{name}: {kernel.name} {meta}: {ck.metadata.shared} B shared"
             done[k] = ck
         out[name] = (len(done), time.perf_counter() - t0)

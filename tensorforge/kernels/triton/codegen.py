@@ -13,58 +13,15 @@ from __future__ import annotations
 
 import math
 
-from ...ops.fused.expr import BOOL_OUT, node_dtypes
 from ... import dtypes
+from ...ops.fused.expr import BOOL_OUT, node_dtypes
+from .prelude import PRELUDE  # noqa: F401 - the helpers every generated module starts with (re-exported)
 
 TL = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64",
       "int8": "tl.int8", "int16": "tl.int16", "int32": "tl.int32", "int64": "tl.int64", "uint8": "tl.uint8",
       "bool": "tl.int1", "float8e4m3fn": "tl.float8e4nv"}  # float8: stored only, computed in fp32
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 INTS = ("int8", "int16", "int32", "int64", "uint8")
-
-PRELUDE = '''import triton
-import triton.language as tl
-try:
-    from triton.language.extra import libdevice
-except ImportError:  # older triton
-    from triton.language.extra.cuda import libdevice
-
-
-@triton.jit
-def _tdiv(a, b):
-    q = tl.abs(a) // tl.abs(b)
-    return tl.where((a < 0) != (b < 0), -q, q)
-
-
-@triton.jit
-def _pymod(a, b):
-    r = a - _tdiv(a, b) * b
-    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
-
-
-@triton.jit
-def _tanh(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def _expm1(x):
-    return tl.where(tl.abs(x) < 1e-5, x + 0.5 * x * x, tl.exp(x) - 1.0)
-
-
-@triton.jit
-def _rint(x):
-    r = tl.floor(x + 0.5)
-    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0
-    return tl.where((r - x == 0.5) & odd, r - 1.0, r)
-
-
-@triton.jit
-def _softplus(x):
-    return tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(x)))
-'''
 
 
 def ctype(dt: str) -> str:
@@ -188,15 +145,11 @@ def _variadic(op, args, dt):
 
 def e4m3(a: str) -> str:
     """fp32 `a` rounded to float8 e4m3fn's grid (ties to even), saturating at +-448 as ONNX Cast and
-    QuantizeLinear do; NaN stays NaN. The value stays fp32 (exactly representable: the store's
-    conversion is exact, which Triton's CPU interpreter needs: it rounds half up and drops the
-    carry into the exponent). Step = 2^(exponent - 3), at least 2^-9 (the subnormals'), applied as a
-    multiplication by its exact inverse (a power of two: no fp32 division per element)."""
-    c = f"tl.minimum(tl.maximum({a}, -448.0), 448.0)"
-    e = f"tl.maximum(((({c}).to(tl.int32, bitcast=True) >> 23) & 255), 121)"
-    r = (f"_rint(({c}) * ((257 - {e}) << 23).to(tl.float32, bitcast=True))"
-         f" * (({e} - 3) << 23).to(tl.float32, bitcast=True)")
-    return f"tl.where({a} != {a}, {a}, tl.where({r} == 0.0, ({c}) * 0.0, {r}))"  # (-0 stays -0, as torch's)
+    QuantizeLinear do, -0 and NaN kept; the value stays fp32 (exactly representable, so the store's
+    conversion is exact). PRELUDE's _e4m3: on the GPU one hardware conversion each way; in Triton's
+    CPU interpreter (which rounds half up and drops the carry into the exponent) the grid computed
+    from the exponent: step 2^(exponent - 3), at least 2^-9, applied through its exact inverse."""
+    return f"_e4m3({a})"
 
 
 def _cast(a, src, dst):
