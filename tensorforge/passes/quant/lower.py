@@ -105,50 +105,42 @@ def quant_lower_pairs(g: Graph) -> Graph:
     return g
 
 
+def _scalar(v):
+    """The float value of a one-element constant Value, else None."""
+    return float(v.const.reshape(-1)[0]) if v is not None and v.const is not None and v.const.numel() == 1 else None
+
+
 def lowered_q(g: Graph, v):
     """([scale, zero point, type], chain nodes, output) when v's only user starts the pointwise chain
-    _steps_q emits for a per-tensor Q (each inner value used once, not a graph output), else None."""
+    _steps_q emits for a per-tensor Q (each inner value used once, not a graph output), else None: the
+    chain is read up to its final Cast, then compared with _steps_q's template for its scale and type."""
     chain, cur = [], v
-
-    def step(op, attrs=None):
-        nonlocal cur
-        users = cur.users
-        if len(users) != 1 or g.is_output(cur) or users[0].op != op or users[0].inputs[0] is not cur:
-            return None
-        n = users[0]
-        if attrs and any(n.attrs.get(k) != val for k, val in attrs.items()):
-            return None
+    while len(chain) < 6 and len(cur.users) == 1 and not g.is_output(cur):
+        n = cur.users[0]
+        if n.op not in ("Cast", "Div", "Round", "Add", "Clip") or n.inputs[0] is not cur:
+            break
         chain.append(n)
         cur = n.outputs[0]
-        return n
-
-    if v.dtype in LOW and step("Cast", {"to": TensorProto.FLOAT}) is None:
+        if n.op == "Cast" and n.attrs.get("to") != TensorProto.FLOAT:
+            break
+    if not chain or chain[-1].op != "Cast":
         return None
-    div = step("Div")
-    if div is None or div.inputs[1].const is None or div.inputs[1].const.numel() != 1:
+    dt = dtypes.from_onnx(chain[-1].attrs["to"])
+    div = next((n for n in chain if n.op == "Div"), None)
+    add = next((n for n in chain if n.op == "Add"), None)
+    s = _scalar(div.inputs[1]) if div is not None else None
+    zp = _scalar(add.inputs[1]) if add is not None else 0.0
+    if dt not in F8 + ("int8", "uint8") or not s or s <= 0 or zp is None or zp != int(zp):
         return None
-    s, zp = float(div.inputs[1].const.reshape(-1)[0]), 0
-    if s <= 0:
+    want = _steps_q(s, int(zp), dt, v.dtype)
+    if len(want) != len(chain):
         return None
-    if step("Round") is not None:  # an integer Q: Round [Add zp] Clip Cast
-        if cur.users and cur.users[0].op == "Add":
-            add = step("Add")
-            if add is None or add.inputs[1].const is None or add.inputs[1].const.numel() != 1:
-                return None
-            zp = int(add.inputs[1].const.reshape(-1)[0])
-    clip = step("Clip")
-    cast = step("Cast")
-    if clip is None or cast is None or len(clip.inputs) < 3 or \
-            any(c is None or c.const is None for c in clip.inputs[1:3]):
-        return None
-    dt = dtypes.from_onnx(cast.attrs["to"])
-    lo, hi = (float(c.const.reshape(-1)[0]) for c in clip.inputs[1:3])
-    want = (-F8_MAX[dt], F8_MAX[dt]) if dt in F8_MAX else \
-        tuple(float(x) for x in (torch.iinfo(dtypes.to_torch(dt)).min, torch.iinfo(dtypes.to_torch(dt)).max)) \
-        if dt in ("int8", "uint8") else None
-    if want is None or (lo, hi) != want or (dt in F8_MAX) == any(n.op == "Round" for n in chain):
-        return None
-    return [s, zp, dt], chain, cur
+    for (op, c, attrs), n in zip(want, chain):
+        consts = [] if c is None else [float(x) for x in (c if isinstance(c, tuple) else (c,))]
+        if n.op != op or any(n.attrs.get(k) != a for k, a in attrs.items()) or \
+                [_scalar(x) for x in n.inputs[1:]] != consts:
+            return None
+    return [s, int(zp), dt], chain, cur
 
 
 def quant_lower_rest(g: Graph) -> Graph:
