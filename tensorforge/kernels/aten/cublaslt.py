@@ -17,10 +17,10 @@ import torch
 CUDA_R = {torch.float16: 2, torch.bfloat16: 14, torch.float32: 0, torch.float8_e4m3fn: 28}
 COMPUTE_32F, SCALE_32F = 68, 0
 DESC_TRANSA, DESC_TRANSB, DESC_EPILOGUE, DESC_BIAS_POINTER, DESC_BIAS_TYPE = 3, 4, 7, 8, 26
-# FP8 (cublasLt.h): scale pointers of A, B, D (D = scale_D * epilogue(alpha * scale_A * scale_B * A B + ...)),
-# fast accumulation, and the scale modes (OUTER_VEC_32F: one fp32 per row of A / column of B, CUDA 12.9+)
-DESC_A_SCALE, DESC_B_SCALE, DESC_D_SCALE, DESC_FAST_ACCUM = 17, 18, 20, 25
-DESC_A_SCALE_MODE, DESC_B_SCALE_MODE, SCALE_OUTER_VEC = 31, 32, 3
+# FP8 (cublasLt.h): scale pointers of A (our weight) and D (D = scale_D * epilogue(alpha * scale_A * A B + ...)),
+# fast accumulation. Per-vector scale modes (OUTER_VEC_32F) were refused for every FP8 problem on the H200
+# (bench/lt_fp8_probe.py, session 10): scalar scales only
+DESC_A_SCALE, DESC_D_SCALE, DESC_FAST_ACCUM = 17, 20, 25
 PREF_WORKSPACE, PREF_ALIGN = 1, (5, 6, 7, 8)  # min alignment of A, B, C, D in bytes
 EPILOGUE = {("none", False): 1, ("relu", False): 2, ("gelu", False): 32,
             ("none", True): 4, ("relu", True): 6, ("gelu", True): 36}
@@ -106,10 +106,9 @@ class LtMatmul:
     pointer alignments; `algos` lists the heuristic's algorithms (best first)."""
 
     def __init__(self, m, n, k, dtype, a_strides, w_strides, act="none", bias=False, residual=False,
-                 aligns=(256, 256, 256, 256), device="cuda", out_dtype=None, scale_mode=None, fast_accum=False):
+                 aligns=(256, 256, 256, 256), device="cuda", out_dtype=None, fast_accum=False):
         """dtype: the operands' type; out_dtype: D's (default dtype). FP8 (e4m3) operands: D is FP16, BF16
-        or e4m3 (then C and the bias are FP16), scale_mode "scalar" or "outer" (per weight column and per
-        activation row), the scale pointers given to run()."""
+        or e4m3 (then C and the bias are FP16); the weight's and D's scales are pointers given to run()."""
         L = lib()
         self.m, self.n, self.k, self.residual = m, n, k, residual
         self.handle = _handle(device)
@@ -131,12 +130,8 @@ class LtMatmul:
         if bias:
             _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_BIAS_TYPE, CUDA_R[c_dtype], ctypes.c_int32)
         self.fp8, self.fp8_out = fp8, out_dtype == torch.float8_e4m3fn
-        if fp8:
-            if fast_accum:
-                _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_FAST_ACCUM, 1, ctypes.c_int8)
-            if scale_mode == "outer":
-                for attr in (DESC_A_SCALE_MODE, DESC_B_SCALE_MODE):
-                    _set(L.cublasLtMatmulDescSetAttribute, self.desc, attr, SCALE_OUTER_VEC, ctypes.c_int32)
+        if fp8 and fast_accum:
+            _set(L.cublasLtMatmulDescSetAttribute, self.desc, DESC_FAST_ACCUM, 1, ctypes.c_int8)
         self.bias = bias
         self.layouts = []
         for (rows, cols, ld), t in zip(((n, k, opa[1]) if opa[0] == 0 else (k, n, opa[1]),
@@ -175,14 +170,15 @@ class LtMatmul:
         _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, attr, ctypes.byref(p), ctypes.sizeof(p)),
                f"pointer attribute {attr}")
 
-    def run(self, a, w, bias, c, out, algo: int, workspace, alpha: float = 1.0, scales=()) -> None:
-        """Enqueue D = act(alpha * a @ w + bias + c) into `out` on the current stream; FP8: scales =
-        (weight scale, activation scale[, D scale]) fp32 device tensors (scalars or outer vectors)."""
+    def run(self, a, w, bias, c, out, algo: int, workspace, alpha: float = 1.0, w_scale=None, d_scale=None) -> None:
+        """Enqueue D = act(alpha * w_scale * a @ w + bias + c) [* d_scale] into `out` on the current stream
+        (FP8: w_scale and d_scale are one-element fp32 device tensors, or None for 1)."""
         h = self.algos[algo]
         if self.bias:
             self.set_pointer(DESC_BIAS_POINTER, bias)
-        for attr, t in zip((DESC_A_SCALE, DESC_B_SCALE, DESC_D_SCALE), scales):
-            self.set_pointer(attr, t)
+        for attr, t in ((DESC_A_SCALE, w_scale), (DESC_D_SCALE, d_scale)):
+            if t is not None:
+                self.set_pointer(attr, t)
         cptr = c.data_ptr() if self.residual else out.data_ptr()  # beta 0: C (of the bias type) is not read
         la, lb, lc, ld = self.layouts
         _check(_LIB.cublasLtMatmul(

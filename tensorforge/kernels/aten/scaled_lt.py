@@ -9,11 +9,12 @@ Session 10 on the H200 (bench/quant_gemm.py, BERT bs 32): cuBLASLt's FP8 GEMM al
 in FP16, but every FP8 tactic we had then (torch._scaled_mm + a pointwise kernel, the Triton qgemm)
 took 43-75 us: the follow-up kernel cost more than the GEMM saved.
 
-Scales: per-tensor weight scales as cuBLASLt scalars (the activation scale and Gemm alpha in alpha);
-per-channel weight scales as cuBLASLt's outer-vector mode (sm_90, CUDA 12.9+: the weight scales per
-output column, a vector of ones per activation row). Params: scale (scalar | outer), fast_accum,
-algo (index into the heuristic's list). Layers with a residual (an extra the size of the output) are
-not taken: cuBLASLt's C must be FP16 and their residual is quantized."""
+Scales: the per-tensor weight scale as cuBLASLt's A scale (a device scalar: refit rewrites it in place),
+the activation scale and Gemm alpha in alpha. Per-channel weight scales are not taken: cuBLASLt refused
+its per-vector scale modes for every FP8 problem on the H200 (bench/lt_fp8_probe.py), and tensorforge
+quantize writes FP8 weights per tensor. Params: fast_accum, algo (index into the heuristic's list).
+Layers with a residual (an extra the size of the output) are not taken: cuBLASLt's C must be FP16 and
+their residual is quantized."""
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ import math
 import torch
 
 from ..device import is_cuda
-from ..quant_gemm import cached, problem, weight_kn
+from ..quant_gemm import FP8_MAX, cached, problem, weight_kn
 from ..registry import tactic_family
 from . import tactic
 from .cublaslt import LtMatmul, aligns
@@ -39,7 +40,7 @@ def _strip_q(nodes, top):
     if n["op"] != "Cast" or n.get("attrs", {}).get("to") != 17:
         return top, None
     clip = nodes[n["args"][0]]
-    if clip["op"] != "Clip" or clip.get("attrs", {}).get("min") != -448.0 or clip.get("attrs", {}).get("max") != 448.0:
+    if clip["op"] != "Clip" or clip.get("attrs", {}).get("min") != -FP8_MAX or clip.get("attrs", {}).get("max") != FP8_MAX:
         return top, None
     div = nodes[clip["args"][0]]
     if div["op"] != "Div" or nodes[div["args"][1]]["op"] != "const":
@@ -93,7 +94,6 @@ class ScaledLtRunner:
     def __init__(self, layer_type, attrs, params, form, ref):
         self.kmajor = layer_type == "fused.QGemm" and bool(attrs.get("transB", 0))
         self.attrs, self.form, self.ref = attrs, form, ref
-        self.outer = params.get("scale", "scalar") == "outer"
         self.fast = bool(params.get("fast_accum", 0))
         self.algo = int(params.get("algo", 0))
         self.out_dtype = OUT.get(FP8 if form["q_scale"] else params.get("out_dtype", "float16"))
@@ -113,16 +113,15 @@ class ScaledLtRunner:
         try:
             lt = LtMatmul(m, b.shape[1], k, torch.float8_e4m3fn, a.stride(), b.stride(), self.form["act"],
                           bias is not None, False, aligns(b, a, out, out), dev, out_dtype=self.out_dtype,
-                          scale_mode="outer" if self.outer else None, fast_accum=self.fast)
+                          fast_accum=self.fast)
         except (RuntimeError, ValueError):
             return None
         if self.algo >= len(lt.algos):
             return None
         ws = torch.empty(max(1, lt.algos[self.algo].workspaceSize), dtype=torch.uint8, device=dev)
-        ones = torch.ones(m if self.outer else (), dtype=torch.float32, device=dev)
         dscale = torch.full((), 1.0 / self.form["q_scale"], dtype=torch.float32, device=dev) \
             if self.form["q_scale"] else None
-        return lt, ws, ones, dscale
+        return lt, ws, dscale
 
     def __call__(self, inputs, outs=None):
         x, w, ws = inputs[0], inputs[1], inputs[3] if len(inputs) > 3 else None
@@ -135,7 +134,7 @@ class ScaledLtRunner:
             a = a.contiguous()
         b = weight_kn(w, self.kmajor, self.cache)
         n = b.shape[1]
-        if ws.numel() != (n if self.outer else 1):
+        if ws.numel() != 1:
             return list(self.ref(inputs))
         bias = self._bias(inputs)
         if bias is not None and bias.numel() != n:
@@ -150,10 +149,9 @@ class ScaledLtRunner:
         plan = self.plans[key]
         if plan is None:
             return list(self.ref(inputs))
-        lt, work, ones, dscale = plan
-        wscale = cached(self.cache, ws, "ws", lambda t: t.reshape(-1 if self.outer else ()).float().contiguous())
-        scales = (wscale, ones) + ((dscale,) if dscale is not None else ())
-        lt.run(a, b, bias, None, out.view(-1, n), self.algo, work, alpha=self.alpha, scales=scales)
+        lt, work, dscale = plan
+        wscale = cached(self.cache, ws, "ws", lambda t: t.reshape(()).float().contiguous())
+        lt.run(a, b, bias, None, out.view(-1, n), self.algo, work, alpha=self.alpha, w_scale=wscale, d_scale=dscale)
         return [out]
 
 
@@ -169,11 +167,10 @@ def scaled_lt_factory(layer, attrs, opset, device, params):
     return ScaledLtRunner(layer.type, attrs, params, form, ref)
 
 
-def tactics_for(p, form, outer_ok: bool, n_algos: int) -> list[dict]:
+def tactics_for(p, form, n_algos: int) -> list[dict]:
     """The tactics of a problem (problem() of kernels.quant_gemm) whose epilogue fits (form)."""
-    if p is None or form is None or p["qtype"] != FP8 or p["k"] % 16 or p["n"] % 16 or 0 in (p["m"], p["n"], p["k"]):
-        return []
-    if p["per_channel"] and not outer_ok:
+    if p is None or form is None or p["qtype"] != FP8 or p["k"] % 16 or p["n"] % 16 or 0 in (p["m"], p["n"], p["k"]) \
+            or p["per_channel"]:
         return []
     out = FP8 if form["q_scale"] else p["out_dtype"]
     if out not in OUT or (form["q_scale"] and p["out_dtype"] != FP8):
@@ -181,11 +178,10 @@ def tactics_for(p, form, outer_ok: bool, n_algos: int) -> list[dict]:
     if form["bias_extra"] and (p["bias"] or len(p["extras"]) != 1
                                or math.prod(int(d) for d in p["extras"][0]["shape"]) != p["n"]):
         return []
-    scale = "outer" if p["per_channel"] else "scalar"
     res = []
     for i in range(min(n_algos, 4)):
         for fast in (0, 1):
-            t = tactic("cublaslt_fp8", scale=scale, fast_accum=fast, algo=i, out_dtype=p["out_dtype"])
+            t = tactic("cublaslt_fp8", fast_accum=fast, algo=i, out_dtype=p["out_dtype"])
             if i >= LEVEL3_ALGOS:
                 t["level"] = 4
             res.append(t)
@@ -194,22 +190,20 @@ def tactics_for(p, form, outer_ok: bool, n_algos: int) -> list[dict]:
 
 @tactic_family("aten", {"cublaslt_fp8": scaled_lt_factory}, library="CUBLAS_LT", writes_in_place=True)
 def scaled_lt_candidates(layer, shapes, device):
-    """cuBLASLt FP8 GEMMs with a fused bias / activation / output Q (CUDA, sm_89+; per-channel: sm_90)."""
+    """cuBLASLt FP8 GEMMs with a fused bias / activation / output Q (CUDA, sm_89+, per-tensor weight scale)."""
     if layer.type not in ("fused.QGemm", "fused.QMatMul") or not is_cuda(device) or not torch.cuda.is_available():
         return []
-    cap = torch.cuda.get_device_capability(device)
-    if cap < (8, 9):
+    if torch.cuda.get_device_capability(device) < (8, 9):
         return []
     p = problem(layer, shapes)
     form = epilogue_form(layer.attrs, len(layer.inputs) - 4)
-    if p is None or form is None:
+    if p is None or form is None or p["per_channel"]:
         return []
     try:  # how many algorithms cuBLASLt offers for it (none: this cuBLASLt cannot run the combination)
         lt = LtMatmul(p["m"], p["n"], p["k"], torch.float8_e4m3fn, (p["k"], 1), (1, p["k"]), form["act"],
                       form["bias_extra"] or p["bias"], False, device=device,
-                      out_dtype=OUT.get(FP8 if form["q_scale"] else p["out_dtype"], torch.float16),
-                      scale_mode="outer" if p["per_channel"] else None)
+                      out_dtype=OUT.get(FP8 if form["q_scale"] else p["out_dtype"], torch.float16))
         n_algos = len(lt.algos)
     except (RuntimeError, ValueError, OSError):
         return []
-    return tactics_for(p, form, cap >= (9, 0), n_algos)
+    return tactics_for(p, form, n_algos)
