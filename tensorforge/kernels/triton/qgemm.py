@@ -45,12 +45,11 @@ def configs(m: int, n: int, k: int, fp8: bool = False) -> list[dict]:
     reduced-precision accumulator, as cuBLASLt's fast accumulation): faster, and kept only where
     the tactic check finds its output within the quantized tolerance."""
     main, ext = (LARGE, LARGE_EXT + SMALL[2:]) if m > 512 else (SMALL, SMALL_EXT + LARGE[:1])
-    fast = [cfg + (1,) for cfg in main[:2]] if fp8 else []
     seen, out = set(), []
-    for cfgs, level in ((main, 3), (fast, 3), (ext, 4)):
+    for cfgs, level, fast in ((main, 3, False), (main[:2] if fp8 else (), 3, True), (ext, 4, False)):
         for cfg in cfgs:
-            p = _params(m, n, k, cfg[:5])
-            if len(cfg) > 5:
+            p = _params(m, n, k, cfg)
+            if fast:
                 p["fast_acc"] = 1
             key = tuple(sorted(p.items()))
             if key not in seen:

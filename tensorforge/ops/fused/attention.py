@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ... import dtypes
+from ..quant import quantize
 from ..registry import infer, reference
 from ..shape import reshape_dims
 
@@ -65,8 +67,6 @@ def quantize_out(y, out_q):
     """y, or QuantizeLinear(y) with the layer's out_q = [scale, zero point, type]."""
     if not out_q:
         return y
-    from ... import dtypes
-    from ..quant import quantize
     s, z, dt = out_q
     return quantize(y, torch.tensor(s), torch.tensor(z), dtypes.to_torch(dt))
 
