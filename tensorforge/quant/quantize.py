@@ -18,7 +18,7 @@ log = logging.getLogger("tensorforge")
 MIN_OPSET = {"int8": 13, "fp8": 19}
 # weight scales by mode: INT8 per output channel (TensorRT's and ModelOpt's rule); e4m3 one per weight
 # (Transformer Engine's and ModelOpt's torch FP8 recipe), the only form cuBLASLt's FP8 GEMM with a fused
-# epilogue takes on Hopper (its outer-vector scales are refused there: kernels/aten/scaled_lt.py). e4m3's
+# epilogue takes on Hopper (it refused per-vector scales there: kernels/aten/scaled_lt.py). e4m3's
 # range makes one scale enough: MiniLM-L6 FP8 (max, 256 sentences) mean embedding cosine 0.99640 per
 # tensor vs 0.99635 per channel (bench/quant_minilm.py, session 10)
 WEIGHT_SCALES = {"int8": "per-channel", "fp8": "per-tensor"}
@@ -56,7 +56,7 @@ def quantize(model, mode: str = "int8", feeds=None, calibrator: str = "entropy",
     """The Q/DQ model of `model`: feeds are calibration inputs, or cache {tensor: scale} (TensorRT);
     its unquantized part in `high_precision` (fp16 | bf16 | fp32), graph I/O types kept; bias_correction:
     Conv/Gemm biases absorb the mean shift of their quantized weights (needs calibration feeds);
-    weight_scales: per-channel | per-tensor (default: per-channel; see WEIGHT_SCALES)."""
+    weight_scales: per-channel | per-tensor (default: by mode, WEIGHT_SCALES: INT8 per channel, FP8 per tensor)."""
     if mode not in ("int8", "fp8"):
         raise TensorforgeError(f"--mode must be int8 or fp8, not '{mode}'")
     weight_scales = weight_scales or WEIGHT_SCALES[mode]

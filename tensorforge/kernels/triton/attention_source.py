@@ -11,11 +11,13 @@ quantized first when the layer has an output Q (OUT_Q: e4m3, int8, uint8)."""
 from __future__ import annotations
 
 from .codegen import PRELUDE, e4m3
+from .qgemm_source import INT_RANGE
 
 NAME = "tf_flash_attn"
 
 # QuantizeLinear of the output tile (rounded to the inputs' type first, as the reference's output is):
-# e4m3 (OUT_Q 1: codegen's e4m3 grid, saturating), int8 (2) or uint8 (3)
+# e4m3 (OUT_Q 1: codegen.e4m3, saturating), int8 (2) or uint8 (3), saturated to qgemm's INT_RANGE
+_I8, _U8 = INT_RANGE["int8"], INT_RANGE["uint8"]
 _QUANTIZE = f'''
 
 @triton.jit
@@ -24,9 +26,9 @@ def _quantize(out, oqs, oqz, OUT_Q: tl.constexpr):
     if OUT_Q == 1:
         y = {e4m3("y")}
     elif OUT_Q == 2:
-        y = tl.minimum(tl.maximum(_rint(y) + oqz, -128.0), 127.0).to(tl.int32)
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, {float(_I8[0])}), {float(_I8[1])}).to(tl.int32)
     else:
-        y = tl.minimum(tl.maximum(_rint(y) + oqz, 0.0), 255.0).to(tl.int32)
+        y = tl.minimum(tl.maximum(_rint(y) + oqz, {float(_U8[0])}), {float(_U8[1])}).to(tl.int32)
     return y
 '''
 
