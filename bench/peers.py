@@ -36,6 +36,24 @@ def gpu_time(fn, target_ms: float = 150.0, repeats: int = 7) -> float:
     return statistics.median(out)
 
 
+def graph_time(call, n=20, repeats=5) -> float:
+    """Median ms per call of n calls captured in one CUDA graph (GPU time, no Python launch overhead;
+    how the builder times tactics and the runtime runs them)."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            call()
+    s.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=s):
+        for _ in range(n):
+            call()
+    g.replay()
+    torch.cuda.synchronize()
+    return gpu_time(g.replay, repeats=repeats) / n
+
+
 def engine_graph(ctx, feeds: dict, first: dict):
     """(replay, outputs) of one inference of execution context `ctx` captured in a CUDA graph: inputs
     `feeds` (device tensors) and fresh outputs shaped like `first` bound, a warm-up enqueue on a side

@@ -74,24 +74,6 @@ def layer(m, n, k, kind, mode, dev, per_channel=None):
     return lay, LayerShapes.of(descs, [{"dtype": out_dt, "shape": [m, n], "kind": "activation"}]), ins
 
 
-def graph_ms(call, n=20, repeats=5) -> float:
-    """Median ms per call of n calls captured in one CUDA graph (GPU time, no Python launch overhead;
-    how the builder times tactics and the runtime runs them)."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            call()
-    s.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, stream=s):
-        for _ in range(n):
-            call()
-    g.replay()
-    torch.cuda.synchronize()
-    return peers.gpu_time(g.replay, repeats=repeats) / n
-
-
 def fp16_ms(m, n, k, kind, dev):
     """The FP16 layer as the FP16 engine runs it: one cuBLASLt GEMM with the bias, GELU or residual fused."""
     x, w, b = (torch.randn(m, k, device=dev, dtype=torch.float16), torch.randn(n, k, device=dev, dtype=torch.float16),
@@ -100,7 +82,7 @@ def fp16_ms(m, n, k, kind, dev):
     rb = r + b  # the residual with the bias in it: one cuBLASLt call with C (what the FP16 engine runs)
     fn = {"gelu_q": lambda: torch._addmm_activation(b, x, w.t(), use_gelu=True),
           "residual": lambda: torch.addmm(rb, x, w.t())}.get(kind, lambda: torch.nn.functional.linear(x, w, b))
-    return graph_ms(fn)
+    return peers.graph_time(fn)
 
 
 def measure(name, mode, dev, per_channel=None) -> dict:
@@ -116,7 +98,7 @@ def measure(name, mode, dev, per_channel=None) -> dict:
         x8, wt = ins[0], ins[1].t().contiguous().t()
         one = torch.ones((), device=dev)
         for fast in (False, True):
-            res[f"raw_scaled_mm_fp16{'_fast' if fast else ''}_ms"] = graph_ms(
+            res[f"raw_scaled_mm_fp16{'_fast' if fast else ''}_ms"] = peers.graph_time(
                 lambda: torch._scaled_mm(x8, wt, one, one, out_dtype=torch.float16, use_fast_accum=fast))
     for t in kernels.candidates(lay, shapes, dev):
         if kernels.level_of(t) > 3 or t["name"] == "reference":
@@ -128,7 +110,7 @@ def measure(name, mode, dev, per_channel=None) -> dict:
             call = (lambda: fn(list(ins), out)) if kernels.writes_in_place(t) else (lambda: fn(list(ins)))
             got = call()[0].float()
             err = float((got - ref.float()).abs().max()) / max(float(ref.float().abs().max()), 1e-6)
-            res[key] = {"ms": graph_ms(call), "rel_err": err}
+            res[key] = {"ms": peers.graph_time(call), "rel_err": err}
         except Exception as e:  # noqa: BLE001 - a tactic that cannot run is reported, not fatal
             res[key] = {"ms": None, "error": f"{type(e).__name__}: {str(e)[:160]}"}
     return res
