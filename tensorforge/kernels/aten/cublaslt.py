@@ -170,6 +170,14 @@ class LtMatmul:
         _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, attr, ctypes.byref(p), ctypes.sizeof(p)),
                f"pointer attribute {attr}")
 
+    def _c_pointer(self, c, out):
+        """C's address: the residual, else (beta 0, C not read) D's own, or NULL where C's type differs from
+        D's (FP8 out: C is FP16). cuBLASLt refuses C == D of different types (status 7 for every FP8-out
+        call on the H200, session 11's bench/lt_fp8_diag.py); torch._scaled_mm passes NULL too."""
+        if self.residual:
+            return c.data_ptr()
+        return None if self.fp8_out else out.data_ptr()
+
     def run(self, a, w, bias, c, out, algo: int, workspace, alpha: float = 1.0, w_scale=None, d_scale=None) -> None:
         """Enqueue D = act(alpha * w_scale * a @ w + bias + c) [* d_scale] into `out` on the current stream
         (FP8: w_scale and d_scale are one-element fp32 device tensors, or None for 1)."""
@@ -179,7 +187,7 @@ class LtMatmul:
         for attr, t in ((DESC_A_SCALE, w_scale), (DESC_D_SCALE, d_scale)):
             if t is not None:
                 self.set_pointer(attr, t)
-        cptr = c.data_ptr() if self.residual else out.data_ptr()  # beta 0: C (of the bias type) is not read
+        cptr = self._c_pointer(c, out)
         la, lb, lc, ld = self.layouts
         _check(_LIB.cublasLtMatmul(
             self.handle, self.desc, ctypes.byref(ctypes.c_float(alpha)), ctypes.c_void_p(w.data_ptr()), la,
@@ -196,7 +204,7 @@ class LtMatmul:
             p = ctypes.c_void_p(bias.data_ptr())
             _check(_LIB.cublasLtMatmulDescSetAttribute(self.desc, DESC_BIAS_POINTER, ctypes.byref(p),
                                                        ctypes.sizeof(p)), "bias pointer")
-        cptr = c.data_ptr() if self.residual else out.data_ptr()
+        cptr = self._c_pointer(c, out)
         la, lb, lc, ld = self.layouts
         args = (self.handle, self.desc, ctypes.byref(self.one), ctypes.c_void_p(w.data_ptr()), la,
                 ctypes.c_void_p(a.data_ptr()), lb, ctypes.byref(self.beta), ctypes.c_void_p(cptr), lc,
