@@ -4,7 +4,9 @@ CPU (default without CUDA): zoo:mobilenetv2_small (profile 1..16) with mixed bat
 is compared with the same payload run alone through the Python API (fp32, 1e-5).
 GPU: zoo:resnet50 FP16 (profile 1..128, opt 128), single-image requests from many clients (several
 client processes), throughput vs the engine's own bs-128 throughput (CUDA graph, device buffers);
-target >= 70 %. Answers are compared at fp16 tolerance (1e-2 of the output's scale).
+target >= 70 %. Answers may deviate from the same payload run alone by twice what the engine itself
+does in-process between batch sizes (loadtest.batch_deviation), printed with the distance between
+different payloads' answers (the check must tell those apart).
 
 Loopback only, bounded: each request is sent once; the run stops when all are answered or time out.
 
@@ -149,9 +151,22 @@ def main(argv=None) -> int:
     refs = loadtest.references(path, feeds)
     which = [(i * 7) % len(feeds) for i in range(args.requests)]
     rows = [next(iter(feeds[p].values())).shape[0] for p in which]
-    tol = (1e-2, 1e-2) if gpu else (1e-5, 1e-5)
+    # the yardstick on the GPU: how far the engine itself, in this process, answers a batched row from the
+    # same row alone (FP16 kernels differ by batch size: 0.024 of the largest logit for ResNet-50, session 11);
+    # a served answer may deviate twice that, and the check must still tell different payloads apart
+    max_dev = None
+    if gpu:
+        own = loadtest.batch_deviation(path, feeds, refs, (2, 8, min(len(feeds), args.max_batch)))
+        apart = loadtest.distinct_distance(refs)
+        max_dev = max(2 * own, 1e-4)
+        print(f"engine in-process: a batched row differs from the row alone by up to {own:.3g} of the largest "
+              f"output; different payloads' answers by >= {apart:.3g}; served answers must be within {max_dev:.3g}",
+              flush=True)
+        if max_dev >= apart / 2:
+            print("warning: that tolerance cannot tell a swapped answer from a right one", flush=True)
+    tol = (1e-5, 1e-5)
     spec, _ = engine_view(path, args.max_batch)
-    out = {"device": torch.cuda.get_device_name() if gpu else "cpu", "engine": path,
+    out = {"device": torch.cuda.get_device_name() if gpu else "cpu", "engine": path, "max_deviation": max_dev,
            "requests": args.requests, "concurrency": args.concurrency, "clients": args.clients,
            "max_batch": spec.max_batch, "max_wait_ms": wait}
     out["engine_rows_per_s"] = round(engine_throughput(path, device, spec.max_batch), 1)
@@ -164,7 +179,7 @@ def main(argv=None) -> int:
         run = serve_clients.ray_run if kind == "ray" else serve_clients.triton_run
         res = run(path, feeds, which, args, wait, spec)
         answers, results, wall, server = res
-        bad = loadtest.mismatches(answers, which, refs, *tol)
+        bad = loadtest.mismatches(answers, which, refs, *tol, max_dev=max_dev)
         if bad:  # what the first wrong answer looks like (None: not decoded; else names, shapes, error)
             a, ref = answers[bad[0]], refs[which[bad[0]]]
             what = "no answer decoded" if a is None else "; ".join(

@@ -59,3 +59,47 @@ def test_mixed_shapes_and_static_engines():
     res = s.run_many([{"x": x}, {"x": -x}])
     assert (res[0]["y"] == np.maximum(x, 0)).all() and (res[1]["y"] == np.maximum(-x, 0)).all()
     assert s.metrics.engine_calls == 2
+
+
+def test_warm_up_runs_each_batch_size_once_before_serving():
+    """warmup="all" runs every batch size 1..max once at start (zeros), so no request pays a size's first
+    call (its plan, CUDA graph, kernel loads: ~0.3 s each on the H200); later requests reuse those plans,
+    their answers are unchanged and the warm-up is not counted as served traffic."""
+    path = zoo_engine("mobilenetv2_small")
+    cold = Runner(path)
+    assert cold.warmed == []  # the CPU default: none
+    r = Runner(path, warmup="all")
+    assert r.warmed == list(range(1, r.spec.max_batch + 1))
+    assert r.metrics.engine_calls == 0
+    replans = r.context.replans
+    feeds = [{"input": images(b, seed=i)} for i, b in enumerate([1, 3, 2, 5])]
+    for f in feeds:
+        np.testing.assert_allclose(r.infer(f)["output"], cold.infer(f)["output"], rtol=1e-5, atol=1e-5)
+    assert r.context.replans == replans  # every size seen in the warm-up: no new plan
+    assert Runner(path, warmup="pow2").warmed == [1, 2, 4, 8, 16]
+
+
+def test_warm_up_from_the_environment_and_bad_values(monkeypatch):
+    path = zoo_engine("mobilenetv2_small")
+    monkeypatch.setenv("TENSORFORGE_SERVE_WARMUP", "pow2")
+    assert Runner(path).warmed == [1, 2, 4, 8, 16]
+    with pytest.raises(ValueError, match="warmup must be one of"):
+        Runner(path, warmup="some")
+
+
+def test_served_answers_judged_against_the_engines_own_batch_deviation():
+    """loadtest.batch_deviation: how far the engine in-process answers a batched row from the row alone
+    (FP32 on the CPU: ~1e-6); distinct_distance: how far different payloads' answers are apart; with
+    max_dev a right answer passes and a swapped one (another payload's answer) fails."""
+    from tensorforge.serve import loadtest
+    path = zoo_engine("mobilenetv2_small")
+    feeds = [{"input": images(1, seed=i)} for i in range(6)]
+    refs = loadtest.references(path, feeds)
+    own = loadtest.batch_deviation(path, feeds, refs, (2, 6))
+    apart = loadtest.distinct_distance(refs)
+    assert 0 <= own < 1e-4 < apart
+    max_dev = max(2 * own, 1e-4)
+    which = [0, 1, 2, 3]
+    answers = [refs[0], refs[1], refs[3], None]  # right, right, swapped, lost
+    assert loadtest.mismatches(answers, which, refs, max_dev=max_dev) == [2, 3]
+    assert loadtest.deviation({"output": refs[0]["output"][:, :5]}, refs[0]) == float("inf")
