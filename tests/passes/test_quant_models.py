@@ -67,3 +67,40 @@ def test_ort_quantized_resnet_matches_ort(tmp_path):
     hist = collections.Counter(n.op for n in g.nodes)
     assert hist["fused.QConv"] >= 10 and "DequantizeLinear" not in hist, hist
     _check(m, zoo.random_inputs("resnet50_small", 2, seed=5), steps=8)
+
+
+def test_vit_fp8_skip_input_fake_quant_runs_in_the_residual_epilogue():
+    """tensorforge quantize's FP8 ViT (pre-norm; the skip input of every residual Add quantized, as ModelOpt
+    places it): each skip's Q -> DQ round trip is inlined into the epilogue of the GEMM whose residual it is
+    (quant_inline_operands) instead of running as a pointwise kernel of its own (25 of them in ViT-B/16,
+    0.21 ms of 2.17 on the H200). The engine's output is bitwise the same as without the pass, and within
+    FP8's tolerance of ONNX Runtime running the Q/DQ model."""
+    from tensorforge import Builder, BuilderConfig, zoo
+    from tensorforge.passes.quant.finish import _fake_quant
+    from tensorforge.quant import quantize
+    m = quantize(zoo.get_model("vit_b16_small"), "fp8", [zoo.random_inputs("vit_b16_small", 2, seed=1)], "max")
+    feeds = zoo.random_inputs("vit_b16_small", 2, seed=5)
+    g = passes.run_pipeline(frontend.load(m), check=True)
+    assert not [n for n in g.nodes if _fake_quant(n)]
+    inlined = [n for n in g.nodes if n.op == "fused.QMatMul" and any(
+        nd["op"] == "Cast" and nd.get("attrs", {}).get("to") == 17 for nd in (n.attrs.get("epilogue") or {}).get("nodes", [])
+        if n.attrs.get("epilogue"))]
+    assert inlined
+
+    def run(pipe):
+        old = list(passes.PIPELINE)
+        passes.PIPELINE[:] = pipe
+        try:
+            eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
+        finally:
+            passes.PIPELINE[:] = old
+        return eng, {k: np.asarray(v) for k, v in eng.create_execution_context().infer(feeds).items()}
+    e1, with_pass = run(passes.PIPELINE)
+    e0, without = run([p for p in passes.PIPELINE if p is not passes.quant_inline_operands])
+    assert len(e1.plan.layers) < len(e0.plan.layers)
+    for k, v in without.items():
+        np.testing.assert_array_equal(with_pass[k], v)
+    ref = run_ort(m, feeds)
+    for k, r in ref.items():
+        got = with_pass[k].ravel().astype(np.float64)
+        assert float(got @ r.ravel() / np.linalg.norm(got) / np.linalg.norm(r)) > 0.98, k
