@@ -198,3 +198,25 @@ def test_fast_accumulation_variant(interpret):
     run_case("fused.QMatMul", (5, 9), 40, 100, F8, "gelu", params=p)
     src, _ = qgemm_source(QGemmSignature(F8, "float16", fast_acc=True))
     assert "tl.dot(xa, xb, acc)" in src and "max_num_imprecise_acc" not in src
+
+
+@cases.interpreter_only
+def test_inlined_skip_input_round_trip(interpret):
+    """ViT FP8's residual GEMMs after quant_inline_operands: the skip input's Q -> DQ round trip inside
+    the epilogue expression (an e4m3 cast in the middle of it), through qgemm and scaled_mm_pw
+    (interpreted) against the reference."""
+    from tensorforge.kernels.aten import scaled_mm
+    from tensorforge.kernels.quant_gemm import problem
+    layers = [(lay, shapes, ins) for lay, shapes, ins in qc.quantized_layers("fp8", "vit_b16_small")
+              if lay.type == "fused.QMatMul" and any(
+                  nd["op"] == "Cast" and nd.get("attrs", {}).get("to") == 17
+                  for i, nd in enumerate((lay.attrs.get("epilogue") or {"nodes": []})["nodes"])
+                  if i != lay.attrs["epilogue"]["out"])]
+    assert layers
+    for lay, shapes, ins in layers[:2]:
+        want = qc.reference(lay, ins)
+        cands = qgemm.qgemm_candidates(lay, shapes, CUDA)
+        assert cands, lay.name
+        run_layer(lay, ins, cands[0]["params"], want)
+        t = scaled_mm.tactics_for(problem(lay, shapes), None, lay.attrs.get("epilogue"), True)[0]
+        qc.check(qgemm.scaled_mm_pw_factory(lay, lay.attrs, 17, torch.device("cpu"), t["params"])(ins)[0], want, 1e-2)
