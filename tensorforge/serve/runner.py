@@ -96,10 +96,14 @@ class Runner:
         return results
 
     def _run_chunk(self, feeds: list, rows: list) -> list:
-        feed, real = batching.merge(self.spec, feeds)
         t0 = time.perf_counter()
+        real = sum(rows) if self.spec.batched else 1
         try:
-            out = self._call(feed)
+            if self.staging.usable:  # each request's rows go straight into the staging buffers
+                with self._lock:
+                    out = self.staging.run_parts(feeds, max(real, self.spec.min_batch))
+            else:
+                out = self._call(batching.merge(self.spec, feeds)[0])
         except Exception as e:  # noqa: BLE001 - isolate the culprit below
             if len(feeds) == 1:
                 log.warning("engine failed on a request: %s", _one_line(e))
@@ -124,7 +128,13 @@ class Runner:
 
 class Staging:
     """I/O buffers at the max batch, bound as views of fixed addresses: a batch of b rows reuses the
-    plan (and CUDA graph) of batch size b instead of re-planning for new buffer addresses."""
+    plan (and CUDA graph) of batch size b instead of re-planning for new buffer addresses.
+
+    On a GPU, pinned host buffers of the same size stand between the requests and the device buffers:
+    run_parts copies each request's rows into them once (no merged array, no copy of a read-only Ray
+    array) and moves the batch in one pinned copy each way. On the CPU the engine's buffers are the host
+    buffers. Derived, not yet measured: a batch of 128 ResNet-50 images (77 MB) was merged by
+    np.concatenate (~10 ms on one core) and copied from pageable memory (~10 ms), against 3.5 ms of engine."""
 
     def __init__(self, engine, context, spec: ServeSpec):
         import torch
@@ -132,14 +142,47 @@ class Staging:
         self.torch = torch
         static = all(d != -1 for s in (*spec.inputs, *spec.outputs) for d in s.shape[1:])
         self.usable = spec.batched and static
-        self.stream = torch.cuda.Stream(engine.device) if engine.device.type == "cuda" else None
-        self.bufs = {}
+        gpu = engine.device.type == "cuda"
+        self.stream = torch.cuda.Stream(engine.device) if gpu else None
+        self.bufs, self.host = {}, {}
         if self.usable:
             from .. import dtypes
             for s in (*spec.inputs, *spec.outputs):
-                self.bufs[s.name] = torch.empty((spec.max_batch, *s.shape[1:]), dtype=dtypes.to_torch(s.dtype),
-                                                device=engine.device)
+                shape, dt = (spec.max_batch, *s.shape[1:]), dtypes.to_torch(s.dtype)
+                self.bufs[s.name] = torch.empty(shape, dtype=dt, device=engine.device)
+                self.host[s.name] = (torch.empty(shape, dtype=dt, pin_memory=True) if gpu else self.bufs[s.name]).numpy()
+        self.inputs = [s.name for s in spec.inputs]
         self.outputs = [s.name for s in spec.outputs]
+
+    def run_parts(self, feeds: list, rows: int) -> dict:
+        """Run the requests' rows (validated, in order) as one batch of `rows` rows (padded by repeating
+        the last row up to it, the profile's min); the outputs are arrays of their own."""
+        torch, ctx = self.torch, self.context
+        at = 0
+        for f in feeds:
+            b = next(iter(f.values())).shape[0]
+            for n in self.inputs:
+                self.host[n][at:at + b] = f[n]
+            at += b
+        for n in self.inputs:
+            if at < rows:
+                self.host[n][at:rows] = self.host[n][at - 1:at]
+        with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
+            for n in self.inputs:
+                view = self.bufs[n][:rows]
+                if self.stream is not None:
+                    view.copy_(torch.from_numpy(self.host[n][:rows]), non_blocking=True)
+                ctx.set_input_shape(n, tuple(view.shape))
+                ctx.set_tensor_address(n, view)
+            for n in self.outputs:
+                ctx.set_tensor_address(n, self.bufs[n][:rows])
+            ctx.execute_async(self.stream)
+            if self.stream is not None:
+                for n in self.outputs:
+                    torch.from_numpy(self.host[n][:rows]).copy_(self.bufs[n][:rows], non_blocking=True)
+        if self.stream is not None:
+            self.stream.synchronize()
+        return {n: self.host[n][:rows].copy() for n in self.outputs}  # the buffers are the next batch's
 
     def run(self, feed: dict) -> dict:
         torch, ctx = self.torch, self.context

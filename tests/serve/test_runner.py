@@ -103,3 +103,20 @@ def test_served_answers_judged_against_the_engines_own_batch_deviation():
     answers = [refs[0], refs[1], refs[3], None]  # right, right, swapped, lost
     assert loadtest.mismatches(answers, which, refs, max_dev=max_dev) == [2, 3]
     assert loadtest.deviation({"output": refs[0]["output"][:, :5]}, refs[0]) == float("inf")
+
+
+def test_rows_straight_into_staging_read_only_requests_and_no_aliasing():
+    """run_parts: each request's rows are copied once into the staging buffers (read-only arrays, as Ray
+    deserializes them, need no copy first); the answers are arrays of their own, so a later batch
+    (which reuses the buffers) leaves earlier answers as they were."""
+    r = Runner(zoo_engine("mobilenetv2_small"))
+    feeds = [{"input": images(b, seed=10 + i)} for i, b in enumerate([2, 1, 3])]
+    single = [r.infer(f)["output"].copy() for f in feeds]
+    for f in feeds:
+        f["input"].flags.writeable = False
+    first = r.run_many(feeds)
+    r.run_many([{"input": images(6, seed=99)}])  # overwrites the staging buffers
+    for got, want in zip(first, single):
+        np.testing.assert_allclose(got["output"], want, rtol=1e-5, atol=1e-5)
+    outs = [g["output"] for g in first]
+    assert not any(np.shares_memory(a, r.staging.host["output"]) for a in outs)
