@@ -55,7 +55,7 @@ class TritonPythonModel:
                     t = pb_utils.get_input_tensor_by_name(req, name)
                     if t is None:
                         raise self.request_error(f"missing input '{name}'")
-                    feed[name] = t.as_numpy()
+                    feed[name] = _array(t)
                 self.runner.validate(feed)
             except self.request_error as e:
                 responses[i] = _error(str(e), pb_utils.TritonError.INVALID_ARG)
@@ -66,12 +66,29 @@ class TritonPythonModel:
             if isinstance(r, Exception):
                 responses[i] = _error(f"engine failure: {r}", pb_utils.TritonError.INTERNAL)
             else:
-                responses[i] = pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor(n, r[n]) for n in self.outputs])
+                responses[i] = pb_utils.InferenceResponse(output_tensors=[_tensor(n, r[n]) for n in self.outputs])
         return responses
 
     def finalize(self):
         self.runner = None
+
+
+# Tensors cross the stub through DLPack, not NumPy: the stub of Triton <= 2.51 (pybind11 2.10, as nvidia-pytriton
+# 0.7 bundles it) reads NumPy's dtype sizes with NumPy 1's struct layout, and under NumPy 2 it took them as 0:
+# every output then went out with binary_data_size 0 (session 11 on the H200, numpy 2.5.2: all answers empty)
+# and as_numpy() gave inputs with zero strides (python_backend PR #384, fixed in r24.11).
+def _array(t):
+    """An input tensor as a NumPy array (a view of Triton's buffer while execute runs)."""
+    import torch
+    return torch.from_dlpack(t.to_dlpack()).numpy()
+
+
+def _tensor(name, a):
+    """An output tensor from a NumPy array."""
+    import numpy as np
+    import torch
+    from torch.utils.dlpack import to_dlpack
+    return pb_utils.Tensor.from_dlpack(name, to_dlpack(torch.from_numpy(np.ascontiguousarray(a))))
 
 
 def _error(message, code):
