@@ -32,7 +32,7 @@ def flags() -> dict:
 def run_alone(path, feeds, graph=None):
     """Each feed alone through a Runner (twice) and through the context's own infer; (runs, flags)."""
     from tensorforge.serve.runner import Runner
-    r = Runner(path, cuda_graph=graph)
+    r = Runner(path, cuda_graph=graph, warmup="none")
     first = [r.infer(f) for f in feeds]
     again = [r.infer(f) for f in feeds]
     plain = [{n: t.detach().cpu().numpy() for n, t in r.context.infer(f).items()} for f in feeds]

@@ -114,7 +114,7 @@ def report(results: list, wall_s: float, rows: list) -> dict:
 def references(engine_path: str, feeds: list, device=None) -> list:
     """Each payload run alone through the Python API: the oracle for batched answers."""
     from .runner import Runner
-    r = Runner(engine_path, device=device)
+    r = Runner(engine_path, device=device, warmup="none")  # single requests: one batch size
     return [r.infer(f) for f in feeds]
 
 
