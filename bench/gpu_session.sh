@@ -115,22 +115,25 @@ case "${1:-}" in
   serve2)
     # each server's own cost per request: the trivial engine with 602 KB requests (payload + overhead) and a
     # 4-float model (~150-byte requests: overhead alone), 1..128 rows; after `serve` in the call before
-    # (the site parts still stashed: carry [".raycarry/SHA256"] only)
-    step serve_site 30 bench/carry_parts.sh site .raycarry
-    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # (the site parts still stashed: carry [".raycarry/SHA256"] only); one setup step (8 files come back)
     shp=input:1x3x224x224; big=input:128x3x224x224
-    step floor_engines 60 bash -c "python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
+    step serve2_setup 90 bash -c "bench/carry_parts.sh site .raycarry \
+      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
       && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
         --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1 \
       && python3 bench/serve.py --write-tiny-model /tmp/tiny.onnx \
       && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/tiny.onnx --minShapes=input:1x4 \
         --optShapes=input:128x4 --maxShapes=input:128x4 --saveEngine=/tmp/tiny.engine --duration=1"
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     for path in ray triton; do
       step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
         --requests 4000 --clients 8
       step "tiny_$path" 80 python3 bench/serve.py --engine /tmp/tiny.engine --paths $path \
         --requests 20000 --clients 8
     done
+    # two Triton instances on the GPU (their host copies and engine calls overlap), ResNet-50
+    step r50_triton_x2 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --instances 2 \
+      --requests 6000 --clients 8
     ;;
   *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2" >&2; exit 2 ;;
 esac

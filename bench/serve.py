@@ -115,6 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=1, help="client processes (use several on the GPU machine)")
     ap.add_argument("--paths", default="ray,triton", help="ray, triton or both")
     ap.add_argument("--ray-client", default="http", choices=["http", "handle"])
+    ap.add_argument("--instances", type=int, default=1,
+                    help="Triton: model instances per GPU (each its own engine context; batches overlap)")
     ap.add_argument("--gpus-per-replica", type=float, default=None,
                     help="Ray: a GPU fraction per replica (0.25: four replicas per GPU, each its own engine)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")

@@ -108,7 +108,8 @@ def triton_run(path, feeds, which, args, wait_ms, spec):
 
     from tensorforge.serve import export_triton
     repo = os.path.join(tempfile.mkdtemp(prefix="tf-bench-triton-"), "repo")
-    export_triton(path, repo, model_name="bench", max_batch=spec.max_batch, max_wait_ms=wait_ms)
+    export_triton(path, repo, model_name="bench", max_batch=spec.max_batch, max_wait_ms=wait_ms,
+                  instances=getattr(args, "instances", 1))
     port, mport = free_port(), free_port()
     cfg = TritonConfig(model_repository=repo, http_address="127.0.0.1", http_port=port,
                        grpc_address="127.0.0.1", grpc_port=free_port(), metrics_port=mport)
