@@ -144,13 +144,14 @@ class Staging:
         self.usable = spec.batched and static
         gpu = engine.device.type == "cuda"
         self.stream = torch.cuda.Stream(engine.device) if gpu else None
-        self.bufs, self.host = {}, {}
+        self.bufs, self.pinned, self.host = {}, {}, {}
         if self.usable:
             from .. import dtypes
             for s in (*spec.inputs, *spec.outputs):
                 shape, dt = (spec.max_batch, *s.shape[1:]), dtypes.to_torch(s.dtype)
                 self.bufs[s.name] = torch.empty(shape, dtype=dt, device=engine.device)
-                self.host[s.name] = (torch.empty(shape, dtype=dt, pin_memory=True) if gpu else self.bufs[s.name]).numpy()
+                self.pinned[s.name] = torch.empty(shape, dtype=dt, pin_memory=True) if gpu else self.bufs[s.name]
+                self.host[s.name] = self.pinned[s.name].numpy()  # the same memory, filled row by row
         self.inputs = [s.name for s in spec.inputs]
         self.outputs = [s.name for s in spec.outputs]
 
@@ -171,7 +172,7 @@ class Staging:
             for n in self.inputs:
                 view = self.bufs[n][:rows]
                 if self.stream is not None:
-                    view.copy_(torch.from_numpy(self.host[n][:rows]), non_blocking=True)
+                    view.copy_(self.pinned[n][:rows], non_blocking=True)
                 ctx.set_input_shape(n, tuple(view.shape))
                 ctx.set_tensor_address(n, view)
             for n in self.outputs:
@@ -179,7 +180,7 @@ class Staging:
             ctx.execute_async(self.stream)
             if self.stream is not None:
                 for n in self.outputs:
-                    torch.from_numpy(self.host[n][:rows]).copy_(self.bufs[n][:rows], non_blocking=True)
+                    self.pinned[n][:rows].copy_(self.bufs[n][:rows], non_blocking=True)
         if self.stream is not None:
             self.stream.synchronize()
         return {n: self.host[n][:rows].copy() for n in self.outputs}  # the buffers are the next batch's
