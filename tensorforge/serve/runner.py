@@ -183,36 +183,6 @@ class Staging:
             self.stream.synchronize()
         return {n: self.host[n][:rows].copy() for n in self.outputs}  # the buffers are the next batch's
 
-    def run_parts(self, feeds: list, rows: int) -> dict:
-        """Run the requests' rows (validated, in order) as one batch of `rows` rows (padded by repeating
-        the last row up to it, the profile's min); the outputs are arrays of their own."""
-        torch, ctx = self.torch, self.context
-        at = 0
-        for f in feeds:
-            b = next(iter(f.values())).shape[0]
-            for n in self.inputs:
-                self.host[n][at:at + b] = f[n]
-            at += b
-        for n in self.inputs:
-            if at < rows:
-                self.host[n][at:rows] = self.host[n][at - 1:at]
-        with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
-            for n in self.inputs:
-                view = self.bufs[n][:rows]
-                if self.stream is not None:
-                    view.copy_(self.pinned[n][:rows], non_blocking=True)
-                ctx.set_input_shape(n, tuple(view.shape))
-                ctx.set_tensor_address(n, view)
-            for n in self.outputs:
-                ctx.set_tensor_address(n, self.bufs[n][:rows])
-            ctx.execute_async(self.stream)
-            if self.stream is not None:
-                for n in self.outputs:
-                    self.pinned[n][:rows].copy_(self.bufs[n][:rows], non_blocking=True)
-        if self.stream is not None:
-            self.stream.synchronize()
-        return {n: self.host[n][:rows].copy() for n in self.outputs}  # the buffers are the next batch's
-
 
 def _one_line(e: BaseException) -> str:
     msg = str(e).strip().splitlines()
