@@ -16,6 +16,8 @@
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py, Ray and Triton, ResNet-50 and a trivial engine
 #                                 (each server's ceiling); after the .raycarry parts were stashed
 #   bench/gpu_session.sh serve2   each server's ceiling: 602 KB requests to a trivial engine, and 4-float ones
+#   bench/gpu_session.sh serve3   serve and serve2's floor in one call: the serving GPU tests, ResNet-50 and the
+#                                 trivial engine behind Ray and Triton (after the .raycarry parts were stashed)
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 # Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
 # stage add up to at most 580 s, inside the 600 s of one call.
@@ -137,6 +139,27 @@ case "${1:-}" in
     step r50_triton_x2 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --instances 2 \
       --requests 6000 --clients 8
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2" >&2; exit 2 ;;
+  serve3)
+    # session 12: serve's Runners ran out of GPU memory warming up 128 batch sizes (a private CUDA-graph pool
+    # per size); the graphs of a context now share one pool. The serving GPU tests first (their new memory
+    # test), then ResNet-50 and the trivial engine (each server's ceiling for 602 KB requests)
+    shp=input:1x3x224x224; big=input:128x3x224x224
+    step serve_setup 110 bash -c "bench/carry_parts.sh site .raycarry \
+      && python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
+      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    step serve_ray 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
+    step serve_triton 110 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --requests 6000 \
+        --clients 8
+    for path in ray triton; do
+      step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
+        --requests 6000 --clients 8
+    done
+    ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3" >&2; exit 2 ;;
 esac
 exit $rc

@@ -70,6 +70,7 @@ class ExecutionContext(ContextIO):
         self._arena = None
         self._prepared_key = None
         self._graphs: OrderedDict = OrderedDict()
+        self._graph_pool = None  # the memory pool all of this context's CUDA graphs share (graph_run)
         self._plans: OrderedDict = OrderedDict()  # LRU: shape-set key -> (ExecPlan, symbol env)
         self._valid: set = set()  # keys of plans that ran once (outputs checked)
         self._external_memory = device_memory is not None or not allocate_memory

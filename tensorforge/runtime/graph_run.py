@@ -4,6 +4,8 @@ data-dependent layers the graph holds the static prefix of the plan and the dyna
 eagerly after each replay, from the slots the graph fills."""
 from __future__ import annotations
 
+import torch
+
 from . import graphs, steps
 from .dynamic import graph_prefix
 
@@ -22,7 +24,9 @@ def run(ctx, stream) -> None:
             full = ctx._last
             cap = ctx._ss.stream("capture", stream)
             cap.wait_stream(stream)
-            g = graphs.capture(lambda: ctx._run(cap, capturing=True, stop=n), cap)
+            if ctx._graph_pool is None:  # one pool for all of the context's graphs (replayed one at a time)
+                ctx._graph_pool = torch.cuda.graph_pool_handle()
+            g = graphs.capture(lambda: ctx._run(cap, capturing=True, stop=n), cap, ctx._graph_pool)
             stream.wait_stream(cap)
         ctx._graphs[key] = (g, ctx._xp, ctx._last, ctx._arena)  # what the graph points to stays alive
         ctx._last = full

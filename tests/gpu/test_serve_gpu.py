@@ -75,3 +75,29 @@ def test_batches_from_worker_threads(tmp_path):
         got = np.concatenate([row["output"] for row in rows])
         err = np.abs(got - single[:b]).max(axis=1) / np.abs(single).max()
         assert (err < 2e-2).all(), (b, np.flatnonzero(err >= 2e-2).tolist())
+
+
+def test_graphs_of_all_batch_sizes_share_memory(tmp_path):
+    """A context's CUDA graphs share one memory pool (runtime.graph_run): capturing every batch size of the
+    profile takes about the memory of the largest alone, not their sum (session 12 on the H200: a Runner
+    warming up ResNet-50 FP16 at sizes 1..128 ran out of the GPU's 140 GB, a private pool per graph)."""
+    from tensorforge.runtime import Engine
+    path = _engine(tmp_path, "resnet50_small", 1, 48, 48)
+    ctx = Engine.load(path).create_execution_context(use_cuda_graph=True, graph_cache_size=64)
+    x = torch.randn(48, 3, 64, 64, device="cuda")
+
+    def run(b):
+        out = ctx.infer({"input": x[:b]})
+        torch.cuda.synchronize()
+        return out
+
+    base = torch.cuda.memory_reserved()
+    first = {b: run(b)["output"].float().cpu() for b in (48, 48)}[48]  # the largest: eager run, then capture
+    one = torch.cuda.memory_reserved() - base
+    for b in range(1, 48):
+        run(b)
+    assert len(ctx._graphs) == 48
+    grown = torch.cuda.memory_reserved() - base
+    assert grown <= 2 * one + (64 << 20), (grown >> 20, one >> 20)
+    again = run(48)["output"].float().cpu()  # the first graph, replayed after 47 other captures reused its pool
+    assert torch.allclose(again, first, rtol=0, atol=0)
