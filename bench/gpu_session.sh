@@ -164,21 +164,30 @@ case "${1:-}" in
     ;;
   serve4)
     # session 12: the trivial engine's ceilings (Triton 1,947 requests/s, Ray 205) were far below the target; this
-    # measures why: the host's busy cores during the load and CPU ms per request (bench/serve_clients.cpu_use),
-    # and whether Triton instances scale (each a Python-backend process with its own engine context)
+    # measures why: the host's busy cores during the load and CPU ms per request by process
+    # (bench/serve_clients.cpu_use), Triton with the inputs in system shared memory (--triton-shm: on the 2-core
+    # CPU machine Triton's own cost per single-image request fell from 2.1 to 0.3 CPU ms), and whether Triton
+    # instances scale (each a Python-backend process with its own engine context)
     shp=input:1x3x224x224; big=input:128x3x224x224
-    step serve4_setup 60 bash -c "bench/carry_parts.sh site .raycarry \
+    step serve4_setup 90 bash -c "bench/carry_parts.sh site .raycarry \
       && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
       && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1 \
+      && python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
+        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1"
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    # (session 12: limits of 45 and 50 s cut both Triton steps before they printed: the 8 clients then got the
+    # (session 12: limits of 45 and 50 s cut the Triton steps before they printed: the 8 clients then got the
     # 8000 bodies expanded, 4.8 GB through spawn; they now get the 64 distinct ones and their indices)
-    step floor_triton_x1 60 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --requests 8000 --clients 8
-    step floor_triton_x4 70 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --instances 4 \
-      --requests 8000 --clients 8
+    step floor_triton_http 60 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --requests 8000 \
+      --clients 8
+    step floor_triton_shm 60 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --triton-shm \
+      --requests 16000 --clients 8
+    step floor_triton_shm_x4 75 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --triton-shm \
+      --instances 4 --requests 16000 --clients 8
+    step r50_triton_shm_x2 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --triton-shm \
+      --instances 2 --requests 16000 --clients 8
     step serve_gpu_tests 45 python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py
-    step floor_ray 60 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 2000 --clients 8
+    step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 2000 --clients 8
     ;;
   *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
 esac

@@ -115,6 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=1, help="client processes (use several on the GPU machine)")
     ap.add_argument("--paths", default="ray,triton", help="ray, triton or both")
     ap.add_argument("--ray-client", default="http", choices=["http", "handle"])
+    ap.add_argument("--triton-shm", action="store_true",
+                    help="Triton: clients put the inputs in a system shared-memory region and send only its offsets "
+                         "(Triton's mode for clients on the same host, as perf_analyzer --shared-memory=system)")
     ap.add_argument("--instances", type=int, default=1,
                     help="Triton: model instances per GPU (each its own engine context; batches overlap)")
     ap.add_argument("--gpus-per-replica", type=float, default=None,

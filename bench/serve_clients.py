@@ -20,25 +20,48 @@ def free_port() -> int:
 
 
 def host_cpu() -> tuple:
-    """(busy, total) CPU seconds of the whole host so far, from /proc/stat ((0, 0) where there is none)."""
+    """(busy, total, {process name: CPU s}) of the whole host so far, from /proc ((0, 0, {}) where there is none).
+    Process names are /proc/PID/comm (Triton's Python-backend stubs: triton_python_b…; Ray's: ray::…)."""
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
     except (OSError, ValueError):
-        return 0.0, 0.0
+        return 0.0, 0.0, {}
     tick = os.sysconf("SC_CLK_TCK")
     idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
-    return (sum(v) - idle) / tick, sum(v) / tick
+    procs: dict = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+        if name.startswith("kworker"):  # its name carries the current work item: kworker/u8:1-kvfree_rcu...
+            name = "kworker"
+        # (pid, start time): one process even when its name changes; utime + stime
+        procs[(pid, rest[19])] = (name, (int(rest[11]) + int(rest[12])) / tick)
+    return (sum(v) - idle) / tick, sum(v) / tick, procs
 
 
 def cpu_use(before: tuple, after: tuple, wall: float, requests: int) -> dict:
-    """The host's busy cores over a load phase, and CPU milliseconds per request (servers, clients and all):
-    with C cores, no server on this host can answer more than C / (that cost) requests per second."""
+    """The host's busy cores over a load phase, CPU milliseconds per request (servers, clients and all: with C
+    cores, no server on this host can answer more than C / that cost requests per second), and that cost by
+    process name (the 6 largest)."""
     busy = after[0] - before[0]
     if wall <= 0 or after[1] <= before[1]:
         return {}
+    by_name: dict = {}
+    for key, (name, t) in after[2].items():
+        d = t - before[2].get(key, (name, 0.0))[1]
+        if d > 0:
+            by_name[name] = by_name.get(name, 0.0) + d
+    top = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
     return {"busy_cores": round(busy / wall, 2), "cores": os.cpu_count(),
-            "cpu_ms_per_request": round(busy * 1e3 / max(1, requests), 3)}
+            "cpu_ms_per_request": round(busy * 1e3 / max(1, requests), 3),
+            "cpu_ms_per_request_by_process": {n: round(t * 1e3 / max(1, requests), 3) for n, t in top}}
 
 
 def _client(url, bodies, which, concurrency, barrier, queue, idx):
@@ -138,7 +161,7 @@ def _answer(decode, r):
 
 def triton_run(path, feeds, which, args, wait_ms, spec):
     """PyTriton's bundled tritonserver on an exported repository; KServe v2 binary requests."""
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import TRITON_ACCESS_HEADER, Triton, TritonConfig, TritonSecurityConfig
 
     from tensorforge.serve import export_triton
     repo = os.path.join(tempfile.mkdtemp(prefix="tf-bench-triton-"), "repo")
@@ -149,11 +172,23 @@ def triton_run(path, feeds, which, args, wait_ms, spec):
                        grpc_address="127.0.0.1", grpc_port=free_port(), metrics_port=mport)
     outs = [s.name for s in spec.outputs]
     url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
-    with Triton(config=cfg) as server:
+    shm = None
+    # PyTriton guards the shared-memory API with a token it makes up (its default); the bench passes it
+    sec = TritonSecurityConfig()
+    token = {TRITON_ACCESS_HEADER: sec.access_token} if sec.access_token else {}
+    with Triton(config=cfg, security_config=sec) as server:
         server.run()
-        bodies = [loadtest.triton_body(f, outs) for f in feeds]
-        loadtest.send_all(url, bodies[:4], 4)  # warm-up
-        results, wall, cpu = run_clients(url, bodies, which, args.concurrency, args.clients)
+        if getattr(args, "triton_shm", False):  # inputs in one system shared-memory region, read in place
+            shm = loadtest.TritonShm(f"http://127.0.0.1:{port}", feeds, outs, token, region="tf_bench_inputs")
+            bodies = shm.bodies
+        else:
+            bodies = [loadtest.triton_body(f, outs) for f in feeds]
+        try:
+            loadtest.send_all(url, bodies[:4], 4)  # warm-up
+            results, wall, cpu = run_clients(url, bodies, which, args.concurrency, args.clients)
+        finally:
+            if shm is not None:
+                shm.close()
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics").read().decode()
     answers = [_answer(loadtest.triton_answer, r) for r in results]
     stats = dict(cpu)

@@ -51,6 +51,81 @@ def triton_body(feed: dict, outputs: list) -> tuple[bytes, dict]:
                                   "Content-Type": "application/octet-stream"}
 
 
+def shm_layout(feeds: list) -> tuple[int, list]:
+    """(total bytes, per feed {input: (offset, nbytes)}) of the feeds' inputs laid end to end, 64-byte
+    aligned: one system shared-memory region that Triton reads requests' inputs from."""
+    off, where = 0, []
+    for feed in feeds:
+        w = {}
+        for name, a in feed.items():
+            w[name] = (off, a.nbytes)
+            off += -(-a.nbytes // 64) * 64
+        where.append(w)
+    return off, where
+
+
+def triton_shm_body(feed: dict, outputs: list, region: str, where: dict) -> tuple[bytes, dict]:
+    """A KServe v2 request whose inputs lie in Triton system shared-memory region `region` (registered
+    by the client; `where`: shm_layout's entry for this feed): a JSON body of a few hundred bytes, with
+    the outputs coming back as binary data. Triton's own high-throughput mode for clients on the host
+    (perf_analyzer --shared-memory=system): the server reads the payload in place instead of parsing it
+    out of the HTTP body."""
+    ins = [{"name": name, "shape": list(a.shape), "datatype": TRITON_TYPES[str(a.dtype)],
+            "parameters": {"shared_memory_region": region, "shared_memory_offset": where[name][0],
+                           "shared_memory_byte_size": where[name][1]}} for name, a in feed.items()]
+    head = json.dumps({"inputs": ins, "outputs": [{"name": n, "parameters": {"binary_data": True}}
+                                                  for n in outputs]}).encode()
+    return head, {"Content-Type": "application/json"}
+
+
+class TritonShm:
+    """The feeds' inputs in a new POSIX shared-memory segment, registered with the Triton server at `base`
+    (http://host:port) as system shared-memory region `region`; `bodies`: each feed's request (triton_shm_body).
+    `headers`: what Triton's shared-memory API needs (PyTriton guards it with an access token). A context
+    manager: on exit the region is unregistered and the segment removed."""
+
+    def __init__(self, base: str, feeds: list, outputs: list, headers: dict | None = None,
+                 region: str = "tf_inputs"):
+        from multiprocessing import shared_memory
+        self.base, self.region, self.headers = base, region, dict(headers or {})
+        size, where = shm_layout(feeds)
+        self.shm = shared_memory.SharedMemory(create=True, size=max(size, 1))
+        try:
+            for feed, w in zip(feeds, where):
+                for name, a in feed.items():
+                    off, n = w[name]
+                    self.shm.buf[off:off + n] = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+            self._post("register", {"key": "/" + self.shm.name, "offset": 0, "byte_size": size})
+        except BaseException:
+            self.shm.close()
+            self.shm.unlink()
+            raise
+        self.bodies = [triton_shm_body(f, outputs, region, w) for f, w in zip(feeds, where)]
+
+    def _post(self, what: str, body: dict | None = None) -> None:
+        import urllib.request
+        req = urllib.request.Request(f"{self.base}/v2/systemsharedmemory/region/{self.region}/{what}",
+                                     data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **self.headers})
+        urllib.request.urlopen(req, timeout=30).read()
+
+    def close(self) -> None:
+        if self.shm is None:
+            return
+        try:
+            self._post("unregister")
+        finally:
+            self.shm.close()
+            self.shm.unlink()
+            self.shm = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def triton_answer(res: Result) -> dict:
     """{output: array} from a KServe v2 binary-data answer."""
     n = int(res.headers.get("Inference-Header-Content-Length", len(res.body)))

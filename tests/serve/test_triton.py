@@ -53,16 +53,19 @@ def test_export_never_deletes_what_it_did_not_write(tmp_path, capsys):
 def triton(tmp_path_factory):
     pytest.importorskip("pytriton", reason="nvidia-pytriton not installed (pip install 'tensorforge[serve]')")
     pytest.importorskip("aiohttp", reason="aiohttp not installed")
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import TRITON_ACCESS_HEADER, Triton, TritonConfig, TritonSecurityConfig
     repo = str(tmp_path_factory.mktemp("triton") / "repo")
     assert cli(["export-triton", zoo_engine(MODEL), repo, "--model-name", "img", "--max-wait-ms", "10"]) == 0
     assert cli(["export-triton", div_engine(), repo, "--model-name", "div", "--max-wait-ms", "50"]) == 0
     port, mport = free_port(), free_port()
     cfg = TritonConfig(model_repository=repo, http_address="127.0.0.1", http_port=port,
                        grpc_address="127.0.0.1", grpc_port=free_port(), metrics_port=mport)
-    with Triton(config=cfg) as server:  # explicit model control, loads every model of the repository
+    sec = TritonSecurityConfig()  # PyTriton's default: a token guards the shared-memory API (kept for the shm test)
+    with Triton(config=cfg, security_config=sec) as server:  # explicit model control, loads every model
         server.run()
-        yield {"url": f"http://127.0.0.1:{port}/v2/models", "metrics": f"http://127.0.0.1:{mport}/metrics"}
+        yield {"url": f"http://127.0.0.1:{port}/v2/models", "metrics": f"http://127.0.0.1:{mport}/metrics",
+               "base": f"http://127.0.0.1:{port}",
+               "token": {TRITON_ACCESS_HEADER: sec.access_token} if sec.access_token else {}}
 
 
 def _counter(metrics_url, name, model):
@@ -129,3 +132,22 @@ def test_load_1000_concurrent_mixed_batches(triton):
     execs = _counter(triton["metrics"], "nv_inference_exec_count", "img")
     print(f"\nTriton CPU load test ({MODEL}): {rep}; {rows:.0f} rows in {execs:.0f} executions")
     assert execs < rows / 2  # the dynamic batcher merged requests
+
+
+def test_inputs_from_system_shared_memory(triton):
+    """Clients on the host may put inputs in a system shared-memory region and send only their offsets
+    (Triton's high-throughput mode; bench/serve.py --triton-shm): mixed batches answered as the Python API
+    answers them, and the region is gone afterwards."""
+    feeds = loadmix.payloads()
+    refs = loadmix.references(zoo_engine(MODEL), feeds)
+    which = loadmix.plan(300, len(feeds))
+    with loadtest.TritonShm(triton["base"], feeds, ["output"], triton["token"], region="test_inputs") as shm:
+        assert all(len(b) < 1000 for b, _ in shm.bodies)  # offsets, not payloads
+        name = shm.shm.name
+        res, _ = loadtest.send_all(triton["url"] + "/img/infer", [shm.bodies[p] for p in which], concurrency=300)
+    assert all(isinstance(r, loadtest.Result) and r.status == 200 for r in res), \
+        next(r for r in res if not isinstance(r, loadtest.Result) or r.status != 200)
+    assert not loadmix.check_answers([loadtest.triton_answer(r) for r in res], which, refs)
+    assert not os.path.exists(f"/dev/shm/{name}")
+    with pytest.raises(urllib.error.HTTPError):  # registering without PyTriton's token: 403
+        loadtest.TritonShm(triton["base"], feeds[:1], ["output"], {}, region="no_token")
