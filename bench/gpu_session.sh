@@ -39,6 +39,23 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to $OUT/NAME.lo
   [ $r -ne 0 ] && [ $rc -eq 0 ] && rc=$r
   return 0
 }
+serve_engines() {  # serve_engines NAME...: the serving stages' engines in /tmp (NAME.engine), batch 1..128
+  local shp=input:1x3x224x224 big=input:128x3x224x224 n onnx
+  for n in "$@"; do
+    case "$n" in
+      r50_serve) onnx=zoo:resnet50 ;;  # the target's engine, ResNet-50 FP16
+      floor) onnx=/tmp/floor.onnx; python3 bench/serve.py --write-floor-model "$onnx" || return 1 ;;  # trivial, same input
+      tiny) python3 bench/serve.py --write-tiny-model /tmp/tiny.onnx && python3 -m tensorforge.cli.forgeexec.main \
+              --onnx=/tmp/tiny.onnx --minShapes=input:1x4 --optShapes=input:128x4 --maxShapes=input:128x4 \
+              --saveEngine=/tmp/tiny.engine --duration=1 || return 1
+            continue ;;  # 4 floats a row: a server's cost per request without the payload
+      *) echo "serve_engines: unknown engine $n" >&2; return 2 ;;
+    esac
+    python3 -m tensorforge.cli.forgeexec.main --onnx="$onnx" --fp16 --minShapes=$shp --optShapes=$big \
+      --maxShapes=$big --saveEngine="/tmp/$n.engine" --duration=1 || return 1
+  done
+}
+export -f serve_engines
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
@@ -101,12 +118,7 @@ case "${1:-}" in
     # there now); /tmp/site is no site-packages folder, so PyTriton takes itself for an editable install
     # and misses the tritonserver binary's libraries (libcudart ...): name their folder
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    shp=input:1x3x224x224; big=input:128x3x224x224
-    step serve_engines 100 bash -c "python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
-      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+    step serve_engines 100 bash -c "serve_engines r50_serve floor"
     # session 9: 20000 (10000) requests did not finish within 110 s (80 s) through Ray's HTTP proxy
     # (< ~300 requests/s); on a 2-core CPU the floor engine measured 76 requests/s (HTTP), 204 (handles).
     # Each server's ceiling: stage serve2.
@@ -122,14 +134,7 @@ case "${1:-}" in
     # each server's own cost per request: the trivial engine with 602 KB requests (payload + overhead) and a
     # 4-float model (~150-byte requests: overhead alone), 1..128 rows; after `serve` in the call before
     # (the site parts still stashed: carry [".raycarry/SHA256"] only); one setup step (8 files come back)
-    shp=input:1x3x224x224; big=input:128x3x224x224
-    step serve2_setup 90 bash -c "bench/carry_parts.sh site .raycarry \
-      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1 \
-      && python3 bench/serve.py --write-tiny-model /tmp/tiny.onnx \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/tiny.onnx --minShapes=input:1x4 \
-        --optShapes=input:128x4 --maxShapes=input:128x4 --saveEngine=/tmp/tiny.engine --duration=1"
+    step serve2_setup 90 bash -c "bench/carry_parts.sh site .raycarry && serve_engines floor tiny"
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     for path in ray triton; do
       step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
@@ -145,14 +150,9 @@ case "${1:-}" in
     # session 12: serve's Runners ran out of GPU memory warming up 128 batch sizes (a private CUDA-graph pool
     # per size); the graphs of a context now share one pool. The serving GPU tests first (their new memory
     # test), then ResNet-50 and the trivial engine (each server's ceiling for 602 KB requests)
-    shp=input:1x3x224x224; big=input:128x3x224x224
     step serve_setup 110 bash -c "bench/carry_parts.sh site .raycarry \
       && { python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py; true; } \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1 \
-      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1"
+      && serve_engines r50_serve floor"
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     step serve_ray 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
     step serve_triton 110 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --requests 6000 \
@@ -168,13 +168,7 @@ case "${1:-}" in
     # (bench/serve_clients.cpu_use), Triton with the inputs in system shared memory (--triton-shm: on the 2-core
     # CPU machine Triton's own cost per single-image request fell from 2.1 to 0.3 CPU ms), and whether Triton
     # instances scale (each a Python-backend process with its own engine context)
-    shp=input:1x3x224x224; big=input:128x3x224x224
-    step serve4_setup 90 bash -c "bench/carry_parts.sh site .raycarry \
-      && python3 bench/serve.py --write-floor-model /tmp/floor.onnx \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=/tmp/floor.onnx --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/floor.engine --duration=1 \
-      && python3 -m tensorforge.cli.forgeexec.main --onnx=zoo:resnet50 --fp16 \
-        --minShapes=$shp --optShapes=$big --maxShapes=$big --saveEngine=/tmp/r50_serve.engine --duration=1"
+    step serve4_setup 90 bash -c "bench/carry_parts.sh site .raycarry && serve_engines floor r50_serve"
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     # (session 12: limits of 45 and 50 s cut the Triton steps before they printed: the 8 clients then got the
     # 8000 bodies expanded, 4.8 GB through spawn; they now get the 64 distinct ones and their indices)
