@@ -37,6 +37,12 @@ def test_every_config_operands(dtype):
     N.check_out_buffer("cuda", dtype, {"ROWS": 4, "num_warps": 4})
 
 
+def test_prologue_dequantized_skip():
+    """BERT FP8's norms after passes.quant.skip_norm: x + DQ(e4m3 skip) in the single-pass kernel."""
+    for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 1, "num_warps": 8}):
+        N.check_prologue("cuda", params)
+
+
 @pytest.mark.parametrize("shape", [(32, 197, 768), (1, 128, 768), (4, 77, 1024), (2, 64, 4096)])
 def test_model_shapes_fp16(shape):
     """ViT-B/16 bs32, BERT bs1, CLIP text, a 4096-wide LLM row: every offered config."""

@@ -116,6 +116,30 @@ def check_out_buffer(device, dtype, params):
                                rtol=TOL[dtype], atol=TOL[dtype])
 
 
+def check_prologue(device, params, n=768):
+    """x + DQ(an e4m3 skip) normalized (the prologue of passes.quant.skip_norm), after an epilogue extra so the
+    prologue reads extra 2: the runner against the layer's reference (ops.fused.norm), LayerNorm and RMSNorm."""
+    from tensorforge.kernels.triton.runners import NormRunner
+    from tensorforge.ops.fused.norm import layernorm_ref, rmsnorm_ref
+    from tensorforge.passes.quant.skip_norm import dq_add_prologue
+    x = rand((M, n), torch.float16, device, 20) * 3
+    g, b = rand((n,), torch.float16, device, 21) + 2, rand((n,), torch.float16, device, 22)
+    r = rand((M, n), torch.float16, device, 23)
+    skip = (rand((M, n), torch.float32, device, 24) * 100).to(torch.float8_e4m3fn)
+    attrs = {"axis": -1, "epsilon": 1e-5, "prologue": dq_add_prologue(2, 0.0123, 0, "float16"),
+             "epilogue": add_expr()}
+    for rms in (False, True):
+        ins = [x, g] + ([] if rms else [b]) + [r, skip]
+        got = NormRunner(attrs, params, lambda _: pytest.fail("fell back to the reference"), rms)(ins)[0]
+        ref = (rmsnorm_ref if rms else layernorm_ref)(*ins, **attrs)
+        assert got.dtype == ref.dtype == torch.float16
+        torch.testing.assert_close(got.float().cpu(), ref.float().cpu(), rtol=1e-2, atol=1e-2)
+        without = (rmsnorm_ref if rms else layernorm_ref)(*ins, **{**attrs, "prologue": None})
+        assert (without.float() - ref.float()).abs().max() > 0.1  # the skip mattered
+    # rows longer than the single-pass block: the looped kernel has no prologue, the runner declines
+    assert NormRunner(attrs, {"BLOCK_N": 16}, None, False).plan([x, g, b, r, skip]) is None
+
+
 interp = cases.interpreter_only
 
 
@@ -137,6 +161,12 @@ def test_lengths_fp16_and_forced_loop(interpret):
 def test_operands_and_epilogues(interpret, dtype):
     for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 16}, {"ROWS": 2, "BLOCK_N": 16}):
         check_operands("cpu", dtype, params)
+
+
+@interp
+def test_prologue_dequantized_skip(interpret):
+    for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 1}):
+        check_prologue("cpu", params)
 
 
 @interp
@@ -176,8 +206,9 @@ def test_candidates():
     assert max(c["params"]["ROWS"] for c in norm_candidates(*_layer((2, 3, 45)), cuda)) <= 8
 
 
-def _compile_sm90(src, warps, consts, dtype):
-    """PTX of tf_norm in `src` for sm90 (triton's bundled ptxas; no GPU, never the interpreter)."""
+def _compile_sm90(src, warps, consts, dtype, types=None):
+    """PTX of tf_norm in `src` for sm90 (triton's bundled ptxas; no GPU, never the interpreter); types: argument
+    types that differ from the default (pointers of `dtype`, the rest i32)."""
     import linecache
     triton = pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
@@ -187,8 +218,8 @@ def _compile_sm90(src, warps, consts, dtype):
     ns = {"__name__": "tensorforge_norm_sm90_test", "__file__": fname}
     exec(compile(src, fname, "exec"), ns)  # noqa: S102
     fn = ns["tf_norm"]
-    sig = {a: "constexpr" if a in consts else f"*{dtype}" if a[:2] in ("in", "ou") else
-           "fp32" if a == "eps" else "i32" for a in fn.arg_names}
+    sig = {a: "constexpr" if a in consts else (types or {}).get(a) or (f"*{dtype}" if a[:2] in ("in", "ou") else
+           "fp32" if a == "eps" else "i32") for a in fn.arg_names}
     attrs = {(i,): [["tt.divisibility", 16]] for i, a in enumerate(fn.arg_names) if a[:2] in ("in", "ou") or a == "N"}
     ast = ASTSource(fn, sig, constexprs={(fn.arg_names.index(k),): v for k, v in consts.items()}, attrs=attrs)
     return triton.compile(ast, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps}).asm["ptx"]
@@ -204,6 +235,11 @@ def sm90_checks():
     sig = RowSignature(("bfloat16", "bfloat16"), ("full", "inner"), "bfloat16", 0)
     src, _ = norm_source(sig, True, True, False, looped=True)
     assert "ld.global.v4.b32" in _compile_sm90(src, 8, {"ROWS": 2, "BLOCK_N": 4096}, "bf16")
+    from tensorforge.passes.quant.skip_norm import dq_add_prologue  # x + DQ(e4m3 skip), then LayerNorm
+    sig = RowSignature(("float16", "float16", "float16", "float8e4m3fn"), ("full", "inner", "inner", "full"),
+                       "float16", 0)
+    src, pc = norm_source(sig, False, True, True, None, prologue=dq_add_prologue(1, 0.0123, 0, "float16"))
+    _compile_sm90(src, 4, {"ROWS": 4, "BLOCK_N": 1024}, "fp16", {"in3": "*fp8e4nv", **{c: "fp32" for c, _ in pc}})
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")

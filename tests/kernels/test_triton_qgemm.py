@@ -109,11 +109,12 @@ def test_candidates_declined(case):
 @pytest.mark.parametrize("mode", ["fp8", "int8"])
 def test_layers_of_a_quantized_model(interpret, mode):
     """What the passes make of a quantized FFN block: the activation Q (a pointwise kernel: the
-    codegen's float8 cast), both GEMMs (bias and output Q inside the epilogue expression, a
-    quantized residual) through qgemm and, in FP8, every scaled_mm tactic."""
+    codegen's float8 cast), both GEMMs (bias and output Q inside the epilogue expression, in INT8 a
+    quantized residual) through qgemm and, in FP8, every scaled_mm tactic; in FP8 the LayerNorm adds
+    the quantized residual in its prologue (passes.quant.skip_norm)."""
     from tensorforge.kernels.aten import scaled_mm
     from tensorforge.kernels.quant_gemm import problem
-    from tensorforge.kernels.triton.runners import PointwiseRunner
+    from tensorforge.kernels.triton.runners import NormRunner, PointwiseRunner
     layers = qc.quantized_layers(mode)
     kinds = [lay.type for lay, _, _ in layers]
     assert kinds.count("fused.QMatMul") == 2 and "fused.Pointwise" in kinds, kinds
@@ -121,6 +122,9 @@ def test_layers_of_a_quantized_model(interpret, mode):
         want = qc.reference(lay, ins)
         if lay.type == "fused.Pointwise":
             qc.check(PointwiseRunner({"expr": lay.attrs["expr"]}, {"BLOCK": 256}, None)(ins)[0], want)
+        if lay.type == "fused.LayerNorm":
+            assert bool(lay.attrs.get("prologue")) == (mode == "fp8"), lay.attrs
+            qc.check(NormRunner(lay.attrs, {"ROWS": 4}, None, False)(ins)[0], want)
         if lay.type != "fused.QMatMul":
             continue
         cands = qgemm.qgemm_candidates(lay, shapes, CUDA)

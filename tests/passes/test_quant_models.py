@@ -104,3 +104,54 @@ def test_vit_fp8_skip_input_fake_quant_runs_in_the_residual_epilogue():
     for k, r in ref.items():
         got = with_pass[k].ravel().astype(np.float64)
         assert float(got @ r.ravel() / np.linalg.norm(got) / np.linalg.norm(r)) > 0.98, k
+
+
+def _bert_fp8(mode="fp8", **kw):
+    from tensorforge import zoo
+    from tensorforge.quant import quantize
+    return quantize(zoo.get_model("bert_base_small"), mode, [zoo.random_inputs("bert_base_small", 2, seed=1)], "max",
+                    **kw)
+
+
+def test_bert_fp8_residual_moves_into_the_norm():
+    """Post-norm BERT FP8 (each residual Add's skip input quantized): the e4m3 skip is added by the LayerNorm's
+    prologue, not in the GEMM's epilogue (passes.quant.skip_norm), so that cuBLASLt, which cannot read an
+    e4m3 C, can take the out-projection and FFN-down GEMMs. Same layer count; the output agrees with ONNX
+    Runtime running the Q/DQ model at least as well as without the pass."""
+    from tensorforge import Builder, BuilderConfig, zoo
+    m = _bert_fp8()
+    g = passes.run_pipeline(frontend.load(m), check=True)
+    norms = [n for n in g.nodes if n.op == "fused.LayerNorm" and n.attrs.get("prologue")]
+    assert len(norms) == 4  # 2 layers x (attention output, FFN output)
+    for n in norms:
+        gemm, skip = n.inputs[0].producer, n.inputs[-1]
+        assert gemm.op == "fused.QMatMul" and not gemm.attrs.get("extra_q") and skip.dtype == "float8e4m3fn"
+    feeds = zoo.random_inputs("bert_base_small", 2, seed=5)
+
+    def run(pipe):
+        old = list(passes.PIPELINE)
+        passes.PIPELINE[:] = pipe
+        try:
+            eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
+        finally:
+            passes.PIPELINE[:] = old
+        return eng, {k: np.asarray(v).astype(np.float64).ravel() for k, v in eng.create_execution_context().infer(feeds).items()}
+    e1, with_pass = run(passes.PIPELINE)
+    e0, without = run([p for p in passes.PIPELINE if p is not passes.quant_skip_norm])
+    assert len(e1.plan.layers) == len(e0.plan.layers)
+    ref = run_ort(m, feeds)
+
+    def cos(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    for k, r in ref.items():
+        r = r.astype(np.float64).ravel()
+        assert cos(with_pass[k], r) > 0.9999 and cos(with_pass[k], r) >= cos(without[k], r) - 1e-5, k
+        assert cos(with_pass[k], without[k]) > 0.9999, k
+
+
+@pytest.mark.parametrize("mode,kw", [("int8", {}), ("fp8", {"weight_scales": "per-channel"})])
+def test_skip_norm_only_where_cublaslt_could_take_the_gemm(mode, kw):
+    """An int8 skip or per-channel FP8 weights: the Triton qgemm keeps its fused residual."""
+    g = passes.run_pipeline(frontend.load(_bert_fp8(mode, **kw)), check=True)
+    assert not [n for n in g.nodes if n.attrs.get("prologue") and n.op == "fused.LayerNorm"]
+    assert [n for n in g.nodes if n.op == "fused.QMatMul" and n.attrs.get("extra_q")]

@@ -169,3 +169,25 @@ def test_lowered_q_is_recognized(dt, zp):
     assert out.name == "y" and chain[-1].op == "Cast"
     g.add_node("Neg", [chain[0].outputs[0]], [g.new_value("tap", "float32", [2, 3])], {}, name="tap")
     assert lowered_q(g, x) is None
+
+
+def test_split_last_add():
+    """passes.quant.skip_norm.split_last_add: the epilogue without its final `+ input j`, inputs renumbered."""
+    import torch
+
+    from tensorforge.ops.fused.expr import ExprBuilder, eval_expr
+    from tensorforge.passes.quant.skip_norm import split_last_add
+
+    def build(f):
+        b = ExprBuilder()
+        return b.build(f(b))
+    y, s, c = torch.randn(3, 4), torch.randn(3, 4), torch.randn(4)
+    # (y + c) + s with s = input 1 and c = input 2: y + c, c renumbered to input 1
+    e = build(lambda b: b.op("Add", [b.op("Add", [b.input(0), b.input(2)]), b.input(1)]))
+    rest = split_last_add(e, 1)
+    assert torch.equal(eval_expr(rest, [y, c]), y + c)
+    assert split_last_add(build(lambda b: b.op("Add", [b.input(1), b.input(0)])), 1) == \
+        {"nodes": [{"op": "input", "i": 0}], "out": 0}
+    assert split_last_add(build(lambda b: b.op("Relu", [b.op("Add", [b.input(0), b.input(1)])])), 1) is None
+    assert split_last_add(build(lambda b: b.op("Add", [b.op("Mul", [b.input(0), b.input(1)]), b.input(1)])), 1) is None
+    assert split_last_add(build(lambda b: b.op("Add", [b.input(0), b.input(2)])), 1) is None

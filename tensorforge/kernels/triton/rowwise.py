@@ -87,9 +87,18 @@ def _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind):
     return body
 
 
+def _norm_prologue(sig, extras, prologue, consts, ind):
+    """x0 = prologue(x0, extras...) in fp32, zero past the row's end (the statistics sum every lane)."""
+    in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
+    ls, p, _ = expr_lines(prologue, ["x0"] + [f"x{i}" for i in extras], in_dt, "p", consts)
+    return [ind + ln for ln in ls] + [f"{ind}x0 = tl.where(cmask, ({p}).to({TL[sig.in_dtypes[0]]}).to(tl.float32), 0.0)"]
+
+
 def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,
-                name="tf_norm", looped=False):
+                name="tf_norm", looped=False, prologue=None):
     """LayerNorm (mean, variance, normalize) or RMSNorm; inputs: x, [scale], [bias], extras.
+    prologue: an expression over (x, extras) normalized instead of x, rounded to x's dtype as the reference
+    does (single pass only).
 
     A program normalizes ROWS rows held as one [ROWS, BLOCK_N] block; fp32 statistics, the
     variance as the mean of squared deviations (two passes over registers). Single pass (default):
@@ -108,9 +117,12 @@ def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, e
         ind = "    "
         lines = [f"{ind}cols = tl.arange(0, BLOCK_N)[None, :]", f"{ind}cmask = cols < N"]
         lines += _loads(sig, [0] + params, ind, "cmask")
+        lines += _norm_prologue(sig, extras, prologue, consts, ind) if prologue else []
         lines += [ind + ln.format(s="x0") for ln in mean] + [ind + rstd.format(s=sq)]
         lines += _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind)
         return PRELUDE + "\n".join(_norm_header(name, sig, consts) + lines) + "\n", consts
+    if prologue:
+        raise ValueError("a norm prologue needs the single-pass kernel (rows of at most BLOCK_N)")
     i2 = "        "
     acc = f"    acc = tl.zeros([ROWS, BLOCK_N], {ctype(sig.in_dtypes[0])})"
     lines = [acc]

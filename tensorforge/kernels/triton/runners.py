@@ -154,12 +154,12 @@ class NormRunner(_Runner):
         present = [t for t in lead[1:] if t is not None]
         ins = [x] + present + list(inputs[n_par:])
         dts = [dtype_name(t) for t in ins]
-        epi = self.attrs.get("epilogue")
+        epi, pro = self.attrs.get("epilogue"), self.attrs.get("prologue")
         x_dt = dts[0]
         if x_dt not in ("float16", "bfloat16", "float32", "float64") or x.numel() == 0:
             return None
         extra_dt = [x_dt] + dts[1 + len(present):]
-        if epi and not supported(epi, extra_dt):
+        if (epi and not supported(epi, extra_dt)) or (pro and not supported(pro, extra_dt)):
             return None
         out_dt = expr_dtype(epi, extra_dt) if epi else x_dt
         shape = tuple(x.shape)
@@ -170,11 +170,13 @@ class NormRunner(_Runner):
         sig = RowSignature(tuple(dts), kinds, out_dt, rank)
         cap = int(self.params.get("BLOCK_N", 8192))
         looped = next_pow2(N, 16, 1 << 30) > cap
+        if looped and pro:  # the prologue runs in the single-pass kernel only
+            return None
         bn = next_pow2(N, 16, min(cap, 4096) if looped else cap)
         rows = next_pow2(int(self.params.get("ROWS", 1)), 1, max(1, 16384 // bn))  # <= 16K elements
         rows = next_pow2(M, 1, rows)
         src, consts = norm_source(sig, self.rms, lead[1] is not None, not self.rms and lead[2] is not None, epi,
-                                  looped=looped)
+                                  looped=looped, prologue=pro)
         kernel = compile_source(src, "tf_norm")
         eps = float(self.attrs.get("epsilon", 1e-5))
         extra = dims + strides + [v for _, v in consts]

@@ -1,5 +1,9 @@
-"""Fused reductions: LayerNorm / RMSNorm (+ epilogue), Softmax / LogSoftmax, and fused.Reduce
+"""Fused reductions: LayerNorm / RMSNorm (+ prologue, + epilogue), Softmax / LogSoftmax, and fused.Reduce
 (a reduction of a pointwise prologue, then an optional finishing map: L1, L2, LogSumExp ...).
+
+A norm's prologue (attr "prologue") is an expression over (x, extras...) computing what is normalized, of
+x's dtype (passes.quant.skip_norm: a residual add moved out of the GEMM before it); its epilogue is over
+(normalized y, extras...).
 
 Axes are stored normalized to negative indices (-1 = last) so a layer's attributes alone say
 whether the reduced axes are the trailing ones (what the row kernels need)."""
@@ -24,8 +28,14 @@ def _dims(axes, rank):
     return tuple(sorted(a % rank for a in axes))
 
 
+def _prologue(x, prologue, extra, opset):
+    return x if not prologue else eval_expr(prologue, [x, *extra], opset).to(x.dtype)
+
+
 @reference("fused.LayerNorm")
-def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilogue=None, _opset=17):
+def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilogue=None, prologue=None,
+                  _opset=17):
+    x = _prologue(x, prologue, extra, _opset)
     dims = tuple(range(axis % x.dim(), x.dim()))
     xf = _up(x)
     mean = xf.mean(dims, keepdim=True)
@@ -36,7 +46,8 @@ def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilo
 
 
 @reference("fused.RMSNorm")
-def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, _opset=17):
+def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, prologue=None, _opset=17):
+    x = _prologue(x, prologue, extra, _opset)
     dims = tuple(range(axis % x.dim(), x.dim()))
     xf = _up(x)
     y = xf * torch.rsqrt((xf * xf).mean(dims, keepdim=True) + epsilon)
