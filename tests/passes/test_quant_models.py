@@ -25,6 +25,18 @@ def ort_qdq(src, dst, feeds):
     return onnx.load(dst)
 
 
+def build_and_run(m, feeds, without=None):
+    """(CPU engine of m at opt level 0, its outputs on feeds), built with the whole pipeline or without one pass."""
+    from tensorforge import Builder, BuilderConfig
+    old = list(passes.PIPELINE)
+    passes.PIPELINE[:] = [p for p in old if p is not without]
+    try:
+        eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
+    finally:
+        passes.PIPELINE[:] = old
+    return eng, {k: np.asarray(v) for k, v in eng.create_execution_context().infer(feeds).items()}
+
+
 def _check(m, feed, steps=4):
     ref = run_ort(m, feed)
     from tensorforge import BuilderConfig
@@ -75,7 +87,7 @@ def test_vit_fp8_skip_input_fake_quant_runs_in_the_residual_epilogue():
     (quant_inline_operands) instead of running as a pointwise kernel of its own (25 of them in ViT-B/16,
     0.21 ms of 2.17 on the H200). The engine's output is bitwise the same as without the pass, and within
     FP8's tolerance of ONNX Runtime running the Q/DQ model."""
-    from tensorforge import Builder, BuilderConfig, zoo
+    from tensorforge import zoo
     from tensorforge.passes.quant.finish import _fake_quant
     from tensorforge.quant import quantize
     m = quantize(zoo.get_model("vit_b16_small"), "fp8", [zoo.random_inputs("vit_b16_small", 2, seed=1)], "max")
@@ -86,17 +98,8 @@ def test_vit_fp8_skip_input_fake_quant_runs_in_the_residual_epilogue():
         nd["op"] == "Cast" and nd.get("attrs", {}).get("to") == 17 for nd in (n.attrs.get("epilogue") or {}).get("nodes", [])
         if n.attrs.get("epilogue"))]
     assert inlined
-
-    def run(pipe):
-        old = list(passes.PIPELINE)
-        passes.PIPELINE[:] = pipe
-        try:
-            eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
-        finally:
-            passes.PIPELINE[:] = old
-        return eng, {k: np.asarray(v) for k, v in eng.create_execution_context().infer(feeds).items()}
-    e1, with_pass = run(passes.PIPELINE)
-    e0, without = run([p for p in passes.PIPELINE if p is not passes.quant_inline_operands])
+    e1, with_pass = build_and_run(m, feeds)
+    e0, without = build_and_run(m, feeds, without=passes.quant_inline_operands)
     assert len(e1.plan.layers) < len(e0.plan.layers)
     for k, v in without.items():
         np.testing.assert_array_equal(with_pass[k], v)
@@ -118,7 +121,7 @@ def test_bert_fp8_residual_moves_into_the_norm():
     prologue, not in the GEMM's epilogue (passes.quant.skip_norm), so that cuBLASLt, which cannot read an
     e4m3 C, can take the out-projection and FFN-down GEMMs. Same layer count; the output agrees with ONNX
     Runtime running the Q/DQ model at least as well as without the pass."""
-    from tensorforge import Builder, BuilderConfig, zoo
+    from tensorforge import zoo
     m = _bert_fp8()
     g = passes.run_pipeline(frontend.load(m), check=True)
     norms = [n for n in g.nodes if n.op == "fused.LayerNorm" and n.attrs.get("prologue")]
@@ -127,17 +130,9 @@ def test_bert_fp8_residual_moves_into_the_norm():
         gemm, skip = n.inputs[0].producer, n.inputs[-1]
         assert gemm.op == "fused.QMatMul" and not gemm.attrs.get("extra_q") and skip.dtype == "float8e4m3fn"
     feeds = zoo.random_inputs("bert_base_small", 2, seed=5)
-
-    def run(pipe):
-        old = list(passes.PIPELINE)
-        passes.PIPELINE[:] = pipe
-        try:
-            eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
-        finally:
-            passes.PIPELINE[:] = old
-        return eng, {k: np.asarray(v).astype(np.float64).ravel() for k, v in eng.create_execution_context().infer(feeds).items()}
-    e1, with_pass = run(passes.PIPELINE)
-    e0, without = run([p for p in passes.PIPELINE if p is not passes.quant_skip_norm])
+    e1, with_pass = build_and_run(m, feeds)
+    e0, without = build_and_run(m, feeds, without=passes.quant_skip_norm)
+    with_pass, without = ({k: v.astype(np.float64).ravel() for k, v in d.items()} for d in (with_pass, without))
     assert len(e1.plan.layers) == len(e0.plan.layers)
     ref = run_ort(m, feeds)
 
