@@ -8,7 +8,8 @@ the GEMM's result (no copy in the default direct activation-memory mode).
 
 Quantized siblings (fused.QMatMul of one quantized activation, no bias input, epilogue or output Q,
 identical attributes: the same x scale) merge the same way: weights concatenated along N, their
-weight scales concatenated per output channel (a per-tensor scale repeated over its Nᵢ columns)."""
+weight scales concatenated per output channel (a per-tensor scale repeated over its Nᵢ columns), or kept
+as one scale when all siblings share it."""
 from __future__ import annotations
 
 import logging
@@ -93,9 +94,15 @@ def _merge(g: Graph, a, group) -> None:
     w = g.const(torch.cat([mm.inputs[1].const for mm in mms], dim=1).contiguous(),
                 g.unique_name(f"{mms[0].inputs[1].name}.merged"))
     ins = [a, w]
-    if mms[0].op == "fused.QMatMul":  # per-output-channel scales of the merged weight
-        scales = [mm.inputs[3].const.reshape(-1).float().expand(n) for mm, n in zip(mms, widths)]
-        ins += [None, g.const(torch.cat(scales).contiguous(), g.unique_name(f"{mms[0].inputs[3].name}.merged"))]
+    if mms[0].op == "fused.QMatMul":  # per-output-channel scales of the merged weight, or its one scale
+        scales = [mm.inputs[3].const.reshape(-1).float() for mm in mms]
+        if all(sc.numel() == 1 for sc in scales) and all(torch.equal(sc, scales[0]) for sc in scales):
+            # one per-tensor scale for all (tensorforge quantize gives siblings one): the merged weight keeps it,
+            # and cuBLASLt, which takes per-tensor FP8 weight scales only, can run the merged GEMM
+            ins += [None, mms[0].inputs[3]]
+        else:
+            full = [sc.expand(n) for sc, n in zip(scales, widths)]
+            ins += [None, g.const(torch.cat(full).contiguous(), g.unique_name(f"{mms[0].inputs[3].name}.merged"))]
     outs = [s[3] for s in group]
     idx = pos[id(mms[0])]
     op, domain, attrs = mms[0].op, mms[0].domain, dict(mms[0].attrs)

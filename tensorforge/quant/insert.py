@@ -36,6 +36,25 @@ def weight_scales(w: np.ndarray, axis: int | None, mode: str) -> np.ndarray:
     return np.maximum(amax / QMAX[mode], 1e-12).astype(np.float32)
 
 
+def share_sibling_scales(nodes, scales: dict) -> None:
+    """Per-tensor weight scales of sibling MatMul / Gemm nodes (one quantized activation read by several, as
+    BERT's Q, K and V projections) set to the largest of them, in place. The builder merges such siblings
+    into one GEMM (passes.merge_gemm): with one scale the merged weight stays per tensor, which cuBLASLt's
+    FP8 GEMM needs on Hopper; with three it would be per channel and run as the Triton qgemm. ModelOpt's
+    TensorRT-LLM export does the same for fused QKV weights (the max of the three amaxes). For e4m3 weights
+    a larger scale costs little: values keep their 3 mantissa bits until they reach the subnormals."""
+    groups: dict = {}
+    for idx in scales:
+        n = nodes[idx]
+        if n.op_type in ("MatMul", "Gemm") and n.input and scales[idx].ndim == 0:
+            groups.setdefault((n.op_type, n.input[0]), []).append(idx)
+    for members in groups.values():
+        if len(members) > 1:
+            top = max(float(scales[i]) for i in members)
+            for i in members:
+                scales[i] = np.array(top, np.float32)
+
+
 def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = False, per_tensor_weights: bool = False):
     """A copy of `model` with Q/DQ per the plan; activation scales amax[tensor] / qmax; weight scales
     per output channel, or one per weight (per_tensor_weights)."""
@@ -57,11 +76,15 @@ def insert_qdq(model, plan, amax: dict, mode: str = "int8", dq_only: bool = Fals
             made[tensor] = out
             before.setdefault(idx, []).extend(qdq)  # _topo moves it after the tensor's producer
         nodes[idx].input[k] = made[tensor]
+    scales = {idx: weight_scales(np.asarray(consts[nodes[idx].input[1]], np.float32),
+                                 None if per_tensor_weights else axis, mode) for idx, axis in plan.weights}
+    if per_tensor_weights:
+        share_sibling_scales(nodes, scales)
     for idx, axis in plan.weights:
         n = nodes[idx]
         wname = n.input[1]
         w = np.asarray(consts[wname], np.float32)
-        s = weight_scales(w, None if per_tensor_weights else axis, mode)
+        s = scales[idx]
         base = f"{wname}_w"
         new_inits += [numpy_helper.from_array(s, f"{base}_scale"), _zero(f"{base}_zp", mode, s.shape)]
         if dq_only:

@@ -124,6 +124,33 @@ def test_per_tensor_weight_scales(mode, tmp_path):
     assert all(not n.attribute for n in q2.graph.node if n.name.endswith("_w_DequantizeLinear"))
 
 
+def test_sibling_gemms_share_one_per_tensor_weight_scale():
+    """FP8 (per-tensor weights): MatMuls reading one quantized activation (BERT's Q, K, V) get the largest of
+    their scales, so the builder's merged QKV GEMM keeps one scale (what cuBLASLt's FP8 GEMM takes); INT8's
+    per-channel scales are left as they are and merge per channel."""
+    from onnx import numpy_helper
+
+    from tensorforge import frontend, passes
+    feeds = [zoo.random_inputs("bert_base_small", 2, seed=1)]
+    for mode, shared in (("fp8", True), ("int8", False)):
+        q = quantize(zoo.get_model("bert_base_small"), mode, feeds, "max")
+        inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        made = {o: n for n in q.graph.node for o in n.output}
+        groups = collections.defaultdict(list)
+        for n in q.graph.node:
+            w = made.get(n.input[1]) if n.op_type == "MatMul" and len(n.input) > 1 else None
+            if w is not None and w.op_type == "DequantizeLinear" and w.name.endswith("_w_DequantizeLinear"):
+                groups[n.input[0]].append(inits[w.input[1]])
+        sib = [g for g in groups.values() if len(g) == 3]
+        assert len(sib) == 2, [len(g) for g in groups.values()]  # Q, K, V of each of the 2 layers
+        if shared:
+            assert all(s.ndim == 0 and all(float(x) == float(s) for x in g) for g in sib for s in g)
+        g = passes.run_pipeline(frontend.load(q))
+        qkv = [n for n in g.nodes
+               if n.op == "fused.QMatMul" and sum(u.op == "fused.Attention" for u in n.outputs[0].users) == 3]
+        assert len(qkv) == 2 and all((n.inputs[3].const.numel() == 1) == shared for n in qkv)
+
+
 def test_cli_quantize_with_npz_and_cache(tmp_path, capsys):
     m = zoo.get_model("resnet50_small")
     src = tmp_path / "m.onnx"
