@@ -91,7 +91,8 @@ def _norm_prologue(sig, extras, prologue, consts, ind):
     """x0 = prologue(x0, extras...) in fp32, zero past the row's end (the statistics sum every lane)."""
     in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
     ls, p, _ = expr_lines(prologue, ["x0"] + [f"x{i}" for i in extras], in_dt, "p", consts)
-    return [ind + ln for ln in ls] + [f"{ind}x0 = tl.where(cmask, ({p}).to({TL[sig.in_dtypes[0]]}).to(tl.float32), 0.0)"]
+    rounded = f"({p}).to({TL[sig.in_dtypes[0]]}).to(tl.float32)"  # x's dtype, as the reference rounds it
+    return [ind + ln for ln in ls] + [f"{ind}x0 = tl.where(cmask, {rounded}, 0.0)"]
 
 
 def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,

@@ -11,7 +11,7 @@ from .propagate import quant_propagate
 from .skip_norm import quant_skip_norm
 from .tables import COMMUTES_WITH_DQ, COMMUTES_WITH_Q, QUANTIZABLE, QUANTIZED_LAYERS, WEIGHTED, keeps_dequantize
 
-__all__ = ["has_qdq", "quant_canonicalize", "quant_unfold_weights", "quant_residual", "quant_attention_out", "quant_inline_operands", "quant_skip_norm",
-           "quant_fuse",
-           "quant_lower_pairs", "quant_lower_rest", "quant_propagate", "COMMUTES_WITH_DQ", "COMMUTES_WITH_Q",
-           "QUANTIZABLE", "QUANTIZED_LAYERS", "WEIGHTED", "keeps_dequantize"]
+__all__ = ["has_qdq", "quant_canonicalize", "quant_unfold_weights", "quant_residual", "quant_attention_out",
+           "quant_inline_operands", "quant_skip_norm", "quant_fuse", "quant_lower_pairs", "quant_lower_rest",
+           "quant_propagate", "COMMUTES_WITH_DQ", "COMMUTES_WITH_Q", "QUANTIZABLE", "QUANTIZED_LAYERS", "WEIGHTED",
+           "keeps_dequantize"]
