@@ -128,7 +128,7 @@ def ffn_model(batch=64, d=128, h=384):
                              ir_version=10)  # ONNX Runtime 1.30 (the GPU image) reads IR <= 13
 
 
-def quantized_layers(mode, model=None, seed=0):
+def quantized_layers(mode, model=None, seed=0, **quantize_kw):
     """[(LayerSpec, LayerShapes, inputs)] of the layers the builder makes of a quantized model
     (default ffn_model(): the activation Q as a pointwise kernel; bias and the output Q folded into
     the GEMMs' epilogue expressions; a quantized residual; a zoo:NAME is calibrated on its random
@@ -142,7 +142,8 @@ def quantized_layers(mode, model=None, seed=0):
     else:
         feeds = [zoo.random_inputs(model, 2, seed=i) for i in range(2)]
         model = zoo.get_model(model)
-    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(quantize(model, mode, feeds, "max"))
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=0)).build(quantize(model, mode, feeds, "max",
+                                                                                  **quantize_kw))
     plan, g = eng.plan, torch.Generator().manual_seed(seed)
     out = []
     for lay in plan.layers:

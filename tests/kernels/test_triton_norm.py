@@ -121,7 +121,7 @@ def check_prologue(device, params, n=768):
     prologue reads extra 2: the runner against the layer's reference (ops.fused.norm), LayerNorm and RMSNorm."""
     from tensorforge.kernels.triton.runners import NormRunner
     from tensorforge.ops.fused.norm import layernorm_ref, rmsnorm_ref
-    from tensorforge.passes.quant.skip_norm import dq_add_prologue
+    from tensorforge.passes.quant.skip_norm import dq_add_prologue, q_side
     x = rand((M, n), torch.float16, device, 20) * 3
     g, b = rand((n,), torch.float16, device, 21) + 2, rand((n,), torch.float16, device, 22)
     r = rand((M, n), torch.float16, device, 23)
@@ -136,8 +136,18 @@ def check_prologue(device, params, n=768):
         torch.testing.assert_close(got.float().cpu(), ref.float().cpu(), rtol=1e-2, atol=1e-2)
         without = (rmsnorm_ref if rms else layernorm_ref)(*ins, **{**attrs, "prologue": None})
         assert (without.float() - ref.float()).abs().max() > 0.1  # the skip mattered
-    # rows longer than the single-pass block: the looped kernel has no prologue, the runner declines
+    # with a side output: the prologue's result quantized to e4m3 (the residual stream's Q of a pre-norm block)
+    side = {**attrs, "side": q_side(0.0157, "float16")}
+    got = NormRunner(side, params, lambda _: pytest.fail("fell back to the reference"), False)([x, g, b, r, skip])
+    ref = layernorm_ref(x, g, b, r, skip, **side)
+    assert len(got) == len(ref) == 2 and got[1].dtype == ref[1].dtype == torch.float8_e4m3fn
+    torch.testing.assert_close(got[0].float().cpu(), ref[0].float().cpu(), rtol=1e-2, atol=1e-2)
+    steps = (got[1].float() - ref[1].float()).abs() / ref[1].float().abs().clamp(min=2 ** -6)
+    assert steps.max() <= 0.126  # at most one e4m3 step (3 mantissa bits), where rounding ties differ
+    assert (got[1].float() == ref[1].float()).float().mean() > 0.999
+    # rows longer than the single-pass block: the looped kernel has no prologue or side output, the runner declines
     assert NormRunner(attrs, {"BLOCK_N": 16}, None, False).plan([x, g, b, r, skip]) is None
+    assert NormRunner(side, {"BLOCK_N": 16}, None, False).plan([x, g, b, r, skip]) is None
 
 
 interp = cases.interpreter_only
@@ -235,11 +245,14 @@ def sm90_checks():
     sig = RowSignature(("bfloat16", "bfloat16"), ("full", "inner"), "bfloat16", 0)
     src, _ = norm_source(sig, True, True, False, looped=True)
     assert "ld.global.v4.b32" in _compile_sm90(src, 8, {"ROWS": 2, "BLOCK_N": 4096}, "bf16")
-    from tensorforge.passes.quant.skip_norm import dq_add_prologue  # x + DQ(e4m3 skip), then LayerNorm
+    from tensorforge.passes.quant.skip_norm import dq_add_prologue, q_side  # x + DQ(e4m3 skip), LayerNorm
     sig = RowSignature(("float16", "float16", "float16", "float8e4m3fn"), ("full", "inner", "inner", "full"),
                        "float16", 0)
-    src, pc = norm_source(sig, False, True, True, None, prologue=dq_add_prologue(1, 0.0123, 0, "float16"))
-    _compile_sm90(src, 4, {"ROWS": 4, "BLOCK_N": 1024}, "fp16", {"in3": "*fp8e4nv", **{c: "fp32" for c, _ in pc}})
+    src, pc = norm_source(sig, False, True, True, None, prologue=dq_add_prologue(1, 0.0123, 0, "float16"),
+                          side=q_side(0.0157, "float16"), side_dt="float8e4m3fn")  # + its e4m3 Q as out1
+    ptx = _compile_sm90(src, 4, {"ROWS": 4, "BLOCK_N": 1024}, "fp16",
+                        {"in3": "*fp8e4nv", "out1": "*fp8e4nv", **{c: "fp32" for c, _ in pc}})
+    assert "cvt.rn.satfinite.e4m3x2.f32" in ptx and "cvt.rn.f16x2.e4m3x2" in ptx
 
 
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")

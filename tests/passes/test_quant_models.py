@@ -25,11 +25,13 @@ def ort_qdq(src, dst, feeds):
     return onnx.load(dst)
 
 
-def build_and_run(m, feeds, without=None):
-    """(CPU engine of m at opt level 0, its outputs on feeds), built with the whole pipeline or without one pass."""
+def build_and_run(m, feeds, without=()):
+    """(CPU engine of m at opt level 0, its outputs on feeds), built with the whole pipeline or without a pass
+    (or a tuple of them)."""
     from tensorforge import Builder, BuilderConfig
     old = list(passes.PIPELINE)
-    passes.PIPELINE[:] = [p for p in old if p is not without]
+    drop = without if isinstance(without, tuple) else (without,)
+    passes.PIPELINE[:] = [p for p in old if not any(p is d for d in drop)]
     try:
         eng = Builder(BuilderConfig(device="cpu", opt_level=0)).build(m)
     finally:
@@ -92,14 +94,16 @@ def test_vit_fp8_skip_input_fake_quant_runs_in_the_residual_epilogue():
     from tensorforge.quant import quantize
     m = quantize(zoo.get_model("vit_b16_small"), "fp8", [zoo.random_inputs("vit_b16_small", 2, seed=1)], "max")
     feeds = zoo.random_inputs("vit_b16_small", 2, seed=5)
-    g = passes.run_pipeline(frontend.load(m), check=True)
+    # (the pass as it was added; quant_skip_norm, after it, then takes the inlined round trips apart again)
+    pipe = [p for p in passes.PIPELINE if p is not passes.quant_skip_norm]
+    g = passes.run_pipeline(frontend.load(m), pipe, check=True)
     assert not [n for n in g.nodes if _fake_quant(n)]
-    inlined = [n for n in g.nodes if n.op == "fused.QMatMul" and any(
-        nd["op"] == "Cast" and nd.get("attrs", {}).get("to") == 17 for nd in (n.attrs.get("epilogue") or {}).get("nodes", [])
-        if n.attrs.get("epilogue"))]
-    assert inlined
-    e1, with_pass = build_and_run(m, feeds)
-    e0, without = build_and_run(m, feeds, without=passes.quant_inline_operands)
+    inlined = [n for n in g.nodes if n.op == "fused.QMatMul" and n.attrs.get("epilogue") and any(
+        nd["op"] == "Cast" and nd.get("attrs", {}).get("to") == 17 for nd in n.attrs["epilogue"]["nodes"])
+        and n.outputs[0].dtype == "float16"]  # a round trip inside, not the output Q
+    assert len(inlined) == 4
+    e1, with_pass = build_and_run(m, feeds, without=(passes.quant_skip_norm,))
+    e0, without = build_and_run(m, feeds, without=(passes.quant_skip_norm, passes.quant_inline_operands))
     assert len(e1.plan.layers) < len(e0.plan.layers)
     for k, v in without.items():
         np.testing.assert_array_equal(with_pass[k], v)
@@ -142,6 +146,36 @@ def test_bert_fp8_residual_moves_into_the_norm():
         r = r.astype(np.float64).ravel()
         assert cos(with_pass[k], r) > 0.9999 and cos(with_pass[k], r) >= cos(without[k], r) - 1e-5, k
         assert cos(with_pass[k], without[k]) > 0.9999, k
+
+
+def test_vit_fp8_residual_stream_goes_through_the_norms_in_e4m3():
+    """Pre-norm ViT FP8: each norm also writes the residual stream's e4m3 Q (a side output, rule SkipQ), the GEMM
+    that adds the stream back reads that instead of rounding the FP16 stream through Q -> DQ in its epilogue,
+    and its sum moves into the next norm's prologue (SkipNorm): every residual GEMM ends up as GEMM + bias, which
+    cuBLASLt can run. Within FP8's noise of ONNX Runtime and of the engine without the pass."""
+    from tensorforge import zoo
+    from tensorforge.quant import quantize
+    m = quantize(zoo.get_model("vit_b16_small"), "fp8", [zoo.random_inputs("vit_b16_small", 2, seed=1)], "max")
+    g = passes.run_pipeline(frontend.load(m), check=True)
+    norms = [n for n in g.nodes if n.op == "fused.LayerNorm"]
+    assert sum(bool(n.attrs.get("side")) for n in norms) == 4 and sum(bool(n.attrs.get("prologue")) for n in norms) == 4
+    for n in norms:
+        if n.attrs.get("prologue"):  # its input: a plain GEMM + bias read by this norm alone
+            gemm = n.inputs[0].producer
+            assert gemm.op == "fused.QMatMul" and not gemm.attrs.get("extra_q") and len(n.inputs[0].users) == 1
+            assert [x["op"] for x in gemm.attrs["epilogue"]["nodes"]] == ["input", "input", "Add"]
+    feeds = zoo.random_inputs("vit_b16_small", 2, seed=5)
+    e1, with_pass = build_and_run(m, feeds)
+    e0, without = build_and_run(m, feeds, without=passes.quant_skip_norm)
+    assert len(e1.plan.layers) == len(e0.plan.layers)
+    r = run_ort(m, feeds)["output"].astype(np.float64).ravel()
+    a, b = with_pass["output"].astype(np.float64).ravel(), without["output"].astype(np.float64).ravel()
+
+    def cos(p, q):
+        return float(p @ q / np.linalg.norm(p) / np.linalg.norm(q))
+    # (random weights and inputs, 4 requantized layers deep: ~0.998 either way; the two differ by e4m3 steps
+    # where the FP16 sums round differently)
+    assert cos(a, r) > 0.997 and cos(a, b) > 0.999, (cos(a, r), cos(b, r), cos(a, b))
 
 
 @pytest.mark.parametrize("mode,kw", [("int8", {}), ("fp8", {"weight_scales": "per-channel"})])

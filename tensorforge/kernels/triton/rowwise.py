@@ -63,12 +63,14 @@ def softmax_source(sig: RowSignature, log: bool, name="tf_softmax"):
     return PRELUDE + "\n".join(lines) + "\n", []
 
 
-def _norm_header(name, sig, consts):
+def _norm_header(name, sig, consts, side=False):
     """Signature and row setup of tf_norm: ROWS rows per program as a [ROWS, 1] index (clamped to
-    M - 1 so every load stays in bounds; stores mask the rows past M)."""
+    M - 1 so every load stays in bounds; stores mask the rows past M); side: a second output out1."""
     lines = _header(name, sig, ["eps"], consts)
     lines[3] = lines[3].replace(", N, eps", ", M, N, eps").replace("BLOCK_N: tl.constexpr",
                                                                   "ROWS: tl.constexpr, BLOCK_N: tl.constexpr")
+    if side:
+        lines[3] = lines[3].replace("out0, M,", "out0, out1, M,")
     return lines[:4] + ["    rows = tl.program_id(0).to(tl.int64) * ROWS + tl.arange(0, ROWS)[:, None]",
                         "    rmask = rows < M", "    row = tl.minimum(rows, M - 1)", "    base = row * N"]
 
@@ -95,11 +97,19 @@ def _norm_prologue(sig, extras, prologue, consts, ind):
     return [ind + ln for ln in ls] + [f"{ind}x0 = tl.where(cmask, {rounded}, 0.0)"]
 
 
+def _norm_side(sig, extras, side, side_dt, consts, ind):
+    """out1 = side(x0, extras...): x0 the (prologue's) row before normalization."""
+    in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
+    ls, v, _ = expr_lines(side, ["x0"] + [f"x{i}" for i in extras], in_dt, "q", consts)
+    return [ind + ln for ln in ls] + [f"{ind}tl.store(out1 + base + cols, ({v}).to({TL[side_dt]}), mask=rmask & cmask)"]
+
+
 def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,
-                name="tf_norm", looped=False, prologue=None):
+                name="tf_norm", looped=False, prologue=None, side=None, side_dt=None):
     """LayerNorm (mean, variance, normalize) or RMSNorm; inputs: x, [scale], [bias], extras.
     prologue: an expression over (x, extras) normalized instead of x, rounded to x's dtype as the reference
-    does (single pass only).
+    does; side: an expression over the same inputs stored as a second output (out1, of side_dt) from the
+    prologue's result (both single pass only).
 
     A program normalizes ROWS rows held as one [ROWS, BLOCK_N] block; fp32 statistics, the
     variance as the mean of squared deviations (two passes over registers). Single pass (default):
@@ -119,11 +129,12 @@ def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, e
         lines = [f"{ind}cols = tl.arange(0, BLOCK_N)[None, :]", f"{ind}cmask = cols < N"]
         lines += _loads(sig, [0] + params, ind, "cmask")
         lines += _norm_prologue(sig, extras, prologue, consts, ind) if prologue else []
+        lines += _norm_side(sig, extras, side, side_dt, consts, ind) if side else []
         lines += [ind + ln.format(s="x0") for ln in mean] + [ind + rstd.format(s=sq)]
         lines += _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind)
-        return PRELUDE + "\n".join(_norm_header(name, sig, consts) + lines) + "\n", consts
-    if prologue:
-        raise ValueError("a norm prologue needs the single-pass kernel (rows of at most BLOCK_N)")
+        return PRELUDE + "\n".join(_norm_header(name, sig, consts, bool(side)) + lines) + "\n", consts
+    if prologue or side:
+        raise ValueError("a norm prologue or side output needs the single-pass kernel (rows of at most BLOCK_N)")
     i2 = "        "
     acc = f"    acc = tl.zeros([ROWS, BLOCK_N], {ctype(sig.in_dtypes[0])})"
     lines = [acc]

@@ -154,13 +154,14 @@ class NormRunner(_Runner):
         present = [t for t in lead[1:] if t is not None]
         ins = [x] + present + list(inputs[n_par:])
         dts = [dtype_name(t) for t in ins]
-        epi, pro = self.attrs.get("epilogue"), self.attrs.get("prologue")
+        epi, pro, side = self.attrs.get("epilogue"), self.attrs.get("prologue"), self.attrs.get("side")
         x_dt = dts[0]
         if x_dt not in ("float16", "bfloat16", "float32", "float64") or x.numel() == 0:
             return None
         extra_dt = [x_dt] + dts[1 + len(present):]
-        if (epi and not supported(epi, extra_dt)) or (pro and not supported(pro, extra_dt)):
+        if any(e and not supported(e, extra_dt) for e in (epi, pro, side)):
             return None
+        side_dt = expr_dtype(side, extra_dt) if side else None
         out_dt = expr_dtype(epi, extra_dt) if epi else x_dt
         shape = tuple(x.shape)
         k = x.dim() - int(self.attrs.get("axis", -1)) % x.dim()
@@ -170,13 +171,13 @@ class NormRunner(_Runner):
         sig = RowSignature(tuple(dts), kinds, out_dt, rank)
         cap = int(self.params.get("BLOCK_N", 8192))
         looped = next_pow2(N, 16, 1 << 30) > cap
-        if looped and pro:  # the prologue runs in the single-pass kernel only
+        if looped and (pro or side):  # the prologue and the side output run in the single-pass kernel only
             return None
         bn = next_pow2(N, 16, min(cap, 4096) if looped else cap)
         rows = next_pow2(int(self.params.get("ROWS", 1)), 1, max(1, 16384 // bn))  # <= 16K elements
         rows = next_pow2(M, 1, rows)
         src, consts = norm_source(sig, self.rms, lead[1] is not None, not self.rms and lead[2] is not None, epi,
-                                  looped=looped, prologue=pro)
+                                  looped=looped, prologue=pro, side=side, side_dt=side_dt)
         kernel = compile_source(src, "tf_norm")
         eps = float(self.attrs.get("epsilon", 1e-5))
         extra = dims + strides + [v for _, v in consts]
@@ -185,8 +186,12 @@ class NormRunner(_Runner):
         def run(inputs_, outs=None):
             xs = [t for t in inputs_ if t is not None]
             out = _out(outs, shape, out_dt, xs[0].device)
-            self.launch(kernel, grid, xs + [out, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
-            return [out]
+            if not side:
+                self.launch(kernel, grid, xs + [out, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
+                return [out]
+            out1 = _out(outs[1:] if outs else None, shape, side_dt, xs[0].device)
+            self.launch(kernel, grid, xs + [out, out1, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
+            return [out, out1]
         return run
 
 

@@ -3,7 +3,8 @@
 
 A norm's prologue (attr "prologue") is an expression over (x, extras...) computing what is normalized, of
 x's dtype (passes.quant.skip_norm: a residual add moved out of the GEMM before it); its epilogue is over
-(normalized y, extras...).
+(normalized y, extras...); a side expression (attr "side", over the same inputs as the prologue, applied
+to the prologue's result) is a second output: the residual stream's Q that the next residual reads.
 
 Axes are stored normalized to negative indices (-1 = last) so a layer's attributes alone say
 whether the reduced axes are the trailing ones (what the row kernels need)."""
@@ -32,9 +33,13 @@ def _prologue(x, prologue, extra, opset):
     return x if not prologue else eval_expr(prologue, [x, *extra], opset).to(x.dtype)
 
 
+def _with_side(y, x, side, extra, opset):
+    return y if not side else (y, eval_expr(side, [x, *extra], opset))
+
+
 @reference("fused.LayerNorm")
 def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilogue=None, prologue=None,
-                  _opset=17):
+                  side=None, _opset=17):
     x = _prologue(x, prologue, extra, _opset)
     dims = tuple(range(axis % x.dim(), x.dim()))
     xf = _up(x)
@@ -42,17 +47,18 @@ def layernorm_ref(x, scale=None, bias=None, *extra, axis=-1, epsilon=1e-5, epilo
     d = xf - mean
     y = d * torch.rsqrt((d * d).mean(dims, keepdim=True) + epsilon)
     y = _affine(y, scale, bias).to(x.dtype)
-    return apply_epilogue(y, epilogue, extra, _opset)
+    return _with_side(apply_epilogue(y, epilogue, extra, _opset), x, side, extra, _opset)
 
 
 @reference("fused.RMSNorm")
-def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, prologue=None, _opset=17):
+def rmsnorm_ref(x, scale=None, *extra, axis=-1, epsilon=1e-6, epilogue=None, prologue=None, side=None,
+                _opset=17):
     x = _prologue(x, prologue, extra, _opset)
     dims = tuple(range(axis % x.dim(), x.dim()))
     xf = _up(x)
     y = xf * torch.rsqrt((xf * xf).mean(dims, keepdim=True) + epsilon)
     y = _affine(y, scale, None).to(x.dtype)
-    return apply_epilogue(y, epilogue, extra, _opset)
+    return _with_side(apply_epilogue(y, epilogue, extra, _opset), x, side, extra, _opset)
 
 
 def _affine(y, scale, bias):
@@ -74,8 +80,11 @@ def rmsnorm_infer(node):
 
 
 def _norm_info(node, n_params):
-    x = node.inputs[0]
-    return [epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), node.inputs[n_params:])]
+    x, extra = node.inputs[0], node.inputs[n_params:]
+    out = [epilogue_info(x.dtype, x.shape, node.attrs.get("epilogue"), extra)]
+    if node.attrs.get("side"):
+        out.append((expr_dtype(node.attrs["side"], [x.dtype] + [v.dtype for v in extra]), x.shape))
+    return out
 
 
 def _softmax(fn):
