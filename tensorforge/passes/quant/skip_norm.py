@@ -173,6 +173,8 @@ def side_q(g: Graph, m) -> bool:
     pos = [i for i, x in enumerate(r.inputs) if x is v]
     if len(pos) != 1 or pos[0] < N_LEAD:
         return Decline("the GEMM does not read it once, as an extra input")
+    if g.nodes.index(r) < g.nodes.index(n):
+        return Decline("the GEMM runs before the norm (it would read the norm's output)")
     j = pos[0] - N_LEAD
     e = r.attrs["epilogue"]
     top = e["nodes"][e["out"]]
