@@ -3,6 +3,7 @@
 #   bench/gpu_session.sh verify   the fast GPU tier + the GPU files changed since the last GPU run
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT and ViT bs 32 FP8, ResNet-50 bs 128 INT8)
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
+#   bench/gpu_session.sh quant3   issue 14's ResNet-50 INT8 at batch 2048 (with its FP16 engine)
 #   bench/gpu_session.sh quant2   issue 14's ViT-B/16 FP8, the FP8 GEMM tactics table, the cuBLASLt FP8 probe
 #   bench/gpu_session.sh configs  issue 14's GEMM tactics and issue 15's kernel configs
 #   bench/gpu_session.sh peers    issue 15's model table against ONNX Runtime's CUDA EP: its 4 classes
@@ -89,6 +90,10 @@ case "${1:-}" in
   kernels)
     step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
     step quant_small 250 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
+    ;;
+  quant3)
+    # issue 14's "also report bs 2048": ResNet-50 INT8 at batch 2048 against its FP16 engine (never run yet)
+    step quant_r50_2048 560 python3 bench/quant.py --cases resnet50_bs2048 --modes int8 --json "$OUT/quant_r50_2048.json"
     ;;
   quant2)
     # issue 14's ViT-B/16 FP8 row (never measured on a GPU before session 11) and the GEMM tactics table
@@ -185,6 +190,6 @@ case "${1:-}" in
     step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 4000 --clients 8
     step r50_ray 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|quant3|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
 esac
 exit $rc

@@ -32,7 +32,8 @@ CASES = {"bert_base_bs32": ("bert_base", 32, ("fp8",)),
          "vit_b16_bs32": ("vit_b16", 32, ("fp8",)),
          "resnet50_bs128": ("resnet50", 128, ("int8", "fp8")),
          "bert_base_bs1": ("bert_base", 1, ("fp8",)),
-         "resnet50_bs4": ("resnet50", 4, ("int8",))}
+         "resnet50_bs4": ("resnet50", 4, ("int8",)),
+         "resnet50_bs2048": ("resnet50", 2048, ("int8",))}  # issue 14: "also report bs 2048"
 TARGET_MS = {("bert_base_bs32", "fp8"): 1.20, ("vit_b16_bs32", "fp8"): 1.85, ("resnet50_bs128", "int8"): 2.60,
              ("resnet50_bs128", "fp8"): 2.60}
 CALIB_BATCH, CALIB_SETS = 4, 2
