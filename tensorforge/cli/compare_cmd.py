@@ -64,8 +64,9 @@ def compare(args) -> int:
         ok = s["failed"] == 0 and s["nan"] == s["ref_nan"] and s["inf"] == s["ref_inf"]
         rule = f"atol={args.atol} rtol={args.rtol}"
         if quantized:
-            from .compare_quant import verdict
-            ok, rule = verdict(s, g, r)
+            from .compare_quant import MIN_COSINE, MIN_TOP1, verdict
+            ok, rule = verdict(s, g, r, MIN_COSINE if args.min_cosine is None else args.min_cosine,
+                               MIN_TOP1 if args.min_top1 is None else args.min_top1)
         all_ok &= ok
         print(f"[I] Output '{name}' {g.dtype}{list(g.shape)}: max_abs={s['max_abs']:.4g} "
               f"mean_abs={s['mean_abs']:.4g} max_rel={s['max_rel']:.4g} cosine={s['cosine']:.6f} "

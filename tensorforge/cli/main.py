@@ -35,6 +35,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--atol", type=float, default=None, help="default 1e-4; a Q/DQ model without --atol/--rtol "
                    "is judged by cosine and top-1 agreement with ONNX Runtime's fake-quant run")
     c.add_argument("--rtol", type=float, default=None, help="default 1e-4")
+    c.add_argument("--min-cosine", type=float, default=None, help="a Q/DQ model: the least cosine per output "
+                   "(default 0.999; FP8 models with random weights may need less)")
+    c.add_argument("--min-top1", type=float, default=None, help="a Q/DQ model: the least top-1 agreement of a "
+                   "classifier output (default 0.9)")
     c.add_argument("--device", default=None, help="CUDA device N (as forgeexec), cuda[:N] or cpu "
                    "(default: cuda if available)")
     add_to_parser(c, COMPARE_FLAGS)

@@ -20,3 +20,9 @@ def test_compare_passes_a_correct_int8_engine(tmp_path, capsys):
     rc = main(["compare", str(tmp_path / "q.onnx"), "--device", "cpu", "--shapes=input:2x3x64x64",
                "--atol", "0", "--rtol", "0"])  # explicit tolerances still apply element-wise
     assert "atol=0.0 rtol=0.0" in capsys.readouterr().out
+    # the quantized bounds are the user's to set: an impossible cosine fails, a looser one passes
+    args = ["compare", str(tmp_path / "q.onnx"), "--device", "cpu", "--shapes=input:2x3x64x64"]
+    assert main(args + ["--min-cosine", "1.01"]) == 1
+    assert "quantized: cosine >= 1.01" in capsys.readouterr().out
+    assert main(args + ["--min-cosine", "0.99", "--min-top1", "0.5"]) == 0
+    assert "quantized: cosine >= 0.99, top-1 agreement" in capsys.readouterr().out
