@@ -17,8 +17,6 @@
 #   bench/gpu_session.sh serve    issue 18's bench/serve.py, Ray and Triton, ResNet-50 and a trivial engine
 #                                 (each server's ceiling); after the .raycarry parts were stashed
 #   bench/gpu_session.sh serve2   each server's ceiling: 602 KB requests to a trivial engine, and 4-float ones
-#   bench/gpu_session.sh serve3   serve and serve2's floor in one call: the serving GPU tests, ResNet-50 and the
-#                                 trivial engine behind Ray and Triton (after the .raycarry parts were stashed)
 #   bench/gpu_session.sh serve4   each server's CPU cost per request on the GPU host (the trivial engine, 602 KB
 #                                 requests; Triton through shared memory with 1 and 4 instances, Ray with its
 #                                 HAProxy ingress), ResNet-50 behind both, and the serving GPU tests
@@ -152,22 +150,6 @@ case "${1:-}" in
     step r50_triton_x2 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --instances 2 \
       --requests 6000 --clients 8
     ;;
-  serve3)
-    # session 12: serve's Runners ran out of GPU memory warming up 128 batch sizes (a private CUDA-graph pool
-    # per size); the graphs of a context now share one pool. The serving GPU tests first (their new memory
-    # test), then ResNet-50 and the trivial engine (each server's ceiling for 602 KB requests)
-    step serve_setup 110 bash -c "bench/carry_parts.sh site .raycarry \
-      && { python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_serve_gpu.py; true; } \
-      && serve_engines r50_serve floor"
-    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    step serve_ray 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
-    step serve_triton 110 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --requests 6000 \
-        --clients 8
-    for path in ray triton; do
-      step "floor_$path" 80 python3 bench/serve.py --engine /tmp/floor.engine --paths $path \
-        --requests 6000 --clients 8
-    done
-    ;;
   serve4)
     # session 12: the trivial engine's ceilings (Triton 1,947 requests/s, Ray 205) were far below the target; this
     # measures why: the host's busy cores during the load and CPU ms per request by process
@@ -190,6 +172,6 @@ case "${1:-}" in
     step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 4000 --clients 8
     step r50_ray 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
     ;;
-  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|quant3|kernels|configs|peers|peers2|serve|serve2|serve3|serve4" >&2; exit 2 ;;
+  *) echo "usage: bench/gpu_session.sh verify|quant|quant2|quant3|kernels|configs|peers|peers2|serve|serve2|serve4" >&2; exit 2 ;;
 esac
 exit $rc

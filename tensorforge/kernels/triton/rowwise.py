@@ -75,6 +75,14 @@ def _norm_header(name, sig, consts, side=False):
                         "    rmask = rows < M", "    row = tl.minimum(rows, M - 1)", "    base = row * N"]
 
 
+def _norm_expr(sig, extras, expr, first, prefix, consts, ind):
+    """(lines, value) of a norm's expression over (first, extras...): its epilogue (first = y), prologue or
+    side output (first = x0)."""
+    in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
+    ls, val, _ = expr_lines(expr, [first] + [f"x{i}" for i in extras], in_dt, prefix, consts)
+    return [ind + ln for ln in ls], val
+
+
 def _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind):
     """Lines from the normalized x0 (`xc * rstd`) to the store, and the loads they need."""
     body = [f"{ind}y = {'x0' if rms else 'xc'} * rstd"]
@@ -82,26 +90,23 @@ def _norm_y(sig, rms, idx_scale, idx_bias, extras, epilogue, consts, ind):
     body += [f"{ind}y = y + x{idx_bias}"] if idx_bias is not None else []
     out_name = "y"
     if epilogue:
-        in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
-        ls, out_name, _ = expr_lines(epilogue, ["y"] + [f"x{i}" for i in extras], in_dt, "e", consts)
-        body += [ind + ln for ln in ls]
+        ls, out_name = _norm_expr(sig, extras, epilogue, "y", "e", consts, ind)
+        body += ls
     body.append(f"{ind}tl.store(out0 + base + cols, {out_name}.to({TL[sig.out_dtype]}), mask=rmask & cmask)")
     return body
 
 
 def _norm_prologue(sig, extras, prologue, consts, ind):
     """x0 = prologue(x0, extras...) in fp32, zero past the row's end (the statistics sum every lane)."""
-    in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
-    ls, p, _ = expr_lines(prologue, ["x0"] + [f"x{i}" for i in extras], in_dt, "p", consts)
+    ls, p = _norm_expr(sig, extras, prologue, "x0", "p", consts, ind)
     rounded = f"({p}).to({TL[sig.in_dtypes[0]]}).to(tl.float32)"  # x's dtype, as the reference rounds it
-    return [ind + ln for ln in ls] + [f"{ind}x0 = tl.where(cmask, {rounded}, 0.0)"]
+    return ls + [f"{ind}x0 = tl.where(cmask, {rounded}, 0.0)"]
 
 
 def _norm_side(sig, extras, side, side_dt, consts, ind):
     """out1 = side(x0, extras...): x0 the (prologue's) row before normalization."""
-    in_dt = [sig.in_dtypes[0]] + [sig.in_dtypes[i] for i in extras]
-    ls, v, _ = expr_lines(side, ["x0"] + [f"x{i}" for i in extras], in_dt, "q", consts)
-    return [ind + ln for ln in ls] + [f"{ind}tl.store(out1 + base + cols, ({v}).to({TL[side_dt]}), mask=rmask & cmask)"]
+    ls, v = _norm_expr(sig, extras, side, "x0", "q", consts, ind)
+    return ls + [f"{ind}tl.store(out1 + base + cols, ({v}).to({TL[side_dt]}), mask=rmask & cmask)"]
 
 
 def norm_source(sig: RowSignature, rms: bool, has_scale: bool, has_bias: bool, epilogue=None,

@@ -185,13 +185,11 @@ class NormRunner(_Runner):
 
         def run(inputs_, outs=None):
             xs = [t for t in inputs_ if t is not None]
-            out = _out(outs, shape, out_dt, xs[0].device)
-            if not side:
-                self.launch(kernel, grid, xs + [out, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
-                return [out]
-            out1 = _out(outs[1:] if outs else None, shape, side_dt, xs[0].device)
-            self.launch(kernel, grid, xs + [out, out1, M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
-            return [out, out1]
+            res = [_out(outs, shape, out_dt, xs[0].device)]
+            if side:  # the second output (out1)
+                res.append(_out(outs[1:] if outs else None, shape, side_dt, xs[0].device))
+            self.launch(kernel, grid, xs + res + [M, N, eps] + extra, ROWS=rows, BLOCK_N=bn)
+            return res
         return run
 
 

@@ -143,6 +143,38 @@ def lowered_q(g: Graph, v):
     return [s, int(zp), dt], chain, cur
 
 
+def steps_expr(b, x: int, steps) -> int:
+    """The Q/DQ template `steps` (_steps_q / _steps_dq) emitted into ExprBuilder b from node x: the same
+    float32 operations a lowered Q/DQ computes in a pointwise kernel; returns the last node."""
+    for op, c, attrs in steps:
+        if isinstance(c, tuple):  # Clip's bounds: attributes in an expression
+            x = b.op(op, [x], {"min": float(c[0]), "max": float(c[1])})
+        elif c is not None:
+            x = b.op(op, [x, b.const(float(c), "float32")], attrs)
+        else:
+            x = b.op(op, [x], attrs)
+    return x
+
+
+def matches_steps(expr: dict, k: int, steps):
+    """The node a chain of expression nodes ending at node k starts from when the chain is exactly the Q/DQ
+    template `steps` (as steps_expr emits it), else None."""
+    nodes = expr["nodes"]
+    for op, c, attrs in reversed(steps):
+        n = nodes[k]
+        args = n.get("args", [])
+        if n["op"] != op or any(n.get("attrs", {}).get(a) != v for a, v in attrs.items()) or not args:
+            return None
+        if isinstance(c, tuple):
+            if (n["attrs"].get("min"), n["attrs"].get("max")) != (float(c[0]), float(c[1])):
+                return None
+        elif c is not None:
+            if len(args) != 2 or nodes[args[1]]["op"] != "const" or nodes[args[1]]["v"] != float(c):
+                return None
+        k = args[0]
+    return k
+
+
 def quant_lower_rest(g: Graph) -> Graph:
     """Round 2: the remaining Q/DQ become pointwise."""
     for n in [n for n in g.nodes if n.op in ("QuantizeLinear", "DequantizeLinear")]:

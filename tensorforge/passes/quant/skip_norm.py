@@ -27,8 +27,9 @@ from __future__ import annotations
 import math
 
 from ...ir import Graph
-from ...ops.fused.expr import ExprBuilder
+from ...ops.fused.expr import ExprBuilder, num_inputs
 from ..rewrite import Decline, Op, Rule, fuse, rule_pass
+from .lower import _steps_dq, _steps_q, matches_steps, steps_expr
 from .params import F8
 
 N_LEAD = 4  # a quantized GEMM's xq, wq, bias, w_scale
@@ -36,108 +37,74 @@ MAX_ROW = 8192  # the single-pass norm kernel's longest row (kernels/triton/runn
 FLOAT = 1  # TensorProto.FLOAT
 
 
+def _rebuild(expr: dict, out: int, inputs: dict, swap: dict | None = None):
+    """The subexpression at node `out`, input i read as new input inputs[i] (absent: it must not be read) and
+    node k replaced by new input swap[k]; None when it reads an absent input."""
+    b, remap = ExprBuilder(), {}
+    for k, n in enumerate(expr["nodes"]):
+        if swap and k in swap:
+            remap[k] = b.input(swap[k])
+        elif n["op"] == "input":
+            if n["i"] in inputs:
+                remap[k] = b.input(inputs[n["i"]])
+        elif n["op"] == "const":
+            remap[k] = b.const(n["v"], n["dtype"])
+        elif all(a in remap for a in n["args"]):
+            remap[k] = b.op(n["op"], [remap[a] for a in n["args"]], n.get("attrs"))
+    return b.build(remap[out]) if out in remap else None
+
+
 def split_last_add(expr: dict, j: int):
-    """The expression without its final `+ input j` (j: the expression's input index), or None when the
-    output is not such an Add or input j is read anywhere else."""
-    nodes, out = expr["nodes"], expr["out"]
-    top = nodes[out]
+    """The expression without its final `+ input j` (j: the expression's input index; later inputs renumbered),
+    or None when the output is not such an Add or input j is read anywhere else."""
+    nodes, top = expr["nodes"], expr["nodes"][expr["out"]]
     if top["op"] != "Add" or len(top.get("args", [])) != 2:
         return None
     ins = [a for a in top["args"] if nodes[a]["op"] == "input" and nodes[a]["i"] == j]
     if len(ins) != 1:
         return None
     rest = next(a for a in top["args"] if a != ins[0])
-    b = ExprBuilder()
-    remap = {}
-    for k, n in enumerate(nodes):
-        if k == out:
-            continue
-        if n["op"] == "input":
-            if n["i"] == j:
-                continue
-            remap[k] = b.input(n["i"] - (n["i"] > j))
-        elif n["op"] == "const":
-            remap[k] = b.const(n["v"], n["dtype"])
-        elif any(a not in remap for a in n["args"]):
-            return None  # reads input j
-        else:
-            remap[k] = b.op(n["op"], [remap[a] for a in n["args"]], n.get("attrs"))
-    if rest not in remap:
-        return None
-    return b.build(remap[rest])
+    return _rebuild(expr, rest, {i: i - (i > j) for i in range(num_inputs(expr)) if i != j})
 
 
-def dq_add_prologue(i: int, scale: float, zp: int, x_dtype: str) -> dict:
-    """x + DQ(input i) in fp32: (Cast(q) - zp) * scale, x cast up when it is not fp32."""
+def dq_add_prologue(i: int, scale: float, zp: int, x_dtype: str, q_dtype: str = "float8e4m3fn") -> dict:
+    """x + DQ(input i) in fp32, the DQ as the Q/DQ lowering computes it; x cast up when it is not fp32."""
     b = ExprBuilder()
     x = b.input(0)
     if x_dtype != "float32":
         x = b.op("Cast", [x], {"to": FLOAT})
-    q = b.op("Cast", [b.input(i)], {"to": FLOAT})
-    if zp:
-        q = b.op("Sub", [q, b.const(float(zp), "float32")])
-    return b.build(b.op("Add", [x, b.op("Mul", [q, b.const(float(scale), "float32")])]))
+    return b.build(b.op("Add", [x, steps_expr(b, b.input(i), _steps_dq(scale, zp, q_dtype))]))
 
 
-E4M3 = 17  # TensorProto.FLOAT8E4M3FN
-LOW = {10: "float16", 16: "bfloat16"}
+E4M3 = "float8e4m3fn"
 
 
-def _const(nodes, k):
-    return nodes[k]["v"] if nodes[k]["op"] == "const" else None
-
-
-def fake_quant_input(expr: dict, k: int):
-    """(input index, scale) when expression node k is DQ(Q(input)) in e4m3 as the Q/DQ lowering writes it:
-    [Cast(float)] -> Div(s) -> Clip(+-448) -> Cast(e4m3) -> Cast(float) -> Mul(s) [-> Cast(fp16/bf16)]; else None."""
+def fake_quant_input(expr: dict, k: int, src: str):
+    """(input index, scale) when expression node k is DQ(Q(input)) in e4m3 exactly as the Q/DQ lowering writes
+    it for a `src` input (lower._steps_q then _steps_dq, the DQ back in src or in fp32), else None."""
     nodes = expr["nodes"]
-
-    def one(k, op, **attrs):
-        n = nodes[k]
-        ok = n["op"] == op and all(n.get("attrs", {}).get(a) == v for a, v in attrs.items())
-        return n["args"] if ok else None
-    if nodes[k]["op"] == "Cast" and nodes[k].get("attrs", {}).get("to") in LOW:
-        k = nodes[k]["args"][0]
-    mul = one(k, "Mul")
-    if mul is None or len(mul) != 2 or _const(nodes, mul[1]) is None:
+    top = nodes[nodes[k]["args"][0]] if nodes[k]["op"] == "Cast" and nodes[k].get("args") else nodes[k]
+    mul = top.get("args", []) if top["op"] == "Mul" else []
+    if len(mul) != 2 or nodes[mul[1]]["op"] != "const":
         return None
-    s = _const(nodes, mul[1])
-    up = one(mul[0], "Cast", to=FLOAT)
-    q = one(up[0], "Cast", to=E4M3) if up else None
-    clip = one(q[0], "Clip", min=-448.0, max=448.0) if q else None
-    div = one(clip[0], "Div") if clip else None
-    if not div or len(div) != 2 or _const(nodes, div[1]) != s:
-        return None
-    x = div[0]
-    if nodes[x]["op"] == "Cast" and nodes[x].get("attrs", {}).get("to") == FLOAT:
-        x = nodes[x]["args"][0]
-    return (nodes[x]["i"], s) if nodes[x]["op"] == "input" else None
+    s = nodes[mul[1]]["v"]
+    for out in dict.fromkeys((src, "float32")):
+        x = matches_steps(expr, k, _steps_q(s, 0, E4M3, src) + _steps_dq(s, 0, E4M3, out))
+        if x is not None and nodes[x]["op"] == "input":
+            return nodes[x]["i"], s
+    return None
 
 
 def q_side(scale: float, x_dtype: str) -> dict:
-    """Q(x) to e4m3 as the lowering writes it: Cast(Clip(x / s, -448, 448), e4m3), x cast up first."""
+    """Q(x) to e4m3 as the Q/DQ lowering computes it (x cast up first when it is not fp32)."""
     b = ExprBuilder()
-    x = b.input(0)
-    if x_dtype != "float32":
-        x = b.op("Cast", [x], {"to": FLOAT})
-    x = b.op("Clip", [b.op("Div", [x, b.const(float(scale), "float32")])], {"min": -448.0, "max": 448.0})
-    return b.build(b.op("Cast", [x], {"to": E4M3}))
+    return b.build(steps_expr(b, b.input(0), _steps_q(scale, 0, E4M3, x_dtype)))
 
 
 def _replace(expr: dict, k: int, j: int) -> dict:
     """expr with node k replaced by input j (what only k read is pruned)."""
-    b = ExprBuilder()
-    remap = {}
-    for i, n in enumerate(expr["nodes"]):
-        if i == k:
-            remap[i] = b.input(j)
-        elif n["op"] == "input":
-            remap[i] = b.input(n["i"])
-        elif n["op"] == "const":
-            remap[i] = b.const(n["v"], n["dtype"])
-        elif all(a in remap for a in n["args"]):
-            remap[i] = b.op(n["op"], [remap[a] for a in n["args"]], n.get("attrs"))
-    return b.build(remap[expr["out"]])
+    n_in = num_inputs(expr)
+    return _rebuild(expr, expr["out"], {i: i for i in range(n_in)}, {k: j})
 
 
 def _reads(expr: dict, j: int) -> int:
@@ -180,7 +147,7 @@ def side_q(g: Graph, m) -> bool:
     top = e["nodes"][e["out"]]
     if top["op"] != "Add" or len(top["args"]) != 2:
         return Decline("the GEMM's epilogue does not end in an Add")
-    found = [(k, fake_quant_input(e, k)) for k in top["args"]]
+    found = [(k, fake_quant_input(e, k, v.dtype)) for k in top["args"]]
     hit = [(k, f) for k, f in found if f is not None and f[0] == j + 1]
     if len(hit) != 1 or _reads(e, j + 1) != 1:
         return Decline("the residual is not added last as an e4m3 Q -> DQ round trip of this input")
@@ -215,12 +182,9 @@ def skip_norm(g: Graph, m) -> bool:
         return Decline("the GEMM's output has other readers")
     if v.dtype not in ("float16", "bfloat16", "float32"):
         return Decline("the GEMM's output is not a float type")
-    axis = int(n.attrs.get("axis", -1)) % max(1, len(v.shape))
-    row = v.shape[axis:]
-    if not all(isinstance(d, int) for d in row) or math.prod(row) > MAX_ROW:
+    if not _short_row(v, n.attrs):
         return Decline("the normalized row is not known to fit the single-pass norm kernel")
-    ws = a.inputs[3] if len(a.inputs) > 3 else None
-    if ws is None or ws.const is None or ws.const.numel() != 1:
+    if not _cublaslt_gemm(a):
         return Decline("the weight scale is not per tensor (cuBLASLt could not take the GEMM anyway)")
     extra_q = list(a.attrs.get("extra_q") or [])
     qs = [j for j, q in enumerate(extra_q) if q is not None]
