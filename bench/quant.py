@@ -130,6 +130,16 @@ def quant_summary(eng) -> dict:
             "timed_layers_best_ms_by_family": dict(best)}
 
 
+def engine_choice(eng) -> dict:
+    """The builder's whole-engine check (tensorforge.builder.fp16_form): the engine it kept and its own times of
+    the quantized engine and of the FP16 engine without the Q/DQ."""
+    c = eng.plan.meta.get("engine_choice")
+    if not c:
+        return {"engine": "quantized (not checked)"}
+    return {"engine": c["chosen"], "builder_quantized_ms": c.get("quantized_ms"),
+            "builder_fp16_form_ms": c.get("fp16_form_ms")}
+
+
 def measure_case(case, args) -> list[dict]:
     from tensorforge import zoo
     arch, bs, modes = CASES[case]
@@ -162,7 +172,7 @@ def measure_case(case, args) -> list[dict]:
                          "build_s": build_s, "quantize_s": quant_s, "layers": len(eng.plan.layers),
                          "cosine_vs_fp16": cos, "speedup": base / ms if ms else None,
                          "target_ms": TARGET_MS.get((case, mode)), "high_precision": args.high_precision,
-                         "layer_types": layer_types(eng), **quant_summary(eng)})
+                         "layer_types": layer_types(eng), **quant_summary(eng), **engine_choice(eng)})
             r = rows[-1]
             log(f"{case}: {mode} {_f(ms, '.3f')} ms, cosine {cos:.4f}, {r['chosen']}, "
                 f"layers by output type {r['layer_types']}; {r['slower_than_fp16']} slower than their FP16 form; "
@@ -210,15 +220,17 @@ def _f(v, fmt):
 def table(rows) -> str:
     lines = ["| case | precision | ms | img or seq/s | FP16 ms / ms | target ms | cosine vs FP16 "
              "| quantized layers: chosen | slower than FP16 form | timed quantized layers: chosen / FP16 form ms "
-             "| build s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| build s | engine kept: builder's quantized / FP16-form ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         chosen = ", ".join(f"{k} {v}" for k, v in sorted((r.get("chosen") or {}).items()))
         lines.append(f"| {r['case']} | {r['precision']} | {_f(r.get('ms'), '.3f')} | {_f(r.get('throughput'), '.0f')} "
                      f"| {_f(r.get('speedup'), '.2f')} | {_f(r.get('target_ms'), '.2f')} "
                      f"| {_f(r.get('cosine_vs_fp16'), '.4f')} | {r.get('quantized_layers', '-')}: {chosen or '-'} "
                      f"| {r.get('slower_than_fp16', '-')} | {_f(r.get('timed_layers_chosen_ms'), '.3f')} / "
-                     f"{_f(r.get('timed_layers_fp16_form_ms'), '.3f')} | {_f(r.get('build_s'), '.1f')} |"
+                     f"{_f(r.get('timed_layers_fp16_form_ms'), '.3f')} | {_f(r.get('build_s'), '.1f')} "
+                     f"| {r.get('engine', '-')}: {_f(r.get('builder_quantized_ms'), '.3f')} / "
+                     f"{_f(r.get('builder_fp16_form_ms'), '.3f')} |"
                      + (f" error: {r['error']}" if r.get("error") else ""))
     return "\n".join(lines)
 

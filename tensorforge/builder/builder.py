@@ -47,6 +47,7 @@ class Builder:
             g = frontend.load(proto, _pinned_shapes(proto, cfg))
             retarget = plugin.apply_overrides(g)  # {node: [op, domain]} run by a plugin instead of a built-in
             cfg = _strongly_typed_for_qdq(g, cfg)
+            g_qdq = _has_qdq(g)
             n_nodes = len(g.nodes)
             g = passes.run_pipeline(g, None if cfg.fusion else passes.CLEANUP)
             g = assign_precision(g, cfg)
@@ -79,6 +80,10 @@ class Builder:
         info["build_time_s"] = round(build_s, 3)
         log.info("Engine built in %.3f sec: %d ONNX nodes -> %d layers, activation memory %.2f MiB",
                  build_s, n_nodes, len(plan.layers), plan.device_memory_size / 2**20)
+        if _checks_fp16_form(g_qdq, cfg, device, refit):
+            from .fp16_form import choose
+            engine = choose(engine, proto, cfg, device, lambda c, m: Builder(c).build(m))
+            engine.build_info["build_time_s"] = round(time.perf_counter() - t0, 3)  # both builds and timings
         return engine
 
 
@@ -213,6 +218,18 @@ def _memory_at_max(plan) -> dict:
                 "unshared": memory.total_unshared(list(bufs.values()))}
         out = {k: max(v, here[k]) for k, v in out.items()}
     return out
+
+
+def _has_qdq(g) -> bool:
+    from ..passes.quant import has_qdq
+    return has_qdq(g)
+
+
+def _checks_fp16_form(had_qdq: bool, cfg, device, refit: bool) -> bool:
+    """Whether the quantized engine of a Q/DQ model is timed against its FP16 form (builder.fp16_form)."""
+    if not had_qdq or refit or cfg.fp16_engine_check == "never" or cfg.precision_constraints == "obey":
+        return False
+    return cfg.fp16_engine_check == "always" or (device.type == "cuda" and int(cfg.opt_level) >= 1)
 
 
 def _strongly_typed_for_qdq(g, cfg):

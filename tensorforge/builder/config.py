@@ -85,6 +85,10 @@ class BuilderConfig:
     fusion: bool = True  # False: cleanup passes only (the unfused baseline)
     refit: bool = False  # store what a refit needs (the ONNX graph without weight data)
     strip_weights: bool = False  # save the engine without weights (refit before inference); implies refit
+    # a Q/DQ model's quantized engine against the FP16 engine without its Q/DQ, both timed whole (builder.fp16_form):
+    # "auto" on a GPU at opt level >= 1 unless precision constraints are obeyed; "always" (also on the CPU);
+    # "never"
+    fp16_engine_check: str = "auto"
 
     def validate(self) -> None:
         if self.activation_memory not in ("arena", "direct"):
@@ -93,6 +97,8 @@ class BuilderConfig:
             raise TensorforgeError(f"builder optimization level must be 0..5, got {self.opt_level}")
         if self.precision_constraints not in ("none", "prefer", "obey"):
             raise TensorforgeError(f"precision_constraints must be none|prefer|obey, got {self.precision_constraints!r}")
+        if self.fp16_engine_check not in ("auto", "always", "never"):
+            raise TensorforgeError(f"fp16_engine_check must be auto|always|never, got {self.fp16_engine_check!r}")
         if self.fp8 and self.int8:
             raise TensorforgeError("fp8 and int8 cannot both be enabled")
         if self.profiling_verbosity not in ("layer_names_only", "detailed", "none"):

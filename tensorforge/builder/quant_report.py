@@ -30,7 +30,8 @@ def _unfused_reason(plan, lay, producers, consumers) -> str:
 
 
 def quant_report(engine) -> dict:
-    """{'unfused': [...], 'layers': [...]} of an engine built from a Q/DQ model (empty lists otherwise)."""
+    """{'unfused': [...], 'layers': [...]} of an engine built from a Q/DQ model (empty lists otherwise), and
+    'engine': the whole-engine check against the FP16 form (builder.fp16_form) where it ran."""
     plan = engine.plan
     producers = {o: lay for lay in plan.layers for o in lay.outputs}
     consumers: dict = {}
@@ -53,4 +54,16 @@ def quant_report(engine) -> dict:
                            "tactic": chosen,
                            "ms": next((ms for k, ms in t.items() if chosen in k), None),
                            "fp16_ms": next((ms for k, ms in t.items() if "fp16_form" in k), None)})
-    return {"unfused": unfused, "layers": layers}
+    rep = {"unfused": unfused, "layers": layers}
+    if "engine_choice" in plan.meta:  # the whole engine against the FP16 engine without the Q/DQ (fp16_form)
+        rep["engine"] = plan.meta["engine_choice"]
+    return rep
+
+
+def engine_line(rep: dict) -> str | None:
+    """One line on the whole-engine check, or None when it did not run."""
+    c = rep.get("engine")
+    if not c:
+        return None
+    kept = "the FP16 engine without the Q/DQ" if c["chosen"] == "fp16_form" else "the quantized engine"
+    return f"engine: {kept} ({c.get('why', '')})"

@@ -133,7 +133,7 @@ def inspect_engine(path: str) -> str:
     if dyn:
         lines.append(f"Data-dependent sizes: {len(dyn)} layer(s) run after the CUDA graph, eagerly, their outputs "
                      f"allocated when sized: {', '.join(dyn)}")
-    if any(lay.type.startswith("fused.Q") for lay in p.layers):
+    if "engine_choice" in p.meta or any(lay.type.startswith("fused.Q") for lay in p.layers):
         from .quant_lines import quant_lines
         lines += quant_lines(eng)
     return "\n".join(lines)

@@ -7,9 +7,11 @@ def _ms(v):
 
 
 def quant_lines(engine) -> list:
-    from ..builder.quant_report import quant_report
+    from ..builder.quant_report import engine_line, quant_report
     rep = quant_report(engine)
     out = [f"---- Quantization: {len(rep['layers'])} quantized layer(s), {len(rep['unfused'])} unfused Q/DQ ----"]
+    if engine_line(rep):
+        out.append(f"  {engine_line(rep)}")
     out += [f"  unfused {', '.join(u['qdq'])}: {u['reason']}" for u in rep["unfused"]]
     out += [f"  {lay['layer']} | {lay['precision']} | {lay['tactic']} | {_ms(lay['ms'])} | FP16 form {_ms(lay['fp16_ms'])}"
             for lay in rep["layers"]]

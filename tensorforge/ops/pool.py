@@ -13,6 +13,8 @@ from .common import has_input, known_ints, tensor_arg
 from .registry import infer, reference
 from .spatial import pad_input, pool_out_dim, resolve_pads, spatial_attrs
 
+FLOAT8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+
 
 def _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode):
     n = len(kernel_shape)
@@ -30,6 +32,11 @@ def maxpool_ref(x, kernel_shape, auto_pad="NOTSET", ceil_mode=0, dilations=None,
     n = len(kernel_shape)
     strides, dilations, pads = _pool_prep(x, kernel_shape, strides, pads, auto_pad, dilations, ceil_mode)
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
+    if x.dtype in FLOAT8:  # torch pools no float8 (a MaxPool of an FP8 network, its Q moved above it):
+        # every e4m3 / e5m2 value is exact in float16, and max only selects
+        out = maxpool_ref(x.half(), kernel_shape, auto_pad, ceil_mode, dilations, pads, storage_order, strides,
+                          _n_outputs)
+        return out.to(x.dtype) if _n_outputs == 1 else (out[0].to(x.dtype), out[1])
     if _n_outputs == 1 and x.is_floating_point():
         if pads[:n] == pads[n:] and all(p <= k // 2 for p, k in zip(pads[:n], kernel_shape)):
             return fn(x, kernel_shape, strides, pads[:n], dilations, bool(ceil_mode))
@@ -144,6 +151,8 @@ def gap_ref(x):
 
 @reference("GlobalMaxPool")
 def gmp_ref(x):
+    if x.dtype in FLOAT8:
+        return gmp_ref(x.half()).to(x.dtype)
     return x.amax(dim=tuple(range(2, x.dim())), keepdim=True)
 
 

@@ -113,8 +113,12 @@ def check_out_buffer(device, dtype, params=SMALL):
 
 
 def rand_bytes(shape, dtype, device, seed):
-    """8-bit values of a quantized network: int8 / uint8 over their whole range."""
+    """8-bit values of a quantized network: int8 / uint8 / float8 e4m3 over their whole range."""
     g = torch.Generator().manual_seed(seed)
+    if dtype == torch.float8_e4m3fn:  # every finite e4m3 value, both signs (0x7f / 0xff are NaN)
+        b = torch.randint(0, 127, shape, generator=g, dtype=torch.int32)
+        b = b + 128 * torch.randint(0, 2, shape, generator=g, dtype=torch.int32)
+        return b.to(torch.uint8).view(dtype).to(device)
     lo, hi = (-128, 128) if dtype == torch.int8 else (0, 256)
     return torch.randint(lo, hi, shape, generator=g, dtype=torch.int32).to(dtype).to(device)
 
@@ -123,7 +127,7 @@ def check_bytes(device, params=SMALL, shape=(2, 3, 9, 11)):
     """The max pools on int8 / uint8 inputs equal the reference exactly (max commutes with
     quantization), NCHW and channels-last; average pools of these types are not taken."""
     maxes = [c for c in WINDOW_CASES + GLOBAL_CASES if c[0] in ("MaxPool", "GlobalMaxPool")]
-    for dtype in (torch.int8, torch.uint8):
+    for dtype in (torch.int8, torch.uint8, torch.float8_e4m3fn):
         x = rand_bytes(shape, dtype, device, 7)
         for kind, attrs in maxes:
             for name, xin in layouts(x).items():

@@ -190,3 +190,19 @@ def test_skip_norm_only_where_cublaslt_could_take_the_gemm(model, mode, kw):
     assert not [n for n in g.nodes if n.op == "fused.LayerNorm" and (n.attrs.get("prologue") or n.attrs.get("side"))]
     residual = [n for n in g.nodes if n.op == "fused.QMatMul" and len(n.inputs) > 5]  # bias and a residual extra
     assert len(residual) == 4, [(n.name, len(n.inputs)) for n in g.nodes if n.op == "fused.QMatMul"]
+
+
+
+def test_fp8_stem_maxpool_pools_e4m3_and_matches_ort():
+    """FP8 from tensorforge quantize on a ResNet stem (conv -> ReLU -> MaxPool -> conv): the conv's input Q moves
+    above the MaxPool, which then pools e4m3 values (session 13 on the H200 ResNet-50's FP8 build failed there:
+    torch pools no float8; the reference and the Triton pool take them now)."""
+    from tensorforge.quant import quantize
+    from tests.kernels.test_triton_qconv import stem_block
+    m = quantize(stem_block(), "fp8", [{"x": rand((2, 3, 15, 13), seed=s)} for s in range(2)], "max")
+    eng, got = build_and_run(m, {"x": rand((2, 3, 15, 13), seed=5)})
+    pools = [lay for lay in eng.plan.layers if lay.type == "MaxPool"]
+    assert pools and pools[0].precision == "float8e4m3fn", [(lay.type, lay.precision) for lay in eng.plan.layers]
+    for k, r in run_ort(m, {"x": rand((2, 3, 15, 13), seed=5)}, basic=True).items():
+        v = got[k].ravel().astype(np.float64)
+        assert float(v @ r.ravel() / np.linalg.norm(v) / np.linalg.norm(r)) > 0.995, k

@@ -39,13 +39,15 @@ def apply(proto, opts, log):
 def report(engine, opts, log) -> None:
     """--quantReport=FILE (JSON) and, with --verbose, the same report in the log."""
     want = getattr(opts, "quantReport", None)
-    if not (want or opts.verbose) or not any(l.type.startswith("fused.Q") or "Quantize" in " ".join(l.origin or [])
-                                             for l in engine.plan.layers):
+    if not (want or opts.verbose) or not ("engine_choice" in engine.plan.meta or any(
+            l.type.startswith("fused.Q") or "Quantize" in " ".join(l.origin or []) for l in engine.plan.layers)):
         return
     import json
 
-    from ...builder.quant_report import quant_report
+    from ...builder.quant_report import engine_line, quant_report
     rep = quant_report(engine)
+    if engine_line(rep):
+        log.info(f"Quantization: {engine_line(rep)}")
     if want:
         from ...fileio import atomic_write
         atomic_write(want, json.dumps(rep, indent=1).encode("utf-8"), "quantization report")
