@@ -25,7 +25,7 @@ from ..progress import Progress
 from ..runtime.binding import bind_symbols
 from ..runtime.plan import EnginePlan
 from . import autotune as at
-from .tactic_check import check as check_tactic
+from .tactic_check import check as check_tactic, inner_flip_atol
 from .config import BuilderConfig
 from .layout import plan_layouts
 from .precompile import warm_compile
@@ -152,7 +152,7 @@ class Selector:
         bench = at.LayerBench(self.plan, lay, info, self.weights, self.device, self.dev_weights)
         ref_fn = at.layer_fn(lay, REFERENCE, self.plan.opset, self.device)
         tol = at.tolerance(lay, self.tf32)
-        steps = 0
+        steps, flip = 0, inner_flip_atol(lay)
         if lay.type.startswith("fused.Q") or quantized_output(self.plan, lay):
             # a quantized output (int8 / float8, a fused Q) may move a rounding tie by one step when a
             # kernel sums in another order: compared in steps (tactic_check.quantized_match), float outputs of a
@@ -165,7 +165,7 @@ class Selector:
             try:
                 fn = ref_fn if c == REFERENCE else at.layer_fn(lay, c, self.plan.opset, self.device)
                 if c != REFERENCE:
-                    ok, err = check_tactic(fn, ref_fn, b, tol, steps)
+                    ok, err = check_tactic(fn, ref_fn, b, tol, steps, flip)
                     if not ok:
                         log.warning("layer '%s': tactic %s does not match the reference (error %.3g > %.3g);"
                                     " skipped", lay.name, at.display(c), err, tol)
