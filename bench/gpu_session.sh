@@ -3,6 +3,8 @@
 #   bench/gpu_session.sh verify   the fast GPU tier + the GPU files changed since the last GPU run
 #   bench/gpu_session.sh quant    issue 14's large quantized cases (BERT and ViT bs 32 FP8, ResNet-50 bs 128 INT8)
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
+#   bench/gpu_session.sh serve5   issue 18's GPU load test with mixed batch sizes (Triton, Ray over HAProxy) and
+#                                 Triton's scaling to 8 instances on ResNet-50 (after the .raycarry parts were stashed)
 #   bench/gpu_session.sh check13  session 13's fixes on the GPU (float8 MaxPool, the whole-engine FP16-form check),
 #                                 then the small cases and ResNet-50 FP8 with them
 #   bench/gpu_session.sh quant3   issue 14's ResNet-50 INT8 at batch 2048 (with its FP16 engine)
@@ -96,6 +98,20 @@ case "${1:-}" in
       "tests/gpu/test_triton_pool.py::test_max_pools_on_8_bit_inputs"
     step quant_small 180 python3 bench/quant.py --cases bert_base_bs1,resnet50_bs4 --json "$OUT/quant_small.json"
     step quant_r50_fp8 300 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
+    ;;
+  serve5)
+    # issue 18 on the GPU, what serve4 left (after the .raycarry parts were stashed): the load test with mixed batch
+    # sizes (1-4 rows, 1,000 in flight) through both servers, Ray over HAProxy (serve4's Ray steps printed nothing:
+    # Serve's shutdown hung; it is bounded now), and how Triton scales with instances on ResNet-50 (x2: 1,793 req/s
+    # at 2.0 CPU ms per request, session 13)
+    step serve5_setup 90 bash -c "bench/carry_parts.sh site .raycarry && serve_engines r50_serve"
+    export PYTHONPATH="$PYTHONPATH:/tmp/site" LD_LIBRARY_PATH="/tmp/site/nvidia_pytriton.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    step r50_triton_mixed 100 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --triton-shm \
+      --instances 4 --mixed --requests 8000 --concurrency 1000 --clients 8
+    step r50_triton_x8 120 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths triton --triton-shm \
+      --instances 8 --requests 16000 --clients 8
+    step r50_ray_mixed 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --mixed --requests 4000 \
+      --concurrency 1000 --clients 8
     ;;
   kernels)
     step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"

@@ -132,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-batch", type=int, default=None, help="profile max (default 128 GPU, 16 CPU)")
     ap.add_argument("--max-wait-ms", type=float, default=None, help="batching delay (default 2 GPU, 10 CPU)")
     ap.add_argument("--single", action="store_true", help="batch-1 requests only (default on the GPU)")
+    ap.add_argument("--mixed", action="store_true", help="requests of 1-4 rows also on the GPU (issue 18's load "
+                    "test: >= 1,000 concurrent requests of mixed batch sizes)")
     ap.add_argument("--no-cuda-graph", action="store_true", help="the servers' engines run without CUDA graphs "
                     "(TENSORFORGE_SERVE_NO_CUDA_GRAPH=1 in their processes)")
     ap.add_argument("--json", default=None, help="write the results here")
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
     args.max_batch = args.max_batch or (128 if gpu else 16)
     wait = args.max_wait_ms if args.max_wait_ms is not None else (2.0 if gpu else 10.0)
     path = build_engine(args, device)
-    sizes = (1,) if (gpu or args.single) else (1, 1, 1, 2, 1, 4, 2, 1, 3, 1)
+    sizes = (1,) if (gpu and not args.mixed or args.single) else (1, 1, 1, 2, 1, 4, 2, 1, 3, 1)
     feeds = payloads(path, 64, sizes)
     refs = loadtest.references(path, feeds)
     which = [(i * 7) % len(feeds) for i in range(args.requests)]
