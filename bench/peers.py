@@ -55,25 +55,9 @@ def graph_time(call, n=20, repeats=5) -> float:
 
 
 def engine_graph(ctx, feeds: dict, first: dict):
-    """(replay, outputs) of one inference of execution context `ctx` captured in a CUDA graph: inputs
-    `feeds` (device tensors) and fresh outputs shaped like `first` bound, a warm-up enqueue on a side
-    stream outside the capture (K-major weight copies, first launches), the runtime's capture routine,
-    one replay done (the graph uploaded)."""
-    from tensorforge.runtime.graphs import capture
-    outs = {k: torch.empty_like(v) for k, v in first.items()}
-    for n, v in feeds.items():
-        ctx.set_input_shape(n, tuple(v.shape))
-        ctx.set_tensor_address(n, v)
-    for n, v in outs.items():
-        ctx.set_tensor_address(n, v)
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    ctx.execute_async(s)
-    s.synchronize()
-    g = capture(lambda: ctx.execute_async(s), s)
-    g.replay()
-    torch.cuda.synchronize()
-    return g.replay, outs
+    """(replay, outputs) of one inference of `ctx` captured in a CUDA graph (runtime.graphs.context_graph)."""
+    from tensorforge.runtime.graphs import context_graph
+    return context_graph(ctx, feeds, first)
 
 
 # ---- architectures ------------------------------------------------------------------------

@@ -150,21 +150,12 @@ def time_engine(engine, device, seconds: float = 0.2) -> float:
             ctx.infer(feeds)
         sync = lambda: None  # noqa: E731
     else:
-        from ..runtime.graphs import capture
-        outs = {k: torch.empty_like(v) for k, v in first.items()}
-        for n, v in feeds.items():
-            ctx.set_input_shape(n, tuple(v.shape))
-            ctx.set_tensor_address(n, v)
-        for n, v in outs.items():
-            ctx.set_tensor_address(n, v)
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        ctx.execute_async(s)
-        s.synchronize()
+        from ..runtime.graphs import context_graph
         try:
-            g = capture(lambda: ctx.execute_async(s), s)
-            run = g.replay
-        except Exception:  # noqa: BLE001 - not capturable: eager launches
+            run, _ = context_graph(ctx, feeds, first)
+        except Exception:  # noqa: BLE001 - not capturable: eager launches on a side stream
+            s = torch.cuda.Stream()
+
             def run():
                 ctx.execute_async(s)
         sync = torch.cuda.synchronize

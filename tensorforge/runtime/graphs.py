@@ -21,3 +21,24 @@ def capture(fn, stream, pool=None) -> "torch.cuda.CUDAGraph":
     with CAPTURE_LOCK, torch.cuda.graph(g, pool=pool, stream=stream, capture_error_mode="thread_local"):
         fn()
     return g
+
+
+def context_graph(ctx, feeds: dict, first: dict):
+    """(replay, outputs) of one inference of execution context `ctx` captured in a CUDA graph: inputs `feeds`
+    (device tensors) and fresh outputs shaped like `first` (an earlier infer's outputs) bound, one enqueue on a
+    side stream outside the capture (weight copies, first launches), then the capture (raises when it fails)
+    and one replay (the graph uploaded). For timing a whole engine (the builder's FP16-form check, bench/)."""
+    outs = {k: torch.empty_like(v) for k, v in first.items()}
+    for n, v in feeds.items():
+        ctx.set_input_shape(n, tuple(v.shape))
+        ctx.set_tensor_address(n, v)
+    for n, v in outs.items():
+        ctx.set_tensor_address(n, v)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    ctx.execute_async(s)
+    s.synchronize()
+    g = capture(lambda: ctx.execute_async(s), s)
+    g.replay()
+    torch.cuda.synchronize()
+    return g.replay, outs
