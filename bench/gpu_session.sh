@@ -70,10 +70,11 @@ case "${1:-}" in
   verify)
     step gpu_fast 180 tests/gpu/run.sh fast
     new=()
-    # the files whose code changed after their last GPU run (session 12: the norm prologue of
-    # passes.quant.skip_norm, the context's one CUDA-graph memory pool; session 11's files passed on the H200 in
-    # session 12 but test_serve_gpu's new memory bound, which was too strict and is now from that run)
-    for f in test_triton_norm test_serve_gpu test_quant_kernels_gpu test_fused_models test_tactics test_precision; do
+    # the files whose code changed after their last GPU run (session 13: the float8 pool compared by value, the
+    # tactic check's inner-round-trip allowance, the sdpa_q tactic, the whole-engine FP16-form check, the graph
+    # capture shared with bench/; session 12's files passed on the H200 in session 13)
+    for f in test_triton_pool test_triton_attention test_engine_fp16_form_gpu test_quant_kernels_gpu test_tactics \
+             test_precision test_fused_models; do
       [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
     done
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)

@@ -138,3 +138,15 @@ def test_output_q_in_the_store(qtype):
     """fused.Attention with out_q (the next GEMM's input Q): quantized in the kernel's store, compiled."""
     run_check_q(*packed_case(2, 3, 77, 64, (2, 1, 1, 77), dtype=torch.float16, **CUDA),
                 {"BLOCK_M": 64, "BLOCK_N": 64, "num_warps": 4, "num_stages": 3}, torch.float16, qtype)
+
+
+@pytest.mark.parametrize("qtype", ["float8e4m3fn", "int8"])
+@pytest.mark.parametrize("backend", ["flash", "cudnn"])
+def test_sdpa_with_the_q_kernel(backend, qtype):
+    """Tactic sdpa_q (SDPA + the generated Q kernel) at ViT-B/16's and BERT's shapes vs the reference, into a
+    preallocated output too."""
+    from tests.kernels.test_triton_attention_q import run_case
+    if torch.cuda.get_device_capability() < (9, 0) and backend == "cudnn":
+        pytest.skip("cuDNN attention tactics are offered on sm90+")
+    run_case(*vit_case(4, 12, 197, 64, dtype=torch.float16, **CUDA), qtype, backend, "cuda")
+    run_case(*packed_case(4, 12, 128, 64, dtype=torch.float16, **CUDA), qtype, backend, "cuda", out=True)

@@ -58,3 +58,15 @@ def square_prologue():
     b = ExprBuilder()
     d = b.op("Sub", [b.input(0), b.input(1)])
     return b.build(b.op("Pow", [d, b.const(2.0, "float32")]))
+
+
+def epilogue_must_run(monkeypatch):
+    """Make every EpilogueRunner call run its generated kernel: a fallback to the reference fails the test."""
+    from tensorforge.kernels.triton.runners import EpilogueRunner
+    orig = EpilogueRunner._epilogue
+
+    def checked(self, ins, outs):
+        res = orig(self, ins, outs)
+        assert res is not None, "fell back to the reference"
+        return res
+    monkeypatch.setattr(EpilogueRunner, "_epilogue", checked)

@@ -18,7 +18,7 @@ LIBRARIES = {"ATEN", "CUBLAS", "CUBLAS_LT", "CUDNN", "TRITON", "PLUGIN"}
 # the candidates order (a family's tactics come before the next family's: level 0 takes the first)
 ORDER = [("aten", "reference"), ("aten", "attention"), ("aten", "concat"), ("aten", "control"), ("aten", "conv"),
          ("aten", "lt"), ("aten", "gemm"), ("aten", "quant"), ("aten", "scaled_mm"), ("aten", "scaled_lt"),
-         ("triton", "flash"),
+         ("triton", "flash"), ("triton", "sdpa_q"),
          ("triton", "conv"), ("triton", "dwconv"),
          ("triton", "gemm"), ("triton", "qgemm"), ("triton", "qconv"), ("triton", "fp16_form"), ("triton", "pool"),
          ("triton", "se"),
@@ -45,7 +45,7 @@ def test_every_family_declares_source_library_level_and_in_place():
         assert lib in LIBRARIES, (f.name, lib)
         for name in f.tactics:
             assert kernels.family_of({"source": f.source, "name": name}) is f
-    assert {f.name for f in fams if f.writes_in_place} == {"lt", "scaled_lt", "flash", "conv", "dwconv", "gemm", "qgemm", "qconv", "fp16_form",
+    assert {f.name for f in fams if f.writes_in_place} == {"lt", "scaled_lt", "flash", "sdpa_q", "conv", "dwconv", "gemm", "qgemm", "qconv", "fp16_form",
                                                            "pool", "se", "pointwise", "softmax", "reduce", "epilogue", "norm",
                                                            "concat"}
 

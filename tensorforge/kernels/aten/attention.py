@@ -11,13 +11,13 @@ from . import tactic
 ATTENTION_TYPES = ("fused.Attention",)
 
 
-def _head_dim(layer, shapes):
+def head_dim(layer, shapes):
     from ...ops.fused.attention import view_shape
     q = shapes.inp(0)
     return view_shape(q["shape"], layer.attrs.get("q_view"))[-1] if q is not None else None
 
 
-def _backend(name):
+def sdpa_backend(name):
     from torch.nn.attention import SDPBackend
     return {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]
@@ -28,7 +28,7 @@ def sdpa(layer, attrs, opset, device, params):
     from torch.nn.attention import sdpa_kernel
 
     from ...ops.fused.attention import attention_ref
-    backend = _backend(params["backend"])
+    backend = sdpa_backend(params["backend"])
 
     def fn(inputs):
         with sdpa_kernel(backend):
@@ -49,7 +49,7 @@ def attention_candidates(layer, shapes, device):
     q = shapes.inp(0)
     if q is None or q["dtype"] not in FLOATS:
         return []
-    d = _head_dim(layer, shapes)
+    d = head_dim(layer, shapes)
     masked = shapes.inp(3) is not None
     cap = capability(device)
     out = []

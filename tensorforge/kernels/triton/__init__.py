@@ -25,4 +25,4 @@ def reference(layer, attrs, opset):
 
 
 # imported in candidates order: the templated families, then the generated kernels
-from . import attention, conv, dwconv, gemm, qgemm, qconv, fp16_form, pool, se, generated  # noqa: E402,F401,I001  (register the families)
+from . import attention, attention_q, conv, dwconv, gemm, qgemm, qconv, fp16_form, pool, se, generated  # noqa: E402,F401,I001  (register the families)
