@@ -192,8 +192,11 @@ def choose(quantized, proto, cfg, device, build):
         other = build(fcfg, form)
         choice["quantized_ms"] = round(time_engine(quantized, device), 4)
         choice["fp16_form_ms"] = round(time_engine(other, device), 4)
-    except TensorforgeError as e:
-        choice["why"] = f"the FP16 form did not build or run: {e}"
+    except Exception as e:  # noqa: BLE001 - the check must not fail a build that succeeded: keep the quantized
+        msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        choice["why"] = f"the FP16 form did not build or run ({type(e).__name__}: {msg}): no comparison"
+        log.warning("Q/DQ model: the FP16 engine to compare with did not build or run (%s: %s); keeping the "
+                    "quantized engine", type(e).__name__, msg)
         quantized.plan.meta["engine_choice"] = choice
         return quantized
     q, f = choice["quantized_ms"], choice["fp16_form_ms"]

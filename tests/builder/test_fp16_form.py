@@ -106,3 +106,15 @@ def test_no_check_when_obeyed_off_or_on_the_cpu_by_default(cfg, monkeypatch):
 def test_bad_check_value_is_one_line_error():
     with pytest.raises(tf.TensorforgeError, match="fp16_engine_check must be auto"):
         tf.BuilderConfig(fp16_engine_check="sometimes").validate()
+
+
+def test_a_failing_comparison_keeps_the_quantized_engine(monkeypatch):
+    """The FP16 form failing to build or time (here: out of memory while timing) is logged and recorded; the
+    quantized engine is returned, the build does not fail."""
+    def boom(engine, device, seconds=0.2):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore text")
+    monkeypatch.setattr(ff, "time_engine", boom)
+    eng = tf.Builder(tf.BuilderConfig(device="cpu", opt_level=1, fp16_engine_check="always")).build(_quantized("int8"))
+    c = eng.plan.meta["engine_choice"]
+    assert c["chosen"] == "quantized" and "RuntimeError: CUDA out of memory" in c["why"] and "more text" not in c["why"]
+    assert any(lay.type.startswith("fused.Q") for lay in eng.plan.layers)
