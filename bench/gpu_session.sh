@@ -5,6 +5,7 @@
 #   bench/gpu_session.sh kernels  issue 14's ResNet-50 FP8 and small cases (bs 1 / bs 4)
 #   bench/gpu_session.sh serve5   issue 18's GPU load test with mixed batch sizes (Triton, Ray over HAProxy) and
 #                                 Triton's scaling to 8 instances on ResNet-50 (after the .raycarry parts were stashed)
+#   bench/gpu_session.sh quant4   issue 14's ResNet-50 INT8 at opt level 4 (the qconv's extended configs), profiled
 #   bench/gpu_session.sh check13  session 13's fixes on the GPU (float8 MaxPool, the whole-engine FP16-form check),
 #                                 then the small cases and ResNet-50 FP8 with them
 #   bench/gpu_session.sh quant3   issue 14's ResNet-50 INT8 at batch 2048 (with its FP16 engine)
@@ -113,6 +114,12 @@ case "${1:-}" in
       --instances 8 --requests 16000 --clients 8
     step r50_ray_mixed 150 python3 bench/serve.py --engine /tmp/r50_serve.engine --paths ray --mixed --requests 4000 \
       --concurrency 1000 --clients 8
+    ;;
+  quant4)
+    # issue 14's ResNet-50 INT8 at opt level 4: the qconv's 8 extended configs (LEVEL4) timed beside the 4 default
+    # ones (session 13: qconv x52 4.1 ms at level 3, the FP16 engine's convs ~2.6-3.0 ms); the per-layer profile
+    step quant_r50_l4 560 python3 bench/quant.py --cases resnet50_bs128 --modes int8 --opt-level 4 --profile \
+      --json "$OUT/quant_r50_l4.json"
     ;;
   kernels)
     step quant_r50_fp8 250 python3 bench/quant.py --cases resnet50_bs128 --modes fp8 --json "$OUT/quant_r50_fp8.json"
