@@ -31,6 +31,7 @@ from .fuse_upsample import fuse_upsample
 from .identity import eliminate_identity
 from .instrument import PipelineStats
 from .merge_gemm import merge_gemm
+from .norm_prologue import norm_prologues
 from .patchify import patchify_convs
 from .quant import (quant_attention_out, quant_canonicalize, quant_fuse, quant_inline_operands, quant_lower_pairs,
                     quant_lower_rest, quant_propagate, quant_residual, quant_skip_norm, quant_unfold_weights)
@@ -44,7 +45,8 @@ PIPELINE = [contrib_to_onnx, fold_if, quant_canonicalize, fold_constants, elimin
             quant_propagate, quant_fuse, quant_unfold_weights, quant_lower_pairs, merge_gemm, fuse_activations,
             fuse_norms, fuse_attention, cse, fuse_reductions, fuse_conv, fuse_se, patchify_convs, fuse_gemm,
             fuse_epilogue, quant_residual, quant_attention_out, quant_lower_rest, fuse_scale, fuse_pointwise,
-            fuse_epilogue, quant_inline_operands, quant_skip_norm, fuse_upsample, cse, optimize_subgraphs, dce]
+            fuse_epilogue, quant_inline_operands, quant_skip_norm, norm_prologues, fuse_upsample, cse,
+            optimize_subgraphs, dce]
 
 
 # Cleanup only (BuilderConfig(fusion=False)): the unfused baseline, one layer per remaining ONNX node.
@@ -95,5 +97,5 @@ def _dumper(folder: str | None):
 __all__ = ["PIPELINE", "CLEANUP", "run_pipeline", "PipelineStats", "fold_constants", "dce", "cse", "eliminate_identity",
            "fuse_activations", "fuse_norms", "fuse_attention", "fuse_reductions", "fuse_conv",
            "fuse_gemm", "fuse_epilogue", "fuse_scale", "fuse_se", "fuse_pointwise", "fuse_upsample", "merge_gemm",
-           "patchify_convs",
+           "patchify_convs", "norm_prologues",
            "contrib_to_onnx", "fold_if", "optimize_subgraphs", "cleanup_subgraphs"]

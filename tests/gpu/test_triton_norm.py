@@ -43,6 +43,12 @@ def test_prologue_dequantized_skip():
         N.check_prologue("cuda", params)
 
 
+def test_prologue_sum_with_a_broadcast_input():
+    """ViT's position-embedding Add and BERT's embedding sum in the norm (passes.norm_prologue)."""
+    for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 1, "num_warps": 8}):
+        N.check_prologue_sum("cuda", params, shape=(32, 197, 768))
+
+
 @pytest.mark.parametrize("shape", [(32, 197, 768), (1, 128, 768), (4, 77, 1024), (2, 64, 4096)])
 def test_model_shapes_fp16(shape):
     """ViT-B/16 bs32, BERT bs1, CLIP text, a 4096-wide LLM row: every offered config."""

@@ -150,6 +150,28 @@ def check_prologue(device, params, n=768):
     assert NormRunner(side, {"BLOCK_N": 16}, None, False).plan([x, g, b, r, skip]) is None
 
 
+def check_prologue_sum(device, params, shape=(3, 37, 768)):
+    """An embedding sum normalized (passes.norm_prologue): x + pos (broadcast over the batch) + t, after an
+    epilogue extra, LayerNorm and RMSNorm, against the reference."""
+    from tensorforge.kernels.triton.runners import NormRunner
+    from tensorforge.ops.fused.expr import ExprBuilder
+    from tensorforge.ops.fused.norm import layernorm_ref, rmsnorm_ref
+    e = ExprBuilder()
+    pro = e.build(e.op("Add", [e.op("Add", [e.input(2), e.input(0)]), e.input(3)]))
+    x, t = rand(shape, torch.float16, device, 30), rand(shape, torch.float16, device, 31)
+    pos = rand((1,) + shape[1:], torch.float16, device, 32)
+    g, b = rand(shape[-1:], torch.float16, device, 33) + 2, rand(shape[-1:], torch.float16, device, 34)
+    r = rand(shape, torch.float16, device, 35)
+    attrs = {"axis": -1, "epsilon": 1e-5, "prologue": pro, "epilogue": add_expr()}
+    for rms in (False, True):
+        ins = [x, g] + ([] if rms else [b]) + [r, pos, t]
+        got = NormRunner(attrs, params, lambda _: pytest.fail("fell back to the reference"), rms)(ins)[0]
+        ref = (rmsnorm_ref if rms else layernorm_ref)(*ins, **attrs)
+        torch.testing.assert_close(got.float().cpu(), ref.float().cpu(), rtol=1e-2, atol=1e-2)
+        assert ((rmsnorm_ref if rms else layernorm_ref)(*ins, **{**attrs, "prologue": None}).float()
+                - ref.float()).abs().max() > 0.1  # the prologue mattered
+
+
 interp = cases.interpreter_only
 
 
@@ -177,6 +199,11 @@ def test_operands_and_epilogues(interpret, dtype):
 def test_prologue_dequantized_skip(interpret):
     for params in ({"ROWS": 4, "num_warps": 4}, {"ROWS": 1}):
         check_prologue("cpu", params)
+
+
+@interp
+def test_prologue_sum_with_a_broadcast_input(interpret):
+    check_prologue_sum("cpu", {"ROWS": 4, "num_warps": 4})
 
 
 @interp

@@ -24,16 +24,15 @@ weight scale, a float output read by nothing but the norm, a row short enough fo
 norm kernel (which is the only norm tactic with a prologue besides the reference)."""
 from __future__ import annotations
 
-import math
 
 from ...ir import Graph
 from ...ops.fused.expr import ExprBuilder, num_inputs
+from ..norm_prologue import short_row
 from ..rewrite import Decline, Op, Rule, fuse, rule_pass
 from .lower import _steps_dq, _steps_q, matches_steps, steps_expr
 from .params import F8
 
 N_LEAD = 4  # a quantized GEMM's xq, wq, bias, w_scale
-MAX_ROW = 8192  # the single-pass norm kernel's longest row (kernels/triton/runners.NormRunner)
 FLOAT = 1  # TensorProto.FLOAT
 
 
@@ -118,12 +117,6 @@ def _cublaslt_gemm(a) -> bool:
         ws.const.numel() == 1 and a.inputs[1] is not None and a.inputs[1].dtype in F8
 
 
-def _short_row(v, attrs) -> bool:
-    axis = int(attrs.get("axis", -1)) % max(1, len(v.shape))
-    row = v.shape[axis:]
-    return all(isinstance(d, int) for d in row) and math.prod(row) <= MAX_ROW
-
-
 def side_q(g: Graph, m) -> bool:
     """Norm(x) with x also read as FQ(x) by a quantized GEMM's residual  ==>  Norm(x) -> (y, Q(x)) and the
     GEMM reading Q(x) as a quantized residual (extra_q)."""
@@ -135,7 +128,7 @@ def side_q(g: Graph, m) -> bool:
     if v is None or g.is_output(v) or len(others) != 1 or any(x is v for x in n.inputs[1:]):
         return Decline("the norm's input is not read by exactly one other layer")
     r = others[0]
-    if not _cublaslt_gemm(r) or not r.attrs.get("epilogue") or not _short_row(v, n.attrs):
+    if not _cublaslt_gemm(r) or not r.attrs.get("epilogue") or not short_row(v, n.attrs):
         return Decline("the other reader is not an FP8 GEMM with per-tensor weights and an epilogue")
     pos = [i for i, x in enumerate(r.inputs) if x is v]
     if len(pos) != 1 or pos[0] < N_LEAD:
@@ -182,7 +175,7 @@ def skip_norm(g: Graph, m) -> bool:
         return Decline("the GEMM's output has other readers")
     if v.dtype not in ("float16", "bfloat16", "float32"):
         return Decline("the GEMM's output is not a float type")
-    if not _short_row(v, n.attrs):
+    if not short_row(v, n.attrs):
         return Decline("the normalized row is not known to fit the single-pass norm kernel")
     if not _cublaslt_gemm(a):
         return Decline("the weight scale is not per tensor (cuBLASLt could not take the GEMM anyway)")
