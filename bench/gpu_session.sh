@@ -74,8 +74,8 @@ case "${1:-}" in
     # the files whose code changed after their last GPU run (session 13: the float8 pool compared by value, the
     # tactic check's inner-round-trip allowance, the sdpa_q tactic, the whole-engine FP16-form check, the graph
     # capture shared with bench/; session 12's files passed on the H200 in session 13)
-    for f in test_triton_pool test_triton_attention test_triton_norm test_engine_fp16_form_gpu test_quant_kernels_gpu test_tactics \
-             test_precision test_fused_models; do
+    for f in test_triton_pool test_triton_attention test_triton_norm test_engine_fp16_form_gpu \
+             test_quant_kernels_gpu test_tactics test_precision test_fused_models; do
       [ -f "tests/gpu/$f.py" ] && new+=("tests/gpu/$f.py")
     done
     xd=(); python3 -c "import xdist" 2>/dev/null && xd=(-n 8)
