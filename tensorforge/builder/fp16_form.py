@@ -80,8 +80,9 @@ def fp16_form(proto: onnx.ModelProto) -> onnx.ModelProto | None:
             continue
         else:
             return None  # dequantizes a graph input or an integer op's output
-        folded.append(numpy_helper.from_array(w.float().numpy().astype(
-            "float16" if w.dtype == torch.float16 else "float32"), n.output[0]))
+        if w.dtype not in (torch.float16, torch.float32):
+            return None  # (a bfloat16 weight: numpy has no such type to store it through)
+        folded.append(numpy_helper.from_array(w.numpy(), n.output[0]))
         drop.add(id(n))
     used = {x for n in g.node if id(n) not in drop for x in n.input} | {o.name for o in g.output}
     for n in g.node:

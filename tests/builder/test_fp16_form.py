@@ -62,6 +62,9 @@ def test_no_fp16_form_where_a_qdq_cannot_go():
                     [("x", TensorProto.FLOAT, [4])], [("y", TensorProto.UINT8, [4])], [sc])
     assert ff.fp16_form(m1) is None and ff.fp16_form(m2) is None
     assert ff.fp16_form(stem_block()) is None  # nothing to take out
+    from tensorforge.quant import quantize  # bfloat16 weights: numpy cannot store them, no FP16 form (no error)
+    bf = quantize(stem_block(), "int8", [{"x": rand(SHAPE, seed=s)} for s in range(2)], "max", high_precision="bf16")
+    assert ff.fp16_form(bf) is None
 
 
 @pytest.mark.parametrize("fp16_faster", [True, False])
