@@ -148,10 +148,10 @@ def main(argv=None) -> int:
         floor_model(args.write_floor_model or args.write_tiny_model, tiny=bool(args.write_tiny_model))
         return 0
     if "ray" in args.paths and args.ray_client == "http":
-        from tensorforge.serve.cli import HIGH_THROUGHPUT, default_ingress
+        from tensorforge.serve.cli import default_ingress, high_throughput_env
         args.ray_ingress = args.ray_ingress or default_ingress()
         if args.ray_ingress == "haproxy":  # before Ray is imported (its Serve constants read them)
-            os.environ.update(HIGH_THROUGHPUT)
+            high_throughput_env()
     import torch
     if args.no_cuda_graph:  # inherited by Ray's workers and Triton's backend processes started below
         from tensorforge.env import SERVE_NO_GRAPH
