@@ -58,6 +58,8 @@ def norm_prologue(g: Graph, m) -> bool:
     pro = c.build(c.node(p, c.leaf))
     if not c.covers(v.shape) or expr_dtype(pro, [u.dtype for u in c.inputs]) != v.dtype:
         return Decline("the pointwise expression does not keep the norm's input shape and type")
+    if any(u.dtype not in FLOATS for u in c.inputs[1 + len(n.inputs[k:]):]):
+        return Decline("an input of the pointwise layer is not a float tensor (the norm kernel reads float extras)")
     fuse(g, [p, n], n.op, [full[0]] + lead[1:] + c.inputs[1:], {**n.attrs, "prologue": pro}, list(n.outputs),
          "NormPrologue", name=n.name)
     return True

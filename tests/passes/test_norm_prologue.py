@@ -51,10 +51,12 @@ def test_existing_extras_keep_their_indices():
     assert n.attrs.get("epilogue") and n.attrs.get("prologue") and [v.name for v in n.inputs[3:]] == ["t", "pos"]
 
 
-@pytest.mark.parametrize("case", ["other_reader", "graph_output", "long_row", "shape_change", "no_full_input"])
+@pytest.mark.parametrize("case", ["other_reader", "graph_output", "long_row", "shape_change", "no_full_input",
+                                  "bool_input"])
 def test_declines(case):
     """The sum read by another layer (ViT FP16: the first residual) or as a graph output; rows longer than the
-    single-pass kernel's 8192; a broadcast that grows the norm's input; no input of the norm's shape."""
+    single-pass kernel's 8192; a broadcast that grows the norm's input; no input of the norm's shape; a bool
+    operand (the norm kernel reads float extras)."""
     d = 8200 if case == "long_row" else 8
     x = [("x", [2, 5, d])]
     gamma, beta = init("gamma", np.ones(d, np.float32)), init("beta", np.zeros(d, np.float32))
@@ -70,6 +72,10 @@ def test_declines(case):
         x, feed = [("x", [2, 1, 8])], {"x": randn((2, 1, 8), seed=1)}
     elif case == "no_full_input":
         x, feed = [("x", [2, 5, 1])], {"x": randn((2, 5, 1), seed=1)}
+    elif case == "bool_input":  # Where(mask, x, pos) with a bool graph input
+        nodes = [("Where", ["m", "x", "pos"], ["s"]), LN]
+        x = x + [("m", 9, [2, 5, d])]  # TensorProto.BOOL
+        feed = dict(feed, m=randn((2, 5, d), seed=3) > 0)
     g = check(model(nodes, x, outs, [gamma, beta, pos]), feed, PIPE, atol=2e-5)
     assert not node(g, "fused.LayerNorm").attrs.get("prologue"), ops(g)
 
