@@ -47,7 +47,14 @@ def compare(args) -> int:
     t0 = time.perf_counter()
     from ..quant import has_qdq
     quantized = has_qdq(proto) and args.atol is None and args.rtol is None
-    ref = run_ort(proto, feed, basic=has_qdq(proto))  # Q/DQ: the fake-quant reference
+    ref_model = proto
+    choice = engine.plan.meta.get("engine_choice") or {}
+    if choice.get("chosen") == "fp16_form":  # the engine computes the model without its Q/DQ: compare with that
+        from ..builder.fp16_form import fp16_form
+        ref_model = fp16_form(proto)
+        print(f"[I] The builder kept the FP16 engine without the Q/DQ ({choice.get('why', '')}); compared with "
+              "ONNX Runtime running that model")
+    ref = run_ort(ref_model, feed, basic=has_qdq(ref_model))  # Q/DQ: the fake-quant reference
     args.atol = 1e-4 if args.atol is None else args.atol
     args.rtol = 1e-4 if args.rtol is None else args.rtol
     t_ort = time.perf_counter() - t0
