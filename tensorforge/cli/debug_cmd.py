@@ -44,6 +44,8 @@ def debug(args) -> int:
     check_input_flags(proto, args)
     cfg = build_config(args)
     cfg.profiles = shapes_profiles(proto, args.shapes)
+    # the search is over the layers' precisions: no whole-engine FP16 form in place of the engine (builder.fp16_form)
+    cfg.fp16_engine_check = "never"
     feed = random_feed(Builder(cfg).build(proto), args)
     ref = run_ort(proto, feed)
     search = PrecisionSearch(proto, cfg, feed, ref, args.atol, args.rtol, args.keep)
