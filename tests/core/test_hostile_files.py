@@ -105,6 +105,20 @@ def test_timing_cache_that_is_something_else_is_refused(tmp_path, capsys, conten
     assert len([ln for ln in err.splitlines() if "[E]" in ln]) == 1
 
 
+def test_no_output_onto_an_unused_timing_cache_file(tmp_path, capsys):
+    """With --noBuilderCache the timing cache file is neither read nor written, but it is still the user's: another
+    output naming it is refused (session 13's fuzz, seed 50: --exportLayerInfo replaced it)."""
+    import onnx
+    model, cache = tmp_path / "m.onnx", tmp_path / "other.json"
+    onnx.save(conv_net(), str(model))
+    cache.write_text('{"mine": 1}')
+    rc = forgeexec([f"--onnx={model}", f"--timingCacheFile={cache}", "--noBuilderCache",
+                    f"--exportLayerInfo={cache}", *FAST])
+    err = capsys.readouterr().err
+    assert rc != 0 and cache.read_text() == '{"mine": 1}' and "refusing to overwrite" in err, err
+    assert len([ln for ln in err.splitlines() if "[E]" in ln]) == 1
+
+
 def test_output_equal_to_input_is_refused(tmp_path, capsys):
     import onnx
     model = tmp_path / "m.onnx"

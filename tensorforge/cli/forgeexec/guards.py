@@ -28,8 +28,12 @@ def check_paths(opts) -> None:
     """UsageError when an output path is an input path (it would be destroyed) or two outputs collide."""
     from tensorforge.fileio import check_distinct
     outs = [(f"--{f}", getattr(opts, f, None)) for f in OUTPUT_FLAGS]
-    outs = [(f, p) for f, p in outs if p and not (f == "--timingCacheFile" and getattr(opts, "noBuilderCache", False))]
-    check_distinct([(f"the input file of {f}", p) for f, p in _inputs(opts)], outs, UsageError)
+    kept = []  # with --noBuilderCache the timing cache is not written, but the file is still the user's: no other
+    # output may go there (session 13's fuzz, seed 50: --exportLayerInfo onto it replaced a file the user kept)
+    if getattr(opts, "noBuilderCache", False) and getattr(opts, "timingCacheFile", None):
+        kept = [("the timing cache file of --timingCacheFile", opts.timingCacheFile)]
+    outs = [(f, p) for f, p in outs if p and not (f == "--timingCacheFile" and kept)]
+    check_distinct([(f"the input file of {f}", p) for f, p in _inputs(opts)] + kept, outs, UsageError)
 
 
 def check_limits(opts) -> None:
