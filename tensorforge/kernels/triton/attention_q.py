@@ -9,36 +9,23 @@ faster than the flash kernel in ViT (one 9.7 MB fp16 read and a 4.8 MB e4m3 writ
 it like every tactic. Params: backend (as aten's sdpa), BLOCK, num_warps."""
 from __future__ import annotations
 
-import torch
-
-from ... import dtypes
 from ..device import capability, is_cuda
 from ..layer_shapes import LOW
 from ..registry import tactic_family
 
-F8_MAX = {"float8e4m3fn": 448.0}
-INT_RANGE = {"int8": (-128.0, 127.0), "uint8": (0.0, 255.0)}
+QTYPES = ("float8e4m3fn", "int8", "uint8")
 
 
 def q_expr(out_q) -> dict | None:
-    """The pointwise expression of QuantizeLinear(y) for out_q = [scale, zero point, type] over a float input 0:
-    the steps a lowered Q computes (passes.quant.lower's template: fp32, divide, [round, add zp,] clip, cast)."""
+    """The pointwise expression of QuantizeLinear(y) for out_q = [scale, zero point, type] over an fp16 / bf16
+    input 0: the Q template a lowered Q computes (ops.fused.qdq_expr)."""
+    from ...ops.fused.expr import ExprBuilder
+    from ...ops.fused.qdq_expr import q_steps, steps_expr
     s, z, dt = out_q
-    if dt not in F8_MAX and dt not in INT_RANGE:
+    if dt not in QTYPES:
         return None
-    nodes = [{"op": "input", "i": 0}, {"op": "Cast", "args": [0], "attrs": {"to": 1}},
-             {"op": "const", "v": float(s), "dtype": "float32"}, {"op": "Div", "args": [1, 2], "attrs": {}}]
-    if dt in F8_MAX:
-        lo, hi = -F8_MAX[dt], F8_MAX[dt]
-    else:
-        nodes.append({"op": "Round", "args": [len(nodes) - 1], "attrs": {}})
-        if z:
-            nodes.append({"op": "const", "v": float(z), "dtype": "float32"})
-            nodes.append({"op": "Add", "args": [len(nodes) - 2, len(nodes) - 1], "attrs": {}})
-        lo, hi = INT_RANGE[dt]
-    nodes.append({"op": "Clip", "args": [len(nodes) - 1], "attrs": {"min": lo, "max": hi}})
-    nodes.append({"op": "Cast", "args": [len(nodes) - 1], "attrs": {"to": dtypes.to_onnx(dt)}})
-    return {"nodes": nodes, "out": len(nodes) - 1}
+    b = ExprBuilder()
+    return b.build(steps_expr(b, b.input(0), q_steps(float(s), z, dt, "float16")))
 
 
 def make_sdpa_q(layer, attrs, opset, device, params):

@@ -12,38 +12,10 @@ from onnx import TensorProto
 
 from ... import dtypes
 from ...ir import Graph
+from ...ops.fused.qdq_expr import LOW, dq_steps, q_steps
 from .params import F8, spec
 
 log = logging.getLogger("tensorforge")
-F8_MAX = {"float8e4m3fn": 448.0, "float8e4m3fnuz": 240.0, "float8e5m2": 57344.0, "float8e5m2fnuz": 57344.0}
-
-
-LOW = ("float16", "bfloat16")
-_UP = [("Cast", None, {"to": TensorProto.FLOAT})]
-
-
-def _steps_q(s, zp, dt, src="float32"):
-    """The quantize template: [(op, constant operand or None, attrs)]."""
-    onnx_to = dtypes.to_onnx(dt)
-    up = _UP if src in LOW else []
-    if dt in F8:
-        m = F8_MAX[dt]
-        return up + [("Div", s, {}), ("Clip", (-m, m), {}), ("Cast", None, {"to": onnx_to})]
-    info = torch.iinfo(dtypes.to_torch(dt))
-    steps = up + [("Div", s, {}), ("Round", None, {})]
-    if zp:
-        steps.append(("Add", float(zp), {}))
-    return steps + [("Clip", (float(info.min), float(info.max)), {}), ("Cast", None, {"to": onnx_to})]
-
-
-def _steps_dq(s, zp, dt, out="float32"):
-    steps = list(_UP)
-    if zp and dt not in F8:
-        steps.append(("Sub", float(zp), {}))
-    down = [("Cast", None, {"to": dtypes.to_onnx(out)})] if out in LOW else []
-    return steps + [("Mul", s, {})] + down
-
-
 def _emit(g: Graph, node, steps):
     """Replace `node` by the chain of pointwise steps (its output Value kept)."""
     x, y = node.inputs[0], node.outputs[0]
@@ -83,9 +55,9 @@ def lower(g: Graph, node) -> bool:
         return False
     s, zp, dt = spec(node)
     if node.op == "QuantizeLinear":
-        _emit(g, node, _steps_q(s, zp, dt, node.inputs[0].dtype))
+        _emit(g, node, q_steps(s, zp, dt, node.inputs[0].dtype))
     else:
-        _emit(g, node, _steps_dq(s, zp, dt, node.outputs[0].dtype))
+        _emit(g, node, dq_steps(s, zp, dt, node.outputs[0].dtype))
     log.info("Lowering %s %s to pointwise (QDQLower)", node.op, node.name)
     return True
 
@@ -112,8 +84,8 @@ def _scalar(v):
 
 def lowered_q(g: Graph, v):
     """([scale, zero point, type], chain nodes, output) when v's only user starts the pointwise chain
-    _steps_q emits for a per-tensor Q (each inner value used once, not a graph output), else None: the
-    chain is read up to its final Cast, then compared with _steps_q's template for its scale and type."""
+    q_steps emits for a per-tensor Q (each inner value used once, not a graph output), else None: the
+    chain is read up to its final Cast, then compared with q_steps's template for its scale and type."""
     chain, cur = [], v
     while len(chain) < 6 and len(cur.users) == 1 and not g.is_output(cur):
         n = cur.users[0]
@@ -132,7 +104,7 @@ def lowered_q(g: Graph, v):
     zp = _scalar(add.inputs[1]) if add is not None else 0.0
     if dt not in F8 + ("int8", "uint8") or not s or s <= 0 or zp is None or zp != int(zp):
         return None
-    want = _steps_q(s, int(zp), dt, v.dtype)
+    want = q_steps(s, int(zp), dt, v.dtype)
     if len(want) != len(chain):
         return None
     for (op, c, attrs), n in zip(want, chain):
@@ -141,38 +113,6 @@ def lowered_q(g: Graph, v):
                 [_scalar(x) for x in n.inputs[1:]] != consts:
             return None
     return [s, int(zp), dt], chain, cur
-
-
-def steps_expr(b, x: int, steps) -> int:
-    """The Q/DQ template `steps` (_steps_q / _steps_dq) emitted into ExprBuilder b from node x: the same
-    float32 operations a lowered Q/DQ computes in a pointwise kernel; returns the last node."""
-    for op, c, attrs in steps:
-        if isinstance(c, tuple):  # Clip's bounds: attributes in an expression
-            x = b.op(op, [x], {"min": float(c[0]), "max": float(c[1])})
-        elif c is not None:
-            x = b.op(op, [x, b.const(float(c), "float32")], attrs)
-        else:
-            x = b.op(op, [x], attrs)
-    return x
-
-
-def matches_steps(expr: dict, k: int, steps):
-    """The node a chain of expression nodes ending at node k starts from when the chain is exactly the Q/DQ
-    template `steps` (as steps_expr emits it), else None."""
-    nodes = expr["nodes"]
-    for op, c, attrs in reversed(steps):
-        n = nodes[k]
-        args = n.get("args", [])
-        if n["op"] != op or any(n.get("attrs", {}).get(a) != v for a, v in attrs.items()) or not args:
-            return None
-        if isinstance(c, tuple):
-            if (n["attrs"].get("min"), n["attrs"].get("max")) != (float(c[0]), float(c[1])):
-                return None
-        elif c is not None:
-            if len(args) != 2 or nodes[args[1]]["op"] != "const" or nodes[args[1]]["v"] != float(c):
-                return None
-        k = args[0]
-    return k
 
 
 def quant_lower_rest(g: Graph) -> Graph:

@@ -29,7 +29,7 @@ from ...ir import Graph
 from ...ops.fused.expr import ExprBuilder, num_inputs
 from ..norm_prologue import short_row
 from ..rewrite import Decline, Op, Rule, fuse, rule_pass
-from .lower import _steps_dq, _steps_q, matches_steps, steps_expr
+from ...ops.fused.qdq_expr import dq_steps, matches_steps, q_steps, steps_expr
 from .params import F8
 
 N_LEAD = 4  # a quantized GEMM's xq, wq, bias, w_scale
@@ -72,7 +72,7 @@ def dq_add_prologue(i: int, scale: float, zp: int, x_dtype: str, q_dtype: str = 
     x = b.input(0)
     if x_dtype != "float32":
         x = b.op("Cast", [x], {"to": FLOAT})
-    return b.build(b.op("Add", [x, steps_expr(b, b.input(i), _steps_dq(scale, zp, q_dtype))]))
+    return b.build(b.op("Add", [x, steps_expr(b, b.input(i), dq_steps(scale, zp, q_dtype))]))
 
 
 E4M3 = "float8e4m3fn"
@@ -80,7 +80,7 @@ E4M3 = "float8e4m3fn"
 
 def fake_quant_input(expr: dict, k: int, src: str):
     """(input index, scale) when expression node k is DQ(Q(input)) in e4m3 exactly as the Q/DQ lowering writes
-    it for a `src` input (lower._steps_q then _steps_dq, the DQ back in src or in fp32), else None."""
+    it for a `src` input (qdq_expr.q_steps then dq_steps, the DQ back in src or in fp32), else None."""
     nodes = expr["nodes"]
     top = nodes[nodes[k]["args"][0]] if nodes[k]["op"] == "Cast" and nodes[k].get("args") else nodes[k]
     mul = top.get("args", []) if top["op"] == "Mul" else []
@@ -88,7 +88,7 @@ def fake_quant_input(expr: dict, k: int, src: str):
         return None
     s = nodes[mul[1]]["v"]
     for out in dict.fromkeys((src, "float32")):
-        x = matches_steps(expr, k, _steps_q(s, 0, E4M3, src) + _steps_dq(s, 0, E4M3, out))
+        x = matches_steps(expr, k, q_steps(s, 0, E4M3, src) + dq_steps(s, 0, E4M3, out))
         if x is not None and nodes[x]["op"] == "input":
             return nodes[x]["i"], s
     return None
@@ -97,7 +97,7 @@ def fake_quant_input(expr: dict, k: int, src: str):
 def q_side(scale: float, x_dtype: str) -> dict:
     """Q(x) to e4m3 as the Q/DQ lowering computes it (x cast up first when it is not fp32)."""
     b = ExprBuilder()
-    return b.build(steps_expr(b, b.input(0), _steps_q(scale, 0, E4M3, x_dtype)))
+    return b.build(steps_expr(b, b.input(0), q_steps(scale, 0, E4M3, x_dtype)))
 
 
 def _replace(expr: dict, k: int, j: int) -> dict:
