@@ -21,6 +21,7 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
+from ..dtypes import to_torch
 from ..errors import TensorforgeError
 
 log = logging.getLogger("tensorforge")
@@ -132,7 +133,6 @@ def _feeds(engine, device) -> dict:
             continue
         if any(not isinstance(d, int) for d in shape):
             raise TensorforgeError(f"input '{name}' has no opt shape to time the engine at")
-        from ..dtypes import to_torch
         dt = to_torch(spec.dtype)
         x = torch.rand(shape, device=device).to(dt) if dt.is_floating_point else torch.ones(shape, dtype=dt,
                                                                                               device=device)
