@@ -10,7 +10,7 @@ from tensorforge.ops import registry
 from tensorforge.ops.registry import DuplicateOpError, infer, reference, symval
 
 OPS_DIR = os.path.dirname(registry.__file__)
-HELPERS = {"registry", "common", "spatial", "symvalue", "fused.expr", "lowbit", "contrib.mlas",
+HELPERS = {"registry", "common", "spatial", "symvalue", "fused.expr", "fused.qdq_expr", "lowbit", "contrib.mlas",
            "interpreter", "nearest"}  # modules that register no op
 
 
